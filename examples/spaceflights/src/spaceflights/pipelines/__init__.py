@@ -1,0 +1,3 @@
+"""Pipelines of the spaceflights example project."""
+
+from __future__ import annotations

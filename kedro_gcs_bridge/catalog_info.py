@@ -1,0 +1,46 @@
+"""What the Kedro catalog says of boundary datasets: in memory, or a file, and where."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kedro.io.core import get_protocol_and_path
+
+_MEMORY_TYPES = frozenset({"MemoryDataset", "SharedMemoryDataset"})
+
+
+def is_memory(dataset: Any) -> bool:
+    """True for datasets that live only in the process (lost when a pod ends)."""
+    return dataset is None or type(dataset).__name__ in _MEMORY_TYPES
+
+
+def dataset_path(dataset: Any) -> str | None:
+    """The filepath a catalog dataset reads and writes, when it has one."""
+    try:
+        described = dataset._describe()
+    except Exception:
+        return None
+    path = described.get("filepath") or described.get("path")
+    return None if path is None else str(path)
+
+
+def local_disk_paths(catalog: Any, names: Iterable[str]) -> dict[str, str]:
+    """Boundary datasets that are catalog entries on local disk -> their path.
+
+    Such a dataset is written inside one pod and read in another, where the file is not.
+    """
+    found: dict[str, str] = {}
+    for name in names:
+        if name not in catalog:
+            continue
+        dataset = catalog.get(name)
+        if is_memory(dataset):
+            continue
+        path = dataset_path(dataset)
+        if path is None:
+            continue
+        protocol, _ = get_protocol_and_path(path)
+        if protocol == "file":
+            found[name] = path
+    return found

@@ -1,0 +1,192 @@
+"""`kedro gcs-bridge ...`: set a project up (init), print its task plan (plan), check it (validate).
+
+Registered as a Kedro project command through the `kedro.project_commands` entry point.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kedro_gcs_bridge.plan_views import FORMATS
+
+if TYPE_CHECKING:
+    from kedro.framework.startup import ProjectMetadata
+
+    from kedro_gcs_bridge.dagfile import DagFile
+
+DEFAULT_PIPELINE = "__default__"
+DEFAULT_ENV = "local"
+
+
+def _resource(name: str) -> Path:
+    """A file shipped with the package (wheel) or, in a source checkout, from the repo root."""
+    packaged = Path(__file__).parent / "_resources" / name
+    return packaged if packaged.exists() else Path(__file__).resolve().parents[1] / name
+
+
+def init_files() -> list[tuple[Path, str]]:
+    """(source, destination relative to the project) for every file `init` copies."""
+    files = [
+        (_resource("templates") / "gcs_bridge.j2", "templates/gcs_bridge.j2"),
+        (Path(__file__).parent / "project_files" / "airflow.yml", "conf/base/airflow.yml"),
+    ]
+    docker = _resource("docker")
+    files += [
+        (source, f"docker/{source.relative_to(docker)}")
+        for source in sorted(docker.rglob("*"))
+        if source.is_file()
+    ]
+    return files
+
+
+def copy_init_files(project_path: Path, force: bool) -> tuple[list[str], list[str]]:
+    """Copies the init files into a project; returns (written, skipped because they exist)."""
+    written, skipped = [], []
+    for source, relative in init_files():
+        target = project_path / relative
+        if target.exists() and not force:
+            skipped.append(relative)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(relative)
+    return written, skipped
+
+
+def _split_params(ctx: click.Context, param: Any, value: str) -> dict[str, Any]:
+    from kedro.framework.cli.utils import _split_params as kedro_split_params
+
+    return kedro_split_params(ctx, param, value)
+
+
+def _load_project(metadata: ProjectMetadata, env: str) -> tuple[dict[str, Any], Any]:
+    """The raw airflow config and the catalog of the project, for an env."""
+    from kedro.framework.session import KedroSession
+
+    from kedro_gcs_bridge.hooks import load_airflow_config
+
+    with KedroSession.create(project_path=metadata.project_path, env=env) as session:
+        context = session.load_context()
+        return load_airflow_config(context.config_loader), context.catalog
+
+
+def _dag_files(
+    metadata: ProjectMetadata, names: Iterable[str], env: str, params: dict[str, Any]
+) -> tuple[list[DagFile], Any]:
+    from kedro.framework.cli.utils import KedroCliError
+    from kedro.framework.project import pipelines
+
+    from kedro_gcs_bridge.config import merge_airflow_config
+    from kedro_gcs_bridge.dagfile import build_dag_file
+
+    raw, catalog = _load_project(metadata, env)
+    files = []
+    for name in names:
+        pipeline = pipelines.get(name)
+        if pipeline is None:
+            raise KedroCliError(f"Pipeline {name} not found; registered: {sorted(pipelines)}.")
+        variables = {
+            **merge_airflow_config(raw, name, params),
+            "pipeline": pipeline,
+            "pipeline_name": name,
+            "env": env,
+            "package_name": metadata.package_name,
+        }
+        files.append(build_dag_file(variables))
+    return files, catalog
+
+
+@click.group(name="kedro-gcs-bridge")
+def commands() -> None:
+    """kedro-gcs-bridge commands."""
+
+
+@commands.group(name="gcs-bridge")
+def gcs_bridge() -> None:
+    """Run a Kedro project on Airflow + GKE, one pod per node group, data through GCS."""
+
+
+@gcs_bridge.command()
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.pass_obj
+def init(metadata: ProjectMetadata, force: bool) -> None:
+    """Copy the DAG template, a commented conf/base/airflow.yml and docker/ into the project."""
+    written, skipped = copy_init_files(Path(metadata.project_path), force)
+    for relative in written:
+        click.secho(f"wrote   {relative}", fg="green")
+    for relative in skipped:
+        click.secho(f"skipped {relative} (exists; --force overwrites it)", fg="yellow")
+    click.echo(
+        "Next: tag nodes airflow.<group> / machine.<class>, fill conf/base/airflow.yml, then "
+        "`kedro gcs-bridge plan` and `kedro airflow create -j templates/gcs_bridge.j2`."
+    )
+
+
+@gcs_bridge.command()
+@click.option("-p", "--pipeline", "pipeline_name", default=DEFAULT_PIPELINE, show_default=True)
+@click.option("-e", "--env", default=DEFAULT_ENV, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--params", default="", callback=_split_params, help="Config overrides k=v,...")
+@click.pass_obj
+def plan(
+    metadata: ProjectMetadata, pipeline_name: str, env: str, fmt: str, params: dict[str, Any]
+) -> None:
+    """Print the Airflow tasks of a pipeline: nodes, machine class, upstream, crossing data."""
+    from kedro.framework.cli.utils import KedroCliError
+
+    from kedro_gcs_bridge.catalog_info import local_disk_paths
+    from kedro_gcs_bridge.plan_views import render_plan
+
+    (dag,), catalog = _dag_files(metadata, [pipeline_name], env, params)
+    if dag.plan is None:
+        raise KedroCliError(dag.error or "no plan")
+    crossing = {dataset for task in dag.plan.tasks for dataset in task.outputs}
+    click.echo(render_plan(dag.plan, fmt, local_disk_paths(catalog, crossing)), nl=False)
+
+
+@gcs_bridge.command()
+@click.option(
+    "-p", "--pipeline", "pipeline_names", multiple=True, help="Default: every registered one."
+)
+@click.option("-e", "--env", default=DEFAULT_ENV, show_default=True)
+@click.option("--params", default="", callback=_split_params, help="Config overrides k=v,...")
+@click.pass_obj
+def validate(
+    metadata: ProjectMetadata, pipeline_names: tuple[str, ...], env: str, params: dict[str, Any]
+) -> None:
+    """Check pipelines would become valid DAGs; exit 1 on any error."""
+    from kedro.framework.project import pipelines
+
+    from kedro_gcs_bridge.catalog_info import local_disk_paths
+    from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
+
+    names = list(pipeline_names) or sorted(pipelines)
+    files, catalog = _dag_files(metadata, names, env, params)
+    raw, _ = _load_project(metadata, env)
+    failed = False
+    for name, dag in zip(names, files, strict=True):
+        for note in unknown_keys(merge_airflow_config(raw, name, params)):
+            click.secho(f"{name}: warning: {note}", fg="yellow")
+        if dag.error:
+            failed = True
+            click.secho(f"{name}: ERROR\n{dag.error}", fg="red")
+            continue
+        assert dag.plan is not None
+        crossing = {dataset for task in dag.plan.tasks for dataset in task.outputs}
+        for dataset, path in local_disk_paths(catalog, crossing).items():
+            click.secho(
+                f"{name}: warning: dataset '{dataset}' crosses between pods but is saved on "
+                f"local disk ({path}); the next pod will not find it. Put it on gs:// or "
+                "remove it from the catalog so the run prefix carries it.",
+                fg="yellow",
+            )
+        for warning in dag.plan.warnings:
+            click.secho(f"{name}: warning: {warning}", fg="yellow")
+        click.secho(f"{name}: ok, {len(dag.plan.tasks)} task(s)", fg="green")
+    if failed:
+        raise click.exceptions.Exit(1)

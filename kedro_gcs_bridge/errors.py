@@ -1,0 +1,45 @@
+"""The exceptions kedro-gcs-bridge raises: one base class, one subclass per concern."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class GCSBridgeError(Exception):
+    """Base class of every error kedro-gcs-bridge raises on purpose."""
+
+
+class ConfigError(GCSBridgeError):
+    """The `airflow` config (airflow.yml, `--params`) has a key with a wrong value or type."""
+
+
+class PlanError(GCSBridgeError):
+    """The pipeline cannot become a DAG: bad tags, a cyclic grouping, an impossible pod size.
+
+    Every problem found is kept in `problems`, so one run reports them all.
+    """
+
+    def __init__(self, pipeline_name: str, problems: Iterable[str]) -> None:
+        self.pipeline_name = pipeline_name
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(
+            f"Pipeline {pipeline_name} cannot be turned into an Airflow DAG "
+            f"({len(self.problems)} problem(s)):\n{lines}"
+        )
+
+
+class HandoffError(GCSBridgeError):
+    """A boundary dataset could not be saved to or loaded from the run prefix."""
+
+
+class MissingHandoffError(HandoffError):
+    """A boundary dataset that this group needs is not under the run prefix."""
+
+
+class ChecksumError(HandoffError):
+    """An object under the run prefix does not match the checksum its manifest records."""
+
+
+class ForbiddenFormatError(HandoffError):
+    """A value can only be stored as pickle, and pickle is forbidden by config."""

@@ -1,0 +1,274 @@
+"""Grouping: which Kedro nodes run together in one pod, and how the groups depend on each other.
+
+Pure functions over `NodeSpec`, a plain copy of what matters about a Kedro node (name, inputs,
+outputs, tags), so the rules can be tested on thousands of random pipelines without Kedro.
+A node tagged `<grouping_prefix><group>` joins that group; an untagged node is a group of its
+own, named after the node.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+PARAMS_PREFIX = "params:"
+PARAMETERS = "parameters"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """What grouping needs to know about one Kedro node."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    tags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Group:
+    """The nodes that run in one pod, in the pipeline's topological order."""
+
+    name: str
+    nodes: tuple[str, ...]
+    tagged: bool
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """Groups of a pipeline and the datasets that cross between them.
+
+    Attributes:
+        groups: Groups in a topological order of the task graph.
+        group_of: Node name -> group name.
+        edges: (upstream group, downstream group) -> base names of the datasets that cross.
+        problems: Errors found; when not empty, `groups` and `edges` may be incomplete.
+    """
+
+    groups: tuple[Group, ...]
+    group_of: Mapping[str, str]
+    edges: Mapping[tuple[str, str], frozenset[str]]
+    problems: tuple[str, ...]
+
+
+def base_name(dataset: str) -> str:
+    """The dataset name without its transcoding suffix (`x@pandas` -> `x`)."""
+    return dataset.split("@", 1)[0]
+
+
+def is_parameter(dataset: str) -> bool:
+    """Parameters come from config in every pod and never cross."""
+    return dataset == PARAMETERS or dataset.startswith(PARAMS_PREFIX)
+
+
+def group_tags(node: NodeSpec, prefix: str) -> list[str]:
+    """The group names a node's tags ask for."""
+    return sorted(tag[len(prefix) :] for tag in node.tags if tag.startswith(prefix))
+
+
+def producers(nodes: Iterable[NodeSpec]) -> dict[str, str]:
+    """Base dataset name -> the node that outputs it."""
+    return {base_name(out): node.name for node in nodes for out in node.outputs}
+
+
+def assign_groups(
+    nodes: Sequence[NodeSpec], prefix: str, enabled: bool = True
+) -> tuple[dict[str, str], list[str]]:
+    """Maps every node to its group name.
+
+    Args:
+        nodes: The pipeline's nodes.
+        prefix: The grouping tag prefix (`airflow.`).
+        enabled: With False every node is its own group.
+
+    Returns:
+        node -> group, and the problems found (two group tags on one node, a group tag with
+        an empty name, a group named like a node outside it).
+    """
+    group_of: dict[str, str] = {}
+    problems: list[str] = []
+    for node in nodes:
+        names = group_tags(node, prefix) if enabled else []
+        if len(names) > 1:
+            problems.append(
+                f"node '{node.name}' has {len(names)} group tags "
+                f"{[prefix + name for name in names]}; a node runs in exactly one pod, "
+                "keep one of them."
+            )
+        if names and not names[0]:
+            problems.append(
+                f"node '{node.name}' has the tag '{prefix}' with no group name after it; "
+                f"write '{prefix}<group>'."
+            )
+        group_of[node.name] = names[0] if names and names[0] else node.name
+    if enabled:
+        node_names = set(group_of)
+        members: dict[str, list[str]] = defaultdict(list)
+        for node_name, group in group_of.items():
+            members[group].append(node_name)
+        for group, names in sorted(members.items()):
+            clash = group in node_names and group_of[group] != group
+            if clash or (group in node_names and group not in names):
+                problems.append(
+                    f"group '{group}' (nodes {sorted(names)}) has the same name as node "
+                    f"'{group}', which runs in group '{group_of[group]}'; their tasks would be "
+                    "indistinguishable: rename the group tag or the node."
+                )
+    return group_of, problems
+
+
+def group_edges(
+    nodes: Sequence[NodeSpec], group_of: Mapping[str, str]
+) -> dict[tuple[str, str], frozenset[str]]:
+    """(upstream group, downstream group) -> the base dataset names that cross the edge."""
+    made_by = producers(nodes)
+    crossing: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for node in nodes:
+        for dataset in node.inputs:
+            if is_parameter(dataset):
+                continue
+            producer = made_by.get(base_name(dataset))
+            if producer is None:
+                continue
+            upstream, downstream = group_of[producer], group_of[node.name]
+            if upstream != downstream:
+                crossing[(upstream, downstream)].add(base_name(dataset))
+    return {edge: frozenset(names) for edge, names in crossing.items()}
+
+
+def _strongly_connected(
+    vertices: Sequence[str], edges: Iterable[tuple[str, str]]
+) -> list[list[str]]:
+    """Tarjan's algorithm, iterative (pipelines can be thousands of groups deep)."""
+    successors: dict[str, list[str]] = defaultdict(list)
+    for up, down in edges:
+        successors[up].append(down)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[list[str]] = []
+    counter = 0
+    for root in vertices:
+        if root in index:
+            continue
+        work = [(root, iter(successors[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            vertex, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(successors[child])))
+                elif child in on_stack:
+                    low[vertex] = min(low[vertex], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[vertex])
+            if low[vertex] == index[vertex]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == vertex:
+                        break
+                components.append(component)
+    return components
+
+
+def _cycle_problems(
+    pipeline_name: str,
+    nodes: Sequence[NodeSpec],
+    group_of: Mapping[str, str],
+    edges: Mapping[tuple[str, str], frozenset[str]],
+    prefix: str,
+) -> list[str]:
+    groups = list(dict.fromkeys(group_of[node.name] for node in nodes))
+    made_by = producers(nodes)
+    problems = []
+    for component in _strongly_connected(groups, edges):
+        if len(component) < 2:
+            continue
+        members = set(component)
+        # The nodes that close the cycle: those reading, inside the cycle, data that another
+        # group of the cycle made.
+        closing = sorted(
+            {
+                node.name
+                for node in nodes
+                if group_of[node.name] in members
+                for dataset in node.inputs
+                if not is_parameter(dataset)
+                and (producer := made_by.get(base_name(dataset))) is not None
+                and group_of[producer] in members
+                and group_of[producer] != group_of[node.name]
+            }
+        )
+        problems.append(
+            f"Pipeline {pipeline_name} has invalid grouping that creates a cycle in its "
+            f"grouping tags regarding nodes: {{{', '.join(repr(n) for n in closing)}}}. "
+            f"Groups {sorted(members)} would each wait for the other. Move those nodes into "
+            f"one group, or remove their '{prefix}' tags so they run in pods of their own."
+        )
+    return problems
+
+
+def topological_groups(
+    nodes: Sequence[NodeSpec],
+    group_of: Mapping[str, str],
+    edges: Mapping[tuple[str, str], frozenset[str]],
+) -> tuple[Group, ...]:
+    """Groups in a topological order of the (acyclic) task graph, ties in pipeline order."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for node in nodes:
+        members[group_of[node.name]].append(node.name)
+    order = list(members)
+    rank = {name: i for i, name in enumerate(order)}
+    indegree = dict.fromkeys(order, 0)
+    successors: dict[str, list[str]] = defaultdict(list)
+    for up, down in edges:
+        successors[up].append(down)
+        indegree[down] += 1
+    ready = sorted((name for name in order if indegree[name] == 0), key=rank.__getitem__)
+    result: list[Group] = []
+    while ready:
+        name = ready.pop(0)
+        result.append(Group(name, tuple(members[name]), tagged=members[name] != [name]))
+        for child in successors[name]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+                ready.sort(key=rank.__getitem__)
+    return tuple(result)
+
+
+def group_pipeline(
+    pipeline_name: str, nodes: Sequence[NodeSpec], prefix: str, enabled: bool = True
+) -> Grouping:
+    """Groups a pipeline's nodes and derives the task graph, checking it has no cycle.
+
+    Args:
+        pipeline_name: For messages.
+        nodes: The pipeline's nodes in topological order.
+        prefix: The grouping tag prefix.
+        enabled: False puts every node in a group of its own.
+
+    Returns:
+        The grouping; `problems` lists every error found.
+    """
+    group_of, problems = assign_groups(nodes, prefix, enabled)
+    edges = group_edges(nodes, group_of)
+    problems += _cycle_problems(pipeline_name, nodes, group_of, edges, prefix)
+    groups = () if problems else topological_groups(nodes, group_of, edges)
+    return Grouping(groups, group_of, edges, tuple(problems))

@@ -1,0 +1,119 @@
+"""The Kedro hook that connects the stock `kedro airflow create` to the planner.
+
+Registered through the `kedro.hooks` entry point, so every KedroSession of a project that has
+kedro-gcs-bridge installed loads it. It acts only under `kedro airflow create` (read from the
+click context, as Kedro's own session store does): it loads the `airflow` config like
+kedro-airflow, plans every requested pipeline and stops the command with the problems found
+*before* kedro-airflow opens any DAG file; then it adds `gcs_bridge` (a `DagFileFactory`) to
+the config so the template can render the plan. Under any other command it returns at once,
+so pods pay nothing for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import click
+from kedro.framework.hooks import hook_impl
+
+from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
+from kedro_gcs_bridge.dagfile import DagFileFactory, build_dag_file
+
+if TYPE_CHECKING:
+    from kedro.config import AbstractConfigLoader
+    from kedro.framework.context import KedroContext
+
+logger = logging.getLogger(__name__)
+
+CONFIG_KEY = "gcs_bridge"
+
+
+def load_airflow_config(config_loader: AbstractConfigLoader) -> dict[str, Any]:
+    """Reads the `airflow` config exactly as kedro-airflow 0.11 does (missing file -> {})."""
+    from kedro.config import MissingConfigException
+
+    patterns = getattr(config_loader, "config_patterns", None)
+    if patterns is not None and "airflow" not in patterns:
+        patterns.update({"airflow": ["airflow*", "airflow/**"]})
+    try:
+        return dict(config_loader["airflow"])
+    except MissingConfigException:
+        return {}
+
+
+def _airflow_create_params() -> Mapping[str, Any] | None:
+    """The params of a running `kedro airflow create`, or None under any other command."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.command.name != "create":
+        return None
+    parent = ctx.parent
+    if parent is None or parent.command.name != "airflow":
+        return None
+    return ctx.params
+
+
+def _template_uses_bridge(params: Mapping[str, Any]) -> bool:
+    jinja_file = params.get("jinja_file")
+    if not jinja_file:
+        return False
+    try:
+        with open(jinja_file, encoding="utf-8") as handle:  # noqa: PTH123
+            return "gcs_bridge" in handle.read()
+    except OSError:
+        return False
+
+
+class AirflowCreateHook:
+    """Validates and plans the pipelines of `kedro airflow create` before any file is written."""
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        params = _airflow_create_params()
+        if params is None or not _template_uses_bridge(params):
+            return
+        from kedro.framework import project
+        from kedro.framework.cli.utils import KedroCliError
+        from kedro.framework.project import pipelines
+
+        raw = load_airflow_config(context.config_loader)
+        names = (
+            list(pipelines)
+            if params.get("convert_all")
+            else list(params.get("pipeline_names") or ["__default__"])
+        )
+        errors: list[str] = []
+        for name in names:
+            pipeline = pipelines.get(name)
+            if pipeline is None:
+                continue  # kedro-airflow reports unknown pipelines itself
+            tags = params.get("tags") or []
+            if tags:
+                pipeline = pipeline.only_nodes_with_tags(*tags)
+            merged = merge_airflow_config(raw, name, params.get("params"))
+            for note in unknown_keys(merged):
+                logger.warning(note)
+            dag = build_dag_file(
+                {
+                    **merged,
+                    "pipeline": pipeline,
+                    "pipeline_name": name,
+                    "env": params.get("env") or "local",
+                    "package_name": project.PACKAGE_NAME,
+                    "conf_source": params.get("conf_source") or "",
+                }
+            )
+            if dag.error:
+                errors.append(dag.error)
+            elif dag.plan is not None:
+                for warning in dag.plan.warnings:
+                    logger.warning("%s: %s", name, warning)
+        if errors:
+            raise KedroCliError("kedro-gcs-bridge: no DAG file written.\n" + "\n".join(errors))
+        raw.setdefault("default", {})
+        raw["default"] = {**raw["default"], CONFIG_KEY: DagFileFactory()}
+        context.config_loader["airflow"] = raw
+
+
+hooks = AirflowCreateHook()

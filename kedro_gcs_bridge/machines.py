@@ -1,0 +1,350 @@
+"""Machine classes: named pod sizes for GKE Autopilot, and the Autopilot rules they must obey.
+
+A machine class is chosen per group with a `machine.<class>` tag. It becomes the pod's resource
+requests (Autopilot bills and schedules on requests) and node selectors (compute class, Spot,
+GPU, machine family, CPU architecture). Everything here is pure: quantities are parsed and
+checked against a table of Autopilot limits, nothing talks to Kubernetes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kedro_gcs_bridge.errors import ConfigError
+
+COMPUTE_CLASS_KEY = "cloud.google.com/compute-class"
+SPOT_KEY = "cloud.google.com/gke-spot"
+ACCELERATOR_KEY = "cloud.google.com/gke-accelerator"
+MACHINE_FAMILY_KEY = "cloud.google.com/machine-family"
+ARCH_KEY = "kubernetes.io/arch"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+GIB = 1024**3
+MIB = 1024**2
+
+_BINARY_SUFFIXES = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5}
+_DECIMAL_SUFFIXES = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "m": 10**-3}
+_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*$")
+
+
+@dataclass(frozen=True)
+class MachineClass:
+    """A named pod size: resource requests plus the node selectors that pick the hardware.
+
+    Attributes:
+        name: The class name used in `machine.<name>` tags.
+        cpu: CPU request as a Kubernetes quantity ("500m", "2").
+        memory: Memory request ("2Gi").
+        ephemeral_storage: Ephemeral storage request ("1Gi").
+        compute_class: Autopilot compute class (`Balanced`, `Scale-Out`, `Performance`,
+            `Accelerator` or a custom ComputeClass); None is general-purpose.
+        spot: Run on Spot capacity (cheaper, can be preempted: tasks get extra retries).
+        accelerator: GPU type for `cloud.google.com/gke-accelerator` ("nvidia-l4").
+        gpu_count: Number of GPUs (`nvidia.com/gpu` limit).
+        machine_family: Machine family selector ("c3"), usually with `Performance`.
+        arch: CPU architecture selector ("arm64", "amd64").
+    """
+
+    name: str
+    cpu: str = "500m"
+    memory: str = "2Gi"
+    ephemeral_storage: str = "1Gi"
+    compute_class: str | None = None
+    spot: bool = False
+    accelerator: str | None = None
+    gpu_count: int = 0
+    machine_family: str | None = None
+    arch: str | None = None
+
+    def requests(self) -> dict[str, str]:
+        """The pod's resource requests."""
+        return {
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "ephemeral-storage": self.ephemeral_storage,
+        }
+
+    def limits(self) -> dict[str, str]:
+        """The pod's resource limits: only GPUs (Autopilot derives the rest from requests)."""
+        return {GPU_RESOURCE: str(self.gpu_count)} if self.gpu_count else {}
+
+    def node_selector(self) -> dict[str, str]:
+        """The node selectors that make Autopilot provision the right hardware."""
+        selector: dict[str, str] = {}
+        if self.compute_class:
+            selector[COMPUTE_CLASS_KEY] = self.compute_class
+        if self.spot:
+            selector[SPOT_KEY] = "true"
+        if self.accelerator:
+            selector[ACCELERATOR_KEY] = self.accelerator
+        if self.machine_family:
+            selector[MACHINE_FAMILY_KEY] = self.machine_family
+        if self.arch:
+            selector[ARCH_KEY] = self.arch
+        return selector
+
+    def size_key(self) -> tuple[int, float, float]:
+        """Orders classes from smallest to largest: GPUs, then CPU, then memory."""
+        return (self.gpu_count, cpu_millis(self.cpu), memory_bytes(self.memory))
+
+    def describe(self) -> str:
+        """One line for plans and messages: requests and selectors."""
+        parts = [f"cpu={self.cpu}", f"memory={self.memory}", f"ephemeral={self.ephemeral_storage}"]
+        parts += [f"{key}={value}" for key, value in self.limits().items()]
+        parts += [f"{key}={value}" for key, value in self.node_selector().items()]
+        return " ".join(parts)
+
+
+DEFAULT_CLASS = "default"
+
+BUILTIN_CLASSES: Mapping[str, MachineClass] = {
+    # Autopilot's own default for a pod that requests nothing.
+    DEFAULT_CLASS: MachineClass(DEFAULT_CLASS, cpu="500m", memory="2Gi", ephemeral_storage="1Gi"),
+    "small": MachineClass("small", cpu="250m", memory="1Gi", ephemeral_storage="1Gi"),
+    "medium": MachineClass("medium", cpu="1", memory="4Gi", ephemeral_storage="2Gi"),
+    "large": MachineClass("large", cpu="4", memory="16Gi", ephemeral_storage="5Gi"),
+    "xlarge": MachineClass(
+        "xlarge", cpu="8", memory="32Gi", ephemeral_storage="10Gi", compute_class="Balanced"
+    ),
+    "gpu": MachineClass(
+        "gpu",
+        cpu="4",
+        memory="16Gi",
+        ephemeral_storage="10Gi",
+        accelerator="nvidia-l4",
+        gpu_count=1,
+    ),
+}
+
+
+def _quantity(text: str | int | float, what: str) -> Decimal:
+    match = _QUANTITY.match(str(text))
+    if match is None:
+        raise ConfigError(
+            f"{what} {text!r} is not a Kubernetes quantity; write it like '500m', '2', '4Gi'."
+        )
+    number, suffix = match.groups()
+    try:
+        value = Decimal(number)
+    except InvalidOperation as exc:  # pragma: no cover - the regex admits only numbers
+        raise ConfigError(f"{what} {text!r} is not a number.") from exc
+    if suffix in _BINARY_SUFFIXES:
+        return value * _BINARY_SUFFIXES[suffix]
+    if suffix in _DECIMAL_SUFFIXES:
+        return value * Decimal(str(_DECIMAL_SUFFIXES[suffix]))
+    if suffix:
+        raise ConfigError(
+            f"{what} {text!r} has an unknown unit {suffix!r}; use m, k, M, G, Ki, Mi or Gi."
+        )
+    return value
+
+
+def cpu_millis(cpu: str | int | float) -> float:
+    """CPU quantity in millicores ("500m" -> 500, "2" -> 2000)."""
+    return float(_quantity(cpu, "cpu") * 1000)
+
+
+def memory_bytes(memory: str | int | float) -> float:
+    """Memory or storage quantity in bytes ("2Gi" -> 2147483648)."""
+    return float(_quantity(memory, "memory"))
+
+
+def format_cpu(millis: float) -> str:
+    """Millicores as a Kubernetes quantity: whole cores when exact, else millicores."""
+    millis = math.ceil(millis)
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def format_memory(size: float) -> str:
+    """Bytes as a Kubernetes quantity in Gi when exact, else Mi (rounded up)."""
+    if size % GIB == 0:
+        return f"{int(size // GIB)}Gi"
+    return f"{math.ceil(size / MIB)}Mi"
+
+
+@dataclass(frozen=True)
+class AutopilotLimits:
+    """What Autopilot accepts for one compute class (per pod, summed over its containers).
+
+    Figures from Google's "Resource requests in Autopilot" page (minimums without bursting).
+    `max_ratio`/`min_ratio` are GiB of memory per vCPU; None means not enforced.
+    """
+
+    min_cpu_m: float
+    max_cpu_m: float
+    min_memory: float
+    max_memory: float
+    min_ratio: float | None
+    max_ratio: float | None
+    cpu_step_m: float | None = None
+    min_ephemeral: float = 10 * MIB
+    max_ephemeral: float = 10 * GIB
+
+
+# Clusters without Pod bursting (before GKE 1.30.2) also round CPU up to 250m steps; the checks
+# assume that, so the figures they print hold on every cluster.
+AUTOPILOT_LIMITS: Mapping[str, AutopilotLimits] = {
+    "general-purpose": AutopilotLimits(250, 30_000, 512 * MIB, 110 * GIB, 1.0, 6.5, 250),
+    "Balanced": AutopilotLimits(250, 222_000, 512 * MIB, 851 * GIB, 1.0, 8.0, 250),
+    # Not confirmed against Google's table when written: 1:4 ratio, amd64 maximum.
+    "Scale-Out": AutopilotLimits(250, 54_000, 1 * GIB, 216 * GIB, 4.0, 4.0, 250),
+    # Performance and Accelerator depend on the machine family / GPU type; only the
+    # general bounds that hold for all of them are checked here.
+    "Performance": AutopilotLimits(1, 10**9, 1 * MIB, 10**15, None, None),
+    "Accelerator": AutopilotLimits(1, 10**9, 1 * MIB, 10**15, None, None),
+}
+
+#: Per GPU type: (min cpu, max cpu, min memory, max memory) for one GPU, after Google's
+#: "GPUs in Autopilot" table (not re-verified when written). Requests scale with the GPU count.
+GPU_LIMITS: Mapping[str, tuple[float, float, float, float]] = {
+    "nvidia-l4": (2_000, 31_000, 4 * GIB, 115 * GIB),
+    "nvidia-tesla-t4": (500, 46_000, 2 * GIB, 287.5 * GIB),
+}
+
+
+@dataclass(frozen=True)
+class AutopilotCheck:
+    """The outcome of checking one machine class against Autopilot's rules."""
+
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+    adjusted: MachineClass
+
+
+def check_autopilot(machine: MachineClass) -> AutopilotCheck:
+    """Checks a machine class against what Autopilot accepts.
+
+    Requests above a maximum are errors (Autopilot rejects the pod). Requests under a minimum
+    or off the memory:CPU ratio are warnings, because Autopilot silently raises them (and bills
+    the raised figure): the warning names the adjusted figure.
+
+    Args:
+        machine: The class to check.
+
+    Returns:
+        Errors, warnings and the class as Autopilot would actually size it.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    label = f"machine class '{machine.name}'"
+    try:
+        cpu = cpu_millis(machine.cpu)
+        memory = memory_bytes(machine.memory)
+        ephemeral = memory_bytes(machine.ephemeral_storage)
+    except ConfigError as exc:
+        return AutopilotCheck((f"{label}: {exc}",), (), machine)
+
+    family = machine.compute_class or "general-purpose"
+    limits = AUTOPILOT_LIMITS.get(family)
+    if machine.accelerator:
+        gpu = GPU_LIMITS.get(machine.accelerator)
+        if machine.gpu_count < 1:
+            errors.append(f"{label}: accelerator {machine.accelerator} needs gpu_count >= 1.")
+        if gpu is not None and machine.gpu_count >= 1:
+            n = machine.gpu_count
+            limits = AutopilotLimits(gpu[0] * n, gpu[1] * n, gpu[2] * n, gpu[3] * n, None, None)
+    elif machine.gpu_count:
+        errors.append(
+            f"{label}: gpu_count={machine.gpu_count} needs an accelerator type "
+            "(accelerator: nvidia-l4, nvidia-tesla-t4, ...)."
+        )
+    if limits is None:
+        # A custom ComputeClass: its rules live in the cluster, not here.
+        return AutopilotCheck(tuple(errors), tuple(warnings), machine)
+
+    if cpu > limits.max_cpu_m:
+        errors.append(
+            f"{label}: cpu {machine.cpu} is above the Autopilot maximum of "
+            f"{format_cpu(limits.max_cpu_m)} for {family}; Autopilot would reject the pod."
+        )
+    if memory > limits.max_memory:
+        errors.append(
+            f"{label}: memory {machine.memory} is above the Autopilot maximum of "
+            f"{format_memory(limits.max_memory)} for {family}; Autopilot would reject the pod."
+        )
+    if ephemeral > limits.max_ephemeral:
+        errors.append(
+            f"{label}: ephemeral_storage {machine.ephemeral_storage} is above the Autopilot "
+            f"maximum of {format_memory(limits.max_ephemeral)} (without local SSD)."
+        )
+    if errors:
+        return AutopilotCheck(tuple(errors), tuple(warnings), machine)
+
+    new_cpu, new_memory, new_ephemeral = cpu, memory, ephemeral
+    new_cpu = max(new_cpu, limits.min_cpu_m)
+    new_memory = max(new_memory, limits.min_memory)
+    new_ephemeral = max(new_ephemeral, limits.min_ephemeral)
+    if limits.min_ratio is not None and new_memory < new_cpu / 1000 * limits.min_ratio * GIB:
+        new_memory = math.ceil(new_cpu / 1000 * limits.min_ratio * GIB)
+    if limits.max_ratio is not None and new_memory > new_cpu / 1000 * limits.max_ratio * GIB:
+        new_cpu = math.ceil(new_memory / GIB / limits.max_ratio * 1000)
+    if limits.cpu_step_m:
+        new_cpu = math.ceil(new_cpu / limits.cpu_step_m) * limits.cpu_step_m
+
+    adjusted = replace(
+        machine,
+        cpu=machine.cpu if new_cpu == cpu else format_cpu(new_cpu),
+        memory=machine.memory if new_memory == memory else format_memory(new_memory),
+        ephemeral_storage=machine.ephemeral_storage
+        if new_ephemeral == ephemeral
+        else format_memory(new_ephemeral),
+    )
+    if adjusted != machine:
+        warnings.append(
+            f"{label}: Autopilot would raise the requests of {family} pods from "
+            f"cpu={machine.cpu} memory={machine.memory} "
+            f"ephemeral={machine.ephemeral_storage} to cpu={adjusted.cpu} "
+            f"memory={adjusted.memory} ephemeral={adjusted.ephemeral_storage} (and bill those); "
+            "set these figures in machine_classes to silence this warning."
+        )
+    return AutopilotCheck(tuple(errors), tuple(warnings), adjusted)
+
+
+_FIELDS = {f.name for f in fields(MachineClass)} - {"name"}
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+_FIELD_TYPES: Mapping[str, Any] = {
+    "cpu": str,
+    "memory": str,
+    "ephemeral_storage": str,
+    "gpu_count": int,
+    "spot": bool,
+}
+
+
+def parse_machine_classes(raw: Mapping[str, Any] | None) -> dict[str, MachineClass]:
+    """Merges `machine_classes:` from airflow.yml over the built-in classes.
+
+    A known name keeps the built-in figures it does not set; a new name starts from the
+    default class's figures.
+
+    Raises:
+        ConfigError: An entry is not a mapping or has an unknown key.
+    """
+    classes = dict(BUILTIN_CLASSES)
+    for name, spec in (raw or {}).items():
+        if not isinstance(spec, Mapping):
+            raise ConfigError(
+                f"machine_classes.{name} must be a mapping of {sorted(_FIELDS)}, "
+                f"got {type(spec).__name__}."
+            )
+        given = {str(key).replace("-", "_"): value for key, value in spec.items()}
+        unknown = set(given) - _FIELDS
+        if unknown:
+            raise ConfigError(
+                f"machine_classes.{name} has unknown key(s) {sorted(unknown)}; "
+                f"allowed: {sorted(_FIELDS)}."
+            )
+        base = classes.get(str(name), BUILTIN_CLASSES[DEFAULT_CLASS])
+        values = {key: _FIELD_TYPES.get(key, _optional_str)(value) for key, value in given.items()}
+        classes[str(name)] = replace(base, name=str(name), **values)
+    return classes

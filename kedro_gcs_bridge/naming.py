@@ -1,0 +1,105 @@
+"""Names for Airflow and Kubernetes: task ids, pod names, DAG ids and the run prefix.
+
+Airflow task ids allow `[\\w.-]` up to 250 characters; pod names are RFC 1123 labels of at most
+63 characters, of which the operator keeps 9 for its random suffix. Names come from group
+names through python-slugify; two groups that slugify alike get a short hash of their
+original name, so ids stay unique and stable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import re
+from collections.abc import Iterable
+
+from slugify import slugify
+
+TASK_ID_MAX = 250
+#: 63 (RFC 1123) minus the operator's "-" + 8 random characters.
+POD_NAME_MAX = 54
+_HASH_LEN = 6
+
+#: The environment variables the DAG sets in every pod.
+RUN_PREFIX_ENV = "KEDRO_GCS_BRIDGE_RUN_PREFIX"
+DAG_ID_ENV = "KEDRO_GCS_BRIDGE_DAG_ID"
+RUN_ID_ENV = "KEDRO_GCS_BRIDGE_RUN_ID"
+TASK_ENV = "KEDRO_GCS_BRIDGE_TASK"
+PIPELINE_ENV = "KEDRO_GCS_BRIDGE_PIPELINE"
+TRY_ENV = "KEDRO_GCS_BRIDGE_TRY_NUMBER"
+
+#: Airflow's default `allowed_run_id_pattern` admits `:` and `+` (manual and scheduled run
+#: ids contain both); they become `-` and `_` in the run prefix. Kept in step with
+#: `run_segment` by a test that renders this expression in Airflow.
+RUN_SEGMENT_TEMPLATE = "{{ run_id | replace(':', '-') | replace('+', '_') }}"
+DAG_SEGMENT_TEMPLATE = "{{ dag.dag_id }}"
+
+
+def run_segment(run_id: str) -> str:
+    """The run id as it appears in the run prefix (what `RUN_SEGMENT_TEMPLATE` renders)."""
+    return run_id.replace(":", "-").replace("+", "_")
+
+
+def run_prefix_template(root: str) -> str:
+    """The run prefix as an Airflow template: `<root>/<dag_id>/<run_id>`."""
+    return f"{root.rstrip('/')}/{DAG_SEGMENT_TEMPLATE}/{RUN_SEGMENT_TEMPLATE}"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:_HASH_LEN]
+
+
+def _unique(names: Iterable[str], make: callable, limit: int, joiner: str) -> dict[str, str]:
+    """Applies `make` to each name; collisions and over-long results get a hash suffix."""
+    names = list(dict.fromkeys(names))
+    made = {name: make(name) or "x" for name in names}
+    taken: set[str] = set()
+    result: dict[str, str] = {}
+    for name in sorted(names):
+        candidate = made[name]
+        if len(candidate) > limit or candidate in taken:
+            suffix = joiner + _short_hash(name)
+            candidate = candidate[: limit - len(suffix)].rstrip("-_.") + suffix
+        taken.add(candidate)
+        result[name] = candidate
+    return {name: result[name] for name in names}
+
+
+def task_ids(group_names: Iterable[str]) -> dict[str, str]:
+    """Group name -> Airflow task id (`[\\w.-]`, <= 250 characters, unique)."""
+    return _unique(
+        group_names,
+        lambda name: slugify(name, separator="_", lowercase=False, regex_pattern=r"[^\w.-]+"),
+        TASK_ID_MAX,
+        "_",
+    )
+
+
+def pod_names(group_names: Iterable[str], prefix: str = "") -> dict[str, str]:
+    """Group name -> pod name (RFC 1123, <= 54 characters so the random suffix fits, unique)."""
+    return _unique(
+        group_names,
+        lambda name: slugify(f"{prefix}-{name}" if prefix else name, separator="-"),
+        POD_NAME_MAX,
+        "-",
+    )
+
+
+def python_names(ids: Iterable[str]) -> dict[str, str]:
+    """Task id -> a Python variable name for the generated DAG file."""
+
+    def make(task_id: str) -> str:
+        name = re.sub(r"\W", "_", task_id)
+        if name[0].isdigit() or keyword.iskeyword(name) or name in {"dag", "k8s", "datetime"}:
+            name = f"task_{name}"
+        return name
+
+    return _unique(ids, make, TASK_ID_MAX, "_")
+
+
+def dag_id(package_name: str, pipeline_name: str, env: str) -> str:
+    """A DAG id that names the project, pipeline and env, so generated DAGs never share one."""
+    parts = [package_name, pipeline_name.strip("_") or "default", env]
+    return "__".join(
+        slugify(part, separator="_", lowercase=False, regex_pattern=r"[^\w-]+") for part in parts
+    )

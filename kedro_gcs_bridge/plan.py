@@ -1,0 +1,240 @@
+"""The plan: the Airflow tasks of one pipeline, computed once in Python.
+
+`plan_tasks` is the single source of truth for groups, edges, names, machine classes and
+boundary datasets. `kedro gcs-bridge plan|validate`, the hook that guards `kedro airflow
+create`, the DAG template and the runner all call it; the template only renders its result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kedro_gcs_bridge.config import BridgeConfig
+from kedro_gcs_bridge.errors import PlanError
+from kedro_gcs_bridge.grouping import NodeSpec, group_pipeline
+from kedro_gcs_bridge.machines import MachineClass, check_autopilot
+from kedro_gcs_bridge.naming import pod_names, python_names, task_ids
+
+if TYPE_CHECKING:
+    from kedro.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """One Airflow task: a group of nodes in one pod.
+
+    Attributes:
+        group: The group name (`airflow.<group>` tag, or the node's name).
+        task_id: Airflow task id.
+        pod_name: Kubernetes pod name (before the operator's random suffix).
+        var_name: Python variable for the task in the DAG file.
+        nodes: Node names, in topological order.
+        machine: The machine class the pod gets.
+        upstream: Task ids this task waits for.
+        inputs: Boundary datasets loaded from the run prefix, with the producing task id.
+        outputs: Boundary datasets saved to the run prefix.
+        retries: Airflow retries (more for Spot classes).
+    """
+
+    group: str
+    task_id: str
+    pod_name: str
+    var_name: str
+    nodes: tuple[str, ...]
+    machine: MachineClass
+    upstream: tuple[str, ...]
+    inputs: tuple[tuple[str, str], ...]
+    outputs: tuple[str, ...]
+    retries: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The tasks of one pipeline's DAG, plus the warnings found while planning."""
+
+    pipeline_name: str
+    tasks: tuple[TaskPlan, ...]
+    warnings: tuple[str, ...]
+
+    def task(self, task_id: str) -> TaskPlan:
+        """The task with this id."""
+        return next(task for task in self.tasks if task.task_id == task_id)
+
+    def edges(self) -> list[tuple[str, str]]:
+        """(upstream task id, downstream task id), in task order."""
+        return [(up, task.task_id) for task in self.tasks for up in task.upstream]
+
+
+def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
+    """Plain copies of a Kedro pipeline's nodes, in topological order."""
+    return [
+        NodeSpec(node.name, tuple(node.inputs), tuple(node.outputs), frozenset(node.tags))
+        for node in pipeline.nodes
+    ]
+
+
+def _machine_for_group(
+    group: str,
+    nodes: Sequence[NodeSpec],
+    config: BridgeConfig,
+) -> tuple[MachineClass | None, list[str], list[str]]:
+    """The group's machine class, with errors and warnings about its machine tags."""
+    prefix = config.resources_tag_prefix
+    wanted: dict[str, list[str]] = {}
+    for node in nodes:
+        for tag in sorted(node.tags):
+            if tag.startswith(prefix):
+                wanted.setdefault(tag[len(prefix) :], []).append(node.name)
+    errors = [
+        f"unknown machine class '{name}' (tag '{prefix}{name}') on node(s) {sorted(users)}; "
+        f"known classes: {sorted(config.machine_classes)}. Define it under machine_classes "
+        "in airflow.yml or fix the tag."
+        for name, users in sorted(wanted.items())
+        if name not in config.machine_classes
+    ]
+    if errors:
+        return None, errors, []
+    if not wanted:
+        return config.machine_classes[config.default_machine_class], [], []
+    classes = [config.machine_classes[name] for name in wanted]
+    chosen = max(classes, key=MachineClass.size_key)
+    warnings = []
+    if len(classes) > 1:
+        detail = ", ".join(f"'{name}' on {sorted(users)}" for name, users in sorted(wanted.items()))
+        warnings.append(
+            f"group '{group}' has nodes with different machine tags ({detail}); the pod uses "
+            f"the largest, '{chosen.name}' ({chosen.describe()}), because all its nodes share "
+            "one pod. Tag them alike or split the group."
+        )
+    return chosen, [], warnings
+
+
+def plan_tasks(
+    pipeline_name: str,
+    nodes: Sequence[NodeSpec],
+    config: BridgeConfig,
+    pod_prefix: str = "",
+) -> Plan:
+    """Plans the Airflow tasks of a pipeline.
+
+    Args:
+        pipeline_name: The registered pipeline's name (for messages).
+        nodes: The pipeline's nodes in topological order (`node_specs`).
+        config: The parsed airflow config.
+        pod_prefix: Put in front of every pod name (the package name, say).
+
+    Returns:
+        The plan, with warnings (mixed machine tags, requests Autopilot would raise).
+
+    Raises:
+        PlanError: With every problem found: two group tags on a node, a cyclic grouping,
+            an unknown machine class, a group named like a node, a pod Autopilot would
+            reject; with `strict: true` the warnings too.
+    """
+    if not nodes:
+        raise PlanError(pipeline_name, ["the pipeline has no nodes (check --tags / --pipeline)."])
+    grouping = group_pipeline(pipeline_name, nodes, config.grouping_prefix, config.grouping)
+    problems = list(grouping.problems)
+    warnings: list[str] = []
+    by_name = {node.name: node for node in nodes}
+
+    machines: dict[str, MachineClass] = {}
+    for group in grouping.groups:
+        machine, errors, notes = _machine_for_group(
+            group.name, [by_name[n] for n in group.nodes], config
+        )
+        problems += errors
+        warnings += notes
+        if machine is not None:
+            machines[group.name] = machine
+    checked: set[str] = set()
+    for machine in machines.values():
+        if machine.name in checked:
+            continue
+        checked.add(machine.name)
+        check = check_autopilot(machine)
+        problems += check.errors
+        warnings += check.warnings
+    if config.strict and warnings:
+        problems += [f"{warning} (an error because strict: true)" for warning in warnings]
+    if problems:
+        raise PlanError(pipeline_name, problems)
+
+    names = [group.name for group in grouping.groups]
+    ids = task_ids(names)
+    pods = pod_names(names, pod_prefix)
+    variables = python_names(ids.values())
+    tasks = []
+    for group in grouping.groups:
+        upstream = [up for (up, down) in grouping.edges if down == group.name]
+        inputs = sorted(
+            (dataset, ids[up])
+            for (up, down), datasets in grouping.edges.items()
+            if down == group.name
+            for dataset in datasets
+        )
+        outputs = sorted(
+            {
+                dataset
+                for (up, _), datasets in grouping.edges.items()
+                if up == group.name
+                for dataset in datasets
+            }
+        )
+        machine = machines[group.name]
+        retries = config.retries + (config.spot_retries if machine.spot else 0)
+        tasks.append(
+            TaskPlan(
+                group=group.name,
+                task_id=ids[group.name],
+                pod_name=pods[group.name],
+                var_name=variables[ids[group.name]],
+                nodes=group.nodes,
+                machine=machine,
+                upstream=tuple(sorted(ids[up] for up in upstream)),
+                inputs=tuple(inputs),
+                outputs=tuple(outputs),
+                retries=retries,
+            )
+        )
+    return Plan(pipeline_name, tuple(tasks), tuple(warnings))
+
+
+def boundary_datasets(
+    all_nodes: Iterable[NodeSpec], selected: Iterable[str]
+) -> tuple[set[str], set[str]]:
+    """Datasets that cross the border of a set of nodes within a pipeline.
+
+    Args:
+        all_nodes: Every node of the registered pipeline.
+        selected: The names of the nodes this pod runs.
+
+    Returns:
+        (loaded: made outside and read here, saved: made here and read outside), as the
+        names the nodes use (transcoded names keep their suffix); parameters excluded.
+    """
+    from kedro_gcs_bridge.grouping import base_name, is_parameter
+
+    chosen = set(selected)
+    nodes = list(all_nodes)
+    made_here = {base_name(o) for n in nodes if n.name in chosen for o in n.outputs}
+    made_outside = {base_name(o) for n in nodes if n.name not in chosen for o in n.outputs}
+    loaded: set[str] = set()
+    saved: set[str] = set()
+    for node in nodes:
+        for dataset in node.inputs:
+            if is_parameter(dataset):
+                continue
+            base = base_name(dataset)
+            if node.name in chosen and base in made_outside and base not in made_here:
+                loaded.add(base)
+            elif node.name not in chosen and base in made_here:
+                saved.add(base)
+    return loaded, saved
+
+
+def problems_of(exc: PlanError) -> Mapping[str, tuple[str, ...]]:
+    """The problems of a PlanError keyed by pipeline, for reports."""
+    return {exc.pipeline_name: exc.problems}
