@@ -25,6 +25,17 @@ def dataset_path(dataset: Any) -> str | None:
     return None if path is None else str(path)
 
 
+def local_path(dataset: Any) -> str | None:
+    """The path of a file dataset on local disk, or None (in memory, remote, or no path)."""
+    if is_memory(dataset):
+        return None
+    path = dataset_path(dataset)
+    if path is None:
+        return None
+    protocol, _ = get_protocol_and_path(path)
+    return path if protocol == "file" else None
+
+
 def local_disk_paths(catalog: Any, names: Iterable[str]) -> dict[str, str]:
     """Boundary datasets that are catalog entries on local disk -> their path.
 
@@ -34,13 +45,7 @@ def local_disk_paths(catalog: Any, names: Iterable[str]) -> dict[str, str]:
     for name in names:
         if name not in catalog:
             continue
-        dataset = catalog.get(name)
-        if is_memory(dataset):
-            continue
-        path = dataset_path(dataset)
-        if path is None:
-            continue
-        protocol, _ = get_protocol_and_path(path)
-        if protocol == "file":
+        path = local_path(catalog.get(name))
+        if path is not None:
             found[name] = path
     return found

@@ -190,3 +190,95 @@ def validate(
         click.secho(f"{name}: ok, {len(dag.plan.tasks)} task(s)", fg="green")
     if failed:
         raise click.exceptions.Exit(1)
+
+
+@gcs_bridge.command()
+@click.argument("dag_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--prefix",
+    "root",
+    default=None,
+    help="Local root for run prefixes (fsspec URL). Default: file://<project>/.gcs-bridge-runs",
+)
+@click.option("--parallel", default=2, show_default=True, help="Independent tasks run at once.")
+@click.option("--run-id", default=None, help="Airflow run id to render. Default: manual__<now>.")
+@click.option(
+    "--task", "only", multiple=True, help="Re-run just this task (repeatable), as a cleared task."
+)
+@click.pass_obj
+def replay(
+    metadata: ProjectMetadata,
+    dag_file: Path,
+    root: str | None,
+    parallel: int,
+    run_id: str | None,
+    only: tuple[str, ...],
+) -> None:
+    """Run a generated DAG's tasks here, each as its own process, in dependency order."""
+    from kedro_gcs_bridge.replay import ReplayError, default_run_id, load_dag_tasks
+    from kedro_gcs_bridge.replay import replay as run_replay
+
+    project = Path(metadata.project_path)
+    root = root or (project / ".gcs-bridge-runs").as_uri()
+    run_id = run_id or default_run_id()
+    try:
+        dag_id, prefix, tasks = load_dag_tasks(dag_file, run_id, root)
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from exc
+    unknown = set(only) - {task.task_id for task in tasks}
+    if unknown:
+        raise click.ClickException(
+            f"no task {sorted(unknown)} in {dag_id}; tasks: {[t.task_id for t in tasks]}"
+        )
+    click.echo(f"Replaying {dag_id} ({len(tasks)} tasks), run {run_id}\nrun prefix: {prefix}")
+    count = len(only) or len(tasks)
+
+    def progress(result: Any) -> None:
+        progress.done += 1  # type: ignore[attr-defined]
+        colour = {"success": "green", "failed": "red"}.get(result.state, "yellow")
+        click.secho(
+            f"[{progress.done}/{count}] {result.task_id}: {result.state} "  # type: ignore[attr-defined]
+            f"({result.seconds:.1f} s)",
+            fg=colour,
+        )
+        if result.state == "failed":
+            click.echo(_tail(result.log))
+
+    progress.done = 0  # type: ignore[attr-defined]
+    results = run_replay(tasks, project, parallel, on_result=progress, only=set(only) or None)
+    click.echo(_summary(results, prefix))
+    if any(result.state != "success" for result in results):
+        raise click.exceptions.Exit(1)
+
+
+def _tail(log: str, lines: int = 40) -> str:
+    kept = log.rstrip().splitlines()[-lines:]
+    return "\n".join(f"    | {line}" for line in kept)
+
+
+def _summary(results: Iterable[Any], prefix: str) -> str:
+    from kedro_gcs_bridge.store import HandoffStore
+
+    try:
+        manifests = {m["task"]: m for m in HandoffStore(prefix, task="replay").manifests()}
+    except Exception:  # noqa: BLE001 - the table is still useful without byte counts
+        manifests = {}
+    rows = [("task", "state", "seconds", "bytes out", "nodes")]
+    for result in results:
+        out = sum(r["size"] for r in manifests.get(result.task_id, {}).get("datasets", {}).values())
+        rows.append(
+            (
+                result.task_id,
+                result.state,
+                f"{result.seconds:.1f}",
+                str(out),
+                ", ".join(result.nodes),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        + "  "
+        + row[4]
+        for row in rows
+    )

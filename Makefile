@@ -1,0 +1,29 @@
+# Two commands for a newcomer: `make demo` and `make test`. Each creates .venv itself.
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.PHONY: install demo test lint clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
+	$(UV) pip install --quiet --python $(PYTHON) --constraint constraints.txt --editable ".[airflow,test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	bash examples/demo.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .ruff_cache

@@ -1,0 +1,127 @@
+"""Handoff formats: which kedro-datasets dataset writes a value that crosses between pods.
+
+Frames go to Parquet (safe, columnar, typed), JSON-safe builtins to JSON, and anything else to
+cloudpickle only as the fallback, which a setting can forbid. The choice is recorded with the
+object, so a reader never guesses from the extension. Serialising is done by kedro-datasets
+(`pandas.ParquetDataset`, `json.JSONDataset`, `pickle.PickleDataset`), not by code of ours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kedro_gcs_bridge.errors import ForbiddenFormatError
+
+PARQUET = "parquet"
+JSON = "json"
+PICKLE = "pickle"
+
+
+@dataclass(frozen=True)
+class Format:
+    """One way to store a value: the kedro-datasets type and its arguments."""
+
+    name: str
+    extension: str
+    dataset_type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def dataset_config(self, filepath: str, fs_args: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The catalog entry that reads and writes this format at `filepath`."""
+        config: dict[str, Any] = {"type": self.dataset_type, "filepath": filepath, **self.options}
+        if fs_args:
+            config["fs_args"] = dict(fs_args)
+        return config
+
+
+FORMATS: Mapping[str, Format] = {
+    PARQUET: Format(PARQUET, "parquet", "pandas.ParquetDataset"),
+    JSON: Format(JSON, "json", "json.JSONDataset", {"save_args": {"allow_nan": False}}),
+    PICKLE: Format(PICKLE, "pkl", "pickle.PickleDataset", {"backend": "cloudpickle"}),
+}
+
+#: Column name a pandas Series gets while it is stored as a one-column Parquet frame.
+SERIES_COLUMN = "__series__"
+
+
+def _json_safe(value: Any, depth: int = 0) -> bool:
+    """True if JSON gives the value back unchanged (same types, same keys)."""
+    if depth > 100:
+        return False
+    if value is None or isinstance(value, bool | str | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_json_safe(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(key, str) and _json_safe(item, depth + 1) for key, item in value.items()
+        )
+    return False
+
+
+def _parquet_frame(value: Any) -> tuple[Any, dict[str, Any]] | None:
+    """The frame Parquet would store for a pandas value, with what rebuilds it; else None."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency of kedro-datasets[pandas]
+        return None
+    if isinstance(value, pd.Series):
+        if value.name is not None and not isinstance(value.name, str | int | float):
+            return None
+        frame = value.to_frame(name=SERIES_COLUMN)
+        return frame, {"pandas": "series", "name": value.name}
+    if isinstance(value, pd.DataFrame):
+        columns = value.columns
+        if isinstance(columns, pd.MultiIndex) or not all(isinstance(c, str) for c in columns):
+            return None
+        if columns.has_duplicates:
+            return None
+        return value, {"pandas": "frame"}
+    return None
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """What will be stored for one value: the format, the value to save and how to rebuild."""
+
+    format: Format
+    value: Any
+    extra: dict[str, Any]
+
+
+def choose_encoding(dataset: str, value: Any, allow_pickle: bool) -> list[Encoding]:
+    """The encodings to try for a value, best first (a Parquet attempt may still fail).
+
+    Raises:
+        ForbiddenFormatError: Only pickle fits and `allow_pickle` is False.
+    """
+    candidates: list[Encoding] = []
+    parquet = _parquet_frame(value)
+    if parquet is not None:
+        candidates.append(Encoding(FORMATS[PARQUET], parquet[0], parquet[1]))
+    elif _json_safe(value):
+        candidates.append(Encoding(FORMATS[JSON], value, {}))
+    if allow_pickle:
+        candidates.append(Encoding(FORMATS[PICKLE], value, {}))
+    if not candidates:
+        raise ForbiddenFormatError(
+            f"dataset '{dataset}' holds a {type(value).__module__}.{type(value).__qualname__}, "
+            "which can only cross between pods as pickle, and pickle is forbidden "
+            "(allow_pickle: false). Return a pandas DataFrame/Series or JSON-safe builtins "
+            "from the node, declare the dataset in the catalog, or allow pickle."
+        )
+    return candidates
+
+
+def rebuild(value: Any, extra: Mapping[str, Any]) -> Any:
+    """Turns what a format loaded back into the value that was saved."""
+    if extra.get("pandas") == "series":
+        series = value[SERIES_COLUMN]
+        series.name = extra.get("name")
+        return series
+    return value

@@ -1,0 +1,203 @@
+"""Replay: run a generated DAG's tasks on this machine, each as its own process.
+
+The DAG file is loaded with Airflow's own `DagBag`; each task's pod is rendered as Airflow
+would render it for a run (`render_template_fields`, then `build_pod_request_obj(dry_run=True)`)
+and its container command runs locally, in dependency order, with the run prefix moved to a
+local root. This replays what the DAG says; it does not plan again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kedro_gcs_bridge.errors import GCSBridgeError
+from kedro_gcs_bridge.naming import RUN_PREFIX_ENV, run_segment
+
+
+class ReplayError(GCSBridgeError):
+    """The DAG file cannot be replayed (import errors, no DAG, not our operators)."""
+
+
+@dataclass(frozen=True)
+class ReplayTask:
+    """One task of the DAG as its pod would run it."""
+
+    task_id: str
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    upstream: frozenset[str]
+    nodes: tuple[str, ...]
+
+
+@dataclass
+class TaskResult:
+    """How one replayed task ended."""
+
+    task_id: str
+    state: str  # "success", "failed", "upstream_failed"
+    seconds: float = 0.0
+    returncode: int | None = None
+    log: str = ""
+    nodes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class _TryNumber:
+    try_number = 1
+
+
+def _nodes_of(arguments: Sequence[str]) -> tuple[str, ...]:
+    args = list(arguments)
+    if "--nodes" in args and args.index("--nodes") + 1 < len(args):
+        return tuple(args[args.index("--nodes") + 1].split(","))
+    return ()
+
+
+def load_dag_tasks(
+    dag_file: Path, run_id: str, local_root: str
+) -> tuple[str, str, list[ReplayTask]]:
+    """Reads a DAG file the way Airflow does and renders every task's pod for one run.
+
+    Args:
+        dag_file: The generated DAG file.
+        run_id: The Airflow run id to render (`{{ run_id }}`).
+        local_root: Local root that replaces the DAG's GCS root in the run prefix.
+
+    Returns:
+        (dag_id, local run prefix, tasks in the DAG's topological order).
+
+    Raises:
+        ReplayError: The file does not import, holds no DAG or has no pod tasks.
+    """
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(dag_file))
+    if bag.import_errors:
+        errors = "\n".join(str(error) for error in bag.import_errors.values())
+        raise ReplayError(f"{dag_file} does not import in Airflow:\n{errors}")
+    if len(bag.dags) != 1:
+        raise ReplayError(f"{dag_file} holds {len(bag.dags)} DAGs; replay takes a file with one.")
+    dag = next(iter(bag.dags.values()))
+    prefix = f"{local_root.rstrip('/')}/{dag.dag_id}/{run_segment(run_id)}"
+    context: dict[str, Any] = {"dag": dag, "run_id": run_id, "ti": _TryNumber()}
+    tasks = []
+    for task in dag.topological_sort():
+        if not hasattr(task, "build_pod_request_obj"):
+            raise ReplayError(f"task {task.task_id} is a {type(task).__name__}, not a pod task.")
+        task.render_template_fields(context)
+        pod = task.build_pod_request_obj(dry_run=True)
+        container = pod.spec.containers[0]
+        env = {item.name: item.value for item in container.env or []}
+        env[RUN_PREFIX_ENV] = prefix
+        command = tuple((container.command or []) + (container.args or []))
+        tasks.append(
+            ReplayTask(
+                task_id=task.task_id,
+                command=command,
+                env=env,
+                upstream=frozenset(task.upstream_task_ids),
+                nodes=_nodes_of(container.args or []),
+            )
+        )
+    return dag.dag_id, prefix, tasks
+
+
+def default_run_id() -> str:
+    """A manual run id like Airflow's (`manual__<timestamp>`)."""
+    return f"manual__{dt.datetime.now(dt.UTC).isoformat()}"
+
+
+def _executable(command: Sequence[str]) -> list[str]:
+    """The command with `kedro` taken from this environment (the image has it on PATH)."""
+    first = command[0]
+    local = Path(sys.executable).parent / first
+    return [str(local) if local.exists() else first, *command[1:]]
+
+
+def run_task(task: ReplayTask, cwd: Path, extra_env: Mapping[str, str] | None) -> TaskResult:
+    """Runs one task's container command as a local process."""
+    env = {**os.environ, **task.env, **(extra_env or {})}
+    started = time.perf_counter()
+    completed = subprocess.run(
+        _executable(task.command),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    state = "success" if completed.returncode == 0 else "failed"
+    return TaskResult(
+        task.task_id,
+        state,
+        seconds,
+        completed.returncode,
+        completed.stdout + completed.stderr,
+        task.nodes,
+    )
+
+
+def replay(
+    tasks: Sequence[ReplayTask],
+    cwd: Path,
+    parallel: int = 1,
+    extra_env: Mapping[str, str] | None = None,
+    on_result: Callable[[TaskResult], None] | None = None,
+    only: set[str] | None = None,
+) -> list[TaskResult]:
+    """Runs tasks in dependency order, up to `parallel` at once; a failure skips downstream.
+
+    Args:
+        tasks: Tasks from `load_dag_tasks`.
+        cwd: The Kedro project folder (the image's working directory).
+        parallel: How many independent tasks may run at once.
+        extra_env: Environment added to every task (emulator host, tracking URI, ...).
+        on_result: Called as each task ends (progress display).
+        only: Run just these task ids (their upstream outputs must already be under the
+            prefix: the re-run of a cleared task).
+
+    Returns:
+        One result per task, in the order they ended.
+    """
+    by_id = {task.task_id: task for task in tasks}
+    selected = set(by_id) if only is None else set(only)
+    done: dict[str, TaskResult] = {}
+    running: dict[Future[TaskResult], str] = {}
+    results: list[TaskResult] = []
+
+    def finish(result: TaskResult) -> None:
+        done[result.task_id] = result
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        while len(done) < len(selected):
+            started = set(running.values())
+            for task in tasks:
+                if task.task_id not in selected or task.task_id in done or task.task_id in started:
+                    continue
+                upstream = task.upstream & selected
+                if any(done.get(up) and done[up].state != "success" for up in upstream):
+                    finish(TaskResult(task.task_id, "upstream_failed", nodes=task.nodes))
+                    continue
+                if all(up in done for up in upstream) and len(running) < max(1, parallel):
+                    future = pool.submit(run_task, task, cwd, extra_env)
+                    running[future] = task.task_id
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                running.pop(future)
+                finish(future.result())
+    return results

@@ -1,0 +1,222 @@
+"""`GCSRunner`: runs one group of Kedro nodes in a pod, as if the whole pipeline ran in one process.
+
+Before the nodes run, every boundary dataset is put into the catalog as a `HandoffDataset`:
+what another group made is loaded from the run prefix, what another group needs is saved
+there. Boundary datasets are found by comparing the nodes this pod runs (after `--nodes`,
+`--tags`, ...) with the registered pipeline named by `KEDRO_GCS_BRIDGE_PIPELINE` (or the
+`pipeline` runner param). Only datasets that would otherwise be in-memory cross; catalog
+datasets already persist and are left alone, except that one on local disk is reported (it
+is lost between pods) or, with `handoff_local_datasets`, carried through the run prefix too.
+After its nodes ran, the group writes its manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from kedro.io import AbstractDataset
+from kedro.runner import SequentialRunner
+
+from kedro_gcs_bridge.catalog_info import is_memory, local_path
+from kedro_gcs_bridge.errors import HandoffError
+from kedro_gcs_bridge.grouping import base_name
+from kedro_gcs_bridge.naming import PIPELINE_ENV, RUN_PREFIX_ENV, TASK_ENV, TRY_ENV
+from kedro_gcs_bridge.plan import boundary_datasets, node_specs
+
+if TYPE_CHECKING:
+    from kedro.pipeline import Pipeline
+    from pluggy import PluginManager
+
+    from kedro_gcs_bridge.store import HandoffStore
+
+logger = logging.getLogger(__name__)
+
+ALLOW_PICKLE_ENV = "KEDRO_GCS_BRIDGE_ALLOW_PICKLE"
+
+
+class HandoffDataset(AbstractDataset[Any, Any]):
+    """A boundary dataset: saved to or loaded from the run prefix, kept in memory meanwhile.
+
+    A value saved here and read again by a node of the same group comes from memory, not
+    from storage; loaded values are kept until Kedro releases the dataset.
+    """
+
+    def __init__(self, store: HandoffStore, name: str, producer_node: str | None) -> None:
+        self._store = store
+        self._name = name
+        self._producer_node = producer_node
+        self._data: Any = None
+        self._has_data = False
+
+    def _load(self) -> Any:
+        if not self._has_data:
+            self._data = self._store.load(self._name, self._producer_node)
+            self._has_data = True
+        return self._data
+
+    def _save(self, data: Any) -> None:
+        self._store.save(self._name, data)
+        self._data, self._has_data = data, True
+
+    def _exists(self) -> bool:
+        return self._has_data or self._store.fs.exists(self._store.record_path(self._name))
+
+    def _release(self) -> None:
+        self._data, self._has_data = None, False
+
+    def _describe(self) -> dict[str, Any]:
+        return {"name": self._name, "prefix": self._store.prefix}
+
+
+def _flag(value: bool | str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+class GCSRunner(SequentialRunner):
+    """Runs a group of nodes, handing boundary datasets over through a run prefix.
+
+    Use: `kedro run --runner kedro_gcs_bridge.GCSRunner --nodes ...` with
+    `KEDRO_GCS_BRIDGE_RUN_PREFIX` set (the generated DAG sets it), or
+    `--runner-params prefix=file:///tmp/run1,task=split`.
+    """
+
+    def __init__(
+        self,
+        is_async: bool = False,
+        prefix: str | None = None,
+        pipeline: str | None = None,
+        task: str | None = None,
+        allow_pickle: bool | str | None = None,
+        handoff_local_datasets: bool | str | None = None,
+    ) -> None:
+        """Creates the runner.
+
+        Args:
+            is_async: Load and save node data in threads (Kedro's `--async`).
+            prefix: Run prefix URL; default `$KEDRO_GCS_BRIDGE_RUN_PREFIX`.
+            pipeline: Registered pipeline the groups are cut from; default
+                `$KEDRO_GCS_BRIDGE_PIPELINE`, else `__default__`.
+            task: This group's task id, for records and the manifest; default
+                `$KEDRO_GCS_BRIDGE_TASK`, else derived from the node names.
+            allow_pickle: False forbids the pickle fallback; default
+                `$KEDRO_GCS_BRIDGE_ALLOW_PICKLE`, else True.
+            handoff_local_datasets: Also carry crossing catalog datasets that live on local
+                disk through the run prefix.
+        """
+        super().__init__(is_async=is_async)
+        self._prefix = prefix
+        self._pipeline_name = pipeline
+        self._task = task
+        self._allow_pickle = allow_pickle
+        self._handoff_local = _flag(handoff_local_datasets, False)
+
+    def _resolve_prefix(self) -> str:
+        prefix = self._prefix or os.environ.get(RUN_PREFIX_ENV)
+        if not prefix:
+            raise HandoffError(
+                "GCSRunner needs a run prefix: the generated DAG sets "
+                f"{RUN_PREFIX_ENV}; outside Airflow export {RUN_PREFIX_ENV}=file:///tmp/run1 "
+                "or pass `--runner-params prefix=file:///tmp/run1`."
+            )
+        return prefix
+
+    def _registered_pipeline(self) -> Pipeline:
+        from kedro.framework.project import pipelines
+
+        name = self._pipeline_name or os.environ.get(PIPELINE_ENV) or "__default__"
+        pipeline = pipelines.get(name)
+        if pipeline is None:
+            raise HandoffError(
+                f"GCSRunner: pipeline '{name}' is not registered (from {PIPELINE_ENV} or the "
+                f"`pipeline` runner param); registered: {sorted(pipelines)}."
+            )
+        return pipeline
+
+    def _open_store(self, pipeline: Pipeline) -> HandoffStore:
+        from kedro_gcs_bridge.naming import task_ids
+        from kedro_gcs_bridge.store import HandoffStore
+
+        names = [node.name for node in pipeline.nodes]
+        task = self._task or os.environ.get(TASK_ENV) or task_ids(["+".join(names)]).popitem()[1]
+        store = HandoffStore(
+            self._resolve_prefix(),
+            task=task,
+            attempt=int(os.environ.get(TRY_ENV) or 1),
+            allow_pickle=_flag(self._allow_pickle or os.environ.get(ALLOW_PICKLE_ENV), True),
+        )
+        store.check_reachable()
+        return store
+
+    def _crossing_names(
+        self, pipeline: Pipeline, catalog: Any, bases: set[str], inputs: bool
+    ) -> dict[str, str]:
+        """Names the nodes use (transcoded ones included) for boundary bases that cross here."""
+        names: dict[str, str] = {}
+        for node in pipeline.nodes:
+            for name in node.inputs if inputs else node.outputs:
+                if base_name(name) in bases:
+                    names[name] = base_name(name)
+        return {name: base for name, base in names.items() if self._crosses(catalog, name)}
+
+    def _crosses(self, catalog: Any, name: str) -> bool:
+        dataset = catalog.get(name) if name in catalog else None
+        if is_memory(dataset):
+            return True
+        path = local_path(dataset)
+        if path is not None:
+            if self._handoff_local:
+                return True
+            logger.warning(
+                "Dataset '%s' crosses between groups but is saved on local disk (%s): the "
+                "next pod will not find it. Put it on gs://, remove it from the catalog, or "
+                "set handoff_local_datasets.",
+                name,
+                path,
+            )
+        return False
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        catalog: Any,
+        hook_manager: PluginManager | None = None,
+        run_id: str | None = None,
+        only_missing_outputs: bool = False,
+    ) -> dict[str, Any]:
+        """Runs the group: boundary inputs from the run prefix, outputs to it, then a manifest.
+
+        Raises:
+            HandoffError: No run prefix, an unreachable bucket, a missing or corrupt upstream
+                dataset, a value that cannot be stored.
+        """
+        started_at = dt.datetime.now(dt.UTC).isoformat()
+        registered = self._registered_pipeline()
+        selected = [node.name for node in pipeline.nodes]
+        loaded, saved = boundary_datasets(node_specs(registered), selected)
+        store = self._open_store(pipeline)
+        made_by: Mapping[str, str] = {
+            base_name(out): node.name for node in registered.nodes for out in node.outputs
+        }
+        for name, base in self._crossing_names(pipeline, catalog, loaded, inputs=True).items():
+            catalog[name] = HandoffDataset(store, base, made_by.get(base))
+        for name, base in self._crossing_names(pipeline, catalog, saved, inputs=False).items():
+            catalog[name] = HandoffDataset(store, base, made_by.get(base))
+        logger.info(
+            "GCSRunner: task %s, %d node(s), loads %s, saves %s, run prefix %s",
+            store.task,
+            len(selected),
+            sorted(loaded) or "nothing",
+            sorted(saved) or "nothing",
+            store.prefix,
+        )
+        result = super().run(pipeline, catalog, hook_manager, run_id, only_missing_outputs)
+        store.write_manifest(selected, started_at, {"kedro_run_id": run_id})
+        return result
