@@ -19,7 +19,7 @@ def dataset_path(dataset: Any) -> str | None:
     """The filepath a catalog dataset reads and writes, when it has one."""
     try:
         described = dataset._describe()
-    except Exception:
+    except Exception:  # noqa: BLE001 - third-party datasets may not describe themselves
         return None
     path = described.get("filepath") or described.get("path")
     return None if path is None else str(path)
