@@ -96,6 +96,7 @@ class GCSRunner(SequentialRunner):
         task: str | None = None,
         allow_pickle: bool | str | None = None,
         handoff_local_datasets: bool | str | None = None,
+        full_pipeline: Pipeline | None = None,
     ) -> None:
         """Creates the runner.
 
@@ -110,6 +111,8 @@ class GCSRunner(SequentialRunner):
                 `$KEDRO_GCS_BRIDGE_ALLOW_PICKLE`, else True.
             handoff_local_datasets: Also carry crossing catalog datasets that live on local
                 disk through the run prefix.
+            full_pipeline: The pipeline the groups are cut from, given directly (for use
+                from Python); default: the registered one named by `pipeline`.
         """
         super().__init__(is_async=is_async)
         self._prefix = prefix
@@ -117,6 +120,7 @@ class GCSRunner(SequentialRunner):
         self._task = task
         self._allow_pickle = allow_pickle
         self._handoff_local = _flag(handoff_local_datasets, False)
+        self._full_pipeline = full_pipeline
 
     def _resolve_prefix(self) -> str:
         prefix = self._prefix or os.environ.get(RUN_PREFIX_ENV)
@@ -129,6 +133,8 @@ class GCSRunner(SequentialRunner):
         return prefix
 
     def _registered_pipeline(self) -> Pipeline:
+        if self._full_pipeline is not None:
+            return self._full_pipeline
         from kedro.framework.project import pipelines
 
         name = self._pipeline_name or os.environ.get(PIPELINE_ENV) or "__default__"

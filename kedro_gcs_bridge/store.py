@@ -204,6 +204,7 @@ class HandoffStore:
         from kedro.io import AbstractDataset
 
         errors: list[str] = []
+        self._remove_leftovers(dataset)
         for encoding in choose_encoding(dataset, value, self.allow_pickle):
             fmt = encoding.format
             path = f"{self.data_dir(dataset)}/data.{fmt.extension}"
@@ -253,6 +254,13 @@ class HandoffStore:
                 self.fs.rm(path)
         except OSError:  # pragma: no cover - best effort clean-up of a failed attempt
             logger.warning("Could not remove %s", path)
+
+    def _remove_leftovers(self, dataset: str) -> None:
+        """Temporary objects of an attempt that was killed mid-save (never read by anyone)."""
+        if self._atomic_objects:
+            return
+        for path in self.fs.glob(f"{self.data_dir(dataset)}/*.tmp-*"):
+            self._discard(path)
 
     def _remove_other_formats(self, dataset: str, keep: str) -> None:
         """A retry that chose another format leaves no stale object of the old one."""

@@ -36,7 +36,9 @@ def split_data(
     return x_train, x_test, y_train, y_test
 
 
-def train_model(x_train: pd.DataFrame, y_train: pd.Series) -> LinearRegression:
+def train_model(
+    x_train: pd.DataFrame, y_train: pd.Series
+) -> tuple[LinearRegression, dict[str, float]]:
     """Train a linear regression model.
 
     Args:
@@ -44,15 +46,22 @@ def train_model(x_train: pd.DataFrame, y_train: pd.Series) -> LinearRegression:
         y_train: Training target (price).
 
     Returns:
-        The fitted model.
+        The fitted model, and its fit on the training set (a plain dict).
     """
     regressor = LinearRegression()
     regressor.fit(x_train, y_train)
-    return regressor
+    training_metrics = {
+        "train_r2_score": float(regressor.score(x_train, y_train)),
+        "train_rows": len(x_train),
+    }
+    return regressor, training_metrics
 
 
 def evaluate_model(
-    regressor: LinearRegression, x_test: pd.DataFrame, y_test: pd.Series
+    regressor: LinearRegression,
+    x_test: pd.DataFrame,
+    y_test: pd.Series,
+    training_metrics: dict[str, float],
 ) -> dict[str, float]:
     """Compute and log the model's metrics on the test set.
 
@@ -60,15 +69,17 @@ def evaluate_model(
         regressor: Trained model.
         x_test: Test features.
         y_test: Test target (price).
+        training_metrics: The model's fit on the training set, reported alongside.
 
     Returns:
-        A plain dict with ``r2_score``, ``mae`` and ``max_error``.
+        A plain dict with ``r2_score``, ``mae``, ``max_error`` and the training figures.
     """
     y_pred = regressor.predict(x_test)
     metrics = {
         "r2_score": float(r2_score(y_test, y_pred)),
         "mae": float(mean_absolute_error(y_test, y_pred)),
         "max_error": float(max_error(y_test, y_pred)),
+        **training_metrics,
     }
     logger.info(
         "Model has a coefficient R^2 of %.3f on test data.", metrics["r2_score"]

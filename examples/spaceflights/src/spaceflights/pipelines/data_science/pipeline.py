@@ -21,13 +21,13 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             Node(
                 func=train_model,
                 inputs=["X_train", "y_train"],
-                outputs="regressor",
+                outputs=["regressor", "training_metrics"],
                 name="train_model_node",
                 tags=["machine.medium"],
             ),
             Node(
                 func=evaluate_model,
-                inputs=["regressor", "X_test", "y_test"],
+                inputs=["regressor", "X_test", "y_test", "training_metrics"],
                 outputs="metrics",
                 name="evaluate_model_node",
                 tags=["machine.medium"],

@@ -1,0 +1,373 @@
+"""GCSRunner: in-process on small pipelines (Kedro's corners), and on the example project with
+each group as its own `kedro run` process, through file:// and a real local GCS emulator."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _gcs_emulator import BUCKET, gcs_emulator  # noqa: F401 - fixture
+from kedro.io import DataCatalog
+from kedro.pipeline import Pipeline, node, pipeline
+
+from kedro_gcs_bridge.errors import HandoffError
+from kedro_gcs_bridge.runner import GCSRunner
+from kedro_gcs_bridge.store import HandoffStore
+
+REPO = Path(__file__).resolve().parents[1]
+KEDRO = Path(sys.executable).parent / "kedro"
+GROUPS = {  # the example's groups, in topological order
+    "companies": ["preprocess_companies_node"],
+    "shuttles": ["preprocess_shuttles_node"],
+    "split": ["create_model_input_table_node", "split_data_node"],
+    "train_model_node": ["train_model_node"],
+    "evaluate_model_node": ["evaluate_model_node"],
+}
+
+
+# --- in-process: Kedro's corners -----------------------------------------------------------
+def make(n: int) -> list[int]:
+    return list(range(n))
+
+
+def double(values: list[int]) -> list[int]:
+    return [2 * v for v in values]
+
+
+def total(values: list[int], factor: int) -> int:
+    return sum(values) * factor
+
+
+def count(values: list[int]) -> int:
+    return len(values)
+
+
+def objects(prefix: str) -> list[str]:
+    store = HandoffStore(prefix, task="inspect")
+    store.fs.invalidate_cache()
+    if not store.fs.exists(store.root):
+        return []
+    return sorted(p[len(store.root) + 1 :] for p in store.fs.find(store.root))
+
+
+def run_group(
+    full: Pipeline,
+    nodes: list[str],
+    prefix: str,
+    catalog_config: dict[str, Any] | None = None,
+    **runner_args: Any,
+) -> dict[str, Any]:
+    """Runs some nodes of `full` as one pod would: a fresh catalog, GCSRunner."""
+    catalog = DataCatalog.from_config(catalog_config or {})
+    catalog["params:factor"] = 3
+    catalog["params:n"] = 4
+    runner = GCSRunner(prefix=prefix, full_pipeline=full, task="-".join(nodes), **runner_args)
+    runner.run(full.only_nodes(*nodes), catalog)
+    made = full.only_nodes(*nodes).all_outputs()
+    return {name: catalog.load(name) for name in made if catalog.exists(name)}
+
+
+FULL = pipeline(
+    [
+        node(make, "params:n", "raw", name="make"),
+        node(double, "raw", "features.doubled", name="double"),
+        node(total, ["features.doubled", "params:factor"], "total", name="total"),
+        node(count, "features.doubled", "n_doubled", name="count"),
+    ]
+)
+
+
+@pytest.fixture
+def memory_prefix() -> str:
+    return f"memory://runs/{uuid.uuid4().hex}"
+
+
+class TestBoundaries:
+    def test_only_boundary_datasets_cross(self, memory_prefix: str) -> None:
+        run_group(FULL, ["make", "double"], memory_prefix)
+        # raw stays inside the first group; params never cross.
+        assert objects(memory_prefix) == [
+            "data/features.doubled/data.json",
+            "data/features.doubled/record.json",
+            "manifests/make-double.json",
+        ]
+        outputs = run_group(FULL, ["total", "count"], memory_prefix)
+        assert outputs["total"] == sum(2 * v for v in range(4)) * 3
+        assert outputs["n_doubled"] == 4
+
+    def test_a_dataset_read_by_two_groups_is_saved_once(self, memory_prefix: str) -> None:
+        run_group(FULL, ["make", "double"], memory_prefix)
+        run_group(FULL, ["total"], memory_prefix)
+        run_group(FULL, ["count"], memory_prefix)
+        data = [p for p in objects(memory_prefix) if p.startswith("data/")]
+        assert data == ["data/features.doubled/data.json", "data/features.doubled/record.json"]
+
+    def test_transcoded_names_cross_once_by_base_name(self, memory_prefix: str) -> None:
+        full = pipeline(
+            [
+                node(make, "params:n", "numbers@list", name="make"),
+                node(count, "numbers@list", "how_many", name="count"),
+                node(double, "numbers@other", "doubled", name="double"),
+            ]
+        )
+        run_group(full, ["make"], memory_prefix)
+        outputs = run_group(full, ["count", "double"], memory_prefix)
+        assert outputs["how_many"] == 4 and outputs["doubled"] == [0, 2, 4, 6]
+        data = [p for p in objects(memory_prefix) if p.startswith("data/")]
+        assert data == ["data/numbers/data.json", "data/numbers/record.json"]
+
+    def test_catalog_datasets_in_gcs_are_left_alone(self, memory_prefix: str) -> None:
+        remote = {"raw": {"type": "json.JSONDataset", "filepath": f"{memory_prefix}-cat/raw.json"}}
+        run_group(FULL, ["make"], memory_prefix, remote)
+        assert [p for p in objects(memory_prefix) if p.startswith("data/")] == []
+        outputs = run_group(FULL, ["double"], memory_prefix, remote)
+        assert outputs["features.doubled"] == [0, 2, 4, 6]
+
+    def test_local_disk_catalog_dataset_is_reported(
+        self, memory_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        local = {"raw": {"type": "json.JSONDataset", "filepath": str(tmp_path / "raw.json")}}
+        with caplog.at_level(logging.WARNING, logger="kedro_gcs_bridge.runner"):
+            run_group(FULL, ["make"], memory_prefix, local)
+        assert "'raw' crosses between groups but is saved on local disk" in caplog.text
+
+    def test_local_disk_catalog_dataset_can_go_through_the_prefix(
+        self, memory_prefix: str, tmp_path: Path
+    ) -> None:
+        local = {"raw": {"type": "json.JSONDataset", "filepath": str(tmp_path / "raw.json")}}
+        run_group(FULL, ["make"], memory_prefix, local, handoff_local_datasets=True)
+        assert "data/raw/record.json" in objects(memory_prefix)
+        assert not (tmp_path / "raw.json").exists()  # carried by the prefix, not the disk
+        outputs = run_group(FULL, ["double"], memory_prefix, local, handoff_local_datasets=True)
+        assert outputs["features.doubled"] == [0, 2, 4, 6]
+
+    @pytest.mark.parametrize(
+        ("pattern", "crosses"),
+        [
+            ({"type": "MemoryDataset"}, True),
+            ({"type": "json.JSONDataset", "filepath": "gs-like/{default}.json"}, False),
+        ],
+    )
+    def test_catch_all_pattern(
+        self, memory_prefix: str, tmp_path: Path, pattern: dict[str, str], crosses: bool
+    ) -> None:
+        """A `{default}` pattern that makes MemoryDatasets still crosses; one of files does not."""
+        config = {"{default}": {k: v.replace("gs-like", str(tmp_path)) for k, v in pattern.items()}}
+        run_group(FULL, ["make"], memory_prefix, config)
+        assert ("data/raw/record.json" in objects(memory_prefix)) is crosses
+
+
+class TestRunnerErrors:
+    def test_missing_prefix_says_how_to_set_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("KEDRO_GCS_BRIDGE_RUN_PREFIX", raising=False)
+        runner = GCSRunner(full_pipeline=FULL)
+        with pytest.raises(HandoffError, match="KEDRO_GCS_BRIDGE_RUN_PREFIX=file://"):
+            runner.run(FULL.only_nodes("make"), DataCatalog.from_config({}))
+
+    def test_consumer_before_producer_names_the_missing_dataset(self, memory_prefix: str) -> None:
+        with pytest.raises(Exception, match=r"'features\.doubled', made by node 'double'"):
+            run_group(FULL, ["total"], memory_prefix)
+
+
+# --- the example project, one process per group ----------------------------------------------
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("example") / "spaceflights"
+    shutil.copytree(REPO / "examples" / "spaceflights", target)
+    return target
+
+
+def kedro(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        "KEDRO_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "COLUMNS": "400",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [str(KEDRO), *args],
+        cwd=project,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def run_example_group(
+    project: Path, group: str, prefix: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return kedro(
+        project,
+        "run",
+        "--runner",
+        "kedro_gcs_bridge.GCSRunner",
+        "--nodes",
+        ",".join(GROUPS[group]),
+        env={"KEDRO_GCS_BRIDGE_RUN_PREFIX": prefix, "KEDRO_GCS_BRIDGE_TASK": group, **env},
+    )
+
+
+def said(result: subprocess.CompletedProcess[str]) -> str:
+    """What the process printed, with line wrapping undone."""
+    return " ".join((result.stdout + result.stderr).replace("│", " ").split())
+
+
+def metrics(project: Path) -> dict[str, float]:
+    return json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def in_process_metrics(project: Path) -> dict[str, float]:
+    """What one plain `kedro run` (SequentialRunner, one process) computes."""
+    result = kedro(project, "run")
+    assert result.returncode == 0, result.stderr
+    return metrics(project)
+
+
+CROSSING = (
+    "preprocessed_companies",
+    "preprocessed_shuttles",
+    "X_train",
+    "X_test",
+    "y_train",
+    "y_test",
+    "regressor",
+    "training_metrics",
+)
+
+
+def records(prefix: str, names: tuple[str, ...] = CROSSING) -> dict[str, dict[str, Any]]:
+    store = HandoffStore(prefix, task="inspect")
+    return {name: store.read_record(name).to_json() for name in names}
+
+
+@pytest.fixture(params=["file", "gs"])
+def example_prefix(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "file":
+        return (tmp_path / "runs" / "spaceflights" / "manual__1").as_uri()
+    request.getfixturevalue("gcs_emulator")
+    return f"gs://{BUCKET}/kedro-gcs-bridge/spaceflights/{uuid.uuid4().hex}"
+
+
+class TestExampleProject:
+    def test_groups_in_separate_processes_match_one_process(
+        self, project: Path, in_process_metrics: dict[str, float], example_prefix: str
+    ) -> None:
+        (project / "data" / "08_reporting" / "metrics.json").unlink()
+        for group in GROUPS:
+            result = run_example_group(project, group, example_prefix)
+            assert result.returncode == 0, f"{group}:\n{result.stderr[-3000:]}"
+        assert metrics(project) == in_process_metrics
+        formats = {name: record["format"] for name, record in records(example_prefix).items()}
+        assert formats == {
+            "preprocessed_companies": "parquet",
+            "preprocessed_shuttles": "parquet",
+            "X_train": "parquet",
+            "X_test": "parquet",
+            "y_train": "parquet",
+            "y_test": "parquet",
+            "regressor": "pickle",
+            "training_metrics": "json",
+        }
+        crossed = {p.split("/")[1] for p in objects(example_prefix) if p.startswith("data/")}
+        # model_input_table stays inside the split pod; metrics is a catalog dataset.
+        assert crossed == set(formats)
+        manifests = {p for p in objects(example_prefix) if p.startswith("manifests/")}
+        assert manifests == {f"manifests/{group}.json" for group in GROUPS}
+
+    def test_consumer_started_before_its_producer_fails_clearly(
+        self, project: Path, tmp_path: Path
+    ) -> None:
+        prefix = (tmp_path / "early").as_uri()
+        result = run_example_group(project, "train_model_node", prefix)
+        assert result.returncode != 0
+        assert "made by node 'split_data_node', is not under the run prefix" in said(result)
+        assert "no manifest" in said(result)
+
+    def test_truncated_handoff_object_fails_the_consumer(
+        self, project: Path, tmp_path: Path
+    ) -> None:
+        prefix = (tmp_path / "truncated").as_uri()
+        for group in ("companies", "shuttles", "split"):
+            assert run_example_group(project, group, prefix).returncode == 0
+        target = tmp_path / "truncated" / "data" / "X_train" / "data.parquet"
+        target.write_bytes(target.read_bytes()[:100])
+        result = run_example_group(project, "train_model_node", prefix)
+        assert result.returncode != 0
+        assert "data/X_train/data.parquet of dataset 'X_train' does not match its record" in said(
+            result
+        )
+
+    def test_pickle_forbidden_fails_naming_the_dataset(self, project: Path, tmp_path: Path) -> None:
+        prefix = (tmp_path / "nopickle").as_uri()
+        for group in ("companies", "shuttles", "split"):
+            assert run_example_group(project, group, prefix).returncode == 0
+        result = run_example_group(
+            project, "train_model_node", prefix, KEDRO_GCS_BRIDGE_ALLOW_PICKLE="false"
+        )
+        assert result.returncode != 0
+        assert "dataset 'regressor'" in said(result) and "LinearRegression" in said(result)
+        assert not (tmp_path / "nopickle" / "data" / "regressor").exists()
+
+    def test_group_killed_mid_save_and_rerun_gives_identical_outputs(
+        self, project: Path, tmp_path: Path
+    ) -> None:
+        clean = (tmp_path / "clean").as_uri()
+        killed = (tmp_path / "killed").as_uri()
+        for prefix in (clean, killed):
+            for group in ("companies", "shuttles"):
+                assert run_example_group(project, group, prefix).returncode == 0
+        assert run_example_group(project, "split", clean).returncode == 0
+
+        env = {
+            **os.environ,
+            "KEDRO_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "1",
+            "KEDRO_GCS_BRIDGE_RUN_PREFIX": killed,
+            "KEDRO_GCS_BRIDGE_TASK": "split",
+        }
+        process = subprocess.Popen(
+            [
+                str(KEDRO),
+                "run",
+                "--runner",
+                "kedro_gcs_bridge.GCSRunner",
+                "--nodes",
+                ",".join(GROUPS["split"]),
+            ],
+            cwd=project,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        first_save = tmp_path / "killed" / "data" / "X_train"
+        deadline = time.monotonic() + 120
+        while not first_save.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert not (tmp_path / "killed" / "manifests" / "split.json").exists()
+
+        assert run_example_group(project, "split", killed).returncode == 0
+        split_outputs = ("X_train", "X_test", "y_train", "y_test")
+        after_retry, reference = records(killed, split_outputs), records(clean, split_outputs)
+        for name in split_outputs:
+            assert after_retry[name]["crc32c"] == reference[name]["crc32c"], name
+        leftovers = [p for p in (tmp_path / "killed").rglob("*") if ".tmp-" in p.name]
+        assert leftovers == []
