@@ -153,7 +153,7 @@ class TestErrors:
     def test_missing_dataset_says_when_the_producer_manifest_exists(self, prefix: str) -> None:
         producer = HandoffStore(prefix, task="split")
         producer.write_manifest(["split_data_node"], started_at="t0")
-        with pytest.raises(MissingHandoffError, match="manifest of task 'split'.*exists"):
+        with pytest.raises(MissingHandoffError, match=r"manifest of task 'split'.*exists"):
             HandoffStore(prefix, task="c").load("X_train", "split_data_node")
 
     def test_truncated_object_is_a_checksum_error_naming_it(self, prefix: str) -> None:
@@ -166,11 +166,12 @@ class TestErrors:
 
     def test_forbidden_pickle_writes_nothing(self, prefix: str) -> None:
         store = HandoffStore(prefix, task="t", allow_pickle=False)
-        with pytest.raises(ForbiddenFormatError, match="'regressor'.*LinearRegression"):
+        with pytest.raises(ForbiddenFormatError, match=r"'regressor'.*LinearRegression"):
             store.save("regressor", LinearRegression())
         assert objects(store) == []
 
-    def test_missing_bucket_is_named(self, gcs_emulator: str) -> None:
+    @pytest.mark.usefixtures("gcs_emulator")
+    def test_missing_bucket_is_named(self) -> None:
         with pytest.raises(HandoffError, match="bucket 'no-such-bucket' does not exist"):
             HandoffStore("gs://no-such-bucket/root/run", task="t").check_reachable()
 
