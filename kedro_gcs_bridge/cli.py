@@ -97,7 +97,7 @@ def _dag_files(
             "env": env,
             "package_name": metadata.package_name,
         }
-        files.append(build_dag_file(variables))
+        files.append(build_dag_file(variables, str(metadata.project_path)))
     return files, catalog
 
 

@@ -23,6 +23,9 @@ TEMPLATE_VARIABLES = frozenset(
     {"dag_name", "node_objs", "env", "pipeline_name", "package_name", "pipeline", "conf_source"}
 )
 
+#: Where a task's command runs: a GKE Autopilot pod, or a local process (rehearsal).
+POD_BACKENDS = ("gke", "local")
+
 #: Config keys that are read by later stages (runner, replay, MLflow) and accepted here.
 _PASS_THROUGH = frozenset({"gcs_bridge"})
 
@@ -63,6 +66,8 @@ class BridgeConfig:
     schedule_timeout_seconds: int = 1200
     startup_timeout_seconds: int = 600
     tags: tuple[str, ...] = ()
+    pod_backend: str = "gke"
+    local_root: str | None = None
 
     @property
     def retry_delay_minutes(self) -> float:
@@ -70,7 +75,9 @@ class BridgeConfig:
         return self.retry_delay
 
     def missing_deployment_keys(self) -> list[str]:
-        """Keys a DAG needs to reach GKE and GCS that are not set."""
+        """Keys a DAG needs to reach GKE and GCS that are not set (none for local pods)."""
+        if self.pod_backend == "local":
+            return []
         needed = (
             "gcp_project_id",
             "gcp_region",
@@ -226,6 +233,13 @@ def parse_config(merged: Mapping[str, Any]) -> BridgeConfig:
             values["schedule"] = None if value is None else str(value)
         elif key == "schedule":
             values[key] = None if value is None else str(value)
+        elif key == "pod_backend":
+            if value not in POD_BACKENDS:
+                raise ConfigError(
+                    f"'pod_backend: {value}' is not one of {list(POD_BACKENDS)}: 'gke' runs "
+                    "each group in a GKE pod, 'local' as a local process (for airflow dags test)."
+                )
+            values[key] = str(value)
         else:
             values[key] = str(value)
     config = BridgeConfig(**values)

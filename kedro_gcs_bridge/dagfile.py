@@ -16,8 +16,11 @@ template's autoescaping never mangles quotes.
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jinja2 import pass_context
@@ -96,6 +99,7 @@ class DagFile:
     config: BridgeConfig
     plan: Plan | None
     error: str | None = None
+    project_path: str = ""
 
     task_env_key = TASK_ENV
 
@@ -110,9 +114,22 @@ class DagFile:
         return Markup(py_literal(value, indent))
 
     @property
+    def local(self) -> bool:
+        """Tasks run as local processes (`pod_backend: local`), not GKE pods."""
+        return self.config.pod_backend == "local"
+
+    @property
     def run_prefix(self) -> str:
         """The run prefix as an Airflow template."""
-        return run_prefix_template(self.config.gcs_bridge_root or "")
+        if self.local:
+            root = self.config.local_root or (Path(self.project_path) / ".gcs-bridge-runs").as_uri()
+        else:
+            root = self.config.gcs_bridge_root or ""
+        return run_prefix_template(root)
+
+    def local_command(self, task: TaskPlan) -> str:
+        """The task's `kedro run` for a local process, with this environment's Python."""
+        return shlex.join([sys.executable, "-m", "kedro", *self.arguments(task)])
 
     def create_command(self) -> str:
         """The command that regenerates this file."""
@@ -195,7 +212,7 @@ class DagFile:
         return ["kedro", LABEL_PREFIX, self.package_name, *self.config.tags]
 
 
-def build_dag_file(variables: Mapping[str, Any]) -> DagFile:
+def build_dag_file(variables: Mapping[str, Any], project_path: str = "") -> DagFile:
     """Plans a DAG file from template variables (kedro-airflow's plus the merged config).
 
     Planning errors do not raise: they come back in `DagFile.error`, so the hook can stop
@@ -222,17 +239,32 @@ def build_dag_file(variables: Mapping[str, Any]) -> DagFile:
                 "conf/base/airflow.yml (see `kedro gcs-bridge init`)."
             )
     except GCSBridgeError as exc:
-        return DagFile(name, package_name, pipeline_name, env, conf_source, config, None, str(exc))
-    return DagFile(name, package_name, pipeline_name, env, conf_source, config, plan)
+        return DagFile(
+            name,
+            package_name,
+            pipeline_name,
+            env,
+            conf_source,
+            config,
+            None,
+            str(exc),
+            project_path,
+        )
+    return DagFile(
+        name, package_name, pipeline_name, env, conf_source, config, plan, None, project_path
+    )
 
 
 class DagFileFactory:
     """The object the template sees as `gcs_bridge`."""
 
+    def __init__(self, project_path: str = "") -> None:
+        self.project_path = project_path
+
     @pass_context
     def dag_file(self, context: Context) -> DagFile:
         """Plans the DAG from the variables kedro-airflow passed to the template."""
-        return build_dag_file(context.get_all())
+        return build_dag_file(context.get_all(), self.project_path)
 
     def __repr__(self) -> str:
         return "<kedro-gcs-bridge DAG file factory>"

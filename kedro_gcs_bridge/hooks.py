@@ -102,7 +102,8 @@ class AirflowCreateHook:
                     "env": params.get("env") or "local",
                     "package_name": project.PACKAGE_NAME,
                     "conf_source": params.get("conf_source") or "",
-                }
+                },
+                str(context.project_path),
             )
             if dag.error:
                 errors.append(dag.error)
@@ -112,7 +113,7 @@ class AirflowCreateHook:
         if errors:
             raise KedroCliError("kedro-gcs-bridge: no DAG file written.\n" + "\n".join(errors))
         raw.setdefault("default", {})
-        raw["default"] = {**raw["default"], CONFIG_KEY: DagFileFactory()}
+        raw["default"] = {**raw["default"], CONFIG_KEY: DagFileFactory(str(context.project_path))}
         context.config_loader["airflow"] = raw
 
 
