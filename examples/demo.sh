@@ -19,7 +19,12 @@ echo "== 2. the task plan"
 "$bin/kedro" gcs-bridge plan 2>/dev/null
 
 echo "== 3. generate the Airflow DAG with the stock kedro-airflow command"
-"$bin/kedro" airflow create -j "$repo/templates/gcs_bridge.j2" -t "$work/airflow_dags" 2>/dev/null
+tracking="sqlite:///$work/mlflow.db"
+"$bin/kedro" airflow create -j "$repo/templates/gcs_bridge.j2" -t "$work/airflow_dags" \
+  --params "mlflow_tracking_uri=$tracking,mlflow_experiment=spaceflights-demo" 2>/dev/null
+# Create the tracking database once, before several task processes open it at the same time.
+"$bin/python" -c "import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).search_experiments()" \
+  "$tracking" >/dev/null 2>&1
 dag_file="$work/airflow_dags/spaceflights_dag.py"
 
 echo "== 4. load it in a real Airflow DagBag and run each task's command locally"
@@ -30,3 +35,5 @@ echo "Outputs: $work/spaceflights/data/08_reporting/metrics.json"
 cat "$work/spaceflights/data/08_reporting/metrics.json"
 echo
 echo "Handoff objects under: $work/runs"
+echo "MLflow: one parent run for this DAG run, one child run per task. Open the UI with:"
+echo "  $bin/mlflow ui --backend-store-uri $tracking --host 127.0.0.1 --port 5000"

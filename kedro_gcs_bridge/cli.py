@@ -282,3 +282,36 @@ def _summary(results: Iterable[Any], prefix: str) -> str:
         + row[4]
         for row in rows
     )
+
+
+@gcs_bridge.command()
+@click.option(
+    "--cleanup",
+    type=click.Choice(["never", "on_success", "always"]),
+    default="never",
+    show_default=True,
+    help="When to delete the run prefix (the MLflow run is kept).",
+)
+@click.option("--prefix", default=None, help="Run prefix. Default: $KEDRO_GCS_BRIDGE_RUN_PREFIX.")
+@click.option(
+    "--tasks", default=None, help="Group task ids a,b,c. Default: $KEDRO_GCS_BRIDGE_TASKS."
+)
+def finalize(cleanup: str, prefix: str | None, tasks: str | None) -> None:
+    """End a DAG run: set the MLflow parent run's status, clean up; exit 1 if a group failed."""
+    import os
+
+    from kedro_gcs_bridge.naming import RUN_PREFIX_ENV
+    from kedro_gcs_bridge.runs import finish_run
+
+    prefix = prefix or os.environ.get(RUN_PREFIX_ENV)
+    if not prefix:
+        raise click.ClickException(f"no run prefix: pass --prefix or set {RUN_PREFIX_ENV}.")
+    outcome = finish_run(prefix, tasks.split(",") if tasks else None, cleanup)
+    click.echo(f"groups complete: {', '.join(outcome.succeeded) or '-'}")
+    if outcome.mlflow_status:
+        click.echo(f"MLflow parent run: {outcome.mlflow_status}")
+    if outcome.deleted_bytes is not None:
+        click.echo(f"deleted {prefix} ({outcome.deleted_bytes} bytes)")
+    if not outcome.ok:
+        click.secho(f"groups that did not finish: {', '.join(outcome.incomplete)}", fg="red")
+        raise click.exceptions.Exit(1)

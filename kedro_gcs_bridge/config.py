@@ -26,6 +26,9 @@ TEMPLATE_VARIABLES = frozenset(
 #: Where a task's command runs: a GKE Autopilot pod, or a local process (rehearsal).
 POD_BACKENDS = ("gke", "local")
 
+#: When a DAG run deletes its run prefix at the end.
+CLEANUP_POLICIES = ("never", "on_success", "always")
+
 #: Config keys that are read by later stages (runner, replay, MLflow) and accepted here.
 _PASS_THROUGH = frozenset({"gcs_bridge"})
 
@@ -68,6 +71,15 @@ class BridgeConfig:
     tags: tuple[str, ...] = ()
     pod_backend: str = "gke"
     local_root: str | None = None
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str | None = None
+    cleanup: str = "never"
+    allow_pickle: bool = True
+
+    @property
+    def finalize(self) -> bool:
+        """The DAG ends with a finalize task (MLflow parent status, run-prefix cleanup)."""
+        return bool(self.mlflow_tracking_uri) or self.cleanup != "never"
 
     @property
     def retry_delay_minutes(self) -> float:
@@ -90,6 +102,7 @@ class BridgeConfig:
 
 _KNOWN = {f.name for f in fields(BridgeConfig)} | {"schedule_interval"}
 _BOOLS = {
+    "allow_pickle",
     "grouping",
     "strict",
     "catchup",
@@ -233,6 +246,13 @@ def parse_config(merged: Mapping[str, Any]) -> BridgeConfig:
             values["schedule"] = None if value is None else str(value)
         elif key == "schedule":
             values[key] = None if value is None else str(value)
+        elif key == "cleanup":
+            if value not in CLEANUP_POLICIES:
+                raise ConfigError(
+                    f"'cleanup: {value}' is not one of {list(CLEANUP_POLICIES)}: when the DAG "
+                    "run's prefix is deleted (never, on_success, always)."
+                )
+            values[key] = str(value)
         elif key == "pod_backend":
             if value not in POD_BACKENDS:
                 raise ConfigError(

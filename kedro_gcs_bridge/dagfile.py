@@ -30,11 +30,16 @@ from markupsafe import Markup
 from kedro_gcs_bridge.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.errors import GCSBridgeError
 from kedro_gcs_bridge.naming import (
+    ALLOW_PICKLE_ENV,
     DAG_ID_ENV,
+    EXPERIMENT_ENV,
+    KEDRO_ENV_ENV,
     PIPELINE_ENV,
     RUN_ID_ENV,
     RUN_PREFIX_ENV,
     TASK_ENV,
+    TASKS_ENV,
+    TRACKING_URI_ENV,
     TRY_ENV,
     dag_id,
     run_prefix_template,
@@ -42,6 +47,8 @@ from kedro_gcs_bridge.naming import (
 from kedro_gcs_bridge.plan import Plan, TaskPlan, node_specs, plan_tasks
 
 RUNNER = "kedro_gcs_bridge.GCSRunner"
+FINALIZE_TASK = "gcs_bridge_finalize"
+
 LABEL_PREFIX = "kedro-gcs-bridge"
 LINE_WIDTH = 100
 
@@ -81,6 +88,18 @@ def py_literal(value: Any, indent: int = 0, width: int = LINE_WIDTH) -> str:
         return "{\n" + "\n".join(items) + "\n" + " " * indent + "}"
     items = [f"{pad}{py_literal(item, indent + 4, width)}," for item in value]
     return "[\n" + "\n".join(items) + "\n" + " " * indent + "]"
+
+
+@dataclass(frozen=True)
+class FinalizeTask:
+    """The DAG's last task: runs once every group ended, whatever their outcome."""
+
+    task_id: str
+    pod_name: str
+    var_name: str
+    leaves: list[str]
+    arguments: list[str]
+    machine: Any
 
 
 @dataclass(frozen=True)
@@ -183,13 +202,49 @@ class DagFile:
 
     def run_env(self) -> dict[str, str]:
         """Environment every pod gets: where this run's handoff data lives, and who it is."""
-        return {
+        env = {
             RUN_PREFIX_ENV: self.run_prefix,
             DAG_ID_ENV: "{{ dag.dag_id }}",
             RUN_ID_ENV: "{{ run_id }}",
             PIPELINE_ENV: self.pipeline_name,
+            KEDRO_ENV_ENV: self.env,
             TRY_ENV: "{{ ti.try_number }}",
         }
+        if not self.config.allow_pickle:
+            env[ALLOW_PICKLE_ENV] = "false"
+        if self.config.mlflow_tracking_uri:
+            env[TRACKING_URI_ENV] = self.config.mlflow_tracking_uri
+            env[EXPERIMENT_ENV] = self.config.mlflow_experiment or self.package_name
+        if self.config.finalize and self.plan is not None:
+            env[TASKS_ENV] = ",".join(task.task_id for task in self.plan.tasks)
+        return env
+
+    @property
+    def finalize(self) -> FinalizeTask | None:
+        """The last task (MLflow parent status, cleanup), when the config asks for one."""
+        if not self.config.finalize or self.plan is None:
+            return None
+        taken = {task.task_id for task in self.plan.tasks}
+        task_id = next(
+            name
+            for i in range(len(taken) + 1)
+            if (name := FINALIZE_TASK + (f"_{i}" if i else "")) not in taken
+        )
+        with_downstream = {up for task in self.plan.tasks for up in task.upstream}
+        leaves = [task.var_name for task in self.plan.tasks if task.task_id not in with_downstream]
+        arguments = ["gcs-bridge", "finalize", "--cleanup", self.config.cleanup]
+        return FinalizeTask(
+            task_id=task_id,
+            pod_name=task_id.replace("_", "-"),
+            var_name=task_id,
+            leaves=leaves,
+            arguments=arguments,
+            machine=self.config.machine_classes["small"],
+        )
+
+    def finalize_command(self, task: FinalizeTask) -> str:
+        """The finalize task's command for a local process."""
+        return shlex.join([sys.executable, "-m", "kedro", *task.arguments])
 
     def arguments(self, task: TaskPlan) -> list[str]:
         """The `kedro run` arguments of a task's container."""

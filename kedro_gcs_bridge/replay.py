@@ -36,6 +36,7 @@ class ReplayTask:
     env: Mapping[str, str]
     upstream: frozenset[str]
     nodes: tuple[str, ...]
+    trigger_rule: str = "all_success"
 
 
 @dataclass
@@ -106,6 +107,7 @@ def load_dag_tasks(
                 env=env,
                 upstream=frozenset(task.upstream_task_ids),
                 nodes=_nodes_of(container.args or []),
+                trigger_rule=str(getattr(task.trigger_rule, "value", task.trigger_rule)),
             )
         )
     return dag.dag_id, prefix, tasks
@@ -188,7 +190,9 @@ def replay(
                 if task.task_id not in selected or task.task_id in done or task.task_id in started:
                     continue
                 upstream = task.upstream & selected
-                if any(done.get(up) and done[up].state != "success" for up in upstream):
+                waits_for_success = task.trigger_rule != "all_done"
+                failed_upstream = any(up in done and done[up].state != "success" for up in upstream)
+                if waits_for_success and failed_upstream:
                     finish(TaskResult(task.task_id, "upstream_failed", nodes=task.nodes))
                     continue
                 if all(up in done for up in upstream) and len(running) < max(1, parallel):

@@ -15,16 +15,25 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
+from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractDataset
 from kedro.runner import SequentialRunner
 
 from kedro_gcs_bridge.catalog_info import is_memory, local_path
 from kedro_gcs_bridge.errors import HandoffError
 from kedro_gcs_bridge.grouping import base_name
-from kedro_gcs_bridge.naming import PIPELINE_ENV, RUN_PREFIX_ENV, TASK_ENV, TRY_ENV
+from kedro_gcs_bridge.naming import (
+    ALLOW_PICKLE_ENV,
+    PIPELINE_ENV,
+    RUN_PREFIX_ENV,
+    TASK_ENV,
+    TRY_ENV,
+)
 from kedro_gcs_bridge.plan import boundary_datasets, node_specs
 
 if TYPE_CHECKING:
@@ -34,8 +43,6 @@ if TYPE_CHECKING:
     from kedro_gcs_bridge.store import HandoffStore
 
 logger = logging.getLogger(__name__)
-
-ALLOW_PICKLE_ENV = "KEDRO_GCS_BRIDGE_ALLOW_PICKLE"
 
 
 class HandoffDataset(AbstractDataset[Any, Any]):
@@ -78,6 +85,22 @@ def _flag(value: bool | str | None, default: bool) -> bool:
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+class _NodeTimer:
+    """A Kedro hook that times each node, for the group's MLflow child run."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    @hook_impl
+    def before_node_run(self, node: Any) -> None:
+        self.started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Any) -> None:
+        self.seconds[node.name] = time.perf_counter() - self.started.pop(node.name)
 
 
 class GCSRunner(SequentialRunner):
@@ -137,7 +160,7 @@ class GCSRunner(SequentialRunner):
             return self._full_pipeline
         from kedro.framework.project import pipelines
 
-        name = self._pipeline_name or os.environ.get(PIPELINE_ENV) or "__default__"
+        name = self._name()
         pipeline = pipelines.get(name)
         if pipeline is None:
             raise HandoffError(
@@ -223,6 +246,40 @@ class GCSRunner(SequentialRunner):
             sorted(saved) or "nothing",
             store.prefix,
         )
-        result = super().run(pipeline, catalog, hook_manager, run_id, only_missing_outputs)
-        store.write_manifest(selected, started_at, {"kedro_run_id": run_id})
+        store.start_attempt()
+        if hook_manager is None:
+            from kedro.framework.hooks.manager import _create_hook_manager
+
+            hook_manager = _create_hook_manager()
+        timer = _NodeTimer()
+        hook_manager.register(timer)
+        with ExitStack() as stack:
+            tracking = self._start_tracking(store, catalog, registered_name=self._name())
+            if tracking is not None:
+                stack.callback(tracking.end)
+            try:
+                result = super().run(pipeline, catalog, hook_manager, run_id, only_missing_outputs)
+            except BaseException:
+                if tracking is not None:
+                    tracking.record(selected, timer.seconds, store, failed=True)
+                raise
+            finally:
+                hook_manager.unregister(timer)
+            store.write_manifest(selected, started_at, {"kedro_run_id": run_id})
+            if tracking is not None:
+                tracking.record(selected, timer.seconds, store, failed=False)
         return result
+
+    def _name(self) -> str:
+        return self._pipeline_name or os.environ.get(PIPELINE_ENV) or "__default__"
+
+    def _start_tracking(self, store: HandoffStore, catalog: Any, registered_name: str) -> Any:
+        """Opens the group's MLflow child run when a tracking URI is configured."""
+        from kedro_gcs_bridge.tracking import tracking_uri
+
+        uri = tracking_uri()
+        if uri is None:
+            return None
+        from kedro_gcs_bridge.group_tracking import GroupTracking
+
+        return GroupTracking.start(uri, store, catalog, registered_name)

@@ -23,6 +23,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -129,6 +130,7 @@ class HandoffStore:
             raise HandoffError(f"cannot open run prefix {self.prefix}: {exc}") from exc
         self._atomic_objects = isinstance(self.fs, LocalFileSystem) is False
         self.saved: dict[str, Record] = {}
+        self.loaded: dict[str, Record] = {}
 
     # --- layout -------------------------------------------------------------------------
     def _url(self, path: str) -> str:
@@ -193,6 +195,41 @@ class HandoffStore:
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         self.fs.pipe_file(temporary, data)
         self.fs.mv(temporary, path)
+
+    def create_json(self, path: str, payload: Mapping[str, Any]) -> bool:
+        """Writes a JSON object only if none exists; True if this call created it.
+
+        Exclusive where the storage can do it: GCS `ifGenerationMatch=0`, a hard link on local
+        disk. (The gcp-storage-emulator ignores `ifGenerationMatch`: there the last writer wins.)
+        """
+        data = json.dumps(payload, indent=2, sort_keys=True).encode()
+        folder = path.rsplit("/", 1)[0]
+        if isinstance(self.fs, LocalFileSystem):
+            self.fs.makedirs(folder, exist_ok=True)
+            temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+            self.fs.pipe_file(temporary, data)
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                return False
+            finally:
+                Path(temporary).unlink()
+            return True
+        if set(_as_tuple(self.fs.protocol)) & _GCS_PROTOCOLS:
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+            except FileExistsError:
+                return False
+            return True
+        self.fs.invalidate_cache(folder)
+        if self.fs.exists(path):
+            return False
+        self.fs.pipe_file(path, data)
+        return True
+
+    def start_attempt(self) -> None:
+        """Removes this group's manifest: while it runs, the group is not complete."""
+        self._discard(self.manifest_path(self.task))
 
     def save(self, dataset: str, value: Any) -> Record:
         """Saves a boundary dataset: the value, then its record.
@@ -369,6 +406,7 @@ class HandoffStore:
             dataset, fmt.dataset_config(self._url(path), self._fs_args)
         )
         value = reader.load()
+        self.loaded[dataset] = record
         logger.info("Loaded %s (%s, %d bytes) from %s", dataset, fmt.name, size, record.path)
         return rebuild(value, record.extra)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import pandas as pd
@@ -84,4 +85,15 @@ def evaluate_model(
     logger.info(
         "Model has a coefficient R^2 of %.3f on test data.", metrics["r2_score"]
     )
+    _log_to_mlflow(metrics)
     return metrics
+
+
+def _log_to_mlflow(metrics: dict[str, float]) -> None:
+    """Logs the metrics into the active MLflow run, if the runner opened one."""
+    if "mlflow" not in sys.modules:  # tracking is off: do not pay for the import
+        return
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.log_metrics(metrics)
