@@ -4,8 +4,9 @@ No start task and no XCom: the first group pod to start creates the parent run (
 the dag id and Airflow run id) and records its id in `<prefix>/_mlflow/run.json`; the others
 read that object. Groups that start at the same moment may both create a parent: the
 exclusive create of that object decides which one stays, and the other is deleted. Every
-group logs into its own child run (`parent_run_id`), reused on retries. The parent's status is set once, by the DAG's final `finalize` task, from the groups' manifests.
-MLflow is imported only when a tracking URI is configured.
+group logs into its own child run (`parent_run_id`), reused on retries. The parent's status
+is set once, by the DAG's final `finalize` task, from the groups' manifests. MLflow is
+imported only when a tracking URI is configured.
 """
 
 from __future__ import annotations
