@@ -315,3 +315,78 @@ def finalize(cleanup: str, prefix: str | None, tasks: str | None) -> None:
     if not outcome.ok:
         click.secho(f"groups that did not finish: {', '.join(outcome.incomplete)}", fg="red")
         raise click.exceptions.Exit(1)
+
+
+@gcs_bridge.group()
+def runs() -> None:
+    """List and delete run prefixes (the handoff data of DAG runs)."""
+
+
+def _root(metadata: ProjectMetadata, root: str | None, env: str) -> str:
+    if root:
+        return root
+    raw, _ = _load_project(metadata, env)
+    configured = (raw.get("default") or {}).get("gcs_bridge_root")
+    return str(configured or (Path(metadata.project_path) / ".gcs-bridge-runs").as_uri())
+
+
+def _size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover
+
+
+@runs.command("list")
+@click.option("--root", default=None, help="Root URL. Default: gcs_bridge_root of the env.")
+@click.option("-e", "--env", default=DEFAULT_ENV, show_default=True)
+@click.pass_obj
+def list_command(metadata: ProjectMetadata, root: str | None, env: str) -> None:
+    """One line per run prefix: dag, run, groups done, outcome, bytes, last write (newest first)."""
+    from kedro_gcs_bridge.runs import list_runs
+
+    url = _root(metadata, root, env)
+    found = list_runs(url)
+    click.echo(f"{len(found)} run(s) under {url}")
+    for run in found:
+        expected = f"/{len(run.groups_expected)}" if run.groups_expected else ""
+        when = run.last_write.strftime("%Y-%m-%d %H:%M:%S") if run.last_write else "-"
+        click.echo(
+            f"{run.dag_id}  {run.run}  groups {len(run.groups_done)}{expected}  "
+            f"{run.outcome}  {_size(run.size)}  {when}"
+        )
+
+
+@runs.command("gc")
+@click.option("--older-than", required=True, help="Age of the last write: 7d, 12h, 30m.")
+@click.option("--keep-failed", is_flag=True, help="Keep runs whose groups did not all finish.")
+@click.option("--dry-run", is_flag=True, help="Print what would be deleted; delete nothing.")
+@click.option("--root", default=None, help="Root URL. Default: gcs_bridge_root of the env.")
+@click.option("-e", "--env", default=DEFAULT_ENV, show_default=True)
+@click.pass_obj
+def gc_command(
+    metadata: ProjectMetadata,
+    older_than: str,
+    keep_failed: bool,
+    dry_run: bool,
+    root: str | None,
+    env: str,
+) -> None:
+    """Delete whole run prefixes by age; nothing outside the root is touched."""
+    import datetime as dt
+
+    from kedro_gcs_bridge.errors import GCSBridgeError
+    from kedro_gcs_bridge.runs import delete_runs, list_runs, parse_age, select_for_gc
+
+    try:
+        age = parse_age(older_than)
+    except GCSBridgeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from exc
+    url = _root(metadata, root, env)
+    chosen = select_for_gc(list_runs(url), age, keep_failed, dt.datetime.now(dt.UTC))
+    verb = "would delete" if dry_run else "deleting"
+    for run in chosen:
+        click.echo(f"{verb} {run.url} ({run.outcome}, {_size(run.size)})")
+    freed = sum(run.size for run in chosen) if dry_run else delete_runs(url, chosen)
+    click.echo(f"{len(chosen)} run(s), {_size(freed)} {'would be freed' if dry_run else 'freed'}")

@@ -215,7 +215,7 @@ class DagFile:
         if self.config.mlflow_tracking_uri:
             env[TRACKING_URI_ENV] = self.config.mlflow_tracking_uri
             env[EXPERIMENT_ENV] = self.config.mlflow_experiment or self.package_name
-        if self.config.finalize and self.plan is not None:
+        if self.plan is not None:
             env[TASKS_ENV] = ",".join(task.task_id for task in self.plan.tasks)
         return env
 

@@ -32,6 +32,7 @@ from kedro_gcs_bridge.naming import (
     PIPELINE_ENV,
     RUN_PREFIX_ENV,
     TASK_ENV,
+    TASKS_ENV,
     TRY_ENV,
 )
 from kedro_gcs_bridge.plan import boundary_datasets, node_specs
@@ -265,7 +266,10 @@ class GCSRunner(SequentialRunner):
                 raise
             finally:
                 hook_manager.unregister(timer)
-            store.write_manifest(selected, started_at, {"kedro_run_id": run_id})
+            expected = [t for t in os.environ.get(TASKS_ENV, "").split(",") if t]
+            store.write_manifest(
+                selected, started_at, {"kedro_run_id": run_id, "dag_tasks": expected}
+            )
             if tracking is not None:
                 tracking.record(selected, timer.seconds, store, failed=False)
         return result

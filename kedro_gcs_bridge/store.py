@@ -186,7 +186,8 @@ class HandoffStore:
         return int(info["size"]), base64.b64encode(checksum.digest()).decode()
 
     # --- writing ------------------------------------------------------------------------
-    def _write_json(self, path: str, payload: Mapping[str, Any]) -> None:
+    def write_json(self, path: str, payload: Mapping[str, Any]) -> None:
+        """Writes a JSON object atomically (a reader sees the old one or the new one)."""
         data = json.dumps(payload, indent=2, sort_keys=True).encode()
         if self._atomic_objects:
             self.fs.pipe_file(path, data)
@@ -271,7 +272,7 @@ class HandoffStore:
                 saved_at=_now(),
                 extra=encoding.extra,
             )
-            self._write_json(self.record_path(dataset), record.to_json())
+            self.write_json(self.record_path(dataset), record.to_json())
             self._remove_other_formats(dataset, keep=fmt.extension)
             self.saved[dataset] = record
             logger.info(
@@ -318,7 +319,7 @@ class HandoffStore:
             "datasets": {name: record.to_json() for name, record in sorted(self.saved.items())},
             **(extra or {}),
         }
-        self._write_json(self.manifest_path(self.task), manifest)
+        self.write_json(self.manifest_path(self.task), manifest)
         return manifest
 
     # --- reading ------------------------------------------------------------------------

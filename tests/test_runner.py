@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _gcs_emulator import BUCKET, gcs_emulator  # noqa: F401 - fixture
+from _gcs_emulator import BUCKET
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline, node, pipeline
 

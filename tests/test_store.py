@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _gcs_emulator import BUCKET, gcs_emulator  # noqa: F401 - fixture
+from _gcs_emulator import BUCKET
 from sklearn.linear_model import LinearRegression
 
 from kedro_gcs_bridge.errors import (

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _gcs_emulator import gcs_emulator  # noqa: F401 - fixture used by _mlflow_server
-from _mlflow_server import mlflow_server  # noqa: F401 - fixture
 from mlflow import MlflowClient
 
 from kedro_gcs_bridge.store import HandoffStore
