@@ -55,6 +55,26 @@ def object_key(dataset: str) -> str:
     return "%2E" + key[1:] if key.startswith(".") else key
 
 
+_STORAGE_MODULES = ("gcsfs", "aiohttp", "requests", "google.auth", "google.api_core", "fsspec")
+
+
+def storage_cause(exc: BaseException) -> BaseException | None:
+    """The storage failure behind an exception (network, HTTP, I/O), if that is what it is.
+
+    Such an error must not make the store try another format: the data was fine, the
+    storage was not.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        module = type(current).__module__
+        if isinstance(current, OSError | TimeoutError) or module.startswith(_STORAGE_MODULES):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
@@ -254,9 +274,17 @@ class HandoffStore:
             )
             try:
                 writer.save(encoding.value)
-            except Exception as exc:  # noqa: BLE001 - try the next format, report all
-                errors.append(f"{fmt.name}: {exc}")
+            except Exception as exc:
                 self._discard(target)
+                cause = storage_cause(exc)
+                if cause is not None:
+                    raise HandoffError(
+                        f"storage error while saving dataset '{dataset}' to "
+                        f"{self._url(path)}: {type(cause).__name__}: {cause}. Nothing was "
+                        "recorded for it, so no reader will take it for complete; the task "
+                        "can be retried."
+                    ) from exc
+                errors.append(f"{fmt.name}: {exc}")
                 continue
             if target != path:
                 self.fs.mv(target, path)
@@ -406,7 +434,16 @@ class HandoffStore:
         reader = AbstractDataset.from_config(
             dataset, fmt.dataset_config(self._url(path), self._fs_args)
         )
-        value = reader.load()
+        try:
+            value = reader.load()
+        except Exception as exc:
+            cause = storage_cause(exc)
+            if cause is None:
+                raise
+            raise HandoffError(
+                f"storage error while loading dataset '{dataset}' from {self._url(path)}: "
+                f"{type(cause).__name__}: {cause}"
+            ) from exc
         self.loaded[dataset] = record
         logger.info("Loaded %s (%s, %d bytes) from %s", dataset, fmt.name, size, record.path)
         return rebuild(value, record.extra)
