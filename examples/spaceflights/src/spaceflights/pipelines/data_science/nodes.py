@@ -93,7 +93,7 @@ def _log_to_mlflow(metrics: dict[str, float]) -> None:
     """Logs the metrics into the active MLflow run, if the runner opened one."""
     if "mlflow" not in sys.modules:  # tracking is off: do not pay for the import
         return
-    import mlflow
+    import mlflow  # noqa: PLC0415 - only when a run is active
 
     if mlflow.active_run() is not None:
         mlflow.log_metrics(metrics)
