@@ -45,6 +45,7 @@ class GroupTracking:
     tracker: Tracker
     parent_id: str
     child_id: str
+    active: bool = True
 
     @classmethod
     def start(cls, uri: str, store: HandoffStore, catalog: Any, pipeline: str) -> GroupTracking:
@@ -55,17 +56,28 @@ class GroupTracking:
         parent_id, experiment_id = tracker.parent_run(_identity(store, pipeline))
         tracker.log_params_once(parent_id, _parameters(catalog))
         child_id = tracker.child_run(parent_id, experiment_id, store.task)
+        logger.info("MLflow: parent run %s, child run %s (%s)", parent_id, child_id, uri)
+        outer = mlflow.active_run()
+        if outer is not None:
+            # Another plugin (kedro-mlflow) opened a run for this process: it stays the active
+            # run (nodes' own mlflow calls land there, as that plugin promises); the group's
+            # child run is filled in through the client only.
+            logger.info(
+                "MLflow run %s of another plugin is active: node metrics go there; the "
+                "bridge logs its figures into child run %s directly.",
+                outer.info.run_id,
+                child_id,
+            )
+            return cls(tracker, parent_id, child_id, active=False)
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(experiment_id=experiment_id)
         mlflow.start_run(run_id=child_id)
-        logger.info("MLflow: parent run %s, child run %s (%s)", parent_id, child_id, uri)
         return cls(tracker, parent_id, child_id)
 
     def record(
         self, nodes: list[str], seconds: Mapping[str, float], store: HandoffStore, failed: bool
     ) -> None:
         """Logs the group's nodes, node durations and handed-off bytes; ends the child run."""
-        import mlflow
 
         try:
             self.tracker.log_group(
@@ -77,11 +89,23 @@ class GroupTracking:
                 attempt=store.attempt,
             )
         finally:
-            mlflow.end_run("FAILED" if failed else "FINISHED")
+            self._end("FAILED" if failed else "FINISHED")
+
+    def _end(self, status: str) -> None:
+        import mlflow
+
+        if self.active:
+            current = mlflow.active_run()
+            if current is not None and current.info.run_id == self.child_id:
+                mlflow.end_run(status)
+        else:
+            self.tracker.client.set_terminated(self.child_id, status)
+        self.active = False
 
     def end(self) -> None:
         """Ends the child run if `record` did not (an error while logging)."""
         import mlflow
 
-        if mlflow.active_run() is not None:
-            mlflow.end_run("FAILED")
+        current = mlflow.active_run()
+        if self.active and current is not None and current.info.run_id == self.child_id:
+            self._end("FAILED")
