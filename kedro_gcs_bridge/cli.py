@@ -5,6 +5,7 @@ Registered as a Kedro project command through the `kedro.project_commands` entry
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -205,6 +206,11 @@ def validate(
 @click.option(
     "--task", "only", multiple=True, help="Re-run just this task (repeatable), as a cleared task."
 )
+@click.option(
+    "--emulator",
+    is_flag=True,
+    help="Start a local GCS emulator for this replay and hand data over through it (gs://).",
+)
 @click.pass_obj
 def replay(
     metadata: ProjectMetadata,
@@ -213,8 +219,35 @@ def replay(
     parallel: int,
     run_id: str | None,
     only: tuple[str, ...],
+    emulator: bool,
 ) -> None:
     """Run a generated DAG's tasks here, each as its own process, in dependency order."""
+    if not emulator:
+        _replay(metadata, dag_file, root, parallel, run_id, only, {})
+        return
+    from kedro_gcs_bridge.emulator import EMULATOR_HOST_ENV, GCSFS_HNS_ENV, gcs_emulator
+    from kedro_gcs_bridge.errors import GCSBridgeError
+
+    bucket = "kedro-gcs-bridge-replay"
+    try:
+        with gcs_emulator(bucket) as url:
+            click.echo(f"GCS emulator: {url} (bucket {bucket}, in memory, stopped at the end)")
+            env = {EMULATOR_HOST_ENV: url, GCSFS_HNS_ENV: "false"}
+            os.environ.update(env)
+            _replay(metadata, dag_file, root or f"gs://{bucket}/runs", parallel, run_id, only, env)
+    except GCSBridgeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _replay(
+    metadata: ProjectMetadata,
+    dag_file: Path,
+    root: str | None,
+    parallel: int,
+    run_id: str | None,
+    only: tuple[str, ...],
+    extra_env: dict[str, str],
+) -> None:
     from kedro_gcs_bridge.replay import ReplayError, default_run_id, load_dag_tasks
     from kedro_gcs_bridge.replay import replay as run_replay
 
@@ -245,7 +278,9 @@ def replay(
             click.echo(_tail(result.log))
 
     progress.done = 0  # type: ignore[attr-defined]
-    results = run_replay(tasks, project, parallel, on_result=progress, only=set(only) or None)
+    results = run_replay(
+        tasks, project, parallel, extra_env=extra_env, on_result=progress, only=set(only) or None
+    )
     click.echo(_summary(results, prefix))
     if any(result.state != "success" for result in results):
         raise click.exceptions.Exit(1)
@@ -298,8 +333,6 @@ def _summary(results: Iterable[Any], prefix: str) -> str:
 )
 def finalize(cleanup: str, prefix: str | None, tasks: str | None) -> None:
     """End a DAG run: set the MLflow parent run's status, clean up; exit 1 if a group failed."""
-    import os
-
     from kedro_gcs_bridge.naming import RUN_PREFIX_ENV
     from kedro_gcs_bridge.runs import finish_run
 

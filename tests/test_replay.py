@@ -167,6 +167,32 @@ class TestReplay:
         assert after["split"] == before["split"]  # upstream untouched
         assert after["train_model_node"]["finished_at"] > before["train_model_node"]["finished_at"]
 
+    def test_replay_through_a_local_gcs_emulator(
+        self, workdir: Path, base_env: dict[str, str], reference_metrics: dict[str, float]
+    ) -> None:
+        project = fresh_project(workdir, "emulator")
+        dag = create_dag(project, base_env)
+        result = run(
+            [
+                str(BIN / "kedro"),
+                "gcs-bridge",
+                "replay",
+                str(dag),
+                "--emulator",
+                "--run-id",
+                RUN_ID,
+            ],
+            project,
+            base_env,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        assert "GCS emulator: http://127.0.0.1:" in result.stdout
+        assert "run prefix: gs://kedro-gcs-bridge-replay/runs/spaceflights__default__local/" in (
+            result.stdout
+        )
+        assert metrics(project) == reference_metrics
+        assert not (project / ".gcs-bridge-runs").exists()  # nothing went to local disk
+
     def test_unknown_task_is_refused(self, workdir: Path, base_env: dict[str, str]) -> None:
         project = fresh_project(workdir, "unknown-task")
         dag = create_dag(project, base_env)
