@@ -12,6 +12,7 @@ import hashlib
 import keyword
 import re
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from slugify import slugify
 
@@ -34,15 +35,16 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_EXPERIMENT"
 
 #: Airflow's default `allowed_run_id_pattern` admits `:` and `+` (manual and scheduled run
-#: ids contain both); they become `-` and `_` in the run prefix. Kept in step with
-#: `run_segment` by a test that renders this expression in Airflow.
-RUN_SEGMENT_TEMPLATE = "{{ run_id | replace(':', '-') | replace('+', '_') }}"
+#: ids contain both). The run prefix percent-encodes them (Jinja's `urlencode`), which keeps
+#: distinct run ids distinct. Kept in step with `run_segment` by a test that renders this
+#: expression in Airflow.
+RUN_SEGMENT_TEMPLATE = "{{ run_id | urlencode }}"
 DAG_SEGMENT_TEMPLATE = "{{ dag.dag_id }}"
 
 
 def run_segment(run_id: str) -> str:
     """The run id as it appears in the run prefix (what `RUN_SEGMENT_TEMPLATE` renders)."""
-    return run_id.replace(":", "-").replace("+", "_")
+    return quote(run_id, safe="/")
 
 
 def run_prefix_template(root: str) -> str:
@@ -95,16 +97,51 @@ def python_names(ids: Iterable[str]) -> dict[str, str]:
 
     def make(task_id: str) -> str:
         name = re.sub(r"\W", "_", task_id)
-        if name[0].isdigit() or keyword.iskeyword(name) or name in {"dag", "k8s", "datetime"}:
+        if name[0].isdigit() or keyword.iskeyword(name) or name in TEMPLATE_NAMES:
             name = f"task_{name}"
         return name
 
     return _unique(ids, make, TASK_ID_MAX, "_")
 
 
+#: Names the DAG template defines or imports; a task variable never takes one of them.
+TEMPLATE_NAMES = frozenset(
+    {
+        "dag",
+        "k8s",
+        "datetime",
+        "timedelta",
+        "timezone",
+        "annotations",
+        "DAG",
+        "GKEStartPodOperator",
+        "BashOperator",
+        "RUN_ENV",
+        "POD_DEFAULTS",
+        "PROJECT_PATH",
+    }
+)
+
+#: A DAG id part kept as it is: no dots, no leading, trailing or double underscores (so the
+#: `__` between parts stays unambiguous).
+_PLAIN_PART = re.compile(r"[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*")
+DEFAULT_PIPELINE = "__default__"
+
+
+def _dag_id_part(part: str) -> str:
+    if part == DEFAULT_PIPELINE:
+        return "default"
+    if _PLAIN_PART.fullmatch(part) and part != "default":
+        return part
+    readable = slugify(part, separator="_", lowercase=False, regex_pattern=r"[^A-Za-z0-9-]+")
+    return f"{readable or 'x'}-{_short_hash(part)}"
+
+
 def dag_id(package_name: str, pipeline_name: str, env: str) -> str:
-    """A DAG id that names the project, pipeline and env, so generated DAGs never share one."""
-    parts = [package_name, pipeline_name.strip("_") or "default", env]
-    return "__".join(
-        slugify(part, separator="_", lowercase=False, regex_pattern=r"[^\w-]+") for part in parts
-    )
+    """A DAG id that names the project, pipeline and env, so generated DAGs never share one.
+
+    Parts are joined with `__`; a part that would lose characters (dots, odd underscores, a
+    pipeline literally named `default`, which `__default__` shows as) gets a short hash of its
+    real name, so distinct pipelines always get distinct ids.
+    """
+    return "__".join(_dag_id_part(part) for part in (package_name, pipeline_name, env))

@@ -138,17 +138,19 @@ def plan_tasks(
     grouping = group_pipeline(pipeline_name, nodes, config.grouping_prefix, config.grouping)
     problems = list(grouping.problems)
     warnings: list[str] = []
-    by_name = {node.name: node for node in nodes}
 
+    # Machine tags are checked on the groups the tags ask for even when the grouping itself
+    # has problems, so one run reports every problem.
+    members: dict[str, list[NodeSpec]] = {}
+    for node in nodes:
+        members.setdefault(grouping.group_of[node.name], []).append(node)
     machines: dict[str, MachineClass] = {}
-    for group in grouping.groups:
-        machine, errors, notes = _machine_for_group(
-            group.name, [by_name[n] for n in group.nodes], config
-        )
+    for group_name, group_nodes in members.items():
+        machine, errors, notes = _machine_for_group(group_name, group_nodes, config)
         problems += errors
         warnings += notes
         if machine is not None:
-            machines[group.name] = machine
+            machines[group_name] = machine
     checked: set[str] = set()
     for machine in machines.values():
         if machine.name in checked:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kedro_gcs_bridge.naming import run_segment
 from kedro_gcs_bridge.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def replay(
 
 
 def run_prefix(project: Path, dag_id: str = "spaceflights__default__local") -> str:
-    return f"{(project / 'runs').as_uri()}/{dag_id}/manual__2026-11-24T07-11-31.230999_00-00"
+    return f"{(project / 'runs').as_uri()}/{dag_id}/{run_segment(RUN_ID)}"
 
 
 class TestReplay:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
+from kedro_gcs_bridge.naming import run_segment
 from kedro_gcs_bridge.store import HandoffStore
 from kedro_gcs_bridge.tracking import RunIdentity, Tracker, flatten_params
 
@@ -142,7 +143,7 @@ class TestTrackedReplay:
         written = json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
         assert evaluate["r2_score"] == pytest.approx(written["r2_score"])
         # The run id travelled through the run prefix, not XCom.
-        dag_id, segment = "spaceflights__default__local", "manual__2026-11-24T08-00-00_00-00"
+        dag_id, segment = "spaceflights__default__local", run_segment(run_id)
         prefix = f"{(project / 'runs').as_uri()}/{dag_id}/{segment}"
         recorded = json.loads(
             HandoffStore(prefix, task="t").fs.cat_file(
