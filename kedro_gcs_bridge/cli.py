@@ -66,14 +66,29 @@ def _split_params(ctx: click.Context, param: Any, value: str) -> dict[str, Any]:
 
 
 def _load_project(metadata: ProjectMetadata, env: str) -> tuple[dict[str, Any], Any]:
-    """The raw airflow config and the catalog of the project, for an env."""
+    """The raw airflow config and the catalog of the project, for an env.
+
+    Kedro's own INFO logs and deprecation warnings are held back meanwhile: these commands
+    print plans and graphs that users redirect into files.
+    """
+    import logging
+    import warnings
+
     from kedro.framework.session import KedroSession
 
     from kedro_gcs_bridge.hooks import load_airflow_config
 
-    with KedroSession.create(project_path=metadata.project_path, env=env) as session:
-        context = session.load_context()
-        return load_airflow_config(context.config_loader), context.catalog
+    kedro_logger = logging.getLogger("kedro")
+    level = kedro_logger.level
+    kedro_logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with KedroSession.create(project_path=metadata.project_path, env=env) as session:
+                context = session.load_context()
+                return load_airflow_config(context.config_loader), context.catalog
+    finally:
+        kedro_logger.setLevel(level)
 
 
 def _dag_files(
@@ -133,9 +148,17 @@ def init(metadata: ProjectMetadata, force: bool) -> None:
 @click.option("-e", "--env", default=DEFAULT_ENV, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--params", default="", callback=_split_params, help="Config overrides k=v,...")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
 @click.pass_obj
 def plan(
-    metadata: ProjectMetadata, pipeline_name: str, env: str, fmt: str, params: dict[str, Any]
+    metadata: ProjectMetadata,
+    pipeline_name: str,
+    env: str,
+    fmt: str,
+    params: dict[str, Any],
+    output: Path | None,
 ) -> None:
     """Print the Airflow tasks of a pipeline: nodes, machine class, upstream, crossing data."""
     from kedro.framework.cli.utils import KedroCliError
@@ -147,7 +170,12 @@ def plan(
     if dag.plan is None:
         raise KedroCliError(dag.error or "no plan")
     crossing = {dataset for task in dag.plan.tasks for dataset in task.outputs}
-    click.echo(render_plan(dag.plan, fmt, local_disk_paths(catalog, crossing)), nl=False)
+    text = render_plan(dag.plan, fmt, local_disk_paths(catalog, crossing))
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
 
 
 @gcs_bridge.command()

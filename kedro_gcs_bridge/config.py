@@ -81,11 +81,6 @@ class BridgeConfig:
         """The DAG ends with a finalize task (MLflow parent status, run-prefix cleanup)."""
         return bool(self.mlflow_tracking_uri) or self.cleanup != "never"
 
-    @property
-    def retry_delay_minutes(self) -> float:
-        """`retry_delay` is given in minutes, as in the original setup."""
-        return self.retry_delay
-
     def missing_deployment_keys(self) -> list[str]:
         """Keys a DAG needs to reach GKE and GCS that are not set (none for local pods)."""
         if self.pod_backend == "local":

@@ -7,13 +7,13 @@ create`, the DAG template and the runner all call it; the template only renders 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kedro_gcs_bridge.config import BridgeConfig
 from kedro_gcs_bridge.errors import PlanError
-from kedro_gcs_bridge.grouping import NodeSpec, group_pipeline
+from kedro_gcs_bridge.grouping import NodeSpec, base_name, group_pipeline, is_parameter
 from kedro_gcs_bridge.machines import MachineClass, check_autopilot
 from kedro_gcs_bridge.naming import pod_names, python_names, task_ids
 
@@ -217,8 +217,6 @@ def boundary_datasets(
         (loaded: made outside and read here, saved: made here and read outside), as the
         names the nodes use (transcoded names keep their suffix); parameters excluded.
     """
-    from kedro_gcs_bridge.grouping import base_name, is_parameter
-
     chosen = set(selected)
     nodes = list(all_nodes)
     made_here = {base_name(o) for n in nodes if n.name in chosen for o in n.outputs}
@@ -235,8 +233,3 @@ def boundary_datasets(
             elif node.name not in chosen and base in made_here:
                 saved.add(base)
     return loaded, saved
-
-
-def problems_of(exc: PlanError) -> Mapping[str, tuple[str, ...]]:
-    """The problems of a PlanError keyed by pipeline, for reports."""
-    return {exc.pipeline_name: exc.problems}
