@@ -1,0 +1,123 @@
+"""Runs every benchmark, one after the other, and prints one summary table of their targets.
+
+`python benchmarks/run_all.py [--quick] [--size-mib N] [--only a,b]`: each script runs in its
+own process (sequentially: the machine is small and timings must not overlap), prints its own
+tables, and writes `benchmarks/results/<name>.json`; this script then reads those files, prints
+every target (met or not) plus the headline figures of the benchmarks that have no target,
+and writes `benchmarks/results/run_all.json`. It exits 1 if a benchmark failed to run, not
+when a target is missed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import _common as common
+
+#: In run order: critical_path reads runid_handoff's request counts.
+BENCHMARKS = (
+    "handoff",
+    "formats",
+    "memory",
+    "pod_overhead",
+    "runid_handoff",
+    "dag_scale",
+    "critical_path",
+)
+#: Benchmarks that take `--size-mib`.
+FRAME_BENCHMARKS = {"handoff", "formats", "memory"}
+
+
+def _headline(name: str, result: dict[str, Any]) -> list[list[Any]]:
+    """Summary rows for benchmarks without targets."""
+    data = result["results"]
+    if name == "runid_handoff":
+        return [
+            [
+                name,
+                f"{row['who']} {row['operation']}",
+                "-",
+                f"{row['requests']} requests / {row['round_trips']} round trips, "
+                f"{row['median_ms']:.1f} ms",
+                "-",
+            ]
+            for row in data["rows"]
+            if row["operation"] in set(data["asked_operations"])
+        ]
+    if name == "critical_path":
+        return [
+            [
+                name,
+                f"grouping {row['grouping']}, {row['pod_start']}, {row['handoff']}",
+                "-",
+                f"{row['seconds']:.0f} s ({row['vs_gcs']:.2f}x GCS)",
+                "-",
+            ]
+            for row in data["estimates"]
+            if row["pod_start"] == "warm node"
+        ]
+    return []
+
+
+def main() -> None:
+    args = common.parser(__doc__.splitlines()[0], size_mib=256)
+    args.add_argument("--only", default="", help="comma list of benchmarks to run")
+    options = args.parse_args()
+    chosen = [b for b in BENCHMARKS if not options.only or b in options.only.split(",")]
+    summary: list[list[Any]] = []
+    failed: list[str] = []
+    runs: dict[str, Any] = {}
+    for name in chosen:
+        command = [sys.executable, str(common.BENCHMARKS / f"{name}.py")]
+        if options.quick:
+            command.append("--quick")
+        if options.size_mib is not None and name in FRAME_BENCHMARKS:
+            command += ["--size-mib", str(options.size_mib)]
+        print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
+        start = time.perf_counter()
+        done = subprocess.run(command, env=common.child_env(), check=False)
+        seconds = time.perf_counter() - start
+        path = common.RESULTS / f"{name}.json"
+        if done.returncode != 0 or not path.exists():
+            failed.append(name)
+            summary.append([name, "benchmark ran", "exit 0", f"exit {done.returncode}", False])
+            continue
+        result = json.loads(path.read_text())
+        runs[name] = {"seconds": seconds, "command": command[1:], "targets": result["targets"]}
+        summary += [
+            [name, t["name"], t["wanted"], t["measured"], t["met"]] for t in result["targets"]
+        ]
+        summary += _headline(name, result)
+    print()
+    print(
+        common.table(
+            "Summary", ["benchmark", "target / figure", "wanted", "measured", "met"], summary
+        )
+    )
+    met = sum(1 for row in summary if row[4] is True)
+    missed = sum(1 for row in summary if row[4] is False)
+    print(f"\n{met} target(s) met, {missed} missed; {len(failed)} benchmark(s) failed to run")
+    common.RESULTS.mkdir(parents=True, exist_ok=True)
+    (common.RESULTS / "run_all.json").write_text(
+        json.dumps(
+            {
+                "benchmark": "run_all",
+                "quick": options.quick,
+                "runs": runs,
+                "failed": failed,
+                "summary": summary,
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

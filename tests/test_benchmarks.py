@@ -1,0 +1,122 @@
+"""Smoke test of the benchmark scripts: each runs with its smallest settings and writes its JSON.
+
+No timing is asserted. The scripts run two at a time (the suite's machine has two cores) in
+one session fixture, with their results redirected to a temporary folder so that full-size
+results in `benchmarks/results/` are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+RESULTS_ENV = "KEDRO_GCS_BRIDGE_BENCH_RESULTS"
+
+#: Script -> the smallest arguments it accepts.
+SMOKE: Mapping[str, tuple[str, ...]] = {
+    "handoff": ("--quick", "--size-mib", "1"),
+    "formats": ("--quick", "--size-mib", "1"),
+    "memory": ("--quick", "--size-mib", "1", "--backends", "file"),
+    "pod_overhead": ("--quick",),
+    "runid_handoff": ("--quick",),
+    "dag_scale": ("--quick",),
+    "critical_path": ("--quick",),
+}
+COMMON_KEYS = {"benchmark", "command", "params", "environment", "results", "targets", "notes"}
+RESULT_KEYS: Mapping[str, set[str]] = {
+    "handoff": {"rows", "facts"},
+    "formats": {"rows", "recommendation"},
+    "memory": {"rows"},
+    "pod_overhead": {"rows", "extra_s", "imports", "mlflow_imported"},
+    "runid_handoff": {"rows", "totals", "asked_operations"},
+    "dag_scale": {"rows", "ratios"},
+    "critical_path": {"tasks", "node_compute_s", "estimates", "single_pod_s"},
+}
+TARGET_KEYS = {"name", "wanted", "measured", "met"}
+
+
+def _env(results: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env |= {
+        RESULTS_ENV: str(results),
+        "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "kedro-gcs-bridge-bench-pycache"),
+        "KEDRO_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every benchmark run once with its smallest settings: name -> (process, results dir)."""
+    root = tmp_path_factory.mktemp("bench")
+
+    def run(name: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+        # critical_path finds no runid_handoff.json here and uses its stated defaults.
+        results = root / name
+        results.mkdir()
+        done = subprocess.run(
+            [sys.executable, str(BENCHMARKS / f"{name}.py"), *SMOKE[name]],
+            cwd=REPO,
+            env=_env(results),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        return done, results
+
+    # Longest first, so two workers finish together.
+    order = ["memory", "pod_overhead", "dag_scale", "critical_path", "formats", "handoff"]
+    order.append("runid_handoff")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(order, pool.map(run, order), strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_benchmark_runs_and_writes_its_json(name: str, smoke_runs: dict[str, Any]) -> None:
+    done, results = smoke_runs[name]
+    assert done.returncode == 0, f"{name} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    written = json.loads((results / f"{name}.json").read_text())
+    assert set(written) >= COMMON_KEYS
+    assert written["benchmark"] == name
+    assert set(written["results"]) >= RESULT_KEYS[name]
+    for target in written["targets"]:
+        assert set(target) >= TARGET_KEYS
+        assert isinstance(target["met"], bool)
+
+
+def test_scripts_are_all_covered() -> None:
+    scripts = {p.stem for p in BENCHMARKS.glob("*.py") if not p.stem.startswith("_")}
+    assert scripts - {"run_all"} == set(SMOKE)
+
+
+def test_run_all_summarises_what_it_ran(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--only", "runid_handoff"],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Summary" in done.stdout
+    summary = json.loads((tmp_path / "run_all.json").read_text())
+    assert summary["failed"] == []
+    assert "runid_handoff" in summary["runs"]

@@ -1,0 +1,164 @@
+"""`kedro gcs-bridge plan | validate | init`, run for real in copies of the example project.
+
+Every command is run once per session (see `CLI_JOBS` in conftest.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import EXAMPLE, REPO, TEMPLATE, KedroRun, dot_graph, mermaid_graph
+
+PARQUET = "data/02_intermediate/preprocessed_companies.parquet"
+DRAWINGS = {"mermaid": (mermaid_graph, "flowchart"), "dot": (dot_graph, "digraph")}
+
+
+def plan_lines(run: KedroRun) -> list[str]:
+    assert run.returncode == 0, run.describe()
+    return run.stdout.splitlines()
+
+
+def drawing(run: KedroRun, first: str) -> str:
+    """The drawing in a command's stdout (Kedro's log lines share stdout)."""
+    lines = plan_lines(run)
+    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    return "\n".join(lines[start:]) + "\n"
+
+
+class TestPlan:
+    @pytest.mark.parametrize(
+        "block",
+        [
+            [
+                "task companies  (pod companies, retries 1)",
+                "  nodes:    preprocess_companies_node",
+                "  machine:  default: cpu=500m memory=2Gi ephemeral=1Gi",
+                "  upstream: -",
+            ],
+            [
+                "task split  (pod split, retries 1)",
+                "  nodes:    create_model_input_table_node, split_data_node",
+                "  machine:  medium: cpu=1 memory=4Gi ephemeral=2Gi",
+                "  upstream: companies, shuttles",
+            ],
+            [
+                "task evaluate_model_node  (pod evaluate-model-node, retries 1)",
+                "  nodes:    evaluate_model_node",
+                "  machine:  medium: cpu=1 memory=4Gi ephemeral=2Gi",
+                "  upstream: split, train_model_node",
+                "  in:       X_test <- split",
+                "  in:       regressor <- train_model_node",
+            ],
+        ],
+        ids=["companies", "split", "evaluate"],
+    )
+    def test_text_lists_tasks_nodes_machine_upstream_and_data(
+        self, block: list[str], cli_runs: dict[str, KedroRun]
+    ) -> None:
+        lines = plan_lines(cli_runs["plan_text"])
+        start = lines.index(block[0])
+        assert lines[start : start + len(block)] == block
+        assert "Pipeline __default__: 5 task(s)" in lines
+
+    def test_text_flags_a_crossing_dataset_on_local_disk(
+        self, cli_runs: dict[str, KedroRun]
+    ) -> None:
+        lines = plan_lines(cli_runs["plan_text"])
+        flagged = [line for line in lines if "LOCAL DISK" in line]
+        assert [line.split("  [")[0] for line in flagged] == [
+            "  out:      preprocessed_companies",
+            "  in:       preprocessed_companies <- companies",
+        ]
+        flag = f"  [LOCAL DISK {cli_runs['plan_text'].project / PARQUET}: lost between pods]"
+        assert all(line.endswith(flag) for line in flagged)
+        # In memory, handed over through the run prefix: not flagged.
+        assert "  in:       preprocessed_shuttles <- shuttles" in lines
+
+    @pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+    def test_drawing_has_one_box_per_task_and_labelled_edges(
+        self, fmt: str, cli_runs: dict[str, KedroRun]
+    ) -> None:
+        parse, first = DRAWINGS[fmt]
+        boxes, edges = parse(drawing(cli_runs[f"plan_{fmt}"], first))
+        assert sorted(boxes) == sorted(
+            ["companies", "shuttles", "split", "train_model_node", "evaluate_model_node"]
+        )
+        assert "create_model_input_table_node" in boxes["split"]
+        assert "split_data_node" in boxes["split"]
+        assert set(edges) == {
+            ("companies", "split"),
+            ("shuttles", "split"),
+            ("split", "train_model_node"),
+            ("split", "evaluate_model_node"),
+            ("train_model_node", "evaluate_model_node"),
+        }
+        assert edges[("companies", "split")] == "preprocessed_companies"
+        assert edges[("split", "train_model_node")] == "X_train, y_train"
+        assert "regressor" in edges[("train_model_node", "evaluate_model_node")]
+        # model_input_table is made and read inside `split`: it never crosses.
+        assert not any("model_input_table" in label for label in edges.values())
+
+    def test_without_grouping_every_dataset_between_nodes_is_an_edge(
+        self, cli_runs: dict[str, KedroRun]
+    ) -> None:
+        boxes, edges = mermaid_graph(drawing(cli_runs["plan_mermaid_ungrouped"], "flowchart"))
+        assert len(boxes) == 6
+        assert edges[("create_model_input_table_node", "split_data_node")] == "model_input_table"
+
+    def test_output_file_holds_only_the_drawing(self, cli_runs: dict[str, KedroRun]) -> None:
+        run = cli_runs["plan_dot_file"]
+        assert run.returncode == 0, run.describe()
+        assert "wrote plan.dot" in run.output
+        text = (run.project / "plan.dot").read_text(encoding="utf-8")
+        # Every line is part of the graph: the file can go straight to Graphviz.
+        boxes, edges = dot_graph(text)
+        assert len(boxes) == 5 and len(edges) == 5
+        assert text == drawing(cli_runs["plan_dot"], "digraph")
+
+
+class TestValidate:
+    def test_local_disk_dataset_is_a_warning_where_it_crosses(
+        self, cli_runs: dict[str, KedroRun]
+    ) -> None:
+        run = cli_runs["validate_local_disk"]
+        assert run.returncode == 0, run.describe()
+        warning = (
+            "warning: dataset 'preprocessed_companies' crosses between pods but is saved on "
+            f"local disk ({run.project / PARQUET})"
+        )
+        assert f"__default__: {warning}" in run.output
+        assert f"data_processing: {warning}" in run.output
+        # data_science does not hold the node that makes it.
+        assert f"data_science: {warning}" not in run.output
+        assert "data_science: ok, 3 task(s)" in run.output
+
+
+class TestInit:
+    def test_writes_the_template_and_keeps_existing_config(
+        self, cli_runs: dict[str, KedroRun]
+    ) -> None:
+        run = cli_runs["init"]
+        assert run.returncode == 0, run.describe()
+        assert (run.project / "templates/gcs_bridge.j2").read_bytes() == TEMPLATE.read_bytes()
+        config = "conf/base/airflow.yml"
+        assert (run.project / config).read_bytes() == (EXAMPLE / config).read_bytes()
+        assert "wrote templates/gcs_bridge.j2" in run.output
+        assert "skipped conf/base/airflow.yml (exists; --force overwrites it)" in run.output
+
+    def test_force_replaces_the_config(self, cli_runs: dict[str, KedroRun]) -> None:
+        run = cli_runs["init_force"]
+        assert run.returncode == 0, run.describe()
+        shipped = REPO / "kedro_gcs_bridge/project_files/airflow.yml"
+        written = run.project / "conf/base/airflow.yml"
+        assert written.read_bytes() == shipped.read_bytes()
+        assert "wrote conf/base/airflow.yml" in run.output
+        assert "skipped" not in run.output
+
+    @pytest.mark.parametrize("job", ["init", "init_force"])
+    def test_copies_the_docker_folder(self, job: str, cli_runs: dict[str, KedroRun]) -> None:
+        run = cli_runs[job]
+        shipped = sorted(p.relative_to(REPO) for p in (REPO / "docker").rglob("*") if p.is_file())
+        copied = run.project / "docker"
+        written = sorted(p.relative_to(run.project) for p in copied.rglob("*") if p.is_file())
+        assert written == shipped
+        for relative in shipped:
+            assert (run.project / relative).read_bytes() == (REPO / relative).read_bytes()
