@@ -2,7 +2,7 @@
 `kedro` CLI run once per variant for the whole session.
 
 The Kedro subprocesses dominate the suite's runtime (each imports Kedro, pandas and
-scikit-learn: ~5 s), so every variant a module needs is run once, all at the same time, by a
+scikit-learn: ~1.5 s), so every variant a module needs is run once, all at the same time, by a
 session fixture; tests only read the results.
 """
 
@@ -56,20 +56,6 @@ EXAMPLE_IMAGE = "europe-west1-docker.pkg.dev/example-project/kedro/spaceflights:
 PROD_IMAGE = "europe-west1-docker.pkg.dev/example-project/kedro/spaceflights:prod"
 #: What a pre-existing DAG file holds in the projects where `kedro airflow create` must fail.
 SENTINEL_DAG = b"# a DAG file from an earlier, good run: it must survive a failed create\n"
-
-
-#: Bytecode of the venv's packages, kept between runs outside the repository and the venv.
-#: The venv ships no .pyc files and PYTHONDONTWRITEBYTECODE may be set: without this, every
-#: `kedro` subprocess and every test session compiles Kedro, pandas, scikit-learn and Airflow
-#: from source again, which is most of their runtime.
-PYCACHE = Path(tempfile.gettempdir()) / f"kedro-gcs-bridge-pycache-{os.getuid()}"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if sys.dont_write_bytecode and sys.pycache_prefix is None:
-        PYCACHE.mkdir(parents=True, exist_ok=True)
-        sys.pycache_prefix = str(PYCACHE)
-        sys.dont_write_bytecode = False
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -209,21 +195,19 @@ def make_project(root: Path, name: str, job: Job) -> Path:
     return project
 
 
-def kedro_env(pycache: Path) -> dict[str, str]:
+def kedro_env() -> dict[str, str]:
     """The environment of every `kedro` subprocess: no telemetry, wide lines for Rich.
 
-    The venv holds no compiled bytecode and PYTHONDONTWRITEBYTECODE may be set, so each
-    process would compile Kedro, pandas and scikit-learn again (more than half its runtime):
-    bytecode goes to a cache folder outside the repository and the venv instead.
+    (`make install` compiles the venv's bytecode, so the processes start in ~1.5 s even where
+    PYTHONDONTWRITEBYTECODE is set.)
     """
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env = dict(os.environ)
     env.update(
         {
             "KEDRO_DISABLE_TELEMETRY": "true",
             "DO_NOT_TRACK": "1",
             "COLUMNS": "400",
             "PYTHONWARNINGS": "ignore",
-            "PYTHONPYCACHEPREFIX": str(pycache),
         }
     )
     return env
@@ -235,11 +219,8 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
 
 
-def run_jobs(root: Path, jobs: Mapping[str, Job], pycache: Path) -> dict[str, KedroRun]:
-    """Runs every job in its own project copy, several at a time.
-
-    With a cold bytecode cache the first job runs alone, so the others find it filled.
-    """
+def run_jobs(root: Path, jobs: Mapping[str, Job]) -> dict[str, KedroRun]:
+    """Runs every job in its own project copy, several at a time."""
     projects = {name: make_project(root, name, job) for name, job in jobs.items()}
 
     def run(name: str) -> KedroRun:
@@ -248,7 +229,7 @@ def run_jobs(root: Path, jobs: Mapping[str, Job], pycache: Path) -> dict[str, Ke
         done = subprocess.run(
             [str(KEDRO), *job.args],
             cwd=project,
-            env=kedro_env(pycache),
+            env=kedro_env(),
             capture_output=True,
             text=True,
             timeout=600,
@@ -257,15 +238,8 @@ def run_jobs(root: Path, jobs: Mapping[str, Job], pycache: Path) -> dict[str, Ke
         return KedroRun(job, project, done.returncode, done.stdout, done.stderr, before)
 
     names = list(jobs)
-    warm = pycache / "warm"
-    results = {}
-    if not warm.exists():
-        first = names.pop(0)
-        results[first] = run(first)
-        warm.touch()
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        results |= dict(zip(names, pool.map(run, names), strict=True))
-    return {name: results[name] for name in jobs}
+        return dict(zip(names, pool.map(run, names), strict=True))
 
 
 def _yaml_edit(
@@ -383,22 +357,15 @@ CLI_JOBS: dict[str, Job] = {
 
 
 @pytest.fixture(scope="session")
-def pycache() -> Path:
-    """Where `kedro` subprocesses keep their bytecode (see `PYCACHE`)."""
-    PYCACHE.mkdir(parents=True, exist_ok=True)
-    return PYCACHE
-
-
-@pytest.fixture(scope="session")
-def create_runs(tmp_path_factory: pytest.TempPathFactory, pycache: Path) -> dict[str, KedroRun]:
+def create_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KedroRun]:
     """Every job of `CREATE_JOBS`, run once per session."""
-    return run_jobs(tmp_path_factory.mktemp("create"), CREATE_JOBS, pycache)
+    return run_jobs(tmp_path_factory.mktemp("create"), CREATE_JOBS)
 
 
 @pytest.fixture(scope="session")
-def cli_runs(tmp_path_factory: pytest.TempPathFactory, pycache: Path) -> dict[str, KedroRun]:
+def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KedroRun]:
     """Every job of `CLI_JOBS`, run once per session."""
-    return run_jobs(tmp_path_factory.mktemp("cli"), CLI_JOBS, pycache)
+    return run_jobs(tmp_path_factory.mktemp("cli"), CLI_JOBS)
 
 
 # --- Airflow: DAG bags and pod specs ---------------------------------------------------------

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,10 +47,8 @@ TARGET_KEYS = {"name", "wanted", "measured", "met"}
 
 def _env(results: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env |= {
         RESULTS_ENV: str(results),
-        "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "kedro-gcs-bridge-bench-pycache"),
         "KEDRO_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
         "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
