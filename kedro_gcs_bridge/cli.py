@@ -94,7 +94,6 @@ def _load_project(metadata: ProjectMetadata, env: str) -> tuple[dict[str, Any], 
 def _dag_files(
     metadata: ProjectMetadata, names: Iterable[str], env: str, params: dict[str, Any]
 ) -> tuple[list[DagFile], Any]:
-    from kedro.framework.cli.utils import KedroCliError
     from kedro.framework.project import pipelines
 
     from kedro_gcs_bridge.config import merge_airflow_config
@@ -105,7 +104,9 @@ def _dag_files(
     for name in names:
         pipeline = pipelines.get(name)
         if pipeline is None:
-            raise KedroCliError(f"Pipeline {name} not found; registered: {sorted(pipelines)}.")
+            raise click.ClickException(
+                f"Pipeline {name} not found; registered: {sorted(pipelines)}."
+            )
         variables = {
             **merge_airflow_config(raw, name, params),
             "pipeline": pipeline,
@@ -161,14 +162,12 @@ def plan(
     output: Path | None,
 ) -> None:
     """Print the Airflow tasks of a pipeline: nodes, machine class, upstream, crossing data."""
-    from kedro.framework.cli.utils import KedroCliError
-
     from kedro_gcs_bridge.catalog_info import local_disk_paths
     from kedro_gcs_bridge.plan_views import render_plan
 
     (dag,), catalog = _dag_files(metadata, [pipeline_name], env, params)
     if dag.plan is None:
-        raise KedroCliError(dag.error or "no plan")
+        raise click.ClickException(dag.error or "no plan")
     crossing = {dataset for task in dag.plan.tasks for dataset in task.outputs}
     text = render_plan(dag.plan, fmt, local_disk_paths(catalog, crossing))
     if output is None:

@@ -178,6 +178,18 @@ def _as_start_date(value: Any) -> tuple[int, ...]:
     raise ConfigError(f"'start_date' must be a list like [2023, 1, 1], got {value!r}.")
 
 
+def _as_tags(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(
+        isinstance(tag, str | int) and not isinstance(tag, bool) for tag in value
+    ):
+        return tuple(str(tag) for tag in value)
+    raise ConfigError(
+        f"'tags' must be a list of Airflow tags like [nightly, team-x], got {value!r}."
+    )
+
+
 def _check_prefix(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"'{key}' must be a non-empty string like 'airflow.'.")
@@ -231,7 +243,7 @@ def parse_config(merged: Mapping[str, Any]) -> BridgeConfig:
         elif key == "machine_classes":
             values[key] = parse_machine_classes(value)
         elif key == "tags":
-            values[key] = tuple(str(tag) for tag in value)
+            values[key] = _as_tags(value)
         elif key == "schedule_interval":
             if "schedule" in merged and merged["schedule"] != value:
                 raise ConfigError(

@@ -88,6 +88,7 @@ def assign_groups(
     """
     group_of: dict[str, str] = {}
     problems: list[str] = []
+    tagged: set[str] = set()
     for node in nodes:
         names = group_tags(node, prefix) if enabled else []
         if len(names) > 1:
@@ -101,21 +102,39 @@ def assign_groups(
                 f"node '{node.name}' has the tag '{prefix}' with no group name after it; "
                 f"write '{prefix}<group>'."
             )
+        if names and names[0]:
+            tagged.add(node.name)
         group_of[node.name] = names[0] if names and names[0] else node.name
     if enabled:
-        node_names = set(group_of)
-        members: dict[str, list[str]] = defaultdict(list)
-        for node_name, group in group_of.items():
-            members[group].append(node_name)
-        for group, names in sorted(members.items()):
-            clash = group in node_names and group_of[group] != group
-            if clash or (group in node_names and group not in names):
-                problems.append(
-                    f"group '{group}' (nodes {sorted(names)}) has the same name as node "
-                    f"'{group}', which runs in group '{group_of[group]}'; their tasks would be "
-                    "indistinguishable: rename the group tag or the node."
-                )
+        problems += _name_clashes(group_of, tagged, prefix)
     return group_of, problems
+
+
+def _name_clashes(group_of: Mapping[str, str], tagged: set[str], prefix: str) -> list[str]:
+    """A group tag named like a node that is not in that group (or that is there untagged,
+    as its own one-node task): both tasks would get the same task id."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for node_name, group in group_of.items():
+        members[group].append(node_name)
+    problems = []
+    for group, names in sorted(members.items()):
+        if group not in group_of:
+            continue
+        if group_of[group] != group:
+            problems.append(
+                f"group '{group}' (nodes {sorted(names)}) has the same name as node "
+                f"'{group}', which runs in group '{group_of[group]}'; their tasks would be "
+                "indistinguishable: rename the group tag or the node."
+            )
+        elif group not in tagged and len(names) > 1:
+            others = sorted(name for name in names if name != group)
+            problems.append(
+                f"group '{group}' (nodes {others}) has the same name as node '{group}', "
+                f"which has no group tag and so is a task of its own; their tasks would be "
+                f"indistinguishable: tag node '{group}' '{prefix}{group}' to put it in the "
+                "group, or rename the group tag or the node."
+            )
+    return problems
 
 
 def group_edges(

@@ -74,7 +74,6 @@ class AirflowCreateHook:
         if params is None or not _template_uses_bridge(params):
             return
         from kedro.framework import project
-        from kedro.framework.cli.utils import KedroCliError
         from kedro.framework.project import pipelines
 
         raw = load_airflow_config(context.config_loader)
@@ -111,7 +110,11 @@ class AirflowCreateHook:
                 for warning in dag.plan.warnings:
                     logger.warning("%s: %s", name, warning)
         if errors:
-            raise KedroCliError("kedro-gcs-bridge: no DAG file written.\n" + "\n".join(errors))
+            # A plain ClickException: Kedro's KedroCliError prints sys.exc_info(), which click
+            # 8.2+ no longer holds when it shows the error ("NoneType: None").
+            raise click.ClickException(
+                "kedro-gcs-bridge: no DAG file written.\n" + "\n".join(errors)
+            )
         raw.setdefault("default", {})
         raw["default"] = {**raw["default"], CONFIG_KEY: DagFileFactory(str(context.project_path))}
         context.config_loader["airflow"] = raw

@@ -275,17 +275,7 @@ def check_autopilot(machine: MachineClass) -> AutopilotCheck:
     if errors:
         return AutopilotCheck(tuple(errors), tuple(warnings), machine)
 
-    new_cpu, new_memory, new_ephemeral = cpu, memory, ephemeral
-    new_cpu = max(new_cpu, limits.min_cpu_m)
-    new_memory = max(new_memory, limits.min_memory)
-    new_ephemeral = max(new_ephemeral, limits.min_ephemeral)
-    if limits.min_ratio is not None and new_memory < new_cpu / 1000 * limits.min_ratio * GIB:
-        new_memory = math.ceil(new_cpu / 1000 * limits.min_ratio * GIB)
-    if limits.max_ratio is not None and new_memory > new_cpu / 1000 * limits.max_ratio * GIB:
-        new_cpu = math.ceil(new_memory / GIB / limits.max_ratio * 1000)
-    if limits.cpu_step_m:
-        new_cpu = math.ceil(new_cpu / limits.cpu_step_m) * limits.cpu_step_m
-
+    new_cpu, new_memory, new_ephemeral = _raise_to_limits(cpu, memory, ephemeral, limits)
     adjusted = replace(
         machine,
         cpu=machine.cpu if new_cpu == cpu else format_cpu(new_cpu),
@@ -305,20 +295,61 @@ def check_autopilot(machine: MachineClass) -> AutopilotCheck:
     return AutopilotCheck(tuple(errors), tuple(warnings), adjusted)
 
 
+def _raise_to_limits(
+    cpu: float, memory: float, ephemeral: float, limits: AutopilotLimits
+) -> tuple[float, float, float]:
+    """The requests Autopilot would size a pod to: minimums, then the memory:CPU ratio, then
+    the CPU step, repeated until nothing moves (a CPU step can break the ratio again).
+
+    Memory is kept in whole MiB, as `format_memory` writes it, so the figures printed in a
+    warning are exactly the ones that pass a second check.
+    """
+    ephemeral = max(ephemeral, limits.min_ephemeral)
+    for _ in range(10):
+        before = (cpu, memory)
+        cpu = max(cpu, limits.min_cpu_m)
+        memory = max(memory, limits.min_memory)
+        if limits.min_ratio is not None and memory < cpu / 1000 * limits.min_ratio * GIB:
+            memory = math.ceil(cpu / 1000 * limits.min_ratio * GIB / MIB) * MIB
+        if limits.max_ratio is not None and memory > cpu / 1000 * limits.max_ratio * GIB:
+            cpu = math.ceil(memory / GIB / limits.max_ratio * 1000)
+        if limits.cpu_step_m:
+            cpu = math.ceil(cpu / limits.cpu_step_m) * limits.cpu_step_m
+        if (cpu, memory) == before:
+            break
+    return cpu, memory, ephemeral
+
+
 _FIELDS = {f.name for f in fields(MachineClass)} - {"name"}
 
 
-def _optional_str(value: Any) -> str | None:
+def _as_bool(field: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no"}:
+        return value.lower() in {"true", "yes"}
+    raise ValueError(f"{field} must be true or false, got {value!r}")
+
+
+def _as_count(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{field} must be a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ValueError(f"{field} must be a whole number, got {value!r}") from exc
+    if number < 0:
+        raise ValueError(f"{field} must not be negative, got {number}")
+    return number
+
+
+def _as_text(field: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str | int | float):
+        raise ValueError(f"{field} must be a plain value, got {value!r}")
     return None if value is None else str(value)
 
 
-_FIELD_TYPES: Mapping[str, Any] = {
-    "cpu": str,
-    "memory": str,
-    "ephemeral_storage": str,
-    "gpu_count": int,
-    "spot": bool,
-}
+_FIELD_TYPES: Mapping[str, Any] = {"gpu_count": _as_count, "spot": _as_bool}
 
 
 def parse_machine_classes(raw: Mapping[str, Any] | None) -> dict[str, MachineClass]:
@@ -328,9 +359,15 @@ def parse_machine_classes(raw: Mapping[str, Any] | None) -> dict[str, MachineCla
     default class's figures.
 
     Raises:
-        ConfigError: An entry is not a mapping or has an unknown key.
+        ConfigError: `raw` or an entry is not a mapping, or an entry has an unknown key or a
+            value of the wrong type.
     """
     classes = dict(BUILTIN_CLASSES)
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ConfigError(
+            "'machine_classes' must be a mapping of class name to its figures, like "
+            "{big: {cpu: '4', memory: 16Gi}}, got " + f"{type(raw).__name__} {raw!r}."
+        )
     for name, spec in (raw or {}).items():
         if not isinstance(spec, Mapping):
             raise ConfigError(
@@ -345,6 +382,11 @@ def parse_machine_classes(raw: Mapping[str, Any] | None) -> dict[str, MachineCla
                 f"allowed: {sorted(_FIELDS)}."
             )
         base = classes.get(str(name), BUILTIN_CLASSES[DEFAULT_CLASS])
-        values = {key: _FIELD_TYPES.get(key, _optional_str)(value) for key, value in given.items()}
+        try:
+            values = {
+                key: _FIELD_TYPES.get(key, _as_text)(key, value) for key, value in given.items()
+            }
+        except ValueError as exc:
+            raise ConfigError(f"machine_classes.{name}.{exc}.") from exc
         classes[str(name)] = replace(base, name=str(name), **values)
     return classes

@@ -151,11 +151,6 @@ class TestParse:
         assert f"set '{key}: {suggestion}'" in message
         assert f"Tag nodes '{suggestion}<name>'" in message
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: config.py parse_config reads `tags` with tuple(str(tag) for tag in value): "
-        "a single string 'nightly' becomes the tags n, i, g, h, t, l, y",
-    )
     def test_a_single_tag_string_is_one_tag(self) -> None:
         try:
             tags = parse_config({"tags": "nightly"}).tags
@@ -164,12 +159,6 @@ class TestParse:
         else:
             assert tags == ("nightly",)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: config.py parse_config: `tags: 5` raises TypeError and `machine_classes: "
-        "[...]` raises AttributeError (machines.py parse_machine_classes); build_dag_file only "
-        "catches GCSBridgeError, so `kedro airflow create` ends in a traceback",
-    )
     @pytest.mark.parametrize(
         ("key", "value"), [("tags", 5), ("machine_classes", ["big"])], ids=["tags", "classes"]
     )

@@ -451,12 +451,6 @@ class TestBrokenProjects:
         # The DAG file of an earlier, good run is still there, byte for byte.
         assert after == run.files_before == {"spaceflights_dag.py": SENTINEL_DAG}
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: hooks.py raises KedroCliError, whose show() prints sys.exc_info(); click "
-        "8.5 calls show() outside the except block, so the output is 'NoneType: None' and the "
-        "problems (nodes, cycle) are never shown",
-    )
     @pytest.mark.parametrize(("job", "fragments"), BROKEN_PARAMS)
     def test_create_output_names_the_problem(
         self, job: str, fragments: list[str], create_runs: dict[str, KedroRun]

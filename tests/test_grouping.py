@@ -81,12 +81,6 @@ class TestAssignGroups:
         for fragment in fragments:
             assert fragment in problems[0]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: grouping.py assign_groups: an untagged node named like a group tag "
-        "(node 'b', tag airflow.b on node 'a') silently joins that group instead of being "
-        "reported as a name clash",
-    )
     def test_untagged_node_named_like_a_group_is_a_clash(self) -> None:
         _, problems = assign_groups([spec("a", "", "x", "airflow.b"), spec("b", "x")], PREFIX)
         assert any("same name as node 'b'" in problem for problem in problems)

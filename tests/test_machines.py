@@ -135,21 +135,10 @@ class TestParseMachineClasses:
         for fragment in fragments:
             assert fragment in str(caught.value)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: machines.py parse_machine_classes converts `spot` with bool(), so the "
-        "string 'false' (a quoted YAML value) turns Spot ON",
-    )
     @pytest.mark.parametrize("text", ["false", "no"])
     def test_spot_false_as_a_string_is_false(self, text: str) -> None:
         assert parse_machine_classes({"x": {"spot": text}})["x"].spot is False
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: machines.py parse_machine_classes converts gpu_count with int() and lets "
-        "ValueError escape, so `kedro airflow create` crashes with a traceback instead of a "
-        "ConfigError naming machine_classes.x.gpu_count",
-    )
     def test_gpu_count_that_is_not_a_number_is_a_config_error(self) -> None:
         with pytest.raises(ConfigError, match="gpu_count"):
             parse_machine_classes({"x": {"gpu_count": "two", "accelerator": "nvidia-l4"}})
@@ -245,13 +234,6 @@ class TestAutopilot:
         check = check_autopilot(MachineClass("m", cpu="100m", compute_class="my-class"))
         assert (check.errors, check.warnings) == ((), ())
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: machines.py check_autopilot rounds CPU up to 250m steps AFTER the 1:1 "
-        "memory check, so cpu=1100m memory=1126Mi is reported as 'raised to cpu=1250m "
-        "memory=1127Mi' although Autopilot then raises memory to 1280Mi; setting the "
-        "suggested figures does not silence the warning, as the message promises",
-    )
     def test_setting_the_suggested_figures_silences_the_warning(self) -> None:
         check = check_autopilot(MachineClass("m", cpu="1100m", memory="1126Mi"))
         assert check.warnings
