@@ -89,6 +89,27 @@ def child_env(bytecode_cache: bool = True, **extra: str) -> dict[str, str]:
     return env
 
 
+def encode_frame(frame: pd.DataFrame) -> bytes:
+    """The frame in the store's frame format (Arrow IPC, as `kedro_gcs_bridge.formats` sets
+    it), encoded in memory: what the "raw" references move with bulk calls."""
+    import io
+
+    from kedro_gcs_bridge.formats import FEATHER, FORMATS
+
+    buffer = io.BytesIO()
+    frame.to_feather(buffer, **FORMATS[FEATHER].options["save_args"])
+    return buffer.getvalue()
+
+
+def decode_frame(data: bytes) -> pd.DataFrame:
+    """The inverse of `encode_frame`."""
+    import io
+
+    import pandas as pd
+
+    return pd.read_feather(io.BytesIO(data))
+
+
 def make_frame(size_mib: float, seed: int = 0) -> pd.DataFrame:
     """A frame of about `size_mib` MiB in memory: float64, int64, a string and a datetime column.
 

@@ -6,7 +6,7 @@ peak-RSS counter (`/proc/self/clear_refs`, 5) and saves; the loading process res
 after its imports and loads. "extra" is peak RSS (`VmHWM`) minus the RSS just before the
 operation, relative to the frame's in-memory size (`memory_usage(deep=True)`); the loaded
 frame itself is part of the loader's extra. Target <= 2x on both sides.
-Reference ("raw"): `to_parquet(BytesIO)` + `pipe_file`, `cat_file` + `read_parquet(BytesIO)`.
+Reference ("raw"): `to_feather(BytesIO)` + `pipe_file`, `cat_file` + `read_feather(BytesIO)`.
 Backends: `file://` (temp folder) and gs:// on gcp-storage-emulator in memory.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import io
 import json
 import shutil
 import subprocess
@@ -30,13 +29,12 @@ from _emulator import BUCKET, emulator
 
 NAME = "memory"
 TARGET = 2.0
-BIG_BLOCK = 50 * common.MIB
 #: (backend, variant, fs_args)
 VARIANTS: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     ("file", "HandoffStore", None),
     ("file", "raw", None),
     ("gs", "HandoffStore", None),
-    ("gs", "HandoffStore block_size=50MiB", {"block_size": BIG_BLOCK}),
+    ("gs", "HandoffStore, gcsfs default block", {"open_args_save": {"block_size": 5 * common.MIB}}),
     ("gs", "raw", None),
 )
 
@@ -73,7 +71,7 @@ def _raw_fs(backend: str) -> Any:
 
 
 def _raw_path(prefix: str) -> str:
-    return f"{prefix.split('://', 1)[1]}/raw.parquet"
+    return f"{prefix.split('://', 1)[1]}/raw.feather"
 
 
 def _put(fs: Any, backend: str, prefix: str, data: bytes) -> None:
@@ -84,7 +82,6 @@ def _put(fs: Any, backend: str, prefix: str, data: bytes) -> None:
 
 def child(role: str, backend: str, variant: str, prefix: str, size_mib: float) -> dict[str, Any]:
     """Runs one side in this process and returns its measurements."""
-    import pandas as pd
 
     from kedro_gcs_bridge.store import HandoffStore
 
@@ -96,30 +93,25 @@ def child(role: str, backend: str, variant: str, prefix: str, size_mib: float) -
         frame = common.make_frame(size_mib)
         tiny = common.make_frame(0.1, seed=1)
         if raw:
-            buffer = io.BytesIO()
-            tiny.to_parquet(buffer)
-            _put(fs, backend, warm, buffer.getvalue())
+            _put(fs, backend, warm, common.encode_frame(tiny))
         else:
             HandoffStore(warm, task="warm", fs_args=fs_args).save("frame", tiny)
         del tiny
         before = _settle()
         if raw:
-            buffer = io.BytesIO()
-            frame.to_parquet(buffer)
-            data = buffer.getvalue()
-            del buffer
+            data = common.encode_frame(frame)
             _put(fs, backend, prefix, data)
             del data
         else:
             HandoffStore(prefix, task="producer", fs_args=fs_args).save("frame", frame)
     else:
         if raw:
-            pd.read_parquet(io.BytesIO(fs.cat_file(_raw_path(warm))))
+            common.decode_frame(fs.cat_file(_raw_path(warm)))
         else:
             HandoffStore(warm, task="warm", fs_args=fs_args).load("frame")
         before = _settle()
         if raw:
-            frame = pd.read_parquet(io.BytesIO(fs.cat_file(_raw_path(prefix))))
+            frame = common.decode_frame(fs.cat_file(_raw_path(prefix)))
         else:
             frame = HandoffStore(prefix, task="consumer", fs_args=fs_args).load("frame")
     after = _status()

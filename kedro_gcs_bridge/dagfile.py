@@ -29,6 +29,7 @@ from markupsafe import Markup
 
 from kedro_gcs_bridge.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.errors import GCSBridgeError
+from kedro_gcs_bridge.machines import MachineClass
 from kedro_gcs_bridge.naming import (
     ALLOW_PICKLE_ENV,
     DAG_ID_ENV,
@@ -199,6 +200,13 @@ class DagFile:
             "annotations": {f"{LABEL_PREFIX}/run-id": "{{ run_id }}"},
         }
         return defaults
+
+    def machine_classes(self) -> list[MachineClass]:
+        """The machine classes the tasks use, each once, in task order."""
+        seen: dict[str, MachineClass] = {}
+        for task in self.plan.tasks if self.plan else ():
+            seen.setdefault(task.machine.name, task.machine)
+        return list(seen.values())
 
     def run_env(self) -> dict[str, str]:
         """Environment every pod gets: where this run's handoff data lives, and who it is."""

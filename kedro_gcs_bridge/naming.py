@@ -118,6 +118,7 @@ TEMPLATE_NAMES = frozenset(
         "BashOperator",
         "RUN_ENV",
         "POD_DEFAULTS",
+        "RESOURCES",
         "PROJECT_PATH",
     }
 )

@@ -7,6 +7,7 @@ create`, the DAG template and the runner all call it; the template only renders 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -60,7 +61,11 @@ class Plan:
 
     def task(self, task_id: str) -> TaskPlan:
         """The task with this id."""
-        return next(task for task in self.tasks if task.task_id == task_id)
+        return self._by_id[task_id]
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, TaskPlan]:
+        return {task.task_id: task for task in self.tasks}
 
     def edges(self) -> list[tuple[str, str]]:
         """(upstream task id, downstream task id), in task order."""
@@ -168,23 +173,19 @@ def plan_tasks(
     ids = task_ids(names)
     pods = pod_names(names, pod_prefix)
     variables = python_names(ids.values())
+    # One pass over the edges: looking them up per group is O(groups x edges).
+    into: dict[str, list[tuple[str, frozenset[str]]]] = {}
+    out_of: dict[str, set[str]] = {}
+    for (up, down), datasets in grouping.edges.items():
+        into.setdefault(down, []).append((up, datasets))
+        out_of.setdefault(up, set()).update(datasets)
     tasks = []
     for group in grouping.groups:
-        upstream = [up for (up, down) in grouping.edges if down == group.name]
+        upstream = [up for up, _ in into.get(group.name, [])]
         inputs = sorted(
-            (dataset, ids[up])
-            for (up, down), datasets in grouping.edges.items()
-            if down == group.name
-            for dataset in datasets
+            (dataset, ids[up]) for up, datasets in into.get(group.name, []) for dataset in datasets
         )
-        outputs = sorted(
-            {
-                dataset
-                for (up, _), datasets in grouping.edges.items()
-                if up == group.name
-                for dataset in datasets
-            }
-        )
+        outputs = sorted(out_of.get(group.name, set()))
         machine = machines[group.name]
         retries = config.retries + (config.spot_retries if machine.spot else 0)
         tasks.append(

@@ -184,6 +184,7 @@ class TestRenderedTemplate:
             "DAG",
             "RUN_ENV",
             "POD_DEFAULTS",
+            "RESOURCES",
             "GKEStartPodOperator",
             "BashOperator",
             "PROJECT_PATH",

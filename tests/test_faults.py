@@ -114,7 +114,7 @@ def test_persistent_write_faults_fail_clearly_and_leave_nothing(
     assert proxy.counts["503"] >= 6  # gcsfs retried before giving up
     message = said(result)
     assert "storage error while saving dataset 'preprocessed_companies'" in message
-    assert f"{prefix}/data/preprocessed_companies/data.parquet" in message
+    assert f"{prefix}/data/preprocessed_companies/data.feather" in message
     # Seen without the proxy: nothing that a reader would take for complete.
     store = HandoffStore(prefix, task="inspect")
     store.fs.invalidate_cache()

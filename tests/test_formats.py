@@ -1,4 +1,4 @@
-"""Which format a boundary dataset gets: Parquet for frames, JSON for plain values, pickle last."""
+"""Which format a boundary dataset gets: Arrow IPC for frames, JSON for values, pickle last."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kedro_gcs_bridge.errors import ForbiddenFormatError
-from kedro_gcs_bridge.formats import JSON, PARQUET, PICKLE, choose_encoding, rebuild
+from kedro_gcs_bridge.formats import FEATHER, JSON, PICKLE, choose_encoding, rebuild
 
 
 class Model:
@@ -24,8 +24,8 @@ class TestChooseEncoding:
     @pytest.mark.parametrize(
         ("value", "expected"),
         [
-            (pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), PARQUET),
-            (pd.Series([1.0, 2.0], name="price"), PARQUET),
+            (pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), FEATHER),
+            (pd.Series([1.0, 2.0], name="price"), FEATHER),
             ({"r2": 0.9, "rows": 10, "ok": True, "tags": ["a"], "none": None}, JSON),
             ([1, 2, 3], JSON),
             ("text", JSON),
@@ -35,15 +35,15 @@ class TestChooseEncoding:
             ({"x": math.nan}, PICKLE),  # JSON has no NaN
             (np.arange(3), PICKLE),
             (Model(), PICKLE),
-            (pd.DataFrame({0: [1], 1: [2]}), PICKLE),  # Parquet needs string column names
+            (pd.DataFrame({0: [1], 1: [2]}), PICKLE),  # Arrow needs string column names
         ],
     )
     def test_format_fits_the_value(self, value: object, expected: str) -> None:
         assert first_format(value) == expected
 
-    def test_pickle_is_always_the_fallback_after_parquet(self) -> None:
+    def test_pickle_is_always_the_fallback_after_arrow(self) -> None:
         names = [e.format.name for e in choose_encoding("ds", pd.DataFrame({"a": [1]}), True)]
-        assert names == [PARQUET, PICKLE]
+        assert names == [FEATHER, PICKLE]
 
     def test_forbidden_pickle_names_dataset_and_type(self) -> None:
         with pytest.raises(ForbiddenFormatError, match=r"'regressor'.*test_formats\.Model"):
@@ -51,7 +51,7 @@ class TestChooseEncoding:
 
     def test_forbidden_pickle_still_allows_safe_formats(self) -> None:
         assert first_format({"a": 1}, allow_pickle=False) == JSON
-        assert first_format(pd.DataFrame({"a": [1]}), allow_pickle=False) == PARQUET
+        assert first_format(pd.DataFrame({"a": [1]}), allow_pickle=False) == FEATHER
 
 
 class TestRebuild:

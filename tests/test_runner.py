@@ -275,12 +275,12 @@ class TestExampleProject:
         assert metrics(project) == in_process_metrics
         formats = {name: record["format"] for name, record in records(example_prefix).items()}
         assert formats == {
-            "preprocessed_companies": "parquet",
-            "preprocessed_shuttles": "parquet",
-            "X_train": "parquet",
-            "X_test": "parquet",
-            "y_train": "parquet",
-            "y_test": "parquet",
+            "preprocessed_companies": "feather",
+            "preprocessed_shuttles": "feather",
+            "X_train": "feather",
+            "X_test": "feather",
+            "y_train": "feather",
+            "y_test": "feather",
             "regressor": "pickle",
             "training_metrics": "json",
         }
@@ -305,11 +305,11 @@ class TestExampleProject:
         prefix = (tmp_path / "truncated").as_uri()
         for group in ("companies", "shuttles", "split"):
             assert run_example_group(project, group, prefix).returncode == 0
-        target = tmp_path / "truncated" / "data" / "X_train" / "data.parquet"
+        target = tmp_path / "truncated" / "data" / "X_train" / "data.feather"
         target.write_bytes(target.read_bytes()[:100])
         result = run_example_group(project, "train_model_node", prefix)
         assert result.returncode != 0
-        assert "data/X_train/data.parquet of dataset 'X_train' does not match its record" in said(
+        assert "data/X_train/data.feather of dataset 'X_train' does not match its record" in said(
             result
         )
 

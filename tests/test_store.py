@@ -72,8 +72,8 @@ class TestRoundTrip:
     @pytest.mark.parametrize(
         ("value", "fmt"),
         [
-            (FRAME, "parquet"),
-            (FRAME["f"].rename("price"), "parquet"),
+            (FRAME, "feather"),
+            (FRAME["f"].rename("price"), "feather"),
             ({"r2": 0.9, "rows": 3}, "json"),
             (LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0]), "pickle"),
         ],
@@ -100,7 +100,7 @@ class TestRoundTrip:
         store.save("features.x", {"k": 1})
         manifest = store.write_manifest(["split_node"], started_at="t0")
         assert objects(store) == [
-            "data/X_train/data.parquet",
+            "data/X_train/data.feather",
             "data/X_train/record.json",
             "data/features.x/data.json",
             "data/features.x/record.json",
@@ -134,9 +134,9 @@ class TestRetries:
         store = HandoffStore(prefix, task="t")
         folder = tmp_path / "run" / "data" / "d"
         folder.mkdir(parents=True)
-        (folder / "data.parquet.tmp-dead").write_bytes(b"PAR1 half an object")
+        (folder / "data.feather.tmp-dead").write_bytes(b"ARROW1 half an object")
         store.save("d", FRAME)
-        assert sorted(p.name for p in folder.iterdir()) == ["data.parquet", "record.json"]
+        assert sorted(p.name for p in folder.iterdir()) == ["data.feather", "record.json"]
 
 
 class TestErrors:
@@ -159,9 +159,9 @@ class TestErrors:
     def test_truncated_object_is_a_checksum_error_naming_it(self, prefix: str) -> None:
         store = HandoffStore(prefix, task="t")
         store.save("X_train", FRAME)
-        data = f"{store.data_dir('X_train')}/data.parquet"
+        data = f"{store.data_dir('X_train')}/data.feather"
         store.fs.pipe_file(data, store.fs.cat_file(data)[:-10])
-        with pytest.raises(ChecksumError, match=r"data/X_train/data\.parquet.*truncated"):
+        with pytest.raises(ChecksumError, match=r"data/X_train/data\.feather.*truncated"):
             HandoffStore(prefix, task="c").load("X_train")
 
     def test_forbidden_pickle_writes_nothing(self, prefix: str) -> None:
