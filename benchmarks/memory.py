@@ -34,7 +34,7 @@ VARIANTS: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     ("file", "HandoffStore", None),
     ("file", "raw", None),
     ("gs", "HandoffStore", None),
-    ("gs", "HandoffStore, gcsfs default block", {"open_args_save": {"block_size": 5 * common.MIB}}),
+    ("gs", "HandoffStore, gcsfs default block", {"block_size": 5 * common.MIB}),
     ("gs", "raw", None),
 )
 

@@ -43,8 +43,8 @@ logger = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _CHUNK = 8 * 1024 * 1024
 _GCS_PROTOCOLS = {"gs", "gcs"}
-#: gcsfs upload block for handoff writes (see `HandoffStore.__init__`).
-_GCS_WRITE_BLOCK = 50 * 2**20
+#: gcsfs block for handoff reads and writes (see `HandoffStore.__init__`).
+_GCS_BLOCK = 50 * 2**20
 
 
 def object_key(dataset: str) -> str:
@@ -146,12 +146,11 @@ class HandoffStore:
         self.allow_pickle = allow_pickle
         options = storage_options(self.prefix)
         protocol = self.prefix.split("://", 1)[0] if "://" in self.prefix else "file"
-        # kedro-datasets writes through fs.open("wb"): gcsfs then uploads one block at a time
-        # (default 5 MiB), each a sequential request while the encoder waits. 50 MiB is the
-        # chunk gcsfs's own pipe/put use (benchmarks/handoff.py: 0.59x -> 0.99x of a raw
-        # upload). Reads keep gcsfs's default read-ahead.
-        writes = {"open_args_save": {"block_size": _GCS_WRITE_BLOCK}}
-        defaults = writes if protocol in _GCS_PROTOCOLS else {}
+        # kedro-datasets reads and writes through fs.open(): gcsfs then moves one block at a
+        # time (default 5 MiB), each a sequential request while the codec waits. 50 MiB is the
+        # chunk gcsfs's own pipe/put use (benchmarks/handoff.py has the figures).
+        blocks = {"block_size": _GCS_BLOCK}
+        defaults = blocks if protocol in _GCS_PROTOCOLS else {}
         self._fs_args = {**options, **defaults, **(fs_args or {})}
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.prefix, **options)
