@@ -17,6 +17,7 @@ from typing import Any
 
 from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.machines import DEFAULT_CLASS, MachineClass, parse_machine_classes
+from kedro_gcs_bridge.values import as_bool, as_count
 
 #: Keys that the stock kedro-airflow command passes to every template itself.
 TEMPLATE_VARIABLES = frozenset(
@@ -135,26 +136,6 @@ def merge_airflow_config(
     return merged
 
 
-def _as_bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no"}:
-        return value.lower() in {"true", "yes"}
-    raise ConfigError(f"'{key}' must be true or false, got {value!r}.")
-
-
-def _as_int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(f"'{key}' must be a whole number, got {value!r}.")
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise ConfigError(f"'{key}' must be a whole number, got {value!r}.") from exc
-    if number < 0:
-        raise ConfigError(f"'{key}' must not be negative, got {number}.")
-    return number
-
-
 def _as_start_date(value: Any) -> tuple[int, ...]:
     if isinstance(value, dt.datetime):
         return (value.year, value.month, value.day, value.hour, value.minute)
@@ -229,9 +210,9 @@ def parse_config(merged: Mapping[str, Any]) -> BridgeConfig:
         if key not in _KNOWN or (value is None and key != "schedule"):
             continue
         if key in _BOOLS:
-            values[key] = _as_bool(key, value)
+            values[key] = as_bool(key, value)
         elif key in _INTS:
-            values[key] = _as_int(key, value)
+            values[key] = as_count(key, value)
         elif key in {"grouping_prefix", "resources_tag_prefix"}:
             values[key] = _check_prefix(key, value)
         elif key == "start_date":

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kedro_gcs_bridge.errors import ConfigError
+from kedro_gcs_bridge.values import as_bool, as_count
 
 COMPUTE_CLASS_KEY = "cloud.google.com/compute-class"
 SPOT_KEY = "cloud.google.com/gke-spot"
@@ -323,33 +324,13 @@ def _raise_to_limits(
 _FIELDS = {f.name for f in fields(MachineClass)} - {"name"}
 
 
-def _as_bool(field: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no"}:
-        return value.lower() in {"true", "yes"}
-    raise ValueError(f"{field} must be true or false, got {value!r}")
-
-
-def _as_count(field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"{field} must be a whole number, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise ValueError(f"{field} must be a whole number, got {value!r}") from exc
-    if number < 0:
-        raise ValueError(f"{field} must not be negative, got {number}")
-    return number
-
-
-def _as_text(field: str, value: Any) -> str | None:
+def _as_text(key: str, value: Any) -> str | None:
     if value is not None and not isinstance(value, str | int | float):
-        raise ValueError(f"{field} must be a plain value, got {value!r}")
+        raise ConfigError(f"'{key}' must be a plain value like '2' or 4Gi, got {value!r}.")
     return None if value is None else str(value)
 
 
-_FIELD_TYPES: Mapping[str, Any] = {"gpu_count": _as_count, "spot": _as_bool}
+_FIELD_TYPES: Mapping[str, Any] = {"gpu_count": as_count, "spot": as_bool}
 
 
 def parse_machine_classes(raw: Mapping[str, Any] | None) -> dict[str, MachineClass]:
@@ -382,11 +363,9 @@ def parse_machine_classes(raw: Mapping[str, Any] | None) -> dict[str, MachineCla
                 f"allowed: {sorted(_FIELDS)}."
             )
         base = classes.get(str(name), BUILTIN_CLASSES[DEFAULT_CLASS])
-        try:
-            values = {
-                key: _FIELD_TYPES.get(key, _as_text)(key, value) for key, value in given.items()
-            }
-        except ValueError as exc:
-            raise ConfigError(f"machine_classes.{name}.{exc}.") from exc
+        values = {
+            key: _FIELD_TYPES.get(key, _as_text)(f"machine_classes.{name}.{key}", value)
+            for key, value in given.items()
+        }
         classes[str(name)] = replace(base, name=str(name), **values)
     return classes

@@ -1,0 +1,37 @@
+"""Plain config values read strictly: booleans and whole numbers, with errors that name the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro_gcs_bridge.errors import ConfigError
+
+
+def as_bool(key: str, value: Any) -> bool:
+    """A YAML boolean, or one of the strings true/false/yes/no (any case).
+
+    Raises:
+        ConfigError: Anything else; `bool("false")` would be True.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no"}:
+        return value.lower() in {"true", "yes"}
+    raise ConfigError(f"'{key}' must be true or false, got {value!r}.")
+
+
+def as_count(key: str, value: Any) -> int:
+    """A whole number >= 0, given as an int or a string of digits.
+
+    Raises:
+        ConfigError: Not a whole number, or negative.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"'{key}' must be a whole number, got {value!r}.")
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ConfigError(f"'{key}' must be a whole number, got {value!r}.") from exc
+    if number < 0:
+        raise ConfigError(f"'{key}' must not be negative, got {number}.")
+    return number
