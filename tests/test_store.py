@@ -94,6 +94,16 @@ class TestRoundTrip:
         else:
             assert loaded == value
 
+    def test_polars_frame_crosses_as_arrow_ipc(self, prefix: str) -> None:
+        import polars as pl
+
+        frame = pl.DataFrame({"id": [1, 2, 3], "name": ["a", None, "c"], "price": [1.5, 2.0, 0.1]})
+        record = HandoffStore(prefix, task="producer").save("data", frame)
+        assert (record.format, record.path.rsplit("/", 1)[-1]) == ("polars-ipc", "data.arrow")
+        loaded = HandoffStore(prefix, task="consumer").load("data", "node")
+        assert isinstance(loaded, pl.DataFrame)
+        assert loaded.equals(frame)
+
     def test_layout_holds_data_record_and_manifest_only(self, prefix: str) -> None:
         store = HandoffStore(prefix, task="split", attempt=2)
         store.save("X_train", FRAME)
