@@ -3,7 +3,7 @@
 Frames (pandas, and polars where installed) go to Arrow IPC (Feather v2, uncompressed: safe,
 columnar, typed), JSON-safe builtins to JSON, and anything else to cloudpickle only as the
 fallback, which a setting can forbid. The choice is recorded with the object, so a reader never
-guesses from the extension, and objects written as Parquet by earlier versions still load.
+guesses from the extension.
 Serialising is done by kedro-datasets (`pandas.FeatherDataset`, `polars.EagerPolarsDataset`,
 `json.JSONDataset`, `pickle.PickleDataset`), not by code of ours.
 
@@ -26,7 +26,6 @@ from kedro_gcs_bridge.errors import ForbiddenFormatError
 
 FEATHER = "feather"
 POLARS_IPC = "polars-ipc"
-PARQUET = "parquet"
 JSON = "json"
 PICKLE = "pickle"
 
@@ -59,8 +58,6 @@ FORMATS: Mapping[str, Format] = {
         "polars.EagerPolarsDataset",
         {"file_format": "ipc", "save_args": {"compression": "uncompressed"}},
     ),
-    # The first frame format: kept so run prefixes written with it still load.
-    PARQUET: Format(PARQUET, "parquet", "pandas.ParquetDataset"),
     JSON: Format(JSON, "json", "json.JSONDataset", {"save_args": {"allow_nan": False}}),
     PICKLE: Format(PICKLE, "pkl", "pickle.PickleDataset", {"backend": "cloudpickle"}),
 }
