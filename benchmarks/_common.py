@@ -90,11 +90,11 @@ def child_env(bytecode_cache: bool = True, **extra: str) -> dict[str, str]:
 
 
 def encode_frame(frame: pd.DataFrame) -> bytes:
-    """The frame in the store's frame format (Arrow IPC, as `kedro_gcs_bridge.formats` sets
+    """The frame in the store's frame format (Arrow IPC, as `kedro_gcs_bridge.pod.formats` sets
     it), encoded in memory: what the "raw" references move with bulk calls."""
     import io
 
-    from kedro_gcs_bridge.formats import FEATHER, FORMATS
+    from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS
 
     buffer = io.BytesIO()
     frame.to_feather(buffer, **FORMATS[FEATHER].options["save_args"])

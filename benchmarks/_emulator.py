@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kedro_gcs_bridge.emulator import EMULATOR_HOST_ENV, GCSFS_HNS_ENV, free_port, gcs_emulator
+from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV, GCSFS_HNS_ENV, free_port, gcs_emulator
 
 __all__ = ["BUCKET", "emulator", "free_port"]
 

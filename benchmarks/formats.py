@@ -1,7 +1,7 @@
 """Encode + decode time and size of one pandas frame in each candidate handoff format.
 
 Formats: Parquet (snappy, pandas' default; zstd; none), Arrow IPC / Feather v2 (lz4, zstd,
-none: what the store writes, `kedro_gcs_bridge.formats`), pickle protocol 5, and
+none: what the store writes, `kedro_gcs_bridge.pod.formats`), pickle protocol 5, and
 cloudpickle + bz2 (the slow reference).
 Plain cloudpickle, what the store's pickle fallback writes (`pickle.PickleDataset`,
 `backend: cloudpickle`, no compression), is shown too. Everything runs in memory (BytesIO),

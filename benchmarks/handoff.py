@@ -62,7 +62,7 @@ class Variant:
 
 
 def _ours(variant: Variant, prefix: str, frame: Any) -> None:
-    from kedro_gcs_bridge.store import HandoffStore
+    from kedro_gcs_bridge.pod.store import HandoffStore
 
     producer = HandoffStore(prefix, task="producer", fs_args=variant.fs_args)
     consumer = HandoffStore(prefix, task="consumer", fs_args=variant.fs_args)
@@ -129,7 +129,7 @@ def _block_in_use(prefix: str, fs_args: Mapping[str, Any] | None) -> int:
     """The block size the store's kedro-datasets writer opens its file with, for a prefix."""
     import fsspec
 
-    from kedro_gcs_bridge.store import HandoffStore
+    from kedro_gcs_bridge.pod.store import HandoffStore
 
     store = HandoffStore(prefix, task="probe", fs_args=fs_args)
     options = dict(store._fs_args)

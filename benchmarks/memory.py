@@ -83,7 +83,7 @@ def _put(fs: Any, backend: str, prefix: str, data: bytes) -> None:
 def child(role: str, backend: str, variant: str, prefix: str, size_mib: float) -> dict[str, Any]:
     """Runs one side in this process and returns its measurements."""
 
-    from kedro_gcs_bridge.store import HandoffStore
+    from kedro_gcs_bridge.pod.store import HandoffStore
 
     fs_args = next(v[2] for v in VARIANTS if v[0] == backend and v[1] == variant)
     raw = variant == "raw"

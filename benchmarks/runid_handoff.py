@@ -163,7 +163,7 @@ def _describe(requests: list[tuple[str, str, float, float]]) -> str:
 
 def scenario() -> list[tuple[str, str, Callable[[dict[str, Any]], Any]]]:
     """(operation, who, call) in the order a producer group then a consumer group do them."""
-    from kedro_gcs_bridge.store import HandoffStore
+    from kedro_gcs_bridge.pod.store import HandoffStore
 
     def fresh_process() -> None:
         # Each group is its own pod: no gcsfs instance, listing cache or connection carried

@@ -12,12 +12,12 @@ __version__ = "0.1.0"
 __all__ = ["GCSRunner", "__version__"]
 
 if TYPE_CHECKING:
-    from kedro_gcs_bridge.runner import GCSRunner
+    from kedro_gcs_bridge.pod.runner import GCSRunner
 
 
 def __getattr__(name: str) -> Any:
     if name == "GCSRunner":
-        from kedro_gcs_bridge.runner import GCSRunner
+        from kedro_gcs_bridge.pod.runner import GCSRunner
 
         return GCSRunner
     raise AttributeError(f"module 'kedro_gcs_bridge' has no attribute {name!r}")

@@ -5,6 +5,7 @@ Registered as a Kedro project command through the `kedro.project_commands` entry
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Iterable
@@ -13,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kedro_gcs_bridge.plan_views import FORMATS
+from kedro_gcs_bridge.planning.views import FORMATS
 
 if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
 
-    from kedro_gcs_bridge.dagfile import DagFile
+    from kedro_gcs_bridge.dag.dagfile import DagFile
 
 DEFAULT_PIPELINE = "__default__"
 DEFAULT_ENV = "local"
@@ -76,7 +77,7 @@ def _load_project(metadata: ProjectMetadata, env: str) -> tuple[dict[str, Any], 
 
     from kedro.framework.session import KedroSession
 
-    from kedro_gcs_bridge.hooks import load_airflow_config
+    from kedro_gcs_bridge.dag.hooks import load_airflow_config
 
     kedro_logger = logging.getLogger("kedro")
     level = kedro_logger.level
@@ -96,8 +97,8 @@ def _dag_files(
 ) -> tuple[list[DagFile], Any]:
     from kedro.framework.project import pipelines
 
-    from kedro_gcs_bridge.config import merge_airflow_config
-    from kedro_gcs_bridge.dagfile import build_dag_file
+    from kedro_gcs_bridge.dag.dagfile import build_dag_file
+    from kedro_gcs_bridge.planning.config import merge_airflow_config
 
     raw, catalog = _load_project(metadata, env)
     files = []
@@ -162,8 +163,8 @@ def plan(
     output: Path | None,
 ) -> None:
     """Print the Airflow tasks of a pipeline: nodes, machine class, upstream, crossing data."""
-    from kedro_gcs_bridge.catalog_info import local_disk_paths
-    from kedro_gcs_bridge.plan_views import render_plan
+    from kedro_gcs_bridge.planning.views import render_plan
+    from kedro_gcs_bridge.pod.catalog import local_disk_paths
 
     (dag,), catalog = _dag_files(metadata, [pipeline_name], env, params)
     if dag.plan is None:
@@ -190,8 +191,8 @@ def validate(
     """Check pipelines would become valid DAGs; exit 1 on any error."""
     from kedro.framework.project import pipelines
 
-    from kedro_gcs_bridge.catalog_info import local_disk_paths
-    from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
+    from kedro_gcs_bridge.planning.config import merge_airflow_config, unknown_keys
+    from kedro_gcs_bridge.pod.catalog import local_disk_paths
 
     names = list(pipeline_names) or sorted(pipelines)
     files, catalog = _dag_files(metadata, names, env, params)
@@ -204,7 +205,8 @@ def validate(
             failed = True
             click.secho(f"{name}: ERROR\n{dag.error}", fg="red")
             continue
-        assert dag.plan is not None
+        if dag.plan is None:  # build_dag_file sets either a plan or an error
+            raise click.ClickException(f"{name}: no plan and no error")
         crossing = {dataset for task in dag.plan.tasks for dataset in task.outputs}
         for dataset, path in local_disk_paths(catalog, crossing).items():
             click.secho(
@@ -252,8 +254,8 @@ def replay(
     if not emulator:
         _replay(metadata, dag_file, root, parallel, run_id, only, {})
         return
-    from kedro_gcs_bridge.emulator import EMULATOR_HOST_ENV, GCSFS_HNS_ENV, gcs_emulator
     from kedro_gcs_bridge.errors import GCSBridgeError
+    from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV, GCSFS_HNS_ENV, gcs_emulator
 
     bucket = "kedro-gcs-bridge-replay"
     try:
@@ -275,8 +277,9 @@ def _replay(
     only: tuple[str, ...],
     extra_env: dict[str, str],
 ) -> None:
-    from kedro_gcs_bridge.replay import ReplayError, default_run_id, load_dag_tasks
-    from kedro_gcs_bridge.replay import replay as run_replay
+    from kedro_gcs_bridge.dag.replay import default_run_id, load_dag_tasks
+    from kedro_gcs_bridge.dag.replay import replay as run_replay
+    from kedro_gcs_bridge.errors import ReplayError
 
     project = Path(metadata.project_path)
     root = root or (project / ".gcs-bridge-runs").as_uri()
@@ -293,18 +296,18 @@ def _replay(
     click.echo(f"Replaying {dag_id} ({len(tasks)} tasks), run {run_id}\nrun prefix: {prefix}")
     count = len(only) or len(tasks)
 
+    done = itertools.count(1)
+
     def progress(result: Any) -> None:
-        progress.done += 1  # type: ignore[attr-defined]
+        number = next(done)
         colour = {"success": "green", "failed": "red"}.get(result.state, "yellow")
         click.secho(
-            f"[{progress.done}/{count}] {result.task_id}: {result.state} "  # type: ignore[attr-defined]
-            f"({result.seconds:.1f} s)",
+            f"[{number}/{count}] {result.task_id}: {result.state} ({result.seconds:.1f} s)",
             fg=colour,
         )
         if result.state == "failed":
             click.echo(_tail(result.log))
 
-    progress.done = 0  # type: ignore[attr-defined]
     results = run_replay(
         tasks, project, parallel, extra_env=extra_env, on_result=progress, only=set(only) or None
     )
@@ -319,7 +322,7 @@ def _tail(log: str, lines: int = 40) -> str:
 
 
 def _summary(results: Iterable[Any], prefix: str) -> str:
-    from kedro_gcs_bridge.store import HandoffStore
+    from kedro_gcs_bridge.pod.store import HandoffStore
 
     try:
         manifests = {m["task"]: m for m in HandoffStore(prefix, task="replay").manifests()}
@@ -360,8 +363,8 @@ def _summary(results: Iterable[Any], prefix: str) -> str:
 )
 def finalize(cleanup: str, prefix: str | None, tasks: str | None) -> None:
     """End a DAG run: set the MLflow parent run's status, clean up; exit 1 if a group failed."""
-    from kedro_gcs_bridge.naming import RUN_PREFIX_ENV
-    from kedro_gcs_bridge.runs import finish_run
+    from kedro_gcs_bridge.ops.finalize import finish_run
+    from kedro_gcs_bridge.pod.contract import RUN_PREFIX_ENV
 
     prefix = prefix or os.environ.get(RUN_PREFIX_ENV)
     if not prefix:
@@ -404,7 +407,7 @@ def _size(size: float) -> str:
 @click.pass_obj
 def list_command(metadata: ProjectMetadata, root: str | None, env: str) -> None:
     """One line per run prefix: dag, run, groups done, outcome, bytes, last write (newest first)."""
-    from kedro_gcs_bridge.runs import list_runs
+    from kedro_gcs_bridge.ops.runs import list_runs
 
     url = _root(metadata, root, env)
     found = list_runs(url)
@@ -437,7 +440,7 @@ def gc_command(
     import datetime as dt
 
     from kedro_gcs_bridge.errors import GCSBridgeError
-    from kedro_gcs_bridge.runs import delete_runs, list_runs, parse_age, select_for_gc
+    from kedro_gcs_bridge.ops.runs import delete_runs, list_runs, parse_age, select_for_gc
 
     try:
         age = parse_age(older_than)

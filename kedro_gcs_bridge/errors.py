@@ -29,6 +29,10 @@ class PlanError(GCSBridgeError):
         )
 
 
+class ReplayError(GCSBridgeError):
+    """A DAG file cannot be replayed (import errors, no DAG, not our operators)."""
+
+
 class HandoffError(GCSBridgeError):
     """A boundary dataset could not be saved to or loaded from the run prefix."""
 

@@ -1,7 +1,7 @@
 """The real local GCS emulator as a pytest fixture, for tests that use gs:// URLs.
 
 One in-memory gcp-storage-emulator per session on a free 127.0.0.1 port (started by the
-package's own `kedro_gcs_bridge.emulator`); `STORAGE_EMULATOR_HOST` points at it, so gcsfs and
+package's own `kedro_gcs_bridge.ops.emulator`); `STORAGE_EMULATOR_HOST` points at it, so gcsfs and
 kedro-gcs-bridge talk to it anonymously. Registered in conftest.py.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from kedro_gcs_bridge.emulator import GCSFS_HNS_ENV, free_port
-from kedro_gcs_bridge.emulator import gcs_emulator as running_emulator
+from kedro_gcs_bridge.ops.emulator import GCSFS_HNS_ENV, free_port
+from kedro_gcs_bridge.ops.emulator import gcs_emulator as running_emulator
 
 __all__ = ["BUCKET", "free_port", "gcs_emulator"]
 

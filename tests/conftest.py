@@ -33,7 +33,7 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "1"
 
-from kedro_gcs_bridge.grouping import NodeSpec  # noqa: E402
+from kedro_gcs_bridge.planning.grouping import NodeSpec  # noqa: E402
 
 # Real local services, started once per session by the tests that ask for them.
 pytest_plugins = ["_gcs_emulator", "_mlflow_server"]
@@ -413,7 +413,7 @@ def render_dag_file(tmp_path: Path) -> Callable[..., Path]:
     import jinja2
     from slugify import slugify
 
-    from kedro_gcs_bridge.dagfile import DagFileFactory
+    from kedro_gcs_bridge.dag.dagfile import DagFileFactory
 
     example = yaml.safe_load((EXAMPLE / "conf/base/airflow.yml").read_text(encoding="utf-8"))
 

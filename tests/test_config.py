@@ -8,8 +8,13 @@ from typing import Any
 
 import pytest
 
-from kedro_gcs_bridge.config import BridgeConfig, merge_airflow_config, parse_config, unknown_keys
 from kedro_gcs_bridge.errors import ConfigError
+from kedro_gcs_bridge.planning.config import (
+    BridgeConfig,
+    merge_airflow_config,
+    parse_config,
+    unknown_keys,
+)
 
 
 class TestMerge:

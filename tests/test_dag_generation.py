@@ -27,7 +27,7 @@ from conftest import (
     KedroRun,
 )
 
-from kedro_gcs_bridge.naming import run_segment
+from kedro_gcs_bridge.planning.naming import run_segment
 
 RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")

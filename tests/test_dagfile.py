@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kedro.pipeline import Pipeline, node
 
-from kedro_gcs_bridge.dagfile import build_dag_file, py_literal
-from kedro_gcs_bridge.naming import run_segment
+from kedro_gcs_bridge.dag.dagfile import build_dag_file, py_literal
+from kedro_gcs_bridge.planning.naming import run_segment
 
 RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

@@ -19,7 +19,7 @@ import pytest
 from _fault_proxy import failing_uploads, fault_proxy, random_faults
 from _gcs_emulator import BUCKET
 
-from kedro_gcs_bridge.store import HandoffStore
+from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kedro_gcs_bridge.errors import ForbiddenFormatError
-from kedro_gcs_bridge.formats import FEATHER, JSON, PICKLE, choose_encoding, rebuild
+from kedro_gcs_bridge.pod.formats import FEATHER, JSON, PICKLE, choose_encoding, rebuild
 
 
 class Model:

@@ -8,7 +8,7 @@ import pytest
 from conftest import has_cycle, random_pipelines
 from hypothesis import given, settings
 
-from kedro_gcs_bridge.grouping import (
+from kedro_gcs_bridge.planning.grouping import (
     NodeSpec,
     assign_groups,
     base_name,

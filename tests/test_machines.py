@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.machines import (
+from kedro_gcs_bridge.planning.machines import (
     BUILTIN_CLASSES,
     GIB,
     MIB,

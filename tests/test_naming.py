@@ -12,7 +12,7 @@ from conftest import template_context
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kedro_gcs_bridge.naming import (
+from kedro_gcs_bridge.planning.naming import (
     POD_NAME_MAX,
     RUN_SEGMENT_TEMPLATE,
     TASK_ID_MAX,

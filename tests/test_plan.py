@@ -7,10 +7,10 @@ import pytest
 from conftest import ancestors, has_cycle, random_pipelines
 from hypothesis import given, settings
 
-from kedro_gcs_bridge.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.errors import PlanError
-from kedro_gcs_bridge.grouping import NodeSpec
-from kedro_gcs_bridge.plan import Plan, boundary_datasets, node_specs, plan_tasks
+from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
+from kedro_gcs_bridge.planning.grouping import NodeSpec
+from kedro_gcs_bridge.planning.plan import Plan, boundary_datasets, node_specs, plan_tasks
 
 
 def spec(name: str, inputs: str = "", outputs: str = "", tags: str = "") -> NodeSpec:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kedro_gcs_bridge.naming import run_segment
-from kedro_gcs_bridge.store import HandoffStore
+from kedro_gcs_bridge.planning.naming import run_segment
+from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

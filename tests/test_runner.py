@@ -21,8 +21,8 @@ from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline, node, pipeline
 
 from kedro_gcs_bridge.errors import HandoffError
-from kedro_gcs_bridge.runner import GCSRunner
-from kedro_gcs_bridge.store import HandoffStore
+from kedro_gcs_bridge.pod.runner import GCSRunner
+from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[1]
 KEDRO = Path(sys.executable).parent / "kedro"
@@ -137,7 +137,7 @@ class TestBoundaries:
         self, memory_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
         local = {"raw": {"type": "json.JSONDataset", "filepath": str(tmp_path / "raw.json")}}
-        with caplog.at_level(logging.WARNING, logger="kedro_gcs_bridge.runner"):
+        with caplog.at_level(logging.WARNING, logger="kedro_gcs_bridge.pod.runner"):
             run_group(FULL, ["make"], memory_prefix, local)
         assert "'raw' crosses between groups but is saved on local disk" in caplog.text
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from kedro_gcs_bridge.errors import GCSBridgeError
-from kedro_gcs_bridge.runs import (
+from kedro_gcs_bridge.ops.finalize import finish_run
+from kedro_gcs_bridge.ops.runs import (
     RunSummary,
     delete_runs,
-    finish_run,
     list_runs,
     parse_age,
     select_for_gc,
 )
-from kedro_gcs_bridge.store import HandoffStore
+from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)

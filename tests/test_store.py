@@ -17,7 +17,7 @@ from kedro_gcs_bridge.errors import (
     HandoffError,
     MissingHandoffError,
 )
-from kedro_gcs_bridge.store import HandoffStore, object_key
+from kedro_gcs_bridge.pod.store import HandoffStore, object_key
 
 FRAME = pd.DataFrame(
     {

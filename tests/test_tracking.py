@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from kedro_gcs_bridge.naming import run_segment
-from kedro_gcs_bridge.store import HandoffStore
-from kedro_gcs_bridge.tracking import RunIdentity, Tracker, flatten_params
+from kedro_gcs_bridge.planning.naming import run_segment
+from kedro_gcs_bridge.pod.store import HandoffStore
+from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker, flatten_params
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.values import as_bool, as_count
+from kedro_gcs_bridge.planning.values import as_bool, as_count
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.values import as_bool, as_count
+from kedro_gcs_bridge.planning.values import as_bool, as_count
 
 COMPUTE_CLASS_KEY = "cloud.google.com/compute-class"
 SPOT_KEY = "cloud.google.com/gke-spot"

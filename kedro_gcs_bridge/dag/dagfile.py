@@ -27,10 +27,12 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from kedro_gcs_bridge.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.errors import GCSBridgeError
-from kedro_gcs_bridge.machines import MachineClass
-from kedro_gcs_bridge.naming import (
+from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
+from kedro_gcs_bridge.planning.machines import MachineClass
+from kedro_gcs_bridge.planning.naming import dag_id, run_prefix_template
+from kedro_gcs_bridge.planning.plan import Plan, TaskPlan, node_specs, plan_tasks
+from kedro_gcs_bridge.pod.contract import (
     ALLOW_PICKLE_ENV,
     DAG_ID_ENV,
     EXPERIMENT_ENV,
@@ -42,10 +44,7 @@ from kedro_gcs_bridge.naming import (
     TASKS_ENV,
     TRACKING_URI_ENV,
     TRY_ENV,
-    dag_id,
-    run_prefix_template,
 )
-from kedro_gcs_bridge.plan import Plan, TaskPlan, node_specs, plan_tasks
 
 RUNNER = "kedro_gcs_bridge.GCSRunner"
 FINALIZE_TASK = "gcs_bridge_finalize"

@@ -10,11 +10,13 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kedro_gcs_bridge.naming import DAG_ID_ENV, EXPERIMENT_ENV, KEDRO_ENV_ENV, RUN_ID_ENV
-from kedro_gcs_bridge.store import HandoffStore
-from kedro_gcs_bridge.tracking import RunIdentity, Tracker
+from kedro_gcs_bridge.pod.contract import DAG_ID_ENV, EXPERIMENT_ENV, KEDRO_ENV_ENV, RUN_ID_ENV
+from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker
+
+if TYPE_CHECKING:
+    from kedro_gcs_bridge.pod.store import HandoffStore
 
 logger = logging.getLogger(__name__)
 

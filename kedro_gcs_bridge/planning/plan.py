@@ -8,18 +8,19 @@ create`, the DAG template and the runner all call it; the template only renders 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from kedro_gcs_bridge.config import BridgeConfig
 from kedro_gcs_bridge.errors import PlanError
-from kedro_gcs_bridge.grouping import NodeSpec, base_name, group_pipeline, is_parameter
-from kedro_gcs_bridge.machines import MachineClass, check_autopilot
-from kedro_gcs_bridge.naming import pod_names, python_names, task_ids
-
-if TYPE_CHECKING:
-    from kedro.pipeline import Pipeline
+from kedro_gcs_bridge.planning.config import BridgeConfig
+from kedro_gcs_bridge.planning.grouping import (
+    NodeSpec,
+    boundary_datasets,
+    group_pipeline,
+    node_specs,
+)
+from kedro_gcs_bridge.planning.machines import MachineClass, check_autopilot
+from kedro_gcs_bridge.planning.naming import pod_names, python_names, task_ids
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,6 @@ class Plan:
     def edges(self) -> list[tuple[str, str]]:
         """(upstream task id, downstream task id), in task order."""
         return [(up, task.task_id) for task in self.tasks for up in task.upstream]
-
-
-def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
-    """Plain copies of a Kedro pipeline's nodes, in topological order."""
-    return [
-        NodeSpec(node.name, tuple(node.inputs), tuple(node.outputs), frozenset(node.tags))
-        for node in pipeline.nodes
-    ]
 
 
 def _machine_for_group(
@@ -205,32 +198,4 @@ def plan_tasks(
     return Plan(pipeline_name, tuple(tasks), tuple(warnings))
 
 
-def boundary_datasets(
-    all_nodes: Iterable[NodeSpec], selected: Iterable[str]
-) -> tuple[set[str], set[str]]:
-    """Datasets that cross the border of a set of nodes within a pipeline.
-
-    Args:
-        all_nodes: Every node of the registered pipeline.
-        selected: The names of the nodes this pod runs.
-
-    Returns:
-        (loaded: made outside and read here, saved: made here and read outside), as the
-        names the nodes use (transcoded names keep their suffix); parameters excluded.
-    """
-    chosen = set(selected)
-    nodes = list(all_nodes)
-    made_here = {base_name(o) for n in nodes if n.name in chosen for o in n.outputs}
-    made_outside = {base_name(o) for n in nodes if n.name not in chosen for o in n.outputs}
-    loaded: set[str] = set()
-    saved: set[str] = set()
-    for node in nodes:
-        for dataset in node.inputs:
-            if is_parameter(dataset):
-                continue
-            base = base_name(dataset)
-            if node.name in chosen and base in made_outside and base not in made_here:
-                loaded.add(base)
-            elif node.name not in chosen and base in made_here:
-                saved.add(base)
-    return loaded, saved
+__all__ = ["Plan", "TaskPlan", "boundary_datasets", "node_specs", "plan_tasks"]

@@ -6,17 +6,24 @@ from typing import Any
 
 from kedro_gcs_bridge.errors import ConfigError
 
+_TRUE = frozenset({"true", "yes"})
+_FALSE = frozenset({"false", "no"})
+
 
 def as_bool(key: str, value: Any) -> bool:
-    """A YAML boolean, or one of the strings true/false/yes/no (any case).
+    """A YAML boolean, or one of the strings true/false/yes/no (any case, trimmed).
+
+    The one reader of booleans for every route a setting takes: airflow.yml, an environment
+    variable, a `--runner-params` value (OmegaConf-typed) and a Python argument.
 
     Raises:
         ConfigError: Anything else; `bool("false")` would be True.
     """
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no"}:
-        return value.lower() in {"true", "yes"}
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
     raise ConfigError(f"'{key}' must be true or false, got {value!r}.")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kedro_gcs_bridge.plan import Plan
+from kedro_gcs_bridge.planning.plan import Plan
 
 FORMATS = ("text", "mermaid", "dot")
 

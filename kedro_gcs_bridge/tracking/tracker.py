@@ -11,20 +11,14 @@ imported only when a tracking URI is configured.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from kedro_gcs_bridge.naming import TRACKING_URI_ENV
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-
-    from kedro_gcs_bridge.store import HandoffStore
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +51,19 @@ class RunIdentity:
         }
 
 
-def tracking_uri() -> str | None:
-    """The configured tracking URI, or None when MLflow is off."""
-    return os.environ.get(TRACKING_URI_ENV) or None
+class RunObjects(Protocol):
+    """What tracking needs of a run prefix: read and exclusively create small JSON objects.
+
+    The pod's and finalize's `HandoffStore` provide it; tracking never imports the store.
+    """
+
+    prefix: str
+
+    def read_run_object(self, name: str) -> dict[str, Any] | None:
+        """The JSON object `<prefix>/<name>`, or None when there is none."""
+
+    def create_run_object(self, name: str, payload: Mapping[str, Any]) -> bool:
+        """Creates `<prefix>/<name>` unless it exists; True if this call created it."""
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -82,7 +86,7 @@ def metric_key(text: str) -> str:
 class Tracker:
     """The MLflow side of one group pod (or of the finalize task)."""
 
-    def __init__(self, uri: str, store: HandoffStore, experiment: str | None = None) -> None:
+    def __init__(self, uri: str, store: RunObjects, experiment: str | None = None) -> None:
         from mlflow import MlflowClient
 
         self.uri = uri
@@ -105,17 +109,10 @@ class Tracker:
                 raise
             return str(found.experiment_id)
 
-    def _parent_object(self) -> str:
-        return f"{self.store.root}/{PARENT_OBJECT}"
-
     def recorded_parent(self) -> dict[str, str] | None:
         """The parent run recorded under the run prefix, if a group recorded it."""
-        path = self._parent_object()
-        self.store.fs.invalidate_cache(path.rsplit("/", 1)[0])
-        try:
-            return dict(json.loads(self.store.fs.cat_file(path)))
-        except FileNotFoundError:
-            return None
+        recorded = self.store.read_run_object(PARENT_OBJECT)
+        return None if recorded is None else {k: str(v) for k, v in recorded.items()}
 
     def _tagged_parents(self, experiment_id: str, identity: RunIdentity) -> list[Any]:
         query = (
@@ -150,7 +147,7 @@ class Tracker:
         record = {"run_id": candidate, "experiment_id": experiment_id, "tracking_uri": self.uri}
         # The object under the run prefix is the arbiter: the first group to create it wins,
         # every other group uses what it says and deletes a parent run it made in vain.
-        self.store.create_json(self._parent_object(), record)
+        self.store.create_run_object(PARENT_OBJECT, record)
         winner = self.recorded_parent() or record
         if created is not None and winner["run_id"] != created:
             self.client.delete_run(created)

@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kedro.pipeline import Pipeline
 
 PARAMS_PREFIX = "params:"
 PARAMETERS = "parameters"
@@ -291,3 +295,34 @@ def group_pipeline(
     problems += _cycle_problems(pipeline_name, nodes, group_of, edges, prefix)
     groups = () if problems else topological_groups(nodes, group_of, edges)
     return Grouping(groups, group_of, edges, tuple(problems))
+
+
+def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
+    """Plain copies of a Kedro pipeline's nodes, in topological order."""
+    return [
+        NodeSpec(node.name, tuple(node.inputs), tuple(node.outputs), frozenset(node.tags))
+        for node in pipeline.nodes
+    ]
+
+
+def boundary_datasets(
+    all_nodes: Iterable[NodeSpec], selected: Iterable[str]
+) -> tuple[set[str], set[str]]:
+    """Datasets that cross the border of a set of nodes within a pipeline.
+
+    The same rule as the edges between groups (`group_edges`): the selected nodes are one
+    group, every other node another.
+
+    Args:
+        all_nodes: Every node of the registered pipeline.
+        selected: The names of the nodes this pod runs.
+
+    Returns:
+        (loaded: made outside and read here, saved: made here and read outside), as base
+        names (no transcoding suffix); parameters excluded.
+    """
+    nodes = list(all_nodes)
+    chosen = set(selected)
+    side = {node.name: "here" if node.name in chosen else "outside" for node in nodes}
+    edges = group_edges(nodes, side)
+    return set(edges.get(("outside", "here"), ())), set(edges.get(("here", "outside"), ()))

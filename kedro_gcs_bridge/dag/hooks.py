@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from kedro.framework.hooks import hook_impl
 
-from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
-from kedro_gcs_bridge.dagfile import DagFileFactory, build_dag_file
+from kedro_gcs_bridge.dag.dagfile import DagFileFactory, build_dag_file
+from kedro_gcs_bridge.planning.config import merge_airflow_config, unknown_keys
 
 if TYPE_CHECKING:
     from kedro.config import AbstractConfigLoader

@@ -36,7 +36,7 @@ from kedro_gcs_bridge.errors import (
     HandoffError,
     MissingHandoffError,
 )
-from kedro_gcs_bridge.formats import FORMATS, choose_encoding, rebuild
+from kedro_gcs_bridge.pod.formats import FORMATS, choose_encoding, rebuild
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +255,19 @@ class HandoffStore:
             return False
         self.fs.pipe_file(path, data)
         return True
+
+    def read_run_object(self, name: str) -> dict[str, Any] | None:
+        """The JSON object `<prefix>/<name>` (e.g. `_mlflow/run.json`), or None."""
+        path = f"{self.root}/{name}"
+        self.fs.invalidate_cache(path.rsplit("/", 1)[0])
+        try:
+            return dict(json.loads(self.fs.cat_file(path)))
+        except FileNotFoundError:
+            return None
+
+    def create_run_object(self, name: str, payload: Mapping[str, Any]) -> bool:
+        """Creates the JSON object `<prefix>/<name>` unless it exists; True if created."""
+        return self.create_json(f"{self.root}/{name}", payload)
 
     def start_attempt(self) -> None:
         """Removes this group's manifest: while it runs, the group is not complete."""

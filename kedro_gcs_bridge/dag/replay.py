@@ -19,12 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kedro_gcs_bridge.errors import GCSBridgeError
-from kedro_gcs_bridge.naming import RUN_PREFIX_ENV, run_segment
-
-
-class ReplayError(GCSBridgeError):
-    """The DAG file cannot be replayed (import errors, no DAG, not our operators)."""
+from kedro_gcs_bridge.errors import ReplayError
+from kedro_gcs_bridge.planning.naming import run_segment
+from kedro_gcs_bridge.pod.contract import RUN_PREFIX_ENV
 
 
 @dataclass(frozen=True)

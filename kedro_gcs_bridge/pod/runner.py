@@ -24,24 +24,26 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractDataset
 from kedro.runner import SequentialRunner
 
-from kedro_gcs_bridge.catalog_info import is_memory, local_path
 from kedro_gcs_bridge.errors import HandoffError
-from kedro_gcs_bridge.grouping import base_name
-from kedro_gcs_bridge.naming import (
+from kedro_gcs_bridge.planning.grouping import base_name, boundary_datasets, node_specs
+from kedro_gcs_bridge.planning.values import as_bool
+from kedro_gcs_bridge.pod.catalog import is_memory, local_path
+from kedro_gcs_bridge.pod.contract import (
     ALLOW_PICKLE_ENV,
     PIPELINE_ENV,
     RUN_PREFIX_ENV,
     TASK_ENV,
     TASKS_ENV,
+    TRACKING_URI_ENV,
     TRY_ENV,
+    env_value,
 )
-from kedro_gcs_bridge.plan import boundary_datasets, node_specs
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
     from pluggy import PluginManager
 
-    from kedro_gcs_bridge.store import HandoffStore
+    from kedro_gcs_bridge.pod.store import HandoffStore
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +82,15 @@ class HandoffDataset(AbstractDataset[Any, Any]):
         return {"name": self._name, "prefix": self._store.prefix}
 
 
-def _flag(value: bool | str | None, default: bool) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+def _setting(key: str, value: Any, env: str | None, default: bool) -> bool:
+    """A boolean setting: the Python/runner-param value, else the env var, else the default.
+
+    One strict reader for every route (`values.as_bool`): OmegaConf hands `--runner-params
+    allow_pickle=false` over as the boolean False, which must stay False.
+    """
+    if value is None and env is not None:
+        value = env_value(env)
+    return default if value is None else as_bool(key, value)
 
 
 class _NodeTimer:
@@ -143,7 +148,9 @@ class GCSRunner(SequentialRunner):
         self._pipeline_name = pipeline
         self._task = task
         self._allow_pickle = allow_pickle
-        self._handoff_local = _flag(handoff_local_datasets, False)
+        self._handoff_local = _setting(
+            "handoff_local_datasets", handoff_local_datasets, None, False
+        )
         self._full_pipeline = full_pipeline
 
     def _resolve_prefix(self) -> str:
@@ -171,8 +178,8 @@ class GCSRunner(SequentialRunner):
         return pipeline
 
     def _open_store(self, pipeline: Pipeline) -> HandoffStore:
-        from kedro_gcs_bridge.naming import task_ids
-        from kedro_gcs_bridge.store import HandoffStore
+        from kedro_gcs_bridge.planning.naming import task_ids
+        from kedro_gcs_bridge.pod.store import HandoffStore
 
         names = [node.name for node in pipeline.nodes]
         task = self._task or os.environ.get(TASK_ENV) or task_ids(["+".join(names)]).popitem()[1]
@@ -180,7 +187,7 @@ class GCSRunner(SequentialRunner):
             self._resolve_prefix(),
             task=task,
             attempt=int(os.environ.get(TRY_ENV) or 1),
-            allow_pickle=_flag(self._allow_pickle or os.environ.get(ALLOW_PICKLE_ENV), True),
+            allow_pickle=_setting("allow_pickle", self._allow_pickle, ALLOW_PICKLE_ENV, True),
         )
         store.check_reachable()
         return store
@@ -279,11 +286,9 @@ class GCSRunner(SequentialRunner):
 
     def _start_tracking(self, store: HandoffStore, catalog: Any, registered_name: str) -> Any:
         """Opens the group's MLflow child run when a tracking URI is configured."""
-        from kedro_gcs_bridge.tracking import tracking_uri
-
-        uri = tracking_uri()
+        uri = env_value(TRACKING_URI_ENV)
         if uri is None:
             return None
-        from kedro_gcs_bridge.group_tracking import GroupTracking
+        from kedro_gcs_bridge.pod.group_run import GroupTracking
 
         return GroupTracking.start(uri, store, catalog, registered_name)

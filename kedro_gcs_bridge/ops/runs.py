@@ -1,4 +1,4 @@
-"""Run prefixes as a whole: how a DAG run ended (status, cleanup), listing and deleting them.
+"""`runs list/gc`: the run prefixes under a root, listed and deleted by age and outcome.
 
 Under a root (`gcs_bridge_root`), every DAG run has `<root>/<dag_id>/<run>/`. A group's
 manifest says it finished; the finalize task writes `_run.json` with the outcome.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,79 +17,13 @@ from typing import Any
 import fsspec
 
 from kedro_gcs_bridge.errors import GCSBridgeError
-from kedro_gcs_bridge.naming import EXPERIMENT_ENV, TASKS_ENV
-from kedro_gcs_bridge.store import HandoffStore, storage_options
-from kedro_gcs_bridge.tracking import Tracker, tracking_uri
+from kedro_gcs_bridge.ops.finalize import OUTCOME_OBJECT
+from kedro_gcs_bridge.pod.store import storage_options
 
 logger = logging.getLogger(__name__)
 
-OUTCOME_OBJECT = "_run.json"
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """How a DAG run ended, as its manifests tell."""
-
-    succeeded: tuple[str, ...]
-    incomplete: tuple[str, ...]
-    mlflow_status: str | None
-    deleted_bytes: int | None
-
-    @property
-    def ok(self) -> bool:
-        """Every group wrote its manifest."""
-        return not self.incomplete
-
-
-def prefix_size(fs: Any, path: str) -> int:
-    """Bytes stored under a path."""
-    fs.invalidate_cache()
-    try:
-        return int(sum(fs.du(path, total=False).values()))
-    except FileNotFoundError:
-        return 0
-
-
-def finish_run(prefix: str, tasks: list[str] | None = None, cleanup: str = "never") -> RunOutcome:
-    """Ends a DAG run: the MLflow parent run's status, the outcome record, the cleanup policy.
-
-    Args:
-        prefix: The run prefix.
-        tasks: Every group task of the DAG; default `$KEDRO_GCS_BRIDGE_TASKS`.
-        cleanup: `never`, `on_success` or `always`: when the run prefix is deleted. The MLflow
-            run is never touched by cleanup.
-    """
-    store = HandoffStore(prefix, task="finalize")
-    expected = tasks if tasks is not None else _split(os.environ.get(TASKS_ENV, ""))
-    complete = {manifest["task"] for manifest in store.manifests()}
-    incomplete = tuple(task for task in expected if task not in complete)
-    succeeded = tuple(task for task in expected if task in complete)
-    status = None
-    uri = tracking_uri()
-    if uri:
-        status = Tracker(uri, store, os.environ.get(EXPERIMENT_ENV)).finish_parent(not incomplete)
-    deleted = None
-    if cleanup == "always" or (cleanup == "on_success" and not incomplete):
-        deleted = prefix_size(store.fs, store.root)
-        if store.fs.exists(store.root):
-            store.fs.rm(store.root, recursive=True)
-    else:
-        store.write_json(
-            f"{store.root}/{OUTCOME_OBJECT}",
-            {
-                "outcome": "success" if not incomplete else "failed",
-                "tasks": list(expected),
-                "incomplete": list(incomplete),
-                "finished_at": dt.datetime.now(dt.UTC).isoformat(),
-            },
-        )
-    return RunOutcome(succeeded, incomplete, status, deleted)
-
-
-def _split(text: str) -> list[str]:
-    return [part for part in text.split(",") if part]
 
 
 def parse_age(text: str) -> dt.timedelta:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.machines import DEFAULT_CLASS, MachineClass, parse_machine_classes
-from kedro_gcs_bridge.values import as_bool, as_count
+from kedro_gcs_bridge.planning.machines import DEFAULT_CLASS, MachineClass, parse_machine_classes
+from kedro_gcs_bridge.planning.values import as_bool, as_count
 
 #: Keys that the stock kedro-airflow command passes to every template itself.
 TEMPLATE_VARIABLES = frozenset(

@@ -21,19 +21,6 @@ TASK_ID_MAX = 250
 POD_NAME_MAX = 54
 _HASH_LEN = 6
 
-#: The environment variables the DAG sets in every pod.
-RUN_PREFIX_ENV = "KEDRO_GCS_BRIDGE_RUN_PREFIX"
-DAG_ID_ENV = "KEDRO_GCS_BRIDGE_DAG_ID"
-RUN_ID_ENV = "KEDRO_GCS_BRIDGE_RUN_ID"
-TASK_ENV = "KEDRO_GCS_BRIDGE_TASK"
-PIPELINE_ENV = "KEDRO_GCS_BRIDGE_PIPELINE"
-TRY_ENV = "KEDRO_GCS_BRIDGE_TRY_NUMBER"
-KEDRO_ENV_ENV = "KEDRO_GCS_BRIDGE_KEDRO_ENV"
-TASKS_ENV = "KEDRO_GCS_BRIDGE_TASKS"
-ALLOW_PICKLE_ENV = "KEDRO_GCS_BRIDGE_ALLOW_PICKLE"
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-EXPERIMENT_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_EXPERIMENT"
-
 #: Airflow's default `allowed_run_id_pattern` admits `:` and `+` (manual and scheduled run
 #: ids contain both). The run prefix percent-encodes them (Jinja's `urlencode`), which keeps
 #: distinct run ids distinct. Kept in step with `run_segment` by a test that renders this
