@@ -77,7 +77,7 @@ def _load_project(metadata: ProjectMetadata, env: str) -> tuple[dict[str, Any], 
 
     from kedro.framework.session import KedroSession
 
-    from kedro_gcs_bridge.dag.hooks import load_airflow_config
+    from kedro_gcs_bridge.dag.create import load_airflow_config
 
     kedro_logger = logging.getLogger("kedro")
     level = kedro_logger.level

@@ -30,7 +30,9 @@ from kedro_gcs_bridge.planning.values import as_bool
 from kedro_gcs_bridge.pod.catalog import is_memory, local_path
 from kedro_gcs_bridge.pod.contract import (
     ALLOW_PICKLE_ENV,
+    DAG_ID_ENV,
     PIPELINE_ENV,
+    RUN_ID_ENV,
     RUN_PREFIX_ENV,
     TASK_ENV,
     TASKS_ENV,
@@ -254,6 +256,7 @@ class GCSRunner(SequentialRunner):
             sorted(saved) or "nothing",
             store.prefix,
         )
+        store.mark(env_value(DAG_ID_ENV), env_value(RUN_ID_ENV))
         store.start_attempt()
         if hook_manager is None:
             from kedro.framework.hooks.manager import _create_hook_manager

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _CHUNK = 8 * 1024 * 1024
 _GCS_PROTOCOLS = {"gs", "gcs"}
+#: The object that marks a folder as a run prefix; `runs list/gc` only ever touch marked ones.
+MARKER_OBJECT = "_gcs_bridge_run.json"
+MARKER_KIND = "kedro-gcs-bridge run prefix"
 #: gcsfs block for handoff reads and writes (see `HandoffStore.__init__`).
 _GCS_BLOCK = 50 * 2**20
 
@@ -268,6 +271,21 @@ class HandoffStore:
     def create_run_object(self, name: str, payload: Mapping[str, Any]) -> bool:
         """Creates the JSON object `<prefix>/<name>` unless it exists; True if created."""
         return self.create_json(f"{self.root}/{name}", payload)
+
+    def mark(self, dag_id: str | None, run_id: str | None) -> None:
+        """Marks the prefix as a run prefix (once: the first group's marker stays)."""
+        from kedro_gcs_bridge import __version__
+
+        self.create_run_object(
+            MARKER_OBJECT,
+            {
+                "kind": MARKER_KIND,
+                "dag_id": dag_id,
+                "run_id": run_id,
+                "package_version": __version__,
+                "created_at": _now(),
+            },
+        )
 
     def start_attempt(self) -> None:
         """Removes this group's manifest: while it runs, the group is not complete."""

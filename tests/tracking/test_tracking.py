@@ -22,7 +22,7 @@ from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker, flatten_params
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 GROUP_TASKS = {"companies", "shuttles", "split", "train_model_node", "evaluate_model_node"}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).parent / "uv"
 KEDRO_MLFLOW = "kedro-mlflow==2.0.3"
 

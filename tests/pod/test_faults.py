@@ -21,7 +21,7 @@ from _gcs_emulator import BUCKET
 
 from kedro_gcs_bridge.pod.store import HandoffStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

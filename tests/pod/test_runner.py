@@ -24,7 +24,7 @@ from kedro_gcs_bridge.errors import HandoffError
 from kedro_gcs_bridge.pod.runner import GCSRunner
 from kedro_gcs_bridge.pod.store import HandoffStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEDRO = Path(sys.executable).parent / "kedro"
 GROUPS = {  # the example's groups, in topological order
     "companies": ["preprocess_companies_node"],

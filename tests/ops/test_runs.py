@@ -23,7 +23,7 @@ from kedro_gcs_bridge.ops.runs import (
 )
 from kedro_gcs_bridge.pod.store import HandoffStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)
 
 

@@ -15,7 +15,7 @@ import pytest
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.pod.store import HandoffStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 RUN_ID = "manual__2026-11-24T07:11:31.230999+00:00"
 

@@ -1,0 +1,58 @@
+"""The Kedro hook of kedro-gcs-bridge: connects the stock `kedro airflow create` to the planner.
+
+Registered through the `kedro.hooks` entry point, so every KedroSession of a project that has
+kedro-gcs-bridge installed imports this module, a pod's `kedro run` included. It therefore
+imports nothing of the DAG side at module level: only under `kedro airflow create` with the
+bridge's template (read from the click context, as Kedro's own session store does) does it
+import `dag.create`, which plans the pipelines before kedro-airflow writes any file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from kedro.framework.hooks import hook_impl
+
+if TYPE_CHECKING:
+    from kedro.framework.context import KedroContext
+
+
+def _airflow_create_params() -> Mapping[str, Any] | None:
+    """The params of a running `kedro airflow create`, or None under any other command."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.command.name != "create":
+        return None
+    parent = ctx.parent
+    if parent is None or parent.command.name != "airflow":
+        return None
+    return ctx.params
+
+
+def _template_uses_bridge(params: Mapping[str, Any]) -> bool:
+    jinja_file = params.get("jinja_file")
+    if not jinja_file:
+        return False
+    try:
+        with open(jinja_file, encoding="utf-8") as handle:  # noqa: PTH123
+            return "gcs_bridge" in handle.read()
+    except OSError:
+        return False
+
+
+class AirflowCreateHook:
+    """Validates and plans the pipelines of `kedro airflow create` before any file is written."""
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        params = _airflow_create_params()
+        if params is None or not _template_uses_bridge(params):
+            return
+        from kedro_gcs_bridge.dag.create import prepare_create
+
+        prepare_create(context, params)
+
+
+hooks = AirflowCreateHook()
