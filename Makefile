@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --quiet --compile-bytecode --python $(PYTHON) --constraint constraints.txt --editable ".[airflow,test]"
+	$(UV) pip install --quiet --compile-bytecode --python $(PYTHON) --constraint constraints.txt --editable ".[dag,airflow,test]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -25,10 +25,14 @@ large objects with concurrent ranged requests, which the single-threaded emulato
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import shutil
+import subprocess
+import sys
 import tempfile
+import types
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +44,10 @@ from _emulator import BUCKET, emulator
 
 NAME = "handoff"
 TARGET_RATIO = 0.8
+#: The store before the commit protocol and byte checksums, timed side by side with today's.
+BEFORE_COMMIT = "267891e"
+#: The commit protocol and byte checksums may cost at most this much end to end.
+TARGET_COST = 1.05
 
 
 @dataclass
@@ -50,6 +58,7 @@ class Variant:
     name: str
     kind: str  # "ours" or "raw"
     fs_args: Mapping[str, Any] | None = None
+    before: bool = False  # the store of BEFORE_COMMIT
     times: dict[str, list[float]] = field(default_factory=dict)
     encoded: int = 0
 
@@ -61,13 +70,50 @@ class Variant:
         return common.median(self.times[key])
 
 
-def _ours(variant: Variant, prefix: str, frame: Any) -> None:
+@functools.cache
+def _store_before() -> Any:
+    """The `store` module as it was at BEFORE_COMMIT (fixed names, metadata checksums)."""
+    source = subprocess.run(
+        ["git", "show", f"{BEFORE_COMMIT}:kedro_gcs_bridge/pod/store.py"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = types.ModuleType("_store_before")
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
+    exec(compile(source, f"{BEFORE_COMMIT}:store.py", "exec"), module.__dict__)
+    return module
+
+
+def _handoff_before(variant: Variant, prefix: str, frame: Any) -> tuple[Any, float, Any, float]:
+    store = _store_before().HandoffStore
+    producer = store(prefix, task="producer", fs_args=variant.fs_args)
+    consumer = store(prefix, task="consumer", fs_args=variant.fs_args)
+    record, save = common.timed(lambda: producer.save("frame", frame))
+    loaded, load = common.timed(lambda: consumer.load("frame"))
+    return record, save, loaded, load
+
+
+def _handoff_now(variant: Variant, prefix: str, frame: Any) -> tuple[Any, float, Any, float]:
     from kedro_gcs_bridge.pod.store import HandoffStore
 
     producer = HandoffStore(prefix, task="producer", fs_args=variant.fs_args)
     consumer = HandoffStore(prefix, task="consumer", fs_args=variant.fs_args)
-    record, save = common.timed(lambda: producer.save("frame", frame))
-    loaded, load = common.timed(lambda: consumer.load("frame"))
+
+    def save() -> Any:
+        record = producer.save("frame", frame)
+        producer.write_manifest(["producer_node"], "t0")  # the commit
+        return record
+
+    record, save_s = common.timed(save)
+    loaded, load_s = common.timed(lambda: consumer.load("frame", producer_task="producer"))
+    return record, save_s, loaded, load_s
+
+
+def _ours(variant: Variant, prefix: str, frame: Any) -> None:
+    handoff = _handoff_before if variant.before else _handoff_now
+    record, save, loaded, load = handoff(variant, prefix, frame)
     if len(loaded) != len(frame):
         raise AssertionError("the loaded frame lost rows")
     del loaded
@@ -163,7 +209,11 @@ def run_backend(
         def raw_path() -> str:
             return str(root / f"raw-{uuid.uuid4().hex[:8]}.feather")
 
-        variants = [Variant(backend, "HandoffStore", "ours"), Variant(backend, "raw fsspec", "raw")]
+        variants = [
+            Variant(backend, "HandoffStore", "ours"),
+            Variant(backend, f"HandoffStore before ({BEFORE_COMMIT})", "ours", before=True),
+            Variant(backend, "raw fsspec", "raw"),
+        ]
         facts["block_size"] = "n/a (local files are written directly)"
     else:
         import gcsfs
@@ -181,6 +231,7 @@ def run_backend(
         small = {"block_size": gcsfs.core.DEFAULT_BLOCK_SIZE}
         variants = [
             Variant(backend, "HandoffStore", "ours"),
+            Variant(backend, f"HandoffStore before ({BEFORE_COMMIT})", "ours", before=True),
             Variant(backend, "HandoffStore, gcsfs default block", "ours", small),
             Variant(backend, "raw gcsfs", "raw"),
         ]
@@ -199,7 +250,7 @@ def run_backend(
         gc.collect()
 
     for variant in variants:
-        scratch = Variant(backend, variant.name, variant.kind, variant.fs_args)
+        scratch = Variant(backend, variant.name, variant.kind, variant.fs_args, variant.before)
         _warm_up(lambda value, v=scratch: once(v, value))
     for repeat in range(repeats):
         shift = repeat % len(variants)
@@ -240,6 +291,19 @@ def main() -> None:
     for backend in backends:
         variants = [v for v in all_variants if v.backend == backend]
         raw = next(v for v in variants if v.kind == "raw")
+        before = next(v for v in variants if v.before)
+        now = next(v for v in variants if v.kind == "ours" and not v.before)
+        cost = common.median(
+            [n / b for n, b in zip(now.times["e2e"], before.times["e2e"], strict=True)]
+        )
+        targets.append(
+            common.Target(
+                f"{backend}: commit protocol + byte checksums, e2e vs {BEFORE_COMMIT}",
+                f"<= {TARGET_COST}x",
+                f"{cost:.3f}x",
+                cost <= TARGET_COST,
+            )
+        )
         for variant in variants:
             # Ratio of throughputs per repeat (ours and raw ran side by side), then the median.
             ratios = [r / o for r, o in zip(raw.times["e2e"], variant.times["e2e"], strict=True)]

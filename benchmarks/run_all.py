@@ -24,6 +24,7 @@ BENCHMARKS = (
     "formats",
     "memory",
     "pod_overhead",
+    "pod_imports",
     "runid_handoff",
     "dag_scale",
     "critical_path",

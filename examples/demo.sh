@@ -19,16 +19,17 @@ echo "== 2. the task plan"
 "$bin/kedro" gcs-bridge plan 2>/dev/null
 
 echo "== 3. generate the Airflow DAG with the stock kedro-airflow command"
+# The DAG names the team's tracking server (GKE pods cannot share a local file); this replay
+# tracks into a local SQLite store instead (`--tracking-uri`, created once before tasks start).
 tracking="sqlite:///$work/mlflow.db"
 "$bin/kedro" airflow create -j "$repo/templates/gcs_bridge.j2" -t "$work/airflow_dags" \
-  --params "mlflow_tracking_uri=$tracking,mlflow_experiment=spaceflights-demo" 2>/dev/null
-# Create the tracking database once, before several task processes open it at the same time.
-"$bin/python" -c "import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).search_experiments()" \
-  "$tracking" >/dev/null 2>&1
+  --params "mlflow_tracking_uri=http://mlflow.example.com,mlflow_experiment=spaceflights-demo" \
+  2>/dev/null
 dag_file="$work/airflow_dags/spaceflights_dag.py"
 
 echo "== 4. load it in a real Airflow DagBag and run each task's command locally"
-AIRFLOW_HOME="$work/airflow_home" "$bin/kedro" gcs-bridge replay "$dag_file" --prefix "file://$work/runs"
+AIRFLOW_HOME="$work/airflow_home" "$bin/kedro" gcs-bridge replay "$dag_file" --prefix "file://$work/runs" \
+  --tracking-uri "$tracking"
 
 echo
 echo "Outputs: $work/spaceflights/data/08_reporting/metrics.json"

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
 
     from kedro_gcs_bridge.dag.dagfile import DagFile
+    from kedro_gcs_bridge.dag.isolation import TaskDirs
+    from kedro_gcs_bridge.planning.storage import StoragePlan
 
 DEFAULT_PIPELINE = "__default__"
 DEFAULT_ENV = "local"
@@ -92,11 +94,28 @@ def _load_project(metadata: ProjectMetadata, env: str) -> tuple[dict[str, Any], 
         kedro_logger.setLevel(level)
 
 
+#: What the DAG-writing commands import beyond the pod's install (the `dag` extra).
+_DAG_EXTRA_MODULES = ("jinja2", "slugify")
+
+
+def _require_dag_extra() -> None:
+    """Fails with the install command when the `dag` extra is missing (a pod's image)."""
+    import importlib.util
+
+    missing = [name for name in _DAG_EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"this command plans DAGs and needs {missing}, which a pod's install leaves out: "
+            "pip install 'kedro-gcs-bridge[dag]'"
+        )
+
+
 def _dag_files(
     metadata: ProjectMetadata, names: Iterable[str], env: str, params: dict[str, Any]
 ) -> tuple[list[DagFile], Any]:
     from kedro.framework.project import pipelines
 
+    _require_dag_extra()
     from kedro_gcs_bridge.dag.dagfile import build_dag_file
     from kedro_gcs_bridge.planning.config import merge_airflow_config
 
@@ -117,6 +136,16 @@ def _dag_files(
         }
         files.append(build_dag_file(variables, str(metadata.project_path)))
     return files, catalog
+
+
+def _storage_plan(metadata: ProjectMetadata, dag: DagFile, catalog: Any) -> StoragePlan | None:
+    """The storage plan of a planned DAG (None for the local backend)."""
+    from kedro.framework.project import pipelines
+
+    from kedro_gcs_bridge.dag.storage_check import storage_plan_for
+
+    pipeline = pipelines[dag.pipeline_name]
+    return storage_plan_for(dag, pipeline, pipelines, catalog, metadata.project_path)
 
 
 @click.group(name="kedro-gcs-bridge")
@@ -163,14 +192,17 @@ def plan(
     output: Path | None,
 ) -> None:
     """Print the Airflow tasks of a pipeline: nodes, machine class, upstream, crossing data."""
+    from kedro_gcs_bridge.planning.storage import storage_text
     from kedro_gcs_bridge.planning.views import render_plan
-    from kedro_gcs_bridge.pod.catalog import local_disk_paths
 
     (dag,), catalog = _dag_files(metadata, [pipeline_name], env, params)
     if dag.plan is None:
         raise click.ClickException(dag.error or "no plan")
-    crossing = {dataset for task in dag.plan.tasks for dataset in task.outputs}
-    text = render_plan(dag.plan, fmt, local_disk_paths(catalog, crossing))
+    storage = _storage_plan(metadata, dag, catalog)
+    notes = storage.local_disk_edges() if storage is not None else {}
+    text = render_plan(dag.plan, fmt, notes)
+    if fmt == "text" and storage is not None:
+        text += "\n" + storage_text(storage)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -192,7 +224,6 @@ def validate(
     from kedro.framework.project import pipelines
 
     from kedro_gcs_bridge.planning.config import merge_airflow_config, unknown_keys
-    from kedro_gcs_bridge.pod.catalog import local_disk_paths
 
     names = list(pipeline_names) or sorted(pipelines)
     files, catalog = _dag_files(metadata, names, env, params)
@@ -207,19 +238,94 @@ def validate(
             continue
         if dag.plan is None:  # build_dag_file sets either a plan or an error
             raise click.ClickException(f"{name}: no plan and no error")
-        crossing = {dataset for task in dag.plan.tasks for dataset in task.outputs}
-        for dataset, path in local_disk_paths(catalog, crossing).items():
-            click.secho(
-                f"{name}: warning: dataset '{dataset}' crosses between pods but is saved on "
-                f"local disk ({path}); the next pod will not find it. Put it on gs:// or "
-                "remove it from the catalog so the run prefix carries it.",
-                fg="yellow",
-            )
-        for warning in dag.plan.warnings:
+        storage = _storage_plan(metadata, dag, catalog)
+        storage_warnings = storage.warnings if storage is not None else ()
+        for warning in (*dag.plan.warnings, *storage_warnings):
             click.secho(f"{name}: warning: {warning}", fg="yellow")
+        if storage is not None and storage.errors:
+            failed = True
+            click.secho(f"{name}: ERROR", fg="red")
+            for error in storage.errors:
+                click.secho(f"{name}: error: {error}", fg="red")
+            continue
         click.secho(f"{name}: ok, {len(dag.plan.tasks)} task(s)", fg="green")
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _catalog_sources(metadata: ProjectMetadata) -> tuple[dict[str, Any], list[str], Path]:
+    """The catalog config of the default env, its raw inputs' local paths, the conf folder."""
+    import logging
+    import warnings
+
+    from kedro.framework.project import pipelines, settings
+    from kedro.framework.session import KedroSession
+
+    from kedro_gcs_bridge.dag.catalog_env import project_relative
+    from kedro_gcs_bridge.planning.grouping import is_parameter
+    from kedro_gcs_bridge.planning.storage import Where
+    from kedro_gcs_bridge.pod.catalog import catalog_locations
+
+    kedro_logger = logging.getLogger("kedro")
+    level = kedro_logger.level
+    kedro_logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with KedroSession.create(project_path=metadata.project_path) as session:
+                context = session.load_context()
+                config = dict(context.config_loader["catalog"])
+                made = {out for pipe in pipelines.values() for out in pipe.all_outputs()}
+                needed = {name for pipe in pipelines.values() for name in pipe.inputs()}
+                raw = sorted(name for name in needed - made if not is_parameter(name))
+                located = catalog_locations(context.catalog, raw)
+    finally:
+        kedro_logger.setLevel(level)
+    project = str(metadata.project_path)
+    paths = [
+        relative
+        for location in located.values()
+        if location.where is Where.LOCAL and location.path is not None
+        if (relative := project_relative(location.path, project)) is not None
+    ]
+    return config, paths, Path(metadata.project_path) / settings.CONF_SOURCE
+
+
+@gcs_bridge.command()
+@click.option("--root", required=True, help="gs://bucket[/path] to move local-disk data under.")
+@click.option("-e", "--env", "target_env", default="gcs", show_default=True, help="Env to write.")
+@click.option("--force", is_flag=True, help="Overwrite conf/<env>/catalog.yml if it exists.")
+@click.pass_obj
+def catalog(metadata: ProjectMetadata, root: str, target_env: str, force: bool) -> None:
+    """Write conf/<env>/catalog.yml: every local-disk catalog entry, its filepath on GCS."""
+    from kedro_gcs_bridge.dag.catalog_env import catalog_env, check_env, parse_root, upload_commands
+    from kedro_gcs_bridge.errors import CatalogEnvError
+
+    try:
+        root, target_env = parse_root(root), check_env(target_env)
+    except CatalogEnvError as exc:
+        raise click.UsageError(str(exc)) from exc
+    config, raw_paths, conf = _catalog_sources(metadata)
+    target = conf / target_env / "catalog.yml"
+    shown = target.relative_to(metadata.project_path)
+    if target.exists() and not force:
+        raise click.ClickException(f"{shown} exists; --force overwrites it.")
+    env = catalog_env(config, root, str(metadata.project_path))
+    for name, path in env.outside.items():
+        click.secho(f"left alone: {name} ({path} is outside the project)", fg="yellow")
+    if not env.entries:
+        click.echo("No catalog entry is on local disk: nothing to write.")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(env.yaml(root, target_env), encoding="utf-8")
+    click.secho(f"wrote {shown}: {len(env.entries)} local-disk entries moved to {root}", fg="green")
+    for name, (old, new) in env.moved.items():
+        click.echo(f"  {name}: {old} -> {new}")
+    commands = upload_commands(raw_paths, root)
+    if commands:
+        click.echo("Upload the raw inputs:")
+        click.echo("".join(f"  {command}\n" for command in commands), nl=False)
+    click.echo(f"Next: kedro airflow create -j templates/gcs_bridge.j2 -e {target_env}")
 
 
 @gcs_bridge.command()
@@ -240,6 +346,22 @@ def validate(
     is_flag=True,
     help="Start a local GCS emulator for this replay and hand data over through it (gs://).",
 )
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="Track into this MLflow store instead of the DAG's (sqlite:///mlflow.db works here).",
+)
+@click.option(
+    "--shared-dir",
+    is_flag=True,
+    help="Run every task in the project folder itself, not in its own copy as a pod would.",
+)
+@click.option(
+    "--keep-task-dirs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Make each task's copy of the project under this folder and keep it.",
+)
 @click.pass_obj
 def replay(
     metadata: ProjectMetadata,
@@ -249,10 +371,20 @@ def replay(
     run_id: str | None,
     only: tuple[str, ...],
     emulator: bool,
+    tracking_uri: str | None,
+    shared_dir: bool,
+    keep_task_dirs: Path | None,
 ) -> None:
-    """Run a generated DAG's tasks here, each as its own process, in dependency order."""
+    """Run a generated DAG's tasks here, each as its own process, in dependency order.
+
+    Each task runs in its own fresh copy of the project as the image holds it (the docker
+    ignore file decides), with its own HOME and temp dir, as a GKE pod does; --shared-dir
+    runs them all in the project folder instead.
+    """
+    tracking = _replay_tracking(tracking_uri)
+    isolation = {"shared_dir": shared_dir, "keep_task_dirs": keep_task_dirs}
     if not emulator:
-        _replay(metadata, dag_file, root, parallel, run_id, only, {})
+        _replay(metadata, dag_file, root, parallel, run_id, only, tracking, **isolation)
         return
     from kedro_gcs_bridge.errors import GCSBridgeError
     from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV, GCSFS_HNS_ENV, gcs_emulator
@@ -263,9 +395,27 @@ def replay(
             click.echo(f"GCS emulator: {url} (bucket {bucket}, in memory, stopped at the end)")
             env = {EMULATOR_HOST_ENV: url, GCSFS_HNS_ENV: "false"}
             os.environ.update(env)
-            _replay(metadata, dag_file, root or f"gs://{bucket}/runs", parallel, run_id, only, env)
+            env |= tracking
+            root = root or f"gs://{bucket}/runs"
+            _replay(metadata, dag_file, root, parallel, run_id, only, env, **isolation)
     except GCSBridgeError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _replay_tracking(uri: str | None) -> dict[str, str]:
+    """The environment that points every replayed task at `uri`; a local store made first."""
+    if not uri:
+        return {}
+    from kedro_gcs_bridge.errors import GCSBridgeError
+    from kedro_gcs_bridge.pod.contract import TRACKING_URI_ENV
+    from kedro_gcs_bridge.tracking.tracker import open_local_store
+
+    try:
+        # Before any task starts, so parallel tasks find the schema made (see the tracker).
+        open_local_store(uri)
+    except GCSBridgeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return {TRACKING_URI_ENV: uri}
 
 
 def _replay(
@@ -276,9 +426,12 @@ def _replay(
     run_id: str | None,
     only: tuple[str, ...],
     extra_env: dict[str, str],
+    shared_dir: bool = False,
+    keep_task_dirs: Path | None = None,
 ) -> None:
     from kedro_gcs_bridge.dag.replay import default_run_id, load_dag_tasks
     from kedro_gcs_bridge.dag.replay import replay as run_replay
+    from kedro_gcs_bridge.dag.task_log import result_details
     from kedro_gcs_bridge.errors import ReplayError
 
     project = Path(metadata.project_path)
@@ -294,7 +447,9 @@ def _replay(
             f"no task {sorted(unknown)} in {dag_id}; tasks: {[t.task_id for t in tasks]}"
         )
     click.echo(f"Replaying {dag_id} ({len(tasks)} tasks), run {run_id}\nrun prefix: {prefix}")
+    sandbox = _replay_sandbox(project, root, shared_dir, keep_task_dirs)
     count = len(only) or len(tasks)
+    seen: set[str] = set()
 
     done = itertools.count(1)
 
@@ -305,20 +460,43 @@ def _replay(
             f"[{number}/{count}] {result.task_id}: {result.state} ({result.seconds:.1f} s)",
             fg=colour,
         )
-        if result.state == "failed":
-            click.echo(_tail(result.log))
+        failed, left = result.state == "failed", result.left_on_disk
+        details = result_details(result.log, failed, left, seen)
+        if details:
+            click.echo(details)
 
-    results = run_replay(
-        tasks, project, parallel, extra_env=extra_env, on_result=progress, only=set(only) or None
-    )
+    try:
+        results = run_replay(
+            tasks,
+            project,
+            parallel,
+            extra_env=extra_env,
+            on_result=progress,
+            only=set(only) or None,
+            sandbox=sandbox,
+        )
+    finally:
+        if sandbox is not None and keep_task_dirs is None:
+            shutil.rmtree(sandbox.root, ignore_errors=True)
     click.echo(_summary(results, prefix))
     if any(result.state != "success" for result in results):
         raise click.exceptions.Exit(1)
 
 
-def _tail(log: str, lines: int = 40) -> str:
-    kept = log.rstrip().splitlines()[-lines:]
-    return "\n".join(f"    | {line}" for line in kept)
+def _replay_sandbox(
+    project: Path, root: str, shared_dir: bool, keep_task_dirs: Path | None
+) -> TaskDirs | None:
+    """Each task's own copy of the project as the image holds it; None with --shared-dir."""
+    if shared_dir:
+        click.echo("shared dir: every task runs in the project folder (not isolated like pods)")
+        return None
+    from kedro_gcs_bridge.dag.isolation import task_dirs
+
+    sandbox = task_dirs(project, root, keep_task_dirs)
+    click.echo(sandbox.contents.describe())
+    if keep_task_dirs is not None:
+        click.echo(f"task folders: {sandbox.root}/<task>/project")
+    return sandbox
 
 
 def _summary(results: Iterable[Any], prefix: str) -> str:
@@ -369,7 +547,13 @@ def finalize(cleanup: str, prefix: str | None, tasks: str | None) -> None:
     prefix = prefix or os.environ.get(RUN_PREFIX_ENV)
     if not prefix:
         raise click.ClickException(f"no run prefix: pass --prefix or set {RUN_PREFIX_ENV}.")
-    outcome = finish_run(prefix, tasks.split(",") if tasks else None, cleanup)
+    from kedro_gcs_bridge.errors import GCSBridgeError
+
+    try:
+        outcome = finish_run(prefix, tasks.split(",") if tasks else None, cleanup)
+    except GCSBridgeError as exc:  # exit 1: Airflow retries finalize
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"verdict from: {outcome.judged_by}")
     click.echo(f"groups complete: {', '.join(outcome.succeeded) or '-'}")
     if outcome.mlflow_status:
         click.echo(f"MLflow parent run: {outcome.mlflow_status}")
@@ -378,6 +562,130 @@ def finalize(cleanup: str, prefix: str | None, tasks: str | None) -> None:
     if not outcome.ok:
         click.secho(f"groups that did not finish: {', '.join(outcome.incomplete)}", fg="red")
         raise click.exceptions.Exit(1)
+
+
+def _node_classes(nodes: Iterable[Any], config: Any) -> dict[str, str]:
+    """Node -> the machine class its `machine.<class>` tag names (else the default class)."""
+    prefix = config.resources_tag_prefix
+    return {
+        node.name: next(
+            (tag[len(prefix) :] for tag in sorted(node.tags) if tag.startswith(prefix)),
+            config.default_machine_class,
+        )
+        for node in nodes
+    }
+
+
+def _suggest_inputs(
+    metadata: ProjectMetadata, pipeline_name: str, env: str, params: dict[str, Any]
+) -> tuple[list[Any], Any, dict[str, str], frozenset[str]]:
+    """The pipeline's nodes, its config, its current groups and its persisted datasets."""
+    from kedro.framework.project import pipelines
+
+    from kedro_gcs_bridge.errors import GCSBridgeError
+    from kedro_gcs_bridge.planning.config import merge_airflow_config, parse_config
+    from kedro_gcs_bridge.planning.grouping import group_pipeline, node_specs
+    from kedro_gcs_bridge.pod.catalog import is_memory
+
+    raw, catalog = _load_project(metadata, env)
+    pipeline = pipelines.get(pipeline_name)
+    if pipeline is None:
+        raise click.ClickException(
+            f"Pipeline {pipeline_name} not found; registered: {sorted(pipelines)}."
+        )
+    try:
+        config = parse_config(merge_airflow_config(raw, pipeline_name, params))
+    except GCSBridgeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    nodes = node_specs(pipeline)
+    grouping = group_pipeline(
+        pipeline_name, nodes, config.grouping_prefix, config.grouping, config.groups
+    )
+    persisted = frozenset(
+        name for name in pipeline.datasets() if name in catalog and not is_memory(catalog.get(name))
+    )
+    return nodes, config, dict(grouping.group_of), persisted
+
+
+def _run_manifests(url: str) -> list[dict[str, Any]]:
+    from kedro_gcs_bridge.errors import GCSBridgeError
+    from kedro_gcs_bridge.pod.store import HandoffStore
+
+    try:
+        manifests = HandoffStore(url, task="suggest").manifests()
+    except GCSBridgeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not manifests:
+        raise click.ClickException(
+            f"no manifest under {url}/manifests: pass the run prefix of a finished run "
+            "(<root>/<dag_id>/<run_id>, see `kedro gcs-bridge runs list`)."
+        )
+    return manifests
+
+
+@gcs_bridge.command()
+@click.option("--from", "url", required=True, help="Run prefix of a finished run.")
+@click.option("-p", "--pipeline", "pipeline_name", default=DEFAULT_PIPELINE, show_default=True)
+@click.option("-e", "--env", default=DEFAULT_ENV, show_default=True)
+@click.option("--params", default="", callback=_split_params, help="Config overrides k=v,...")
+@click.option("--pod-start", type=click.FloatRange(min=0), default=None, help="Seconds [60].")
+@click.option("--objective", type=click.Choice(["time", "cost"]), default="time", show_default=True)
+@click.option("--max-memory", default=None, help="Bytes of data a group may touch (16Gi).")
+@click.option("--allow-mixed", is_flag=True, help="Let a group mix machine classes.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "yaml", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.pass_obj
+def suggest(
+    metadata: ProjectMetadata,
+    url: str,
+    pipeline_name: str,
+    env: str,
+    params: dict[str, Any],
+    pod_start: float | None,
+    objective: str,
+    max_memory: str | None,
+    allow_mixed: bool,
+    fmt: str,
+) -> None:
+    """Suggest `groups:` from a measured run: fewer pods where they cost more than they give."""
+    import json
+
+    from kedro_gcs_bridge.errors import GCSBridgeError
+    from kedro_gcs_bridge.planning import suggest as model
+    from kedro_gcs_bridge.planning.machines import memory_bytes
+
+    try:
+        bound = memory_bytes(max_memory) if max_memory else None
+    except GCSBridgeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    nodes, config, group_of, persisted = _suggest_inputs(metadata, pipeline_name, env, params)
+    figures = model.figures_from_manifests(_run_manifests(url), persisted)
+    cost = model.CostModel(**({} if pod_start is None else {"pod_start_s": pod_start}))
+    result = model.suggest_groups(
+        nodes,
+        figures.measurements,
+        _node_classes(nodes, config),
+        group_of,
+        cost,
+        objective,
+        allow_mixed,
+        bound,
+    )
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json() | {"model": cost.to_json()}, indent=2))
+    elif fmt == "yaml":
+        click.echo(model.groups_yaml(result.suggested.groups), nl=False)
+    else:
+        click.echo(f"{figures.tasks} task manifest(s) read from {url}")
+        if figures.estimated_nodes:
+            count = len(figures.estimated_nodes)
+            click.echo(f"no node timings for {count} node(s): their group's time split evenly")
+        click.echo(model.suggestion_text(result, cost), nl=False)
 
 
 @gcs_bridge.group()
@@ -391,6 +699,21 @@ def _root(metadata: ProjectMetadata, root: str | None, env: str) -> str:
     raw, _ = _load_project(metadata, env)
     configured = (raw.get("default") or {}).get("gcs_bridge_root")
     return str(configured or (Path(metadata.project_path) / ".gcs-bridge-runs").as_uri())
+
+
+def _scan_runs(url: str) -> list[Any]:
+    """The run prefixes under a root; skipped objects are printed, a bad or unreachable root
+    is one line."""
+    from kedro_gcs_bridge.errors import GCSBridgeError
+    from kedro_gcs_bridge.ops.runs import scan_runs
+
+    try:
+        scan = scan_runs(url)
+    except GCSBridgeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for problem in scan.problems:
+        click.secho(f"warning: {problem}", fg="yellow")
+    return scan.runs
 
 
 def _size(size: float) -> str:
@@ -407,10 +730,8 @@ def _size(size: float) -> str:
 @click.pass_obj
 def list_command(metadata: ProjectMetadata, root: str | None, env: str) -> None:
     """One line per run prefix: dag, run, groups done, outcome, bytes, last write (newest first)."""
-    from kedro_gcs_bridge.ops.runs import list_runs
-
     url = _root(metadata, root, env)
-    found = list_runs(url)
+    found = _scan_runs(url)
     click.echo(f"{len(found)} run(s) under {url}")
     for run in found:
         expected = f"/{len(run.groups_expected)}" if run.groups_expected else ""
@@ -440,16 +761,19 @@ def gc_command(
     import datetime as dt
 
     from kedro_gcs_bridge.errors import GCSBridgeError
-    from kedro_gcs_bridge.ops.runs import delete_runs, list_runs, parse_age, select_for_gc
+    from kedro_gcs_bridge.ops.runs import delete_runs, parse_age, select_for_gc
 
     try:
         age = parse_age(older_than)
     except GCSBridgeError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from exc
     url = _root(metadata, root, env)
-    chosen = select_for_gc(list_runs(url), age, keep_failed, dt.datetime.now(dt.UTC))
+    chosen = select_for_gc(_scan_runs(url), age, keep_failed, dt.datetime.now(dt.UTC))
     verb = "would delete" if dry_run else "deleting"
     for run in chosen:
         click.echo(f"{verb} {run.url} ({run.outcome}, {_size(run.size)})")
-    freed = sum(run.size for run in chosen) if dry_run else delete_runs(url, chosen)
+    try:
+        freed = sum(run.size for run in chosen) if dry_run else delete_runs(url, chosen)
+    except GCSBridgeError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"{len(chosen)} run(s), {_size(freed)} {'would be freed' if dry_run else 'freed'}")

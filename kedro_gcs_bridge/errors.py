@@ -33,6 +33,10 @@ class ReplayError(GCSBridgeError):
     """A DAG file cannot be replayed (import errors, no DAG, not our operators)."""
 
 
+class TrackingError(GCSBridgeError):
+    """The MLflow tracking server failed while `mlflow_required: true` (else only a warning)."""
+
+
 class HandoffError(GCSBridgeError):
     """A boundary dataset could not be saved to or loaded from the run prefix."""
 
@@ -47,3 +51,27 @@ class ChecksumError(HandoffError):
 
 class ForbiddenFormatError(HandoffError):
     """A value can only be stored as pickle, and pickle is forbidden by config."""
+
+
+class NotCommittedError(MissingHandoffError):
+    """The task that makes a boundary dataset has no committed manifest under the run prefix."""
+
+
+class SupersededAttemptError(HandoffError):
+    """A newer attempt of the same task committed first: this attempt's outputs are discarded."""
+
+
+class MetadataError(HandoffError):
+    """A manifest or a record in it is missing, not JSON, or lacks a field or has a wrong type."""
+
+
+class SymlinkError(HandoffError):
+    """A local object under the run prefix is a symlink, or resolves outside the prefix."""
+
+
+class CatalogEnvError(GCSBridgeError):
+    """`kedro gcs-bridge catalog` cannot write the GCS catalog env (bad root, bad env name)."""
+
+
+class StorageUnreachableError(GCSBridgeError):
+    """The storage behind a root URL (`runs list/gc`) does not answer in time, or refuses."""

@@ -65,47 +65,49 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # --- The example pipeline as plain data (for the pure unit tests) ----------------------------
 
 
+def _example_node_specs() -> list[NodeSpec]:
+    """The example project's registered `__default__` pipeline, as `node_specs` copies it.
+
+    Its pipeline code is imported as it is, without a Kedro session; only the node functions
+    (pandas, scikit-learn) are stand-ins, since a plan reads names, inputs, outputs and tags.
+    """
+    import importlib
+    import types
+
+    from kedro_gcs_bridge.planning.grouping import node_specs
+
+    def stand_in(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    def nodes_module(name: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+        module.__getattr__ = lambda attr: stand_in  # type: ignore[method-assign]
+        return module
+
+    stubs = {
+        f"spaceflights.pipelines.{part}.nodes": nodes_module(part)
+        for part in ("data_processing", "data_science")
+    }
+    sys.path.insert(0, str(EXAMPLE / "src"))
+    sys.modules.update(stubs)
+    try:
+        registry = importlib.import_module("spaceflights.pipeline_registry")
+        return node_specs(registry.register_pipelines()["__default__"])
+    finally:
+        sys.path.remove(str(EXAMPLE / "src"))
+        for name in [m for m in sys.modules if m.split(".")[0] == "spaceflights"]:
+            del sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def _example_specs() -> tuple[NodeSpec, ...]:
+    return tuple(_example_node_specs())
+
+
 @pytest.fixture
-def spaceflights_nodes() -> list[NodeSpec]:
-    """The example project's six nodes, as `node_specs` would copy them (topological order)."""
-    return [
-        NodeSpec(
-            "preprocess_companies_node",
-            ("companies",),
-            ("preprocessed_companies",),
-            frozenset({"airflow.companies"}),
-        ),
-        NodeSpec(
-            "preprocess_shuttles_node",
-            ("shuttles",),
-            ("preprocessed_shuttles",),
-            frozenset({"airflow.shuttles", "machine.medium"}),
-        ),
-        NodeSpec(
-            "create_model_input_table_node",
-            ("preprocessed_shuttles", "preprocessed_companies", "reviews"),
-            ("model_input_table",),
-            frozenset({"airflow.split", "machine.medium"}),
-        ),
-        NodeSpec(
-            "split_data_node",
-            ("model_input_table", "params:model_options"),
-            ("X_train", "X_test", "y_train", "y_test"),
-            frozenset({"airflow.split", "machine.medium"}),
-        ),
-        NodeSpec(
-            "train_model_node",
-            ("X_train", "y_train"),
-            ("regressor",),
-            frozenset({"machine.medium"}),
-        ),
-        NodeSpec(
-            "evaluate_model_node",
-            ("regressor", "X_test", "y_test"),
-            ("metrics",),
-            frozenset({"machine.medium"}),
-        ),
-    ]
+def spaceflights_nodes(_example_specs: tuple[NodeSpec, ...]) -> list[NodeSpec]:
+    """The example project's six nodes, as `node_specs` copies them (topological order)."""
+    return list(_example_specs)
 
 
 # --- Copies of the example project -----------------------------------------------------------
@@ -134,6 +136,8 @@ class Job:
     edits: tuple[Edit, ...] = ()
     #: A DAG folder to create (with `SENTINEL_DAG` as spaceflights_dag.py) before the run.
     seed_dag_dir: str | None = None
+    #: Environment variables of this run only, on top of `kedro_env()`.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -229,7 +233,7 @@ def run_jobs(root: Path, jobs: Mapping[str, Job]) -> dict[str, KedroRun]:
         done = subprocess.run(
             [str(KEDRO), *job.args],
             cwd=project,
-            env=kedro_env(),
+            env={**kedro_env(), **dict(job.env)},
             capture_output=True,
             text=True,
             timeout=600,
@@ -335,6 +339,52 @@ for _broken in ("two_group_tags", "colon_prefix", "cycle"):
     CREATE_JOBS[f"validate_{_broken}"] = Job(("gcs-bridge", "validate"), edits=_job.edits)
 CREATE_JOBS["validate_example"] = Job(("gcs-bridge", "validate"))
 
+#: Secrets on the machine that writes the DAG, each a value that must never reach a DAG file.
+SECRETS = {
+    "MLFLOW_TRACKING_TOKEN": "tok-sentinel-4711",
+    "MLFLOW_TRACKING_PASSWORD": "pw-sentinel-4712",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/home/alice/sa-key-sentinel-4713.json",
+}
+#: A password inside the tracking URI (basic auth in front of an MLflow server).
+URI_PASSWORD = "s3cr3t-pw-4714"
+# Tracking on (where the pods' environment is written), with secrets in the environment.
+CREATE_JOBS["secrets_in_env"] = Job(
+    (*CREATE, "dags", "--params", "mlflow_tracking_uri=https://mlflow.example.com"),
+    env=tuple(SECRETS.items()),
+)
+CREATE_JOBS["secret_in_uri"] = Job(
+    (*CREATE, "dags", "--params", f"mlflow_tracking_uri=https://alice:{URI_PASSWORD}@example.com"),
+)
+
+#: Issue 15: every production knob at once (callbacks are tested in-process: the DAG file
+#: imports them, and the example project ships none), two of them given as `--params`.
+PRODUCTION_KNOBS: dict[str, Any] = {
+    "execution_timeout": 30,
+    "pool_slots": 2,
+    "priority_weight": 5,
+    "weight_rule": "absolute",
+    "on_finish_action": "keep_pod",
+    "image_pull_policy": "IfNotPresent",
+    "security_context": {"container": {"readOnlyRootFilesystem": True}},
+    "pod_labels": {"team": "data"},
+    "pod_annotations": {"example.com/owner": "Data team"},
+    "node_selector": {"cloud.google.com/gke-nodepool": "batch"},
+    "env_vars": {"LOG_LEVEL": "INFO"},
+    "env_from_secrets": ["bulk-env"],
+    "secret_env": {"MLFLOW_TRACKING_TOKEN": "mlflow-auth:token"},
+    "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {}},
+    "pod_override": {"spec": {"priorityClassName": "batch-low"}},
+    "doc_md": "Nightly spaceflights.",
+    "params": {"model_options.test_size": 0.2},
+    "deadline": {"minutes": 300, "callback": "team_alerts.late_run"},
+    "machine_classes": {"medium": {"execution_timeout": 90}},
+}
+CREATE_JOBS["production"] = Job(
+    (*CREATE, "dags", "--params", "pool=kedro,dagrun_timeout=240"),
+    edits=(_yaml_edit("conf/base/airflow.yml", "default", PRODUCTION_KNOBS),),
+)
+
 _LOCAL_DISK_CATALOG = Edit(
     "conf/base/catalog.yml",
     "\npreprocessed_companies:\n  type: pandas.ParquetDataset\n"
@@ -344,7 +394,9 @@ _LOCAL_DISK_CATALOG = Edit(
 #: Every `kedro gcs-bridge` run of test_cli.
 CLI_JOBS: dict[str, Job] = {
     "plan_text": Job(("gcs-bridge", "plan"), edits=(_LOCAL_DISK_CATALOG,)),
-    "validate_local_disk": Job(("gcs-bridge", "validate"), edits=(_LOCAL_DISK_CATALOG,)),
+    "validate_local_disk": Job(
+        ("gcs-bridge", "validate", "--params", "local_handoff=false"), edits=(_LOCAL_DISK_CATALOG,)
+    ),
     "plan_mermaid": Job(("gcs-bridge", "plan", "--format", "mermaid")),
     "plan_dot": Job(("gcs-bridge", "plan", "--format", "dot")),
     "plan_dot_file": Job(("gcs-bridge", "plan", "--format", "dot", "-o", "plan.dot")),
@@ -446,7 +498,12 @@ def render_dag_file(tmp_path: Path) -> Callable[..., Path]:
 
 def template_context(dag: Any, run_id: str = RUN_ID) -> dict[str, Any]:
     """The part of an Airflow task context the generated operators' templates use."""
-    return {"dag": dag, "run_id": run_id, "ti": SimpleNamespace(try_number=1)}
+    return {
+        "dag": dag,
+        "run_id": run_id,
+        "ti": SimpleNamespace(try_number=1),
+        "params": dag.params.dump(),  # the trigger form's defaults
+    }
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,11 @@ RESULTS_ENV = "KEDRO_GCS_BRIDGE_BENCH_RESULTS"
 #: Script -> the smallest arguments it accepts.
 SMOKE: Mapping[str, tuple[str, ...]] = {
     "handoff": ("--quick", "--size-mib", "1"),
+    "large": ("--quick",),
     "formats": ("--quick", "--size-mib", "1"),
     "memory": ("--quick", "--size-mib", "1", "--backends", "file"),
     "pod_overhead": ("--quick",),
+    "pod_imports": ("--quick",),
     "runid_handoff": ("--quick",),
     "dag_scale": ("--quick",),
     "critical_path": ("--quick",),
@@ -35,9 +37,11 @@ SMOKE: Mapping[str, tuple[str, ...]] = {
 COMMON_KEYS = {"benchmark", "command", "params", "environment", "results", "targets", "notes"}
 RESULT_KEYS: Mapping[str, set[str]] = {
     "handoff": {"rows", "facts"},
+    "large": {"rows"},
     "formats": {"rows", "recommendation"},
     "memory": {"rows"},
     "pod_overhead": {"rows", "extra_s", "imports", "mlflow_imported"},
+    "pod_imports": {"rows", "samples", "modules", "paired_ratio"},
     "runid_handoff": {"rows", "totals", "asked_operations"},
     "dag_scale": {"rows", "ratios"},
     "critical_path": {"tasks", "node_compute_s", "estimates", "single_pod_s"},
@@ -79,7 +83,7 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     # Longest first, so two workers finish together.
     order = ["memory", "pod_overhead", "dag_scale", "critical_path", "formats", "handoff"]
-    order.append("runid_handoff")
+    order += ["pod_imports", "runid_handoff", "large"]
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(order, pool.map(run, order), strict=True))
 

@@ -68,7 +68,8 @@ class TestPlan:
             "  out:      preprocessed_companies",
             "  in:       preprocessed_companies <- companies",
         ]
-        flag = f"  [LOCAL DISK {cli_runs['plan_text'].project / PARQUET}: lost between pods]"
+        # local_handoff (default true): the run prefix carries it.
+        flag = f"  [LOCAL DISK {PARQUET}: carried through the run prefix]"
         assert all(line.endswith(flag) for line in flagged)
         # In memory, handed over through the run prefix: not flagged.
         assert "  in:       preprocessed_shuttles <- shuttles" in lines
@@ -116,19 +117,21 @@ class TestPlan:
 
 
 class TestValidate:
-    def test_local_disk_dataset_is_a_warning_where_it_crosses(
+    def test_local_disk_crossing_is_an_error_without_local_handoff(
         self, cli_runs: dict[str, KedroRun]
     ) -> None:
         run = cli_runs["validate_local_disk"]
-        assert run.returncode == 0, run.describe()
-        warning = (
-            "warning: dataset 'preprocessed_companies' crosses between pods but is saved on "
-            f"local disk ({run.project / PARQUET})"
+        assert run.returncode == 1, run.describe()
+        error = (
+            "error: dataset 'preprocessed_companies' is saved on local disk "
+            f"({PARQUET}) by task companies and read by task(s) split in other pods, which "
+            "will not find it. Remedy: set `local_handoff: true` so the run prefix carries it, "
+            "or move it to GCS: `kedro gcs-bridge catalog --root gs://<bucket>/<path>`"
         )
-        assert f"__default__: {warning}" in run.output
-        assert f"data_processing: {warning}" in run.output
+        assert f"__default__: {error}" in run.output
+        assert f"data_processing: {error}" in run.output
+        assert "__default__: ok" not in run.output
         # data_science does not hold the node that makes it.
-        assert f"data_science: {warning}" not in run.output
         assert "data_science: ok, 3 task(s)" in run.output
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,33 +27,60 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from kedro_gcs_bridge.dag import pod_spec
+from kedro_gcs_bridge.dag.pod_spec import PyCode
+from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
 from kedro_gcs_bridge.errors import GCSBridgeError
 from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.planning.machines import MachineClass
 from kedro_gcs_bridge.planning.naming import dag_id, run_prefix_template
-from kedro_gcs_bridge.planning.plan import Plan, TaskPlan, node_specs, plan_tasks
+from kedro_gcs_bridge.planning.plan import (
+    FINALIZE_RETRY_DELAY,
+    Plan,
+    TaskPlan,
+    node_specs,
+    plan_tasks,
+)
 from kedro_gcs_bridge.pod.contract import (
     ALLOW_PICKLE_ENV,
     DAG_ID_ENV,
     EXPERIMENT_ENV,
     KEDRO_ENV_ENV,
+    LOCAL_HANDOFF_ENV,
+    LOGICAL_DATE_ENV,
+    MLFLOW_METRICS_ENV,
+    MLFLOW_REQUIRED_ENV,
     PIPELINE_ENV,
     RUN_ID_ENV,
     RUN_PREFIX_ENV,
+    TAGS_ENV,
     TASK_ENV,
+    TASK_STATES_ENV,
     TASKS_ENV,
     TRACKING_URI_ENV,
     TRY_ENV,
+    UPSTREAM_ENV,
 )
 
 RUNNER = "kedro_gcs_bridge.GCSRunner"
-FINALIZE_TASK = "gcs_bridge_finalize"
+
+#: The finalize pod's view of this DAG run's task states, rendered on the worker right before
+#: the pod starts (no XCom). Replay renders no `ti.get_task_states`: finalize then judges by
+#: the manifests.
+TASK_STATES_TEMPLATE = (
+    "{{ ti.get_task_states(dag_id=dag.dag_id, run_ids=[run_id]) | tojson "
+    "if ti.get_task_states is defined else '' }}"
+)
+#: The run's logical date names the MLflow parent run; manual Airflow 3 runs may have none.
+LOGICAL_DATE_TEMPLATE = "{{ logical_date | default(run_id, true) }}"
 
 LABEL_PREFIX = "kedro-gcs-bridge"
 LINE_WIDTH = 100
 
 
 def _flat_literal(value: Any) -> str:
+    if isinstance(value, PyCode):
+        return str(value)
     if value is None or isinstance(value, bool | int | float):
         return repr(value)
     if isinstance(value, str):
@@ -91,18 +118,6 @@ def py_literal(value: Any, indent: int = 0, width: int = LINE_WIDTH) -> str:
 
 
 @dataclass(frozen=True)
-class FinalizeTask:
-    """The DAG's last task: runs once every group ended, whatever their outcome."""
-
-    task_id: str
-    pod_name: str
-    var_name: str
-    leaves: list[str]
-    arguments: list[str]
-    machine: Any
-
-
-@dataclass(frozen=True)
 class DagFile:
     """Everything one generated DAG file says, ready to render.
 
@@ -119,6 +134,11 @@ class DagFile:
     plan: Plan | None
     error: str | None = None
     project_path: str = ""
+    #: The `--params` `kedro airflow create` was given (for the regenerate line).
+    create_params: Mapping[str, Any] = field(default_factory=dict)
+    #: The `--tags` of `kedro airflow create`: pods cut their boundaries from the registered
+    #: pipeline filtered the same way (`KEDRO_GCS_BRIDGE_TAGS`).
+    node_tags: tuple[str, ...] = ()
 
     task_env_key = TASK_ENV
 
@@ -151,12 +171,13 @@ class DagFile:
         return shlex.join([sys.executable, "-m", "kedro", *self.arguments(task)])
 
     def create_command(self) -> str:
-        """The command that regenerates this file."""
-        words = ["kedro airflow create -j templates/gcs_bridge.j2"]
-        if self.pipeline_name != "__default__":
-            words.append(f"-p {self.pipeline_name}")
-        if self.env != "local":
-            words.append(f"-e {self.env}")
+        """The command that regenerates this file: `-p`, `-e`, `--params`, `--tags` and
+        `--conf-source` as given."""
+        words = [pod_spec.create_command(self.pipeline_name, self.env, self.create_params)]
+        if self.node_tags:
+            words.append(f"--tags {shlex.quote(','.join(self.node_tags))}")
+        if self.conf_source:
+            words.append(f"--conf-source {shlex.quote(self.conf_source)}")
         return " ".join(words)
 
     def start_date(self) -> Markup:
@@ -172,6 +193,7 @@ class DagFile:
             "email_on_failure": self.config.email_on_failure,
             "email_on_retry": self.config.email_on_retry,
             "retries": self.config.retries,
+            **pod_spec.task_defaults(self.config),
         }
 
     def pod_defaults(self) -> dict[str, Any]:
@@ -191,67 +213,107 @@ class DagFile:
             "cmds": ["kedro"],
             "get_logs": True,
             "do_xcom_push": False,
-            "on_finish_action": "delete_pod",
+            "on_finish_action": cfg.on_finish_action,
             "schedule_timeout_seconds": cfg.schedule_timeout_seconds,
             "startup_timeout_seconds": cfg.startup_timeout_seconds,
             "deferrable": cfg.deferrable,
             # Run ids hold ':' and '+', which labels do not allow; annotations do.
-            "annotations": {f"{LABEL_PREFIX}/run-id": "{{ run_id }}"},
+            "annotations": {**cfg.pod_annotations, f"{LABEL_PREFIX}/run-id": "{{ run_id }}"},
         }
-        return defaults
+        return defaults | pod_spec.pod_settings(cfg)
+
+    def task_settings(self, task: TaskPlan) -> dict[str, Any]:
+        """One task's timeout, tolerations, affinity and doc (see dag/pod_spec.py)."""
+        return pod_spec.task_settings(self.config, task, self.local)
+
+    def node_selector(self, task: TaskPlan) -> dict[str, str]:
+        """The task's node selectors: `node_selector` extras plus its machine class's."""
+        return pod_spec.node_selector(self.config, task)
+
+    def dag_settings(self) -> dict[str, Any]:
+        """DAG arguments from the production knobs (timeouts, params, callbacks, deadline)."""
+        return pod_spec.dag_settings(self.config)
+
+    def what_runs(self) -> Markup:
+        """The docstring's account of where tasks run (GKE pods, or a variant's)."""
+        return Markup(variant_doc(self.config))
+
+    def doc_lines(self) -> list[str]:
+        """The DAG's doc in Airflow's UI, line by line (see `pod_spec.dag_doc`)."""
+        title = f"Kedro pipeline `{self.pipeline_name}` of `{self.package_name}`, env `{self.env}`"
+        return pod_spec.dag_doc(self.config, self.plan, title, self.create_command())
+
+    def imports(self) -> list[str]:
+        """Import lines the knobs in use need (Secret, PodGenerator, callbacks, deadline)."""
+        return pod_spec.imports(self.config, self.local)
+
+    def task_env(self, task: TaskPlan) -> dict[str, str]:
+        """What one task's pod gets on top of `run_env`: its id, and which task made each
+        boundary dataset it loads (the consumer reads that task's committed manifest)."""
+        env = {TASK_ENV: task.task_id}
+        if task.inputs:
+            env[UPSTREAM_ENV] = json.dumps(dict(task.inputs), sort_keys=True)
+        return env
 
     def machine_classes(self) -> list[MachineClass]:
         """The machine classes the tasks use, each once, in task order."""
         seen: dict[str, MachineClass] = {}
         for task in self.plan.tasks if self.plan else ():
             seen.setdefault(task.machine.name, task.machine)
+        if self.plan is not None and self.plan.finalize is not None:
+            seen.setdefault(self.plan.finalize.machine.name, self.plan.finalize.machine)
         return list(seen.values())
 
     def run_env(self) -> dict[str, str]:
         """Environment every pod gets: where this run's handoff data lives, and who it is."""
         env = {
+            **self.config.env_vars,  # the user's plain variables; the bridge's own win
             RUN_PREFIX_ENV: self.run_prefix,
             DAG_ID_ENV: "{{ dag.dag_id }}",
             RUN_ID_ENV: "{{ run_id }}",
             PIPELINE_ENV: self.pipeline_name,
             KEDRO_ENV_ENV: self.env,
             TRY_ENV: "{{ ti.try_number }}",
+            LOCAL_HANDOFF_ENV: "true" if self.config.local_handoff else "false",
         }
         if not self.config.allow_pickle:
             env[ALLOW_PICKLE_ENV] = "false"
         if self.config.mlflow_tracking_uri:
             env[TRACKING_URI_ENV] = self.config.mlflow_tracking_uri
             env[EXPERIMENT_ENV] = self.config.mlflow_experiment or self.package_name
+            env[LOGICAL_DATE_ENV] = LOGICAL_DATE_TEMPLATE
+            if self.config.mlflow_required:
+                env[MLFLOW_REQUIRED_ENV] = "true"
+            if self.config.mlflow_metrics:
+                env[MLFLOW_METRICS_ENV] = ",".join(self.config.mlflow_metrics)
         if self.plan is not None:
             env[TASKS_ENV] = ",".join(task.task_id for task in self.plan.tasks)
+        if self.node_tags:
+            env[TAGS_ENV] = ",".join(self.node_tags)
         return env
 
     @property
-    def finalize(self) -> FinalizeTask | None:
-        """The last task (MLflow parent status, cleanup), when the config asks for one."""
-        if not self.config.finalize or self.plan is None:
-            return None
-        taken = {task.task_id for task in self.plan.tasks}
-        task_id = next(
-            name
-            for i in range(len(taken) + 1)
-            if (name := FINALIZE_TASK + (f"_{i}" if i else "")) not in taken
-        )
-        with_downstream = {up for task in self.plan.tasks for up in task.upstream}
-        leaves = [task.var_name for task in self.plan.tasks if task.task_id not in with_downstream]
-        arguments = ["gcs-bridge", "finalize", "--cleanup", self.config.cleanup]
-        return FinalizeTask(
-            task_id=task_id,
-            pod_name=task_id.replace("_", "-"),
-            var_name=task_id,
-            leaves=leaves,
-            arguments=arguments,
-            machine=self.config.machine_classes["small"],
-        )
+    def finalize(self) -> TaskPlan | None:
+        """The last task (verdict, MLflow parent status, cleanup), planned by `plan_tasks`."""
+        return None if self.plan is None else self.plan.finalize
 
-    def finalize_command(self, task: FinalizeTask) -> str:
+    finalize_retry_delay = FINALIZE_RETRY_DELAY
+
+    def finalize_arguments(self) -> list[str]:
+        """The finalize container's arguments."""
+        return ["gcs-bridge", "finalize", "--cleanup", self.config.cleanup]
+
+    def finalize_command(self) -> str:
         """The finalize task's command for a local process."""
-        return shlex.join([sys.executable, "-m", "kedro", *task.arguments])
+        return shlex.join([sys.executable, "-m", "kedro", *self.finalize_arguments()])
+
+    def finalize_env(self, task: TaskPlan) -> dict[str, str]:
+        """What the finalize pod gets on top of `run_env`: the task states Airflow recorded."""
+        return {TASK_ENV: task.task_id, TASK_STATES_ENV: TASK_STATES_TEMPLATE}
+
+    def upstream_vars(self, task: TaskPlan) -> list[str]:
+        """The DAG-file variables of a task's upstream tasks."""
+        return [self.plan.task(up).var_name for up in task.upstream] if self.plan else []
 
     def arguments(self, task: TaskPlan) -> list[str]:
         """The `kedro run` arguments of a task's container."""
@@ -259,11 +321,12 @@ class DagFile:
         args += ["--nodes", ",".join(task.nodes)]
         if self.conf_source:
             args += ["--conf-source", self.conf_source]
-        return args
+        return args + pod_spec.params_arguments(self.config)
 
     def labels(self, task: TaskPlan) -> dict[str, str]:
         """Kubernetes labels of a task's pod (<= 63 characters, `[A-Za-z0-9._-]`)."""
         return {
+            **self.config.pod_labels,
             "app.kubernetes.io/managed-by": LABEL_PREFIX,
             f"{LABEL_PREFIX}/group": task.pod_name,
             f"{LABEL_PREFIX}/machine-class": task.machine.name[:63],
@@ -274,8 +337,15 @@ class DagFile:
         return ["kedro", LABEL_PREFIX, self.package_name, *self.config.tags]
 
 
-def build_dag_file(variables: Mapping[str, Any], project_path: str = "") -> DagFile:
-    """Plans a DAG file from template variables (kedro-airflow's plus the merged config).
+def build_dag_file(
+    variables: Mapping[str, Any],
+    project_path: str = "",
+    create_params: Mapping[str, Any] | None = None,
+    node_tags: Sequence[str] = (),
+) -> DagFile:
+    """Plans a DAG file from template variables (kedro-airflow's plus the merged config);
+    `create_params` are the `--params` of `kedro airflow create` (for the regenerate line),
+    `node_tags` its `--tags` (the pods filter the registered pipeline by them too).
 
     Planning errors do not raise: they come back in `DagFile.error`, so the hook can stop
     `kedro airflow create` with them and the template can write a DAG that fails with them.
@@ -291,7 +361,8 @@ def build_dag_file(variables: Mapping[str, Any], project_path: str = "") -> DagF
         return DagFile(
             "invalid", package_name, pipeline_name, env, conf_source, BridgeConfig(), None, str(exc)
         )
-    name = config.dag_id or dag_id(package_name, pipeline_name, env)
+    # The local and ungrouped variants never share the GKE DAG's id (dag/variants.py).
+    name = (config.dag_id or dag_id(package_name, pipeline_name, env)) + variant_suffix(config)
     try:
         plan = plan_tasks(pipeline_name, node_specs(pipeline), config, pod_prefix="")
         missing = config.missing_deployment_keys()
@@ -313,20 +384,39 @@ def build_dag_file(variables: Mapping[str, Any], project_path: str = "") -> DagF
             project_path,
         )
     return DagFile(
-        name, package_name, pipeline_name, env, conf_source, config, plan, None, project_path
+        name,
+        package_name,
+        pipeline_name,
+        env,
+        conf_source,
+        config,
+        plan,
+        None,
+        project_path,
+        dict(create_params or {}),
+        tuple(node_tags),
     )
 
 
 class DagFileFactory:
     """The object the template sees as `gcs_bridge`."""
 
-    def __init__(self, project_path: str = "") -> None:
+    def __init__(
+        self,
+        project_path: str = "",
+        create_params: Mapping[str, Any] | None = None,
+        node_tags: Sequence[str] = (),
+    ):
         self.project_path = project_path
+        self.create_params = dict(create_params or {})
+        self.node_tags = tuple(node_tags)
 
     @pass_context
     def dag_file(self, context: Context) -> DagFile:
         """Plans the DAG from the variables kedro-airflow passed to the template."""
-        return build_dag_file(context.get_all(), self.project_path)
+        return build_dag_file(
+            context.get_all(), self.project_path, self.create_params, self.node_tags
+        )
 
     def __repr__(self) -> str:
         return "<kedro-gcs-bridge DAG file factory>"

@@ -17,11 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro_gcs_bridge.errors import ReplayError
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.pod.contract import RUN_PREFIX_ENV
+
+if TYPE_CHECKING:
+    from kedro_gcs_bridge.dag.isolation import TaskDirs
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class TaskResult:
     returncode: int | None = None
     log: str = ""
     nodes: tuple[str, ...] = field(default_factory=tuple)
+    #: Files the task left in its isolated copy of the project (lost with a pod on GKE).
+    left_on_disk: tuple[str, ...] = ()
 
 
 class _TryNumber:
@@ -86,7 +91,13 @@ def load_dag_tasks(
         raise ReplayError(f"{dag_file} holds {len(bag.dags)} DAGs; replay takes a file with one.")
     dag = next(iter(bag.dags.values()))
     prefix = f"{local_root.rstrip('/')}/{dag.dag_id}/{run_segment(run_id)}"
-    context: dict[str, Any] = {"dag": dag, "run_id": run_id, "ti": _TryNumber()}
+    # A replay has no trigger form: the DAG's params are their defaults.
+    context: dict[str, Any] = {
+        "dag": dag,
+        "run_id": run_id,
+        "ti": _TryNumber(),
+        "params": dag.params.dump(),
+    }
     tasks = []
     for task in dag.topological_sort():
         if not hasattr(task, "build_pod_request_obj"):
@@ -122,9 +133,18 @@ def _executable(command: Sequence[str]) -> list[str]:
     return [str(local) if local.exists() else first, *command[1:]]
 
 
-def run_task(task: ReplayTask, cwd: Path, extra_env: Mapping[str, str] | None) -> TaskResult:
-    """Runs one task's container command as a local process."""
+def run_task(
+    task: ReplayTask,
+    cwd: Path,
+    extra_env: Mapping[str, str] | None,
+    sandbox: TaskDirs | None = None,
+) -> TaskResult:
+    """Runs one task's container command as a local process (in its own copy of the project,
+    HOME and temp dir with a `sandbox`, see dag/isolation.py)."""
     env = {**os.environ, **task.env, **(extra_env or {})}
+    if sandbox is not None:
+        cwd, own = sandbox.enter(task.task_id)
+        env |= own
     started = time.perf_counter()
     completed = subprocess.run(
         _executable(task.command),
@@ -143,6 +163,7 @@ def run_task(task: ReplayTask, cwd: Path, extra_env: Mapping[str, str] | None) -
         completed.returncode,
         completed.stdout + completed.stderr,
         task.nodes,
+        sandbox.left_on_disk(task.task_id) if sandbox is not None else (),
     )
 
 
@@ -153,6 +174,7 @@ def replay(
     extra_env: Mapping[str, str] | None = None,
     on_result: Callable[[TaskResult], None] | None = None,
     only: set[str] | None = None,
+    sandbox: TaskDirs | None = None,
 ) -> list[TaskResult]:
     """Runs tasks in dependency order, up to `parallel` at once; a failure skips downstream.
 
@@ -164,6 +186,8 @@ def replay(
         on_result: Called as each task ends (progress display).
         only: Run just these task ids (their upstream outputs must already be under the
             prefix: the re-run of a cleared task).
+        sandbox: Run each task in its own fresh copy of the project (dag/isolation.py)
+            instead of in `cwd`.
 
     Returns:
         One result per task, in the order they ended.
@@ -193,7 +217,7 @@ def replay(
                     finish(TaskResult(task.task_id, "upstream_failed", nodes=task.nodes))
                     continue
                 if all(up in done for up in upstream) and len(running) < max(1, parallel):
-                    future = pool.submit(run_task, task, cwd, extra_env)
+                    future = pool.submit(run_task, task, cwd, extra_env, sandbox)
                     running[future] = task.task_id
             if not running:
                 continue

@@ -1,39 +1,55 @@
-"""The finalize task: how a DAG run ended (the MLflow parent's status, `_run.json`, cleanup).
+"""The finalize task: how a DAG run ended (the verdict, the MLflow parent's status, cleanup).
 
-Runs in the DAG's last pod, after every group, whatever their outcome.
+Runs in the DAG's last pod, after every group, whatever their outcome. The verdict follows
+the task states Airflow recorded for this DAG run (`KEDRO_GCS_BRIDGE_TASK_STATES`, rendered on
+the worker from `ti.get_task_states(...)` right before the pod starts): a task marked success
+by hand counts as success, a skipped task is not a failure. Without those states (a replay, a
+run by hand) the groups' manifests decide. Finalize is idempotent, so Airflow may retry it:
+the parent run's status is set only when it differs, the outcome record is overwritten.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kedro_gcs_bridge.errors import ConfigError, TrackingError
 from kedro_gcs_bridge.pod.contract import (
     EXPERIMENT_ENV,
+    RUN_ID_ENV,
+    TASK_STATES_ENV,
     TASKS_ENV,
     TRACKING_URI_ENV,
     env_list,
     env_value,
 )
+from kedro_gcs_bridge.pod.group_run import UNAVAILABLE, tracking_required
 from kedro_gcs_bridge.pod.store import HandoffStore
-from kedro_gcs_bridge.tracking.tracker import Tracker
+
+logger = logging.getLogger(__name__)
 
 OUTCOME_OBJECT = "_run.json"
+#: Airflow task states that count as done: `skipped` is a choice the DAG made, not a failure.
+DONE_STATES = frozenset({"success", "skipped"})
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How a DAG run ended, as its manifests tell."""
+    """How a DAG run ended."""
 
     succeeded: tuple[str, ...]
     incomplete: tuple[str, ...]
     mlflow_status: str | None
     deleted_bytes: int | None
+    judged_by: str = "manifests"
 
     @property
     def ok(self) -> bool:
-        """Every group wrote its manifest."""
+        """Every group task ended well."""
         return not self.incomplete
 
 
@@ -46,37 +62,116 @@ def prefix_size(fs: Any, path: str) -> int:
         return 0
 
 
-def finish_run(prefix: str, tasks: list[str] | None = None, cleanup: str = "never") -> RunOutcome:
-    """Ends a DAG run: the MLflow parent run's status, the outcome record, the cleanup policy.
+def task_states(text: str | None, run_id: str | None = None) -> dict[str, str] | None:
+    """Task id -> state, from `ti.get_task_states(...)` as JSON (`{run_id: {task: state}}`).
+
+    Returns:
+        None when no states were rendered (not run by Airflow).
+
+    Raises:
+        ConfigError: The text is not such a JSON object.
+    """
+    if not text or not text.strip():
+        return None
+    try:
+        by_run = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{TASK_STATES_ENV} is not JSON ({exc}): {text[:200]!r}") from exc
+    if not isinstance(by_run, Mapping) or not all(isinstance(v, Mapping) for v in by_run.values()):
+        raise ConfigError(f"{TASK_STATES_ENV} must map run ids to {{task: state}}: {text[:200]!r}")
+    runs = [by_run[run_id]] if run_id in by_run else list(by_run.values())
+    return {str(task): str(state) for states in runs for task, state in states.items()}
+
+
+def verdict(
+    expected: list[str], states: Mapping[str, str] | None, manifests: set[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(tasks that ended well, tasks that did not): by Airflow's states, else by manifests."""
+    if states is not None:
+        good = {task for task in expected if states.get(task) in DONE_STATES}
+    else:
+        good = {task for task in expected if task in manifests}
+    return (
+        tuple(task for task in expected if task in good),
+        tuple(task for task in expected if task not in good),
+    )
+
+
+def _finish_parent(store: HandoffStore, succeeded: bool) -> str | None:
+    """Sets the MLflow parent's status; a failure raises only with `mlflow_required: true`."""
+    uri = env_value(TRACKING_URI_ENV)
+    if not uri:
+        return None
+    from kedro_gcs_bridge.tracking.tracker import Tracker, brief
+
+    try:
+        return Tracker(uri, store, env_value(EXPERIMENT_ENV)).finish_parent(succeeded)
+    except Exception as exc:  # MLflow, HTTP and database errors alike
+        if tracking_required():
+            raise TrackingError(
+                f"MLflow tracking server {uri} failed while finalize set the parent run's "
+                f"status ({brief(exc)}); mlflow_required is true, so finalize fails and "
+                "Airflow retries it."
+            ) from exc
+        logger.warning(
+            "%s at %s: the parent run's status is not set (%s). The DAG run's outcome is "
+            "not affected.",
+            UNAVAILABLE,
+            uri,
+            brief(exc),
+        )
+        return None
+
+
+def _record_or_clean(
+    store: HandoffStore, cleanup: str, expected: list[str], incomplete: tuple[str, ...]
+) -> int | None:
+    """Deletes the run prefix (returns its bytes) or writes the outcome record."""
+    if cleanup == "always" or (cleanup == "on_success" and not incomplete):
+        deleted = prefix_size(store.fs, store.root)
+        if store.fs.exists(store.root):
+            store.fs.rm(store.root, recursive=True)
+        return deleted
+    store.write_json(
+        f"{store.root}/{OUTCOME_OBJECT}",
+        {
+            "outcome": "success" if not incomplete else "failed",
+            "tasks": list(expected),
+            "incomplete": list(incomplete),
+            "finished_at": dt.datetime.now(dt.UTC).isoformat(),
+        },
+    )
+    return None
+
+
+def finish_run(
+    prefix: str,
+    tasks: list[str] | None = None,
+    cleanup: str = "never",
+    states: Mapping[str, str] | None = None,
+) -> RunOutcome:
+    """Ends a DAG run: the verdict, the MLflow parent run's status, the outcome or cleanup.
 
     Args:
         prefix: The run prefix.
         tasks: Every group task of the DAG; default `$KEDRO_GCS_BRIDGE_TASKS`.
         cleanup: `never`, `on_success` or `always`: when the run prefix is deleted. The MLflow
             run is never touched by cleanup.
+        states: Task id -> Airflow state; default `$KEDRO_GCS_BRIDGE_TASK_STATES`. Without
+            states the groups' manifests decide.
+
+    Raises:
+        TrackingError: MLflow failed and `mlflow_required: true` (Airflow retries finalize).
+        ConfigError: The task states are not valid JSON.
     """
     store = HandoffStore(prefix, task="finalize")
     expected = tasks if tasks is not None else env_list(TASKS_ENV)
-    complete = {manifest["task"] for manifest in store.manifests()}
-    incomplete = tuple(task for task in expected if task not in complete)
-    succeeded = tuple(task for task in expected if task in complete)
-    status = None
-    uri = env_value(TRACKING_URI_ENV)
-    if uri:
-        status = Tracker(uri, store, env_value(EXPERIMENT_ENV)).finish_parent(not incomplete)
-    deleted = None
-    if cleanup == "always" or (cleanup == "on_success" and not incomplete):
-        deleted = prefix_size(store.fs, store.root)
-        if store.fs.exists(store.root):
-            store.fs.rm(store.root, recursive=True)
-    else:
-        store.write_json(
-            f"{store.root}/{OUTCOME_OBJECT}",
-            {
-                "outcome": "success" if not incomplete else "failed",
-                "tasks": list(expected),
-                "incomplete": list(incomplete),
-                "finished_at": dt.datetime.now(dt.UTC).isoformat(),
-            },
-        )
-    return RunOutcome(succeeded, incomplete, status, deleted)
+    if states is None:
+        states = task_states(env_value(TASK_STATES_ENV), env_value(RUN_ID_ENV))
+    manifests = set() if states is not None else {m["task"] for m in store.manifests()}
+    succeeded, incomplete = verdict(expected, states, manifests)
+    # The parent's status first: cleanup may delete the object that names the parent run.
+    status = _finish_parent(store, not incomplete)
+    deleted = _record_or_clean(store, cleanup, expected, incomplete)
+    judged_by = "airflow" if states is not None else "manifests"
+    return RunOutcome(succeeded, incomplete, status, deleted, judged_by)

@@ -1,29 +1,39 @@
 """`runs list/gc`: the run prefixes under a root, listed and deleted by age and outcome.
 
-Under a root (`gcs_bridge_root`), every DAG run has `<root>/<dag_id>/<run>/`. A group's
-manifest says it finished; the finalize task writes `_run.json` with the outcome.
+Under a root (`gcs_bridge_root`), every DAG run has `<root>/<dag_id>/<run>/`. Only a folder at
+exactly that depth holding the runner's marker object (`_gcs_bridge_run.json` of kind
+"kedro-gcs-bridge run prefix") is a run prefix: anything else under the root (a checked-out
+project, stray JSON, folders that merely look like runs) is never listed nor deleted. A
+group's manifest (`manifests/*.json`, each naming its `task`) says it finished; the finalize
+task writes `_run.json` with the outcome. Objects that cannot be read are reported and skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-import fsspec
-
-from kedro_gcs_bridge.errors import GCSBridgeError
+from kedro_gcs_bridge.errors import GCSBridgeError, StorageUnreachableError
 from kedro_gcs_bridge.ops.finalize import OUTCOME_OBJECT
-from kedro_gcs_bridge.pod.store import storage_options
+from kedro_gcs_bridge.planning.values import as_root_url
+from kedro_gcs_bridge.pod.backend import Backend, open_backend
+from kedro_gcs_bridge.pod.store import MARKER_KIND, MARKER_OBJECT
 
 logger = logging.getLogger(__name__)
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: How long the first answer of the storage may take before the root counts as unreachable.
+REACH_SECONDS = 5.0
+_ROOT_KEY = "--root"
+_T = TypeVar("_T")
 
 
 def parse_age(text: str) -> dt.timedelta:
@@ -53,6 +63,14 @@ class RunSummary:
     last_write: dt.datetime | None
 
 
+@dataclass
+class RunScan:
+    """The run prefixes found under a root, and the objects skipped because unreadable."""
+
+    runs: list[RunSummary] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
 def _modified(info: dict[str, Any]) -> dt.datetime | None:
     for key in ("updated", "mtime", "timeCreated", "created"):
         value = info.get(key)
@@ -66,54 +84,145 @@ def _modified(info: dict[str, Any]) -> dt.datetime | None:
     return None
 
 
-#: What a run prefix holds; a folder with none of these is not one (and is never deleted).
-_RUN_CONTENT = frozenset({"manifests", "data", "_mlflow", OUTCOME_OBJECT})
+def _within(seconds: float, what: str, work: Callable[[], _T]) -> _T:
+    """Runs `work` in a daemon thread; past `seconds` the caller gets an error, not a hang
+    (gcsfs retries a refused connection for ~30 s, and credentials may probe a metadata
+    server first)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="kedro-gcs-bridge-reach", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise StorageUnreachableError(f"{what} gave no answer within {seconds:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
-def _children(fs: Any, path: str) -> list[dict[str, Any]]:
+def _open_root(root_url: str, reach_seconds: float) -> Backend:
+    """The root's backend, once the storage has answered a listing of the root.
+
+    Raises:
+        GCSBridgeError: The root is not an absolute URL, or the storage does not answer.
+    """
+    url = as_root_url(_ROOT_KEY, root_url).rstrip("/")
+
+    def reach() -> Backend:
+        backend = open_backend(url)
+        with contextlib.suppress(FileNotFoundError):  # nothing written under the root yet
+            backend.fs.ls(backend.root, detail=False)
+        return backend
+
+    hint = f"check the network and credentials, or pass {_ROOT_KEY} URL (e.g. file:///path/to/runs)"
     try:
-        return list(fs.ls(path, detail=True))
-    except FileNotFoundError:
-        return []
+        return _within(reach_seconds, url, reach)
+    except StorageUnreachableError as exc:
+        raise StorageUnreachableError(f"cannot reach the root: {exc}; {hint}.") from exc
+    except GCSBridgeError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        cause = f"{type(exc).__name__}: {first}"[:200]
+        raise StorageUnreachableError(f"cannot list {url} ({cause}); {hint}.") from exc
 
 
 def _folders(fs: Any, path: str) -> list[str]:
-    return sorted(
-        entry["name"].rstrip("/") for entry in _children(fs, path) if entry["type"] == "directory"
-    )
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    return sorted(e["name"].rstrip("/") for e in entries if e["type"] == "directory")
 
 
-def _is_run_prefix(fs: Any, path: str) -> bool:
-    names = {entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in _children(fs, path)}
-    return bool(names & _RUN_CONTENT)
+def _read_json(backend: Backend, path: str, problems: list[str]) -> Any:
+    """A small JSON object, or None (reported in `problems` when it exists but is unreadable)."""
+    try:
+        data = backend.read_json(path)
+    except OSError as exc:
+        problems.append(f"skipped {path}: cannot be read ({exc})")
+        return None
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        problems.append(f"skipped {path}: not JSON")
+        return None
 
 
-def _summarise(fs: Any, protocol: str, root: str, path: str) -> RunSummary:
-    files = fs.find(path, detail=True)
-    manifests = []
-    outcome_record = None
-    for name in files:
-        if name.startswith(f"{path}/manifests/") and name.endswith(".json"):
-            manifests.append(json.loads(fs.cat_file(name)))
-        elif name == f"{path}/{OUTCOME_OBJECT}":
-            outcome_record = json.loads(fs.cat_file(name))
-    done = tuple(sorted(m["task"] for m in manifests))
-    expected = tuple(next((m.get("dag_tasks") for m in manifests if m.get("dag_tasks")), ()))
-    if outcome_record is not None:
-        outcome = str(outcome_record["outcome"])
-        expected = tuple(outcome_record.get("tasks") or expected)
-    elif expected and set(expected) <= set(done):
-        outcome = "success"
-    else:
-        outcome = "incomplete"
+def _is_marked(backend: Backend, path: str, problems: list[str]) -> bool:
+    marker_path = f"{path}/{MARKER_OBJECT}"
+    marker = _read_json(backend, marker_path, problems)
+    if marker is None:
+        return False
+    if not isinstance(marker, dict) or marker.get("kind") != MARKER_KIND:
+        problems.append(f"skipped {marker_path}: not a kedro-gcs-bridge run marker")
+        return False
+    return True
+
+
+def _manifest_tasks(
+    backend: Backend, files: dict[str, dict[str, Any]], path: str, problems: list[str]
+) -> tuple[set[str], tuple[str, ...]]:
+    """(tasks with a manifest, the DAG's tasks as a manifest records them)."""
+    done: set[str] = set()
+    expected: tuple[str, ...] = ()
+    folder = f"{path}/manifests/"
+    for name in sorted(files):
+        relative = name[len(folder) :] if name.startswith(folder) else ""
+        if not relative.endswith(".json") or "/" in relative:
+            continue
+        manifest = _read_json(backend, name, problems)
+        if manifest is None:
+            continue
+        task = manifest.get("task") if isinstance(manifest, dict) else None
+        if not isinstance(task, str):
+            problems.append(f"skipped {name}: a manifest with no 'task'")
+            continue
+        done.add(task)
+        tasks = manifest.get("dag_tasks")
+        if not expected and isinstance(tasks, list) and all(isinstance(t, str) for t in tasks):
+            expected = tuple(tasks)
+    return done, expected
+
+
+def _outcome(
+    backend: Backend, path: str, done: set[str], expected: tuple[str, ...], problems: list[str]
+) -> tuple[str, tuple[str, ...]]:
+    record_path = f"{path}/{OUTCOME_OBJECT}"
+    record = _read_json(backend, record_path, problems)
+    if isinstance(record, dict) and record.get("outcome") in {"success", "failed"}:
+        tasks = record.get("tasks")
+        listed = isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)
+        return str(record["outcome"]), tuple(tasks) if listed else expected
+    if record is not None:
+        problems.append(f"skipped {record_path}: no 'outcome' of success or failed")
+    if expected and set(expected) <= done:
+        return "success", expected
+    return "incomplete", expected
+
+
+def _summarise(backend: Backend, root: str, path: str, problems: list[str]) -> RunSummary:
+    backend.fs.invalidate_cache(path)
+    files = backend.fs.find(path, detail=True)
+    done, expected = _manifest_tasks(backend, files, path, problems)
+    outcome, expected = _outcome(backend, path, done, expected, problems)
     times = [t for info in files.values() if (t := _modified(info)) is not None]
     dag_id, run = path[len(root) + 1 :].split("/", 1)
+    url = f"file://{path}" if backend.protocol in {"file", "local"} else backend.url_of(path)
     return RunSummary(
         dag_id=dag_id,
         run=run,
-        url=f"{protocol}://{path}" if protocol not in {"file", "local"} else f"file://{path}",
+        url=url,
         path=path,
-        groups_done=done,
+        groups_done=tuple(sorted(done)),
         groups_expected=expected,
         outcome=outcome,
         size=int(sum(info.get("size") or 0 for info in files.values())),
@@ -121,20 +230,34 @@ def _summarise(fs: Any, protocol: str, root: str, path: str) -> RunSummary:
     )
 
 
-def list_runs(root_url: str) -> list[RunSummary]:
-    """Every run prefix under a root, newest write first."""
-    fs, root = fsspec.core.url_to_fs(root_url.rstrip("/"), **storage_options(root_url))
-    fs.invalidate_cache()
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    runs = [
-        _summarise(fs, protocol, root, run)
-        for dag in _folders(fs, root)
-        if not _is_run_prefix(fs, dag)
-        for run in _folders(fs, dag)
-        if _is_run_prefix(fs, run)
-    ]
+def scan_runs(root_url: str, reach_seconds: float = REACH_SECONDS) -> RunScan:
+    """Every marked run prefix under a root, newest write first, and what was skipped.
+
+    Args:
+        root_url: An absolute URL: `gs://bucket[/path]`, `file:///absolute/path`.
+        reach_seconds: How long the storage may take to answer at all.
+
+    Raises:
+        GCSBridgeError: The root is not an absolute URL, or it cannot be reached in time.
+    """
+    backend = _open_root(root_url, reach_seconds)
+    backend.fs.invalidate_cache()
+    scan = RunScan()
+    for dag in _folders(backend.fs, backend.root):
+        for run in _folders(backend.fs, dag):
+            if _is_marked(backend, run, scan.problems):
+                scan.runs.append(_summarise(backend, backend.root, run, scan.problems))
     oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
-    return sorted(runs, key=lambda run: run.last_write or oldest, reverse=True)
+    scan.runs.sort(key=lambda run: run.last_write or oldest, reverse=True)
+    return scan
+
+
+def list_runs(root_url: str) -> list[RunSummary]:
+    """Every marked run prefix under a root, newest write first (skipped objects are logged)."""
+    scan = scan_runs(root_url)
+    for problem in scan.problems:
+        logger.warning(problem)
+    return scan.runs
 
 
 def select_for_gc(
@@ -157,9 +280,11 @@ def delete_runs(root_url: str, runs: Iterable[RunSummary]) -> int:
     """Deletes whole run prefixes under the root; returns the bytes freed.
 
     Raises:
-        GCSBridgeError: A path is not exactly `<root>/<dag_id>/<run>` (never deletes elsewhere).
+        GCSBridgeError: The root is not an absolute URL, or a path is not exactly
+            `<root>/<dag_id>/<run>` holding a run marker (never deletes elsewhere).
     """
-    fs, root = fsspec.core.url_to_fs(root_url.rstrip("/"), **storage_options(root_url))
+    backend = _open_root(root_url, REACH_SECONDS)
+    root = backend.root
     freed = 0
     for run in runs:
         relative = run.path[len(root) + 1 :] if run.path.startswith(root + "/") else ""
@@ -168,9 +293,12 @@ def delete_runs(root_url: str, runs: Iterable[RunSummary]) -> int:
             len(parts) != 2
             or not all(parts)
             or any(p in {".", ".."} for p in parts)
-            or not _is_run_prefix(fs, run.path)
+            or not _is_marked(backend, run.path, [])
         ):
-            raise GCSBridgeError(f"refusing to delete {run.path}: not a run prefix under {root}")
-        fs.rm(run.path, recursive=True)
+            raise GCSBridgeError(
+                f"refusing to delete {run.path}: not a marked run prefix "
+                f"<root>/<dag_id>/<run> under {root}"
+            )
+        backend.fs.rm(run.path, recursive=True)
         freed += run.size
     return freed

@@ -11,13 +11,29 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.planning.machines import DEFAULT_CLASS, MachineClass, parse_machine_classes
-from kedro_gcs_bridge.planning.values import as_bool, as_count
+from kedro_gcs_bridge.planning import k8s
+from kedro_gcs_bridge.planning.machines import (
+    DEFAULT_CLASS,
+    MachineClass,
+    parse_machine_classes,
+    selector_keys,
+)
+from kedro_gcs_bridge.planning.rules import (
+    as_dag_id,
+    as_namespace,
+    as_schedule,
+    as_service_account,
+    as_tracking_uri,
+)
+from kedro_gcs_bridge.planning.values import as_bool, as_count, as_root_url
 
 #: Keys that the stock kedro-airflow command passes to every template itself.
 TEMPLATE_VARIABLES = frozenset(
@@ -26,6 +42,9 @@ TEMPLATE_VARIABLES = frozenset(
 
 #: Where a task's command runs: a GKE Autopilot pod, or a local process (rehearsal).
 POD_BACKENDS = ("gke", "local")
+
+#: The `local_disk` policy: stop, or write the DAG and warn (see planning/storage.py).
+LOCAL_DISK_POLICIES = ("error", "warn")
 
 #: When a DAG run deletes its run prefix at the end.
 CLEANUP_POLICIES = ("never", "on_success", "always")
@@ -74,8 +93,40 @@ class BridgeConfig:
     local_root: str | None = None
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str | None = None
+    mlflow_required: bool = False
+    mlflow_metrics: tuple[str, ...] = ()
     cleanup: str = "never"
     allow_pickle: bool = True
+    local_handoff: bool = True
+    local_disk: str = "error"
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Production knobs (planning/k8s.py reads them; README "Production checklist").
+    execution_timeout: float | None = None
+    dagrun_timeout: float | None = None
+    pool: str | None = None
+    pool_slots: int = 1
+    priority_weight: int = 1
+    weight_rule: str = "downstream"
+    on_finish_action: str = "delete_succeeded_pod"
+    image_pull_policy: str | None = None
+    security_context: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: k8s.as_security_context("security_context", {})
+    )
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    env_vars: Mapping[str, str] = field(default_factory=dict)
+    env_from_secrets: tuple[str, ...] = ()
+    secret_env: tuple[k8s.SecretRef, ...] = ()
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    affinity: Mapping[str, Any] | None = None
+    pod_template_file: str | None = None
+    pod_override: Mapping[str, Any] | None = None
+    doc_md: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    on_failure_callback: str | None = None
+    on_success_callback: str | None = None
+    deadline: k8s.Deadline | None = None
 
     @property
     def finalize(self) -> bool:
@@ -97,8 +148,16 @@ class BridgeConfig:
 
 
 _KNOWN = {f.name for f in fields(BridgeConfig)} | {"schedule_interval"}
-_BOOLS = {
+#: The name a key's value is stored under when it is not its own (Airflow 2's name).
+_ALIASES = {"schedule_interval": "schedule"}
+#: Keys whose null value is a value (no schedule), not "use the default".
+_NULLABLE = frozenset({"schedule"})
+#: Schemes a root may have for the GKE backend: pods share nothing but GCS.
+_GKE_ROOT_SCHEMES = ("gs", "gcs")
+_BOOLS = (
     "allow_pickle",
+    "local_handoff",
+    "mlflow_required",
     "grouping",
     "strict",
     "catchup",
@@ -106,14 +165,14 @@ _BOOLS = {
     "email_on_failure",
     "email_on_retry",
     "deferrable",
-}
-_INTS = {
-    "max_active_runs",
+)
+_INTS = (
     "retries",
     "spot_retries",
     "schedule_timeout_seconds",
     "startup_timeout_seconds",
-}
+    "priority_weight",
+)
 
 
 def merge_airflow_config(
@@ -184,6 +243,59 @@ def _check_prefix(key: str, value: Any) -> str:
     return value
 
 
+def _as_names(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if isinstance(value, list | tuple) and all(isinstance(name, str) and name for name in value):
+        return tuple(value)
+    raise ConfigError(f"'{key}' must be a list of dataset names like [metrics], got {value!r}.")
+
+
+_GROUP_NAME = re.compile(r"^[\w.-]+$")
+_SELECTOR_KINDS = ("tag:", "namespace:")
+
+
+def _as_groups(key: str, value: Any) -> dict[str, tuple[str, ...]]:
+    """`groups:`: group name -> node names or selectors (`tag:<tag>`, `namespace:<ns>`)."""
+    example = "like {split: [create_model_input_table_node, split_data_node]}"
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"'{key}' must map group names to lists of nodes, {example}.")
+    groups: dict[str, tuple[str, ...]] = {}
+    for name, entries in value.items():
+        if not isinstance(name, str) or not _GROUP_NAME.match(name):
+            raise ConfigError(
+                f"'{key}': group name {name!r} must be letters, digits, '_', '.' or '-' (as in "
+                "an airflow.<group> tag)."
+            )
+        listed = [entries] if isinstance(entries, str) else entries
+        if not isinstance(listed, list | tuple) or not listed:
+            raise ConfigError(f"'{key}': group '{name}' must list its nodes, {example}.")
+        bad = [e for e in listed if not isinstance(e, str) or not e or e in _SELECTOR_KINDS]
+        if bad:
+            raise ConfigError(
+                f"'{key}': group '{name}' has entries {bad!r} that are not node names, "
+                "'tag:<tag>' or 'namespace:<namespace>'."
+            )
+        groups[name] = tuple(listed)
+    return groups
+
+
+#: Tracking stores that live in one machine's files (no scheme: a path): pods cannot share them.
+_LOCAL_STORE_SCHEMES = frozenset({"", "sqlite", "file"})
+
+
+def _check_tracking_uri(merged: Mapping[str, Any], config: BridgeConfig) -> None:
+    uri = config.mlflow_tracking_uri
+    if not uri or config.pod_backend != "gke" or uri.startswith("databricks"):
+        return
+    if urlsplit(uri).scheme in _LOCAL_STORE_SCHEMES:
+        raise ConfigError(
+            f"'mlflow_tracking_uri: {uri}' is a local store; GKE pods cannot share a local "
+            "file. Point it at a tracking server (http(s)://...), or use it with "
+            "'pod_backend: local' or `kedro gcs-bridge replay --tracking-uri`."
+        )
+
+
 def unknown_keys(merged: Mapping[str, Any]) -> list[str]:
     """Config keys nobody reads, each with the closest known key when there is one."""
     notes = []
@@ -196,64 +308,149 @@ def unknown_keys(merged: Mapping[str, Any]) -> list[str]:
     return notes
 
 
-def parse_config(merged: Mapping[str, Any]) -> BridgeConfig:
-    """Reads a merged airflow config into a `BridgeConfig`.
+def _as_text(key: str, value: Any) -> str:
+    return str(value)
 
-    Unknown keys are ignored here (see `unknown_keys`): the template context holds more than
-    config, and teams keep their own keys in the file.
 
-    Raises:
-        ConfigError: A known key has a value of the wrong type or form.
-    """
-    values: dict[str, Any] = {}
-    for key, value in merged.items():
-        if key not in _KNOWN or (value is None and key != "schedule"):
-            continue
-        if key in _BOOLS:
-            values[key] = as_bool(key, value)
-        elif key in _INTS:
-            values[key] = as_count(key, value)
-        elif key in {"grouping_prefix", "resources_tag_prefix"}:
-            values[key] = _check_prefix(key, value)
-        elif key == "start_date":
-            values[key] = _as_start_date(value)
-        elif key == "retry_delay":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"'retry_delay' is in minutes and must be a number: {value!r}.")
-            values[key] = float(value)
-        elif key == "machine_classes":
-            values[key] = parse_machine_classes(value)
-        elif key == "tags":
-            values[key] = _as_tags(value)
-        elif key == "schedule_interval":
-            if "schedule" in merged and merged["schedule"] != value:
-                raise ConfigError(
-                    "Both 'schedule' and 'schedule_interval' are set with different values; "
-                    "keep one ('schedule' is the Airflow 3 name)."
-                )
-            values["schedule"] = None if value is None else str(value)
-        elif key == "schedule":
-            values[key] = None if value is None else str(value)
-        elif key == "cleanup":
-            if value not in CLEANUP_POLICIES:
-                raise ConfigError(
-                    f"'cleanup: {value}' is not one of {list(CLEANUP_POLICIES)}: when the DAG "
-                    "run's prefix is deleted (never, on_success, always)."
-                )
-            values[key] = str(value)
-        elif key == "pod_backend":
-            if value not in POD_BACKENDS:
-                raise ConfigError(
-                    f"'pod_backend: {value}' is not one of {list(POD_BACKENDS)}: 'gke' runs "
-                    "each group in a GKE pod, 'local' as a local process (for airflow dags test)."
-                )
-            values[key] = str(value)
-        else:
-            values[key] = str(value)
-    config = BridgeConfig(**values)
+def _as_minutes(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"'{key}' is in minutes and must be a number: {value!r}.")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"'{key}' is in minutes and must be a number >= 0, got {value!r}.")
+    return float(value)
+
+
+def _one_of(choices: tuple[str, ...], meaning: str) -> Callable[[str, Any], str]:
+    def read(key: str, value: Any) -> str:
+        if value not in choices:
+            raise ConfigError(f"'{key}: {value}' is not one of {list(choices)}: {meaning}.")
+        return str(value)
+
+    return read
+
+
+def _at_least_one(key: str, value: Any) -> int:
+    return as_count(key, value, minimum=1)
+
+
+def _as_machine_classes(key: str, value: Any) -> Mapping[str, MachineClass]:
+    return parse_machine_classes(value)
+
+
+_Reader = Callable[[str, Any], Any]
+
+#: How each key is read; a key not listed is text.
+_READERS: dict[str, _Reader] = {
+    **dict.fromkeys(_BOOLS, as_bool),
+    **dict.fromkeys(_INTS, as_count),
+    **k8s.READERS,
+    "max_active_runs": _at_least_one,
+    "pool_slots": _at_least_one,
+    "grouping_prefix": _check_prefix,
+    "resources_tag_prefix": _check_prefix,
+    "start_date": lambda key, value: _as_start_date(value),
+    "retry_delay": _as_minutes,
+    "machine_classes": _as_machine_classes,
+    "tags": lambda key, value: _as_tags(value),
+    "schedule": as_schedule,
+    "schedule_interval": as_schedule,
+    "dag_id": as_dag_id,
+    "k8s_namespace": as_namespace,
+    "k8s_service_account": as_service_account,
+    "mlflow_tracking_uri": as_tracking_uri,
+    "mlflow_metrics": _as_names,
+    "groups": _as_groups,
+    "local_root": as_root_url,
+    "cleanup": _one_of(
+        CLEANUP_POLICIES, "when the DAG run's prefix is deleted (never, on_success, always)"
+    ),
+    "local_disk": _one_of(
+        LOCAL_DISK_POLICIES,
+        "what to do about raw inputs missing from the image and outputs left on a pod's "
+        "disk ('error' stops the DAG from being written, 'warn' writes it and says what is lost)",
+    ),
+    "pod_backend": _one_of(
+        POD_BACKENDS,
+        "'gke' runs each group in a GKE pod, 'local' as a local process (for airflow dags test)",
+    ),
+}
+
+
+def _check_schedule_alias(merged: Mapping[str, Any], config: BridgeConfig) -> None:
+    interval = merged.get("schedule_interval")
+    if interval is not None and "schedule" in merged and merged["schedule"] != interval:
+        raise ConfigError(
+            "Both 'schedule' and 'schedule_interval' are set with different values; "
+            "keep one ('schedule' is the Airflow 3 name)."
+        )
+
+
+def _check_default_class(merged: Mapping[str, Any], config: BridgeConfig) -> None:
     if config.default_machine_class not in config.machine_classes:
         raise ConfigError(
             f"default_machine_class '{config.default_machine_class}' is not a machine class; "
             f"known: {sorted(config.machine_classes)}."
         )
+
+
+def _check_root(merged: Mapping[str, Any], config: BridgeConfig) -> None:
+    if config.gcs_bridge_root:  # unset: reported as a missing deployment key
+        schemes = None if config.pod_backend == "local" else _GKE_ROOT_SCHEMES
+        as_root_url("gcs_bridge_root", config.gcs_bridge_root, schemes)
+
+
+#: Checks of keys together, after each key was read.
+def _check_node_selector(merged: Mapping[str, Any], config: BridgeConfig) -> None:
+    owned = sorted(set(config.node_selector) & set(selector_keys()))
+    if owned:
+        raise ConfigError(
+            f"'node_selector' sets {owned}, which machine classes set (compute_class, spot, "
+            "accelerator, machine_family, arch): set them under machine_classes instead."
+        )
+
+
+_CHECKS = (
+    _check_schedule_alias,
+    _check_default_class,
+    _check_root,
+    _check_tracking_uri,
+    _check_node_selector,
+)
+
+
+def _raise_all(problems: list[str]) -> None:
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise ConfigError(f"The airflow config has {len(problems)} problems:\n{lines}")
+
+
+def parse_config(merged: Mapping[str, Any]) -> BridgeConfig:
+    """Reads a merged airflow config into a `BridgeConfig`, each key by its reader.
+
+    Unknown keys are ignored here (see `unknown_keys`): the template context holds more than
+    config, and teams keep their own keys in the file.
+
+    Raises:
+        ConfigError: Known keys with values of the wrong type or form (all of them named), or
+            keys that do not fit together.
+    """
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in merged.items():
+        if key not in _KNOWN or (value is None and key not in _NULLABLE):
+            continue
+        try:
+            values[_ALIASES.get(key, key)] = _READERS.get(key, _as_text)(key, value)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    # The keys read so far are checked together too, so one run names every problem.
+    config = BridgeConfig(**values)
+    for check in _CHECKS:
+        try:
+            check(merged, config)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    _raise_all(problems)
     return config

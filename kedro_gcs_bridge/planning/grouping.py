@@ -2,12 +2,14 @@
 
 Pure functions over `NodeSpec`, a plain copy of what matters about a Kedro node (name, inputs,
 outputs, tags), so the rules can be tested on thousands of random pipelines without Kedro.
-A node tagged `<grouping_prefix><group>` joins that group; an untagged node is a group of its
-own, named after the node.
+A node tagged `<grouping_prefix><group>` joins that group, and so does a node that the `groups:`
+config key puts there (by name, `tag:<tag>` or `namespace:<ns>`); any other node is a group of
+its own, named after the node.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +20,9 @@ if TYPE_CHECKING:
 
 PARAMS_PREFIX = "params:"
 PARAMETERS = "parameters"
+#: Selectors of the `groups:` config key besides plain node names.
+TAG_SELECTOR = "tag:"
+NAMESPACE_SELECTOR = "namespace:"
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class NodeSpec:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     tags: frozenset[str] = frozenset()
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,12 +54,14 @@ class Grouping:
         group_of: Node name -> group name.
         edges: (upstream group, downstream group) -> base names of the datasets that cross.
         problems: Errors found; when not empty, `groups` and `edges` may be incomplete.
+        warnings: Things that work but look wrong (a `groups:` entry naming no node).
     """
 
     groups: tuple[Group, ...]
     group_of: Mapping[str, str]
     edges: Mapping[tuple[str, str], frozenset[str]]
     problems: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
 
 def base_name(dataset: str) -> str:
@@ -76,25 +84,83 @@ def producers(nodes: Iterable[NodeSpec]) -> dict[str, str]:
     return {base_name(out): node.name for node in nodes for out in node.outputs}
 
 
-def assign_groups(
-    nodes: Sequence[NodeSpec], prefix: str, enabled: bool = True
+def selector_matches(node: NodeSpec, selector: str) -> bool:
+    """Whether a `groups:` entry (node name, `tag:<tag>` or `namespace:<ns>`) takes the node."""
+    if selector.startswith(TAG_SELECTOR):
+        return selector[len(TAG_SELECTOR) :] in node.tags
+    if selector.startswith(NAMESPACE_SELECTOR):
+        wanted = selector[len(NAMESPACE_SELECTOR) :]
+        namespace = node.namespace or ""
+        return namespace == wanted or namespace.startswith(f"{wanted}.")
+    return node.name == selector
+
+
+def _selected(nodes: Sequence[NodeSpec], selector: str) -> list[str]:
+    """The names of the nodes a `groups:` entry takes, in pipeline order."""
+    if not selector.startswith((TAG_SELECTOR, NAMESPACE_SELECTOR)):
+        return [node.name for node in nodes if node.name == selector][:1]
+    return [node.name for node in nodes if selector_matches(node, selector)]
+
+
+def configured_groups(
+    nodes: Sequence[NodeSpec], groups: Mapping[str, Sequence[str]]
 ) -> tuple[dict[str, str], list[str]]:
-    """Maps every node to its group name.
+    """Node -> group from the `groups:` config key, and the nodes it puts in two groups.
 
     Args:
         nodes: The pipeline's nodes.
-        prefix: The grouping tag prefix (`airflow.`).
-        enabled: With False every node is its own group.
+        groups: Group name -> node names or selectors (`tag:<tag>`, `namespace:<ns>`).
 
     Returns:
-        node -> group, and the problems found (two group tags on one node, a group tag with
-        an empty name, a group named like a node outside it).
+        node -> group for the nodes the key names, and one problem per node it names twice.
     """
-    group_of: dict[str, str] = {}
+    names = {node.name for node in nodes}
+    chosen: dict[str, list[str]] = defaultdict(list)
+    for group, selectors in groups.items():
+        taken: set[str] = set()
+        for selector in selectors:
+            plain = not selector.startswith((TAG_SELECTOR, NAMESPACE_SELECTOR))
+            found = (
+                ([selector] if selector in names else []) if plain else _selected(nodes, selector)
+            )
+            taken.update(found)
+        for name in sorted(taken):
+            chosen[name].append(group)
+    problems = [
+        f"node '{name}' is in {len(found)} groups of the `groups:` config ({sorted(found)}); a "
+        "node runs in exactly one pod: keep it under one of them."
+        for name, found in sorted(chosen.items())
+        if len(found) > 1
+    ]
+    return {name: found[0] for name, found in chosen.items()}, problems
+
+
+def unmatched_selectors(
+    nodes: Sequence[NodeSpec], groups: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """Warnings for `groups:` entries that take no node of this pipeline (typos, mostly)."""
+    names = {node.name for node in nodes}
+    warnings = []
+    for group, selectors in sorted(groups.items()):
+        for selector in selectors:
+            plain = not selector.startswith((TAG_SELECTOR, NAMESPACE_SELECTOR))
+            if (selector in names) if plain else _selected(nodes, selector):
+                continue
+            close = difflib.get_close_matches(selector, sorted(names), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            warnings.append(
+                f"groups: '{group}' lists '{selector}', which matches no node of this "
+                f"pipeline{hint}; fix it or remove it."
+            )
+    return warnings
+
+
+def _tag_groups(nodes: Sequence[NodeSpec], prefix: str) -> tuple[dict[str, str], list[str]]:
+    """Node -> group its tag asks for (tagged nodes only), and the problems of the tags."""
+    chosen: dict[str, str] = {}
     problems: list[str] = []
-    tagged: set[str] = set()
     for node in nodes:
-        names = group_tags(node, prefix) if enabled else []
+        names = group_tags(node, prefix)
         if len(names) > 1:
             problems.append(
                 f"node '{node.name}' has {len(names)} group tags "
@@ -107,10 +173,44 @@ def assign_groups(
                 f"write '{prefix}<group>'."
             )
         if names and names[0]:
-            tagged.add(node.name)
-        group_of[node.name] = names[0] if names and names[0] else node.name
-    if enabled:
-        problems += _name_clashes(group_of, tagged, prefix)
+            chosen[node.name] = names[0]
+    return chosen, problems
+
+
+def assign_groups(
+    nodes: Sequence[NodeSpec],
+    prefix: str,
+    enabled: bool = True,
+    configured: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """Maps every node to its group name.
+
+    Args:
+        nodes: The pipeline's nodes.
+        prefix: The grouping tag prefix (`airflow.`).
+        enabled: With False every node is its own group (tags and `groups:` ignored).
+        configured: The `groups:` config key: group name -> node names or selectors.
+
+    Returns:
+        node -> group, and the problems found (two group tags on one node, a group tag with
+        an empty name, a node in two configured groups, a tag and the config that put a node
+        in different groups, a group named like a node outside it).
+    """
+    if not enabled:
+        return {node.name: node.name for node in nodes}, []
+    by_tag, problems = _tag_groups(nodes, prefix)
+    by_config, config_problems = configured_groups(nodes, configured or {})
+    problems += config_problems
+    problems += [
+        f"node '{name}' is tagged '{prefix}{by_tag[name]}' but the `groups:` config puts it in "
+        f"group '{group}'; tags and config must agree: remove the tag or change `groups:`."
+        for name, group in by_config.items()
+        if name in by_tag and by_tag[name] != group
+    ]
+    group_of = {
+        node.name: by_config.get(node.name) or by_tag.get(node.name) or node.name for node in nodes
+    }
+    problems += _name_clashes(group_of, set(by_tag) | set(by_config), prefix)
     return group_of, problems
 
 
@@ -135,8 +235,8 @@ def _name_clashes(group_of: Mapping[str, str], tagged: set[str], prefix: str) ->
             problems.append(
                 f"group '{group}' (nodes {others}) has the same name as node '{group}', "
                 f"which has no group tag and so is a task of its own; their tasks would be "
-                f"indistinguishable: tag node '{group}' '{prefix}{group}' to put it in the "
-                "group, or rename the group tag or the node."
+                f"indistinguishable: tag node '{group}' '{prefix}{group}' (or list it under "
+                f"`groups: {group}`) to put it in the group, or rename the group or the node."
             )
     return problems
 
@@ -216,6 +316,7 @@ def _cycle_problems(
     group_of: Mapping[str, str],
     edges: Mapping[tuple[str, str], frozenset[str]],
     prefix: str,
+    configured: bool = False,
 ) -> list[str]:
     groups = list(dict.fromkeys(group_of[node.name] for node in nodes))
     made_by = producers(nodes)
@@ -243,6 +344,7 @@ def _cycle_problems(
             f"grouping tags regarding nodes: {{{', '.join(repr(n) for n in closing)}}}. "
             f"Groups {sorted(members)} would each wait for the other. Move those nodes into "
             f"one group, or remove their '{prefix}' tags so they run in pods of their own."
+            + (" Check the `groups:` config too." if configured else "")
         )
     return problems
 
@@ -277,7 +379,11 @@ def topological_groups(
 
 
 def group_pipeline(
-    pipeline_name: str, nodes: Sequence[NodeSpec], prefix: str, enabled: bool = True
+    pipeline_name: str,
+    nodes: Sequence[NodeSpec],
+    prefix: str,
+    enabled: bool = True,
+    configured: Mapping[str, Sequence[str]] | None = None,
 ) -> Grouping:
     """Groups a pipeline's nodes and derives the task graph, checking it has no cycle.
 
@@ -286,21 +392,30 @@ def group_pipeline(
         nodes: The pipeline's nodes in topological order.
         prefix: The grouping tag prefix.
         enabled: False puts every node in a group of its own.
+        configured: The `groups:` config key (group name -> node names or selectors).
 
     Returns:
-        The grouping; `problems` lists every error found.
+        The grouping; `problems` lists every error found, `warnings` the `groups:` entries
+        that take no node.
     """
-    group_of, problems = assign_groups(nodes, prefix, enabled)
+    group_of, problems = assign_groups(nodes, prefix, enabled, configured)
     edges = group_edges(nodes, group_of)
-    problems += _cycle_problems(pipeline_name, nodes, group_of, edges, prefix)
+    problems += _cycle_problems(pipeline_name, nodes, group_of, edges, prefix, bool(configured))
     groups = () if problems else topological_groups(nodes, group_of, edges)
-    return Grouping(groups, group_of, edges, tuple(problems))
+    warnings = unmatched_selectors(nodes, configured or {}) if enabled else []
+    return Grouping(groups, group_of, edges, tuple(problems), tuple(warnings))
 
 
 def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
     """Plain copies of a Kedro pipeline's nodes, in topological order."""
     return [
-        NodeSpec(node.name, tuple(node.inputs), tuple(node.outputs), frozenset(node.tags))
+        NodeSpec(
+            node.name,
+            tuple(node.inputs),
+            tuple(node.outputs),
+            frozenset(node.tags),
+            node.namespace,
+        )
         for node in pipeline.nodes
     ]
 

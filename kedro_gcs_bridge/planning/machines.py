@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kedro_gcs_bridge.errors import ConfigError
+from kedro_gcs_bridge.planning.k8s import as_affinity, as_timeout_minutes, as_tolerations
 from kedro_gcs_bridge.planning.values import as_bool, as_count
 
 COMPUTE_CLASS_KEY = "cloud.google.com/compute-class"
@@ -24,6 +25,12 @@ ACCELERATOR_KEY = "cloud.google.com/gke-accelerator"
 MACHINE_FAMILY_KEY = "cloud.google.com/machine-family"
 ARCH_KEY = "kubernetes.io/arch"
 GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def selector_keys() -> tuple[str, ...]:
+    """The node selector keys machine classes set (a DAG-wide `node_selector` must not)."""
+    return (COMPUTE_CLASS_KEY, SPOT_KEY, ACCELERATOR_KEY, MACHINE_FAMILY_KEY, ARCH_KEY)
+
 
 GIB = 1024**3
 MIB = 1024**2
@@ -49,6 +56,9 @@ class MachineClass:
         gpu_count: Number of GPUs (`nvidia.com/gpu` limit).
         machine_family: Machine family selector ("c3"), usually with `Performance`.
         arch: CPU architecture selector ("arm64", "amd64").
+        execution_timeout: Minutes a task of this class may run (over `execution_timeout`).
+        tolerations: Pod tolerations in Kubernetes YAML form (over `tolerations`).
+        affinity: Pod affinity in Kubernetes YAML form (over `affinity`).
     """
 
     name: str
@@ -61,6 +71,11 @@ class MachineClass:
     gpu_count: int = 0
     machine_family: str | None = None
     arch: str | None = None
+    # Pod settings of this class's tasks, over the DAG-wide keys of the same name (not sizes:
+    # kept out of hashing, compared like the rest).
+    execution_timeout: float | None = None
+    tolerations: tuple[Mapping[str, Any], ...] | None = field(default=None, hash=False)
+    affinity: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def requests(self) -> dict[str, str]:
         """The pod's resource requests."""
@@ -192,7 +207,11 @@ class AutopilotLimits:
 AUTOPILOT_LIMITS: Mapping[str, AutopilotLimits] = {
     "general-purpose": AutopilotLimits(250, 30_000, 512 * MIB, 110 * GIB, 1.0, 6.5, 250),
     "Balanced": AutopilotLimits(250, 222_000, 512 * MIB, 851 * GIB, 1.0, 8.0, 250),
-    # Not confirmed against Google's table when written: 1:4 ratio, amd64 maximum.
+    # Not confirmed against Google's table when written: 1:4 ratio, amd64 maximum. Checked
+    # again (Nov 2026) with the search tool: Google's "Resource requests in Autopilot"
+    # (cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests) and
+    # "Compute classes in Autopilot" (.../concepts/autopilot-compute-classes) were found, but
+    # the stored excerpts stop before the min/max tables, so these figures stay unconfirmed.
     "Scale-Out": AutopilotLimits(250, 54_000, 1 * GIB, 216 * GIB, 4.0, 4.0, 250),
     # Performance and Accelerator depend on the machine family / GPU type; only the
     # general bounds that hold for all of them are checked here.
@@ -202,6 +221,8 @@ AUTOPILOT_LIMITS: Mapping[str, AutopilotLimits] = {
 
 #: Per GPU type: (min cpu, max cpu, min memory, max memory) for one GPU, after Google's
 #: "GPUs in Autopilot" table (not re-verified when written). Requests scale with the GPU count.
+#: Re-check (Nov 2026): the resource-requests page above says Autopilot applies no default
+#: requests to GPU Pods (its zh-cn excerpt); its per-GPU table was not in the stored excerpts.
 GPU_LIMITS: Mapping[str, tuple[float, float, float, float]] = {
     "nvidia-l4": (2_000, 31_000, 4 * GIB, 115 * GIB),
     "nvidia-tesla-t4": (500, 46_000, 2 * GIB, 287.5 * GIB),
@@ -230,70 +251,105 @@ def check_autopilot(machine: MachineClass) -> AutopilotCheck:
     Returns:
         Errors, warnings and the class as Autopilot would actually size it.
     """
-    errors: list[str] = []
-    warnings: list[str] = []
     label = f"machine class '{machine.name}'"
     try:
-        cpu = cpu_millis(machine.cpu)
-        memory = memory_bytes(machine.memory)
-        ephemeral = memory_bytes(machine.ephemeral_storage)
+        requests = _Requests(
+            cpu_millis(machine.cpu),
+            memory_bytes(machine.memory),
+            memory_bytes(machine.ephemeral_storage),
+        )
     except ConfigError as exc:
         return AutopilotCheck((f"{label}: {exc}",), (), machine)
-
-    family = machine.compute_class or "general-purpose"
-    limits = AUTOPILOT_LIMITS.get(family)
-    if machine.accelerator:
-        gpu = GPU_LIMITS.get(machine.accelerator)
-        if machine.gpu_count < 1:
-            errors.append(f"{label}: accelerator {machine.accelerator} needs gpu_count >= 1.")
-        if gpu is not None and machine.gpu_count >= 1:
-            n = machine.gpu_count
-            limits = AutopilotLimits(gpu[0] * n, gpu[1] * n, gpu[2] * n, gpu[3] * n, None, None)
-    elif machine.gpu_count:
-        errors.append(
-            f"{label}: gpu_count={machine.gpu_count} needs an accelerator type "
-            "(accelerator: nvidia-l4, nvidia-tesla-t4, ...)."
-        )
+    limits, errors = _limits_of(machine, label)
     if limits is None:
         # A custom ComputeClass: its rules live in the cluster, not here.
-        return AutopilotCheck(tuple(errors), tuple(warnings), machine)
-
-    if cpu > limits.max_cpu_m:
-        errors.append(
-            f"{label}: cpu {machine.cpu} is above the Autopilot maximum of "
-            f"{format_cpu(limits.max_cpu_m)} for {family}; Autopilot would reject the pod."
-        )
-    if memory > limits.max_memory:
-        errors.append(
-            f"{label}: memory {machine.memory} is above the Autopilot maximum of "
-            f"{format_memory(limits.max_memory)} for {family}; Autopilot would reject the pod."
-        )
-    if ephemeral > limits.max_ephemeral:
-        errors.append(
-            f"{label}: ephemeral_storage {machine.ephemeral_storage} is above the Autopilot "
-            f"maximum of {format_memory(limits.max_ephemeral)} (without local SSD)."
-        )
+        return AutopilotCheck(tuple(errors), (), machine)
+    errors += _above_maximum(machine, label, requests, limits)
     if errors:
-        return AutopilotCheck(tuple(errors), tuple(warnings), machine)
+        return AutopilotCheck(tuple(errors), (), machine)
+    return _as_autopilot_sizes_it(machine, label, requests, limits)
 
-    new_cpu, new_memory, new_ephemeral = _raise_to_limits(cpu, memory, ephemeral, limits)
+
+@dataclass(frozen=True)
+class _Requests:
+    """A machine class's requests as numbers: millicores and bytes."""
+
+    cpu: float
+    memory: float
+    ephemeral: float
+
+
+def _family(machine: MachineClass) -> str:
+    return machine.compute_class or "general-purpose"
+
+
+def _limits_of(machine: MachineClass, label: str) -> tuple[AutopilotLimits | None, list[str]]:
+    """The limits of the class's compute class (scaled per GPU), and its GPU setting errors."""
+    limits = AUTOPILOT_LIMITS.get(_family(machine))
+    if not machine.accelerator:
+        if not machine.gpu_count:
+            return limits, []
+        return limits, [
+            f"{label}: gpu_count={machine.gpu_count} needs an accelerator type "
+            "(accelerator: nvidia-l4, nvidia-tesla-t4, ...)."
+        ]
+    if machine.gpu_count < 1:
+        return limits, [f"{label}: accelerator {machine.accelerator} needs gpu_count >= 1."]
+    gpu = GPU_LIMITS.get(machine.accelerator)
+    if gpu is None:
+        return limits, []
+    n = machine.gpu_count
+    return AutopilotLimits(gpu[0] * n, gpu[1] * n, gpu[2] * n, gpu[3] * n, None, None), []
+
+
+def _above_maximum(
+    machine: MachineClass, label: str, requests: _Requests, limits: AutopilotLimits
+) -> list[str]:
+    """An error for each request above the Autopilot maximum (Autopilot rejects the pod)."""
+    rejected = f"for {_family(machine)}; Autopilot would reject the pod."
+    table = (  # (request, maximum, what the user wrote, the maximum as written, after it)
+        (requests.cpu, limits.max_cpu_m, f"cpu {machine.cpu}", format_cpu, rejected),
+        (requests.memory, limits.max_memory, f"memory {machine.memory}", format_memory, rejected),
+        (
+            requests.ephemeral,
+            limits.max_ephemeral,
+            f"ephemeral_storage {machine.ephemeral_storage}",
+            format_memory,
+            "(without local SSD).",
+        ),
+    )
+    return [
+        f"{label}: {written} is above the Autopilot maximum of {fmt(maximum)} {after}"
+        for value, maximum, written, fmt, after in table
+        if value > maximum
+    ]
+
+
+def _as_autopilot_sizes_it(
+    machine: MachineClass, label: str, requests: _Requests, limits: AutopilotLimits
+) -> AutopilotCheck:
+    """The class as Autopilot would size it, with a warning when that differs from it."""
+    cpu, memory, ephemeral = _raise_to_limits(
+        requests.cpu, requests.memory, requests.ephemeral, limits
+    )
     adjusted = replace(
         machine,
-        cpu=machine.cpu if new_cpu == cpu else format_cpu(new_cpu),
-        memory=machine.memory if new_memory == memory else format_memory(new_memory),
+        cpu=machine.cpu if cpu == requests.cpu else format_cpu(cpu),
+        memory=machine.memory if memory == requests.memory else format_memory(memory),
         ephemeral_storage=machine.ephemeral_storage
-        if new_ephemeral == ephemeral
-        else format_memory(new_ephemeral),
+        if ephemeral == requests.ephemeral
+        else format_memory(ephemeral),
     )
-    if adjusted != machine:
-        warnings.append(
-            f"{label}: Autopilot would raise the requests of {family} pods from "
-            f"cpu={machine.cpu} memory={machine.memory} "
-            f"ephemeral={machine.ephemeral_storage} to cpu={adjusted.cpu} "
-            f"memory={adjusted.memory} ephemeral={adjusted.ephemeral_storage} (and bill those); "
-            "set these figures in machine_classes to silence this warning."
-        )
-    return AutopilotCheck(tuple(errors), tuple(warnings), adjusted)
+    if adjusted == machine:
+        return AutopilotCheck((), (), machine)
+    warning = (
+        f"{label}: Autopilot would raise the requests of {_family(machine)} pods from "
+        f"cpu={machine.cpu} memory={machine.memory} "
+        f"ephemeral={machine.ephemeral_storage} to cpu={adjusted.cpu} "
+        f"memory={adjusted.memory} ephemeral={adjusted.ephemeral_storage} (and bill those); "
+        "set these figures in machine_classes to silence this warning."
+    )
+    return AutopilotCheck((), (warning,), adjusted)
 
 
 def _raise_to_limits(
@@ -330,7 +386,13 @@ def _as_text(key: str, value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-_FIELD_TYPES: Mapping[str, Any] = {"gpu_count": as_count, "spot": as_bool}
+_FIELD_TYPES: Mapping[str, Any] = {
+    "gpu_count": as_count,
+    "spot": as_bool,
+    "execution_timeout": as_timeout_minutes,
+    "tolerations": as_tolerations,
+    "affinity": as_affinity,
+}
 
 
 def parse_machine_classes(raw: Mapping[str, Any] | None) -> dict[str, MachineClass]:

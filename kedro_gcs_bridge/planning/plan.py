@@ -8,19 +8,28 @@ create`, the DAG template and the runner all call it; the template only renders 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kedro_gcs_bridge.errors import PlanError
 from kedro_gcs_bridge.planning.config import BridgeConfig
 from kedro_gcs_bridge.planning.grouping import (
+    Grouping,
     NodeSpec,
+    base_name,
     boundary_datasets,
     group_pipeline,
     node_specs,
 )
 from kedro_gcs_bridge.planning.machines import MachineClass, check_autopilot
 from kedro_gcs_bridge.planning.naming import pod_names, python_names, task_ids
+
+#: The finalize task's id (a suffix `_1`, `_2`, ... keeps it apart from a group's).
+FINALIZE_TASK = "gcs_bridge_finalize"
+#: Finalize is cheap and idempotent: transient GCS or MLflow errors are retried.
+FINALIZE_RETRIES = 2
+#: Seconds between finalize attempts.
+FINALIZE_RETRY_DELAY = 15
 
 
 @dataclass(frozen=True)
@@ -54,11 +63,16 @@ class TaskPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """The tasks of one pipeline's DAG, plus the warnings found while planning."""
+    """The tasks of one pipeline's DAG, plus the warnings found while planning.
+
+    `tasks` are the group tasks; `finalize` is the DAG's last task (MLflow parent status,
+    verdict, cleanup), planned here like any task, or None when the config needs none.
+    """
 
     pipeline_name: str
     tasks: tuple[TaskPlan, ...]
     warnings: tuple[str, ...]
+    finalize: TaskPlan | None = None
 
     def task(self, task_id: str) -> TaskPlan:
         """The task with this id."""
@@ -109,6 +123,113 @@ def _machine_for_group(
     return chosen, [], warnings
 
 
+def _members(nodes: Sequence[NodeSpec], grouping: Grouping) -> dict[str, list[NodeSpec]]:
+    members: dict[str, list[NodeSpec]] = {}
+    for node in nodes:
+        members.setdefault(grouping.group_of[node.name], []).append(node)
+    return members
+
+
+def finalize_machine(config: BridgeConfig) -> MachineClass:
+    """The finalize pod's class: the smallest one not on Spot (it only talks to GCS and MLflow)."""
+    classes = [machine for machine in config.machine_classes.values() if not machine.spot]
+    chosen = classes or list(config.machine_classes.values())
+    return min(chosen, key=lambda machine: (machine.size_key(), machine.name))
+
+
+def _check_machines(
+    members: Mapping[str, Sequence[NodeSpec]], config: BridgeConfig
+) -> tuple[dict[str, MachineClass], list[str], list[str]]:
+    """Each group's machine class, with the problems and warnings of every class used."""
+    machines: dict[str, MachineClass] = {}
+    problems: list[str] = []
+    warnings: list[str] = []
+    for group_name, group_nodes in members.items():
+        machine, errors, notes = _machine_for_group(group_name, group_nodes, config)
+        problems += errors
+        warnings += notes
+        if machine is not None:
+            machines[group_name] = machine
+    used = {machine.name: machine for machine in machines.values()}
+    if config.finalize:
+        used.setdefault(finalize_machine(config).name, finalize_machine(config))
+    for machine in used.values():
+        check = check_autopilot(machine)
+        problems += check.errors
+        warnings += check.warnings
+    return machines, problems, warnings
+
+
+def _metrics_warnings(nodes: Sequence[NodeSpec], config: BridgeConfig) -> list[str]:
+    made = {base_name(output) for node in nodes for output in node.outputs}
+    return [
+        f"mlflow_metrics names '{name}', which no node of this pipeline outputs; nothing is "
+        "logged for it. Fix the name or remove it."
+        for name in config.mlflow_metrics
+        if name not in made
+    ]
+
+
+def _group_tasks(
+    grouping: Grouping, machines: Mapping[str, MachineClass], config: BridgeConfig, pod_prefix: str
+) -> list[TaskPlan]:
+    """One task per group, with its upstream tasks and the boundary datasets it moves."""
+    names = [group.name for group in grouping.groups]
+    ids = task_ids(names)
+    pods = pod_names(names, pod_prefix)
+    variables = python_names(ids.values())
+    # One pass over the edges: looking them up per group is O(groups x edges).
+    into: dict[str, list[tuple[str, frozenset[str]]]] = {}
+    out_of: dict[str, set[str]] = {}
+    for (up, down), datasets in grouping.edges.items():
+        into.setdefault(down, []).append((up, datasets))
+        out_of.setdefault(up, set()).update(datasets)
+    tasks = []
+    for group in grouping.groups:
+        edges_in = into.get(group.name, [])
+        machine = machines[group.name]
+        tasks.append(
+            TaskPlan(
+                group=group.name,
+                task_id=ids[group.name],
+                pod_name=pods[group.name],
+                var_name=variables[ids[group.name]],
+                nodes=group.nodes,
+                machine=machine,
+                upstream=tuple(sorted(ids[up] for up, _ in edges_in)),
+                inputs=tuple(sorted((ds, ids[up]) for up, datasets in edges_in for ds in datasets)),
+                outputs=tuple(sorted(out_of.get(group.name, set()))),
+                retries=config.retries + (config.spot_retries if machine.spot else 0),
+            )
+        )
+    return tasks
+
+
+def _finalize_task(tasks: Sequence[TaskPlan], config: BridgeConfig, pod_prefix: str) -> TaskPlan:
+    """The last task: after every leaf task, whatever its outcome (see ops/finalize.py)."""
+    taken = {name for task in tasks for name in (task.task_id, task.pod_name, task.var_name)}
+    for i in range(len(taken) + 1):
+        task_id = FINALIZE_TASK + (f"_{i}" if i else "")
+        pod = pod_names([task_id], pod_prefix)[task_id]
+        variable = python_names([task_id])[task_id]
+        if not {task_id, pod, variable} & taken:
+            break
+    with_downstream = {up for task in tasks for up in task.upstream}
+    machine = finalize_machine(config)
+    return TaskPlan(
+        group=FINALIZE_TASK,
+        task_id=task_id,
+        pod_name=pod,
+        var_name=variable,
+        nodes=(),
+        machine=machine,
+        upstream=tuple(task.task_id for task in tasks if task.task_id not in with_downstream),
+        inputs=(),
+        outputs=(),
+        retries=FINALIZE_RETRIES + (config.spot_retries if machine.spot else 0),
+    )
+
+
 def plan_tasks(
     pipeline_name: str,
     nodes: Sequence[NodeSpec],
@@ -124,7 +245,8 @@ def plan_tasks(
         pod_prefix: Put in front of every pod name (the package name, say).
 
     Returns:
-        The plan, with warnings (mixed machine tags, requests Autopilot would raise).
+        The plan, with warnings (mixed machine tags, requests Autopilot would raise, unknown
+        `mlflow_metrics` datasets) and, when the config asks for one, the finalize task.
 
     Raises:
         PlanError: With every problem found: two group tags on a node, a cyclic grouping,
@@ -133,69 +255,29 @@ def plan_tasks(
     """
     if not nodes:
         raise PlanError(pipeline_name, ["the pipeline has no nodes (check --tags / --pipeline)."])
-    grouping = group_pipeline(pipeline_name, nodes, config.grouping_prefix, config.grouping)
-    problems = list(grouping.problems)
-    warnings: list[str] = []
-
+    grouping = group_pipeline(
+        pipeline_name, nodes, config.grouping_prefix, config.grouping, config.groups
+    )
     # Machine tags are checked on the groups the tags ask for even when the grouping itself
     # has problems, so one run reports every problem.
-    members: dict[str, list[NodeSpec]] = {}
-    for node in nodes:
-        members.setdefault(grouping.group_of[node.name], []).append(node)
-    machines: dict[str, MachineClass] = {}
-    for group_name, group_nodes in members.items():
-        machine, errors, notes = _machine_for_group(group_name, group_nodes, config)
-        problems += errors
-        warnings += notes
-        if machine is not None:
-            machines[group_name] = machine
-    checked: set[str] = set()
-    for machine in machines.values():
-        if machine.name in checked:
-            continue
-        checked.add(machine.name)
-        check = check_autopilot(machine)
-        problems += check.errors
-        warnings += check.warnings
+    machines, problems, warnings = _check_machines(_members(nodes, grouping), config)
+    problems = list(grouping.problems) + problems
+    warnings += [*grouping.warnings, *_metrics_warnings(nodes, config)]
     if config.strict and warnings:
         problems += [f"{warning} (an error because strict: true)" for warning in warnings]
     if problems:
         raise PlanError(pipeline_name, problems)
-
-    names = [group.name for group in grouping.groups]
-    ids = task_ids(names)
-    pods = pod_names(names, pod_prefix)
-    variables = python_names(ids.values())
-    # One pass over the edges: looking them up per group is O(groups x edges).
-    into: dict[str, list[tuple[str, frozenset[str]]]] = {}
-    out_of: dict[str, set[str]] = {}
-    for (up, down), datasets in grouping.edges.items():
-        into.setdefault(down, []).append((up, datasets))
-        out_of.setdefault(up, set()).update(datasets)
-    tasks = []
-    for group in grouping.groups:
-        upstream = [up for up, _ in into.get(group.name, [])]
-        inputs = sorted(
-            (dataset, ids[up]) for up, datasets in into.get(group.name, []) for dataset in datasets
-        )
-        outputs = sorted(out_of.get(group.name, set()))
-        machine = machines[group.name]
-        retries = config.retries + (config.spot_retries if machine.spot else 0)
-        tasks.append(
-            TaskPlan(
-                group=group.name,
-                task_id=ids[group.name],
-                pod_name=pods[group.name],
-                var_name=variables[ids[group.name]],
-                nodes=group.nodes,
-                machine=machine,
-                upstream=tuple(sorted(ids[up] for up in upstream)),
-                inputs=tuple(inputs),
-                outputs=tuple(outputs),
-                retries=retries,
-            )
-        )
-    return Plan(pipeline_name, tuple(tasks), tuple(warnings))
+    tasks = _group_tasks(grouping, machines, config, pod_prefix)
+    final = _finalize_task(tasks, config, pod_prefix) if config.finalize else None
+    return Plan(pipeline_name, tuple(tasks), tuple(warnings), final)
 
 
-__all__ = ["Plan", "TaskPlan", "boundary_datasets", "node_specs", "plan_tasks"]
+__all__ = [
+    "FINALIZE_TASK",
+    "Plan",
+    "TaskPlan",
+    "boundary_datasets",
+    "finalize_machine",
+    "node_specs",
+    "plan_tasks",
+]

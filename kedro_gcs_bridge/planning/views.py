@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from kedro_gcs_bridge.planning.plan import Plan
+# Only a type here: `kedro gcs-bridge` reads FORMATS when Kedro loads its commands, which
+# Kedro does for every command, a pod's `kedro run` included; the planner stays unloaded.
+if TYPE_CHECKING:
+    from kedro_gcs_bridge.planning.plan import Plan
 
 FORMATS = ("text", "mermaid", "dot")
 
@@ -14,8 +18,9 @@ def plan_text(plan: Plan, local_disk: Mapping[str, str] | None = None) -> str:
 
     Args:
         plan: The plan.
-        local_disk: Crossing datasets that are catalog entries on local disk -> their path;
-            they are flagged, because a file written in one pod is gone in the next.
+        local_disk: Crossing datasets that are catalog entries on local disk -> a note
+            (their path and what happens to them: `StoragePlan.local_disk_edges`); they are
+            flagged, because a file written in one pod is gone in the next.
     """
     local_disk = local_disk or {}
     lines = [f"Pipeline {plan.pipeline_name}: {len(plan.tasks)} task(s)"]
@@ -39,7 +44,7 @@ def plan_text(plan: Plan, local_disk: Mapping[str, str] | None = None) -> str:
 def _flag(dataset: str, local_disk: Mapping[str, str]) -> str:
     if dataset not in local_disk:
         return ""
-    return f"  [LOCAL DISK {local_disk[dataset]}: lost between pods]"
+    return f"  [LOCAL DISK {local_disk[dataset]}]"
 
 
 def _crossing(plan: Plan) -> dict[tuple[str, str], list[str]]:
@@ -50,16 +55,26 @@ def _crossing(plan: Plan) -> dict[tuple[str, str], list[str]]:
     return edges
 
 
-def plan_mermaid(plan: Plan) -> str:
-    """A Mermaid flowchart: one box per task listing its nodes, edges labelled with data."""
+def _edge_label(datasets: list[str], local_disk: Mapping[str, str]) -> tuple[str, bool]:
+    """The datasets of an edge, local-disk ones marked; and whether any is on local disk."""
+    names = [f"{name} (local disk)" if name in local_disk else name for name in sorted(datasets)]
+    return ", ".join(names), any(name in local_disk for name in datasets)
+
+
+def plan_mermaid(plan: Plan, local_disk: Mapping[str, str] | None = None) -> str:
+    """A Mermaid flowchart: one box per task listing its nodes, edges labelled with data.
+
+    Edges that carry a dataset on local disk are dotted and say `(local disk)`.
+    """
     ids = {task.task_id: f"t{i}" for i, task in enumerate(plan.tasks)}
     lines = ["flowchart LR"]
     for task in plan.tasks:
         body = "<br/>".join([f"<b>{task.task_id}</b>", *task.nodes, f"<i>{task.machine.name}</i>"])
         lines.append(f'    {ids[task.task_id]}["{_mermaid_escape(body)}"]')
     for (up, down), datasets in _crossing(plan).items():
-        label = _mermaid_escape(", ".join(sorted(datasets)))
-        lines.append(f'    {ids[up]} -- "{label}" --> {ids[down]}')
+        text, local = _edge_label(datasets, local_disk or {})
+        arrow = ('-. "{}" .->' if local else '-- "{}" -->').format(_mermaid_escape(text))
+        lines.append(f"    {ids[up]} {arrow} {ids[down]}")
     return "\n".join(lines) + "\n"
 
 
@@ -67,8 +82,11 @@ def _mermaid_escape(text: str) -> str:
     return text.replace('"', "#quot;")
 
 
-def plan_dot(plan: Plan) -> str:
-    """A Graphviz digraph: one box per task listing its nodes, edges labelled with data."""
+def plan_dot(plan: Plan, local_disk: Mapping[str, str] | None = None) -> str:
+    """A Graphviz digraph: one box per task listing its nodes, edges labelled with data.
+
+    Edges that carry a dataset on local disk are dashed, red, and say `(local disk)`.
+    """
     lines = [
         f'digraph "{_dot_escape(plan.pipeline_name)}" {{',
         "  rankdir=LR;",
@@ -79,8 +97,10 @@ def plan_dot(plan: Plan) -> str:
         label = "\\n".join(_dot_escape(part) for part in parts)
         lines.append(f'  "{_dot_escape(task.task_id)}" [label="{label}"];')
     for (up, down), datasets in _crossing(plan).items():
-        label = _dot_escape(", ".join(sorted(datasets)))
-        lines.append(f'  "{_dot_escape(up)}" -> "{_dot_escape(down)}" [label="{label}"];')
+        text, local = _edge_label(datasets, local_disk or {})
+        style = ", style=dashed, color=red" if local else ""
+        edge = f'"{_dot_escape(up)}" -> "{_dot_escape(down)}"'
+        lines.append(f'  {edge} [label="{_dot_escape(text)}"{style}];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -92,7 +112,7 @@ def _dot_escape(text: str) -> str:
 def render_plan(plan: Plan, fmt: str, local_disk: Mapping[str, str] | None = None) -> str:
     """The plan in one of `FORMATS`."""
     if fmt == "mermaid":
-        return plan_mermaid(plan)
+        return plan_mermaid(plan, local_disk)
     if fmt == "dot":
-        return plan_dot(plan)
+        return plan_dot(plan, local_disk)
     return plan_text(plan, local_disk)

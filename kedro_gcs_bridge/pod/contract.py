@@ -7,8 +7,11 @@ with the same strict readers as every other setting (`planning/values.py`).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
+
+from kedro_gcs_bridge.errors import ConfigError
 
 RUN_PREFIX_ENV = "KEDRO_GCS_BRIDGE_RUN_PREFIX"
 DAG_ID_ENV = "KEDRO_GCS_BRIDGE_DAG_ID"
@@ -19,8 +22,24 @@ TRY_ENV = "KEDRO_GCS_BRIDGE_TRY_NUMBER"
 KEDRO_ENV_ENV = "KEDRO_GCS_BRIDGE_KEDRO_ENV"
 TASKS_ENV = "KEDRO_GCS_BRIDGE_TASKS"
 ALLOW_PICKLE_ENV = "KEDRO_GCS_BRIDGE_ALLOW_PICKLE"
+#: "true"/"false": the `local_handoff` policy (local-disk catalog datasets that cross pods
+#: travel through the run prefix, or are left to the catalog).
+LOCAL_HANDOFF_ENV = "KEDRO_GCS_BRIDGE_LOCAL_HANDOFF"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_EXPERIMENT"
+#: "true": a tracking failure fails the task (`mlflow_required`); unset: tracking is best effort.
+MLFLOW_REQUIRED_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_REQUIRED"
+#: Comma-separated datasets whose values (numbers, dicts of numbers) go to the group's child run.
+MLFLOW_METRICS_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_METRICS"
+#: The DAG run's logical date (or its run id when it has none): names the MLflow parent run.
+LOGICAL_DATE_ENV = "KEDRO_GCS_BRIDGE_LOGICAL_DATE"
+#: Finalize only: JSON `{run_id: {task_id: state}}` as Airflow recorded them (worker-rendered).
+TASK_STATES_ENV = "KEDRO_GCS_BRIDGE_TASK_STATES"
+#: JSON object: boundary dataset this task loads -> the task id that produces it (from the plan).
+UPSTREAM_ENV = "KEDRO_GCS_BRIDGE_UPSTREAM"
+#: Comma-separated `--tags` the DAG was created with: the registered pipeline the runner cuts
+#: boundaries from is filtered by them, as the DAG's was.
+TAGS_ENV = "KEDRO_GCS_BRIDGE_TAGS"
 
 
 def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -32,3 +51,23 @@ def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None
 def env_list(name: str, environ: Mapping[str, str] | None = None) -> list[str]:
     """A comma-separated variable of the contract (`KEDRO_GCS_BRIDGE_TASKS`) as a list."""
     return [part for part in (env_value(name, environ) or "").split(",") if part]
+
+
+def env_mapping(name: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A JSON-object variable of the contract (`KEDRO_GCS_BRIDGE_UPSTREAM`) as a dict.
+
+    Raises:
+        ConfigError: The value is not a JSON object of strings.
+    """
+    raw = env_value(name, environ)
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} is not valid JSON ({exc}): {raw[:200]!r}") from exc
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(f"{name} must be a JSON object of strings (dataset -> task id).")
+    return value

@@ -1,9 +1,12 @@
 """Handoff formats: which kedro-datasets dataset writes a value that crosses between pods.
 
-Frames (pandas, and polars where installed) go to Arrow IPC (Feather v2, uncompressed: safe,
-columnar, typed), JSON-safe builtins to JSON, and anything else to cloudpickle only as the
-fallback, which a setting can forbid. The choice is recorded with the object, so a reader never
-guesses from the extension.
+A value comes back with the type it went in. Frames (pandas, and polars where installed) go to
+Arrow IPC (Feather v2, uncompressed: safe, columnar, typed) when Arrow returns them identically
+(dtypes, labels, index; checked on labels, object columns and a one-row sample, never by a full
+re-read); values made only of the exact builtin types JSON has (dict with str keys, list, str,
+int, finite float, bool, None; not subclasses such as np.float64 or IntEnum) go to JSON; anything
+else goes to cloudpickle, the fallback a setting can forbid. The choice is recorded with the
+object, so a reader never guesses from the extension.
 Serialising is done by kedro-datasets (`pandas.FeatherDataset`, `polars.EagerPolarsDataset`,
 `json.JSONDataset`, `pickle.PickleDataset`), not by code of ours.
 
@@ -16,13 +19,17 @@ cloudpickle + bz2; Parquet with snappy takes 3.6-4.8x pickle-5 for files 22% sma
 
 from __future__ import annotations
 
+import io
+import logging
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kedro_gcs_bridge.errors import ForbiddenFormatError
+
+logger = logging.getLogger(__name__)
 
 FEATHER = "feather"
 POLARS_IPC = "polars-ipc"
@@ -64,49 +71,199 @@ FORMATS: Mapping[str, Format] = {
 
 #: Column name a pandas Series gets while it is stored as a one-column frame.
 SERIES_COLUMN = "__series__"
+#: Deeper JSON nesting is taken for a cycle or a pathological value: pickle (or an error).
+_MAX_DEPTH = 100
+_JSON_LEAVES = frozenset({type(None), bool, str, int})
 
 
-def _json_safe(value: Any, depth: int = 0) -> bool:
-    """True if JSON gives the value back unchanged (same types, same keys)."""
-    if depth > 100:
-        return False
-    if value is None or isinstance(value, bool | str | int):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_json_safe(item, depth + 1) for item in value)
-    if isinstance(value, dict):
-        return all(
-            isinstance(key, str) and _json_safe(item, depth + 1) for key, item in value.items()
-        )
-    return False
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    module = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
+    return f"{module}{kind.__qualname__}"
+
+
+def _json_float_problem(value: float, where: str, depth: int) -> str | None:
+    return None if math.isfinite(value) else f"{where} is {value!r} (JSON has no NaN or infinity)"
+
+
+def _json_list_problem(value: list[Any], where: str, depth: int) -> str | None:
+    for index, item in enumerate(value):
+        if type(item) in _JSON_LEAVES:  # the common case, without building a path
+            continue
+        problem = _json_problem(item, f"{where}[{index}]", depth + 1)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _json_dict_problem(value: dict[Any, Any], where: str, depth: int) -> str | None:
+    for key, item in value.items():
+        if type(key) is not str:
+            return f"{where} has the key {key!r}, a {_type_name(key)} (JSON keys are str)"
+        if type(item) in _JSON_LEAVES:
+            continue
+        problem = _json_problem(item, f"{where}[{key!r}]", depth + 1)
+        if problem is not None:
+            return problem
+    return None
+
+
+#: Exact type -> what JSON would change in such a value. Exact, not isinstance: np.float64 is
+#: a float, an IntEnum member an int and a defaultdict a dict, and JSON gives back none of them.
+_JSON_CHECKS: Mapping[type, Callable[[Any, str, int], str | None]] = {
+    float: _json_float_problem,
+    list: _json_list_problem,
+    dict: _json_dict_problem,
+}
+
+
+def _json_problem(value: Any, where: str = "the value", depth: int = 0) -> str | None:
+    """Where and why JSON would not give the value back identically; None if it would."""
+    kind = type(value)
+    if kind in _JSON_LEAVES:
+        return None
+    if depth >= _MAX_DEPTH:
+        return f"{where} is nested more than {_MAX_DEPTH} levels deep"
+    check = _JSON_CHECKS.get(kind)
+    if check is None:
+        return f"{where} is a {_type_name(value)}"
+    return check(value, where, depth)
 
 
 def _is_polars_frame(value: Any) -> bool:
     polars = sys.modules.get("polars")  # a polars frame means polars is imported already
-    return polars is not None and isinstance(value, polars.DataFrame)
+    return polars is not None and type(value) is polars.DataFrame
 
 
-def _columnar_frame(value: Any) -> tuple[Any, dict[str, Any]] | None:
-    """The frame Arrow would store for a pandas value, with what rebuilds it; else None."""
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency of kedro-datasets[pandas]
-        return None
-    if isinstance(value, pd.Series):
-        if value.name is not None and not isinstance(value.name, str | int | float):
-            return None
-        frame = value.to_frame(name=SERIES_COLUMN)
-        return frame, {"pandas": "series", "name": value.name}
-    if isinstance(value, pd.DataFrame):
-        columns = value.columns
-        if isinstance(columns, pd.MultiIndex) or not all(isinstance(c, str) for c in columns):
-            return None
-        if columns.has_duplicates:
-            return None
-        return value, {"pandas": "frame"}
+def _labels_problem(pd: Any, frame: Any) -> str | None:
+    """What Arrow cannot carry in a frame's labels, attrs and flags (without looking at data)."""
+    columns = frame.columns
+    if type(columns) is not pd.Index or columns.dtype != pd.Index(["a"]).dtype:
+        return f"its column labels are a {type(columns).__name__} of {columns.dtype}, not strings"
+    if not all(type(label) is str for label in columns) or columns.has_duplicates:
+        return "its column labels are not unique strings"
+    names = [columns.name, *frame.index.names]
+    if any(name is not None and type(name) is not str for name in names):
+        return f"an axis name is not a string: {names}"
+    if not frame.flags.allows_duplicate_labels:
+        return "it has flags.allows_duplicate_labels=False, which Arrow does not keep"
+    problem = _json_problem(frame.attrs, "attrs")
+    return None if problem is None else f"its {problem}"
+
+
+def _index_levels(pd: Any, frame: Any) -> list[tuple[str, Any]]:
+    index = frame.index
+    levels = list(index.levels) if isinstance(index, pd.MultiIndex) else [index]
+    return [(f"index level {level.name!r}", level) for level in levels]
+
+
+def _object_problem(pd: Any, frame: Any) -> str | None:
+    """Arrow types an object column by its values and pandas reads it back typed: only str
+    values (with None) come back as they were, and only where pandas reads Arrow strings as
+    object (before pandas 3)."""
+    strings_as_object = pd.Series(["a"]).dtype == object
+    columns = [
+        (f"column {label!r}", frame[label])
+        for label, dtype in frame.dtypes.items()
+        if pd.api.types.is_object_dtype(dtype)
+    ]
+    for where, values in [*columns, *_index_levels(pd, frame)]:
+        if values.dtype != object:
+            continue
+        kinds = set(map(type, values))
+        if not strings_as_object or not kinds <= {str, type(None)}:
+            held = ", ".join(sorted(kind.__qualname__ for kind in kinds)) or "nothing"
+            return f"{where} has dtype object holding {held}, which Arrow returns typed"
     return None
+
+
+def _index_problem(pd: Any, frame: Any) -> str | None:
+    """Masked index levels (Int64, boolean, ...) come back as other dtypes when they hold NA."""
+    for where, level in _index_levels(pd, frame):
+        if level.dtype.name in _MASKED_DTYPES:
+            return f"{where} has dtype {level.dtype}, which Arrow does not return identically"
+    return None
+
+
+_MASKED_DTYPES = frozenset(
+    {"boolean", "Float32", "Float64"}
+    | {f"{sign}Int{bits}" for sign in ("", "U") for bits in (8, 16, 32, 64)}
+)
+
+
+def _index_extra(pd: Any, frame: Any) -> dict[str, Any]:
+    """What Arrow drops from the index and `rebuild` restores: a DatetimeIndex's frequency."""
+    freq = getattr(frame.index, "freq", None)
+    if freq is None or isinstance(frame.index, pd.MultiIndex | pd.PeriodIndex):
+        return {}
+    return {"index_freq": freq.freqstr}
+
+
+def _restore_index(frame: Any, extra: Mapping[str, Any]) -> Any:
+    freq = extra.get("index_freq")
+    if freq is not None:
+        frame.index = type(frame.index)(frame.index, freq=freq)
+    return frame
+
+
+#: numpy dtype kinds Arrow returns identically (ints, floats, bools, datetimes, timedeltas).
+_PLAIN_KINDS = frozenset("iufbmM")
+
+
+def _is_plain(pd: Any, dtype: Any) -> bool:
+    return not isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in _PLAIN_KINDS
+
+
+def _sample_problem(pd: Any, frame: Any, extra: Mapping[str, Any]) -> str | None:
+    """Stores the first row of one column per dtype that is not plain numpy, with the index,
+    with Arrow in memory and compares what comes back (dtypes, categories, index type and
+    frequency); the checks above cover what depends on values. Plain frames skip it."""
+    index = frame.index
+    plain_index = type(index) in {pd.RangeIndex, pd.Index} and _is_plain(pd, index.dtype)
+    firsts: dict[Any, int] = {}  # one column per dtype: the dtype decides what comes back
+    for position, dtype in enumerate(frame.dtypes):
+        if not _is_plain(pd, dtype):
+            firsts.setdefault(dtype, position)
+    if plain_index and not firsts:
+        return None
+    columns = sorted(firsts.values()) or [0]
+    sample = frame.iloc[:1, columns] if len(frame.columns) else frame.iloc[:1]
+    buffer = io.BytesIO()
+    try:
+        sample.to_feather(buffer, **FORMATS[FEATHER].options["save_args"])
+        buffer.seek(0)
+        back = _restore_index(pd.read_feather(buffer), extra)
+    except Exception as exc:  # noqa: BLE001 - any failure means: not Arrow
+        return f"Arrow cannot store it ({type(exc).__name__}: {exc})"
+    try:
+        pd.testing.assert_frame_equal(
+            back, sample, check_exact=True, check_freq=True, check_flags=True
+        )
+    except AssertionError as exc:
+        detail = " ".join(str(exc).split())
+        return f"Arrow would not return it identically ({detail[:300]})"
+    return None
+
+
+def _columnar_frame(value: Any) -> tuple[Any, dict[str, Any]] | str | None:
+    """The frame Arrow would store for a pandas value, with what rebuilds it; a string saying
+    why Arrow would not return it identically; None for what is not a pandas value."""
+    pd = sys.modules.get("pandas")  # a pandas value means pandas is imported already
+    if pd is None or type(value) not in {pd.Series, pd.DataFrame}:
+        return None
+    if type(value) is pd.Series:
+        problem = _json_problem(value.name, "the Series name")
+        if problem is not None:
+            return problem
+        frame, extra = value.to_frame(name=SERIES_COLUMN), {"pandas": "series", "name": value.name}
+    else:
+        frame, extra = value, {"pandas": "frame"}
+    extra.update(_index_extra(pd, frame))
+    for check in (_labels_problem, _object_problem, _index_problem):
+        problem = check(pd, frame)
+        if problem is not None:
+            return problem
+    return _sample_problem(pd, frame, extra) or (frame, extra)
 
 
 @dataclass(frozen=True)
@@ -119,34 +276,46 @@ class Encoding:
 
 
 def choose_encoding(dataset: str, value: Any, allow_pickle: bool) -> list[Encoding]:
-    """The encodings to try for a value, best first (an Arrow attempt may still fail, e.g. on
-    a column of mixed Python objects; pickle, where allowed, comes next).
+    """The encodings to try for a value, best first; each gives the value back with the type
+    it went in (an attempt may still fail on storage-side limits; pickle, where allowed,
+    comes next).
 
     Raises:
-        ForbiddenFormatError: Only pickle fits and `allow_pickle` is False.
+        ForbiddenFormatError: Only pickle gives the value back identically and `allow_pickle`
+            is False; the message names the dataset and what in the value needs pickle.
     """
     candidates: list[Encoding] = []
     columnar = _columnar_frame(value)
     if _is_polars_frame(value):
         candidates.append(Encoding(FORMATS[POLARS_IPC], value, {}))
-    elif columnar is not None:
+        problem = None
+    elif isinstance(columnar, tuple):
         candidates.append(Encoding(FORMATS[FEATHER], columnar[0], columnar[1]))
-    elif _json_safe(value):
-        candidates.append(Encoding(FORMATS[JSON], value, {}))
+        problem = None
+    else:
+        problem = columnar or _json_problem(value)
+        if problem is None:
+            candidates.append(Encoding(FORMATS[JSON], value, {}))
+    if problem is not None:
+        logger.info("Dataset '%s' cannot take a safe format: %s", dataset, problem)
     if allow_pickle:
         candidates.append(Encoding(FORMATS[PICKLE], value, {}))
     if not candidates:
         raise ForbiddenFormatError(
-            f"dataset '{dataset}' holds a {type(value).__module__}.{type(value).__qualname__}, "
-            "which can only cross between pods as pickle, and pickle is forbidden "
-            "(allow_pickle: false). Return a pandas DataFrame/Series or JSON-safe builtins "
-            "from the node, declare the dataset in the catalog, or allow pickle."
+            f"dataset '{dataset}' holds a {_type_name(value)} that only pickle gives back "
+            f"unchanged: {problem}. Pickle is forbidden (allow_pickle: false): return a pandas "
+            "DataFrame/Series Arrow can carry or plain JSON builtins (dict with str keys, list, "
+            "str, int, finite float, bool, None) from the node, declare the dataset in the "
+            "catalog, or allow pickle."
         )
     return candidates
 
 
 def rebuild(value: Any, extra: Mapping[str, Any]) -> Any:
     """Turns what a format loaded back into the value that was saved."""
+    if extra.get("pandas") not in {"series", "frame"}:
+        return value
+    value = _restore_index(value, extra)
     if extra.get("pandas") == "series":
         series = value[SERIES_COLUMN]
         series.name = extra.get("name")

@@ -1,7 +1,15 @@
 """The MLflow child run of one group pod: opened before its nodes run, filled in after.
 
 While the nodes run, the child run is MLflow's active run in this process, so a node's own
-`mlflow.log_metric(...)` lands in its group's child run.
+`mlflow.log_metric(...)` lands in its group's child run. The values of the group's metrics
+datasets (`mlflow_metrics` in airflow.yml) are logged on it too.
+
+Tracking is best effort: a tracking server that cannot be reached or fails costs the pod one
+warning naming the URI (and at most a few seconds, see `tracker.HTTP_LIMITS`); the data, the
+manifest and the task's outcome do not depend on it. With `mlflow_required: true` the pod
+stops before its nodes run instead (`TrackingError`). Once the nodes ran, recording is best
+effort whatever the setting: the manifest is already committed, and a node's own error is
+never hidden behind a tracking error.
 """
 
 from __future__ import annotations
@@ -9,16 +17,39 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kedro_gcs_bridge.pod.contract import DAG_ID_ENV, EXPERIMENT_ENV, KEDRO_ENV_ENV, RUN_ID_ENV
-from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker
+from kedro.framework.hooks import hook_impl
+
+from kedro_gcs_bridge.errors import TrackingError
+from kedro_gcs_bridge.planning.grouping import base_name
+from kedro_gcs_bridge.planning.values import as_bool
+from kedro_gcs_bridge.pod.contract import (
+    DAG_ID_ENV,
+    EXPERIMENT_ENV,
+    KEDRO_ENV_ENV,
+    LOGICAL_DATE_ENV,
+    MLFLOW_METRICS_ENV,
+    MLFLOW_REQUIRED_ENV,
+    RUN_ID_ENV,
+    env_list,
+    env_value,
+)
+from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker, brief, metric_values
 
 if TYPE_CHECKING:
     from kedro_gcs_bridge.pod.store import HandoffStore
 
 logger = logging.getLogger(__name__)
+
+UNAVAILABLE = "MLflow tracking unavailable"
+
+
+def tracking_required() -> bool:
+    """`mlflow_required: true` reached this process (`KEDRO_GCS_BRIDGE_MLFLOW_REQUIRED`)."""
+    value = env_value(MLFLOW_REQUIRED_ENV)
+    return False if value is None else as_bool("mlflow_required", value)
 
 
 def _identity(store: HandoffStore, pipeline: str) -> RunIdentity:
@@ -30,6 +61,7 @@ def _identity(store: HandoffStore, pipeline: str) -> RunIdentity:
         pipeline=pipeline,
         env=os.environ.get(KEDRO_ENV_ENV) or "local",
         project=str(project.PACKAGE_NAME or ""),
+        logical_date=env_value(LOGICAL_DATE_ENV) or "",
     )
 
 
@@ -40,14 +72,30 @@ def _parameters(catalog: Any) -> Mapping[str, Any]:
     return loaded if isinstance(loaded, Mapping) else {}
 
 
-@dataclass
+class MetricsCollector:
+    """A Kedro hook that keeps the numbers of the group's metrics datasets as nodes output them."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = set(names)
+        self.values: dict[str, float] = {}
+
+    @hook_impl
+    def after_node_run(self, outputs: Mapping[str, Any]) -> None:
+        for name, value in outputs.items():
+            if base_name(name) in self.names:
+                self.values |= metric_values(base_name(name), value)
+
+
+@dataclass(eq=False)
 class GroupTracking:
     """A group's parent and child runs, and the MLflow run active while its nodes run."""
 
     tracker: Tracker
     parent_id: str
     child_id: str
-    active: bool = True
+    uses_active_run: bool = True
+    collector: MetricsCollector = field(default_factory=lambda: MetricsCollector([]))
+    ended: bool = False
 
     @classmethod
     def start(cls, uri: str, store: HandoffStore, catalog: Any, pipeline: str) -> GroupTracking:
@@ -59,6 +107,7 @@ class GroupTracking:
         tracker.log_params_once(parent_id, _parameters(catalog))
         child_id = tracker.child_run(parent_id, experiment_id, store.task)
         logger.info("MLflow: parent run %s, child run %s (%s)", parent_id, child_id, uri)
+        collector = MetricsCollector(env_list(MLFLOW_METRICS_ENV))
         outer = mlflow.active_run()
         if outer is not None:
             # Another plugin (kedro-mlflow) opened a run for this process: it stays the active
@@ -70,17 +119,16 @@ class GroupTracking:
                 outer.info.run_id,
                 child_id,
             )
-            return cls(tracker, parent_id, child_id, active=False)
+            return cls(tracker, parent_id, child_id, uses_active_run=False, collector=collector)
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(experiment_id=experiment_id)
         mlflow.start_run(run_id=child_id)
-        return cls(tracker, parent_id, child_id)
+        return cls(tracker, parent_id, child_id, collector=collector)
 
     def record(
         self, nodes: list[str], seconds: Mapping[str, float], store: HandoffStore, failed: bool
     ) -> None:
-        """Logs the group's nodes, node durations and handed-off bytes; ends the child run."""
-
+        """Logs the group's figures and ends the child run; a tracking error is only logged."""
         try:
             self.tracker.log_group(
                 self.child_id,
@@ -89,25 +137,65 @@ class GroupTracking:
                 bytes_in=sum(record.size for record in store.loaded.values()),
                 bytes_out=sum(record.size for record in store.saved.values()),
                 attempt=store.attempt,
+                values=self.collector.values,
             )
+        except Exception as exc:  # noqa: BLE001 - tracking never changes a task's outcome
+            self._warn("could not record the group's figures", exc)
         finally:
             self._end("FAILED" if failed else "FINISHED")
 
-    def _end(self, status: str) -> None:
-        import mlflow
+    def _warn(self, what: str, exc: BaseException) -> None:
+        logger.warning(
+            "%s at %s: %s (%s). The task's data and outcome are not affected.",
+            UNAVAILABLE,
+            self.tracker.uri,
+            what,
+            brief(exc),
+        )
 
-        if self.active:
-            current = mlflow.active_run()
+    def _end(self, status: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            import mlflow
+
+            current = mlflow.active_run() if self.uses_active_run else None
             if current is not None and current.info.run_id == self.child_id:
-                mlflow.end_run(status)
-        else:
-            self.tracker.client.set_terminated(self.child_id, status)
-        self.active = False
+                mlflow.end_run(status)  # leaves MLflow's run stack even if the call fails
+            else:
+                self.tracker.client.set_terminated(self.child_id, status)
+        except Exception as exc:  # noqa: BLE001 - tracking never changes a task's outcome
+            logger.debug("MLflow: could not end child run %s: %s", self.child_id, exc)
 
     def end(self) -> None:
-        """Ends the child run if `record` did not (an error while logging)."""
-        import mlflow
+        """Ends the child run if `record` did not (an error before it)."""
+        self._end("FAILED")
 
-        current = mlflow.active_run()
-        if self.active and current is not None and current.info.run_id == self.child_id:
-            self._end("FAILED")
+
+def start_group_tracking(
+    uri: str, store: HandoffStore, catalog: Any, pipeline: str
+) -> GroupTracking | None:
+    """Opens the group's child run; None (after one warning) when tracking is unavailable.
+
+    Raises:
+        TrackingError: The server failed and `mlflow_required: true`.
+    """
+    try:
+        return GroupTracking.start(uri, store, catalog, pipeline)
+    except Exception as exc:  # MLflow, HTTP and database errors alike
+        if tracking_required():
+            raise TrackingError(
+                f"MLflow tracking server {uri} failed and mlflow_required is true "
+                f"({brief(exc)}). Check the server, or set mlflow_required: false to run the "
+                "pipeline without tracking when it is down."
+            ) from exc
+        logger.warning(
+            "%s at %s: task %s runs without tracking (%s). The data and the task's outcome "
+            "are not affected; set mlflow_required: true to fail instead.",
+            UNAVAILABLE,
+            uri,
+            store.task,
+            brief(exc),
+        )
+        return None

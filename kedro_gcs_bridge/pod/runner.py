@@ -26,18 +26,23 @@ from kedro.runner import SequentialRunner
 
 from kedro_gcs_bridge.errors import HandoffError
 from kedro_gcs_bridge.planning.grouping import base_name, boundary_datasets, node_specs
-from kedro_gcs_bridge.planning.values import as_bool
+from kedro_gcs_bridge.planning.values import as_bool, as_count
 from kedro_gcs_bridge.pod.catalog import is_memory, local_path
 from kedro_gcs_bridge.pod.contract import (
     ALLOW_PICKLE_ENV,
     DAG_ID_ENV,
+    LOCAL_HANDOFF_ENV,
     PIPELINE_ENV,
     RUN_ID_ENV,
     RUN_PREFIX_ENV,
+    TAGS_ENV,
     TASK_ENV,
     TASKS_ENV,
     TRACKING_URI_ENV,
     TRY_ENV,
+    UPSTREAM_ENV,
+    env_list,
+    env_mapping,
     env_value,
 )
 
@@ -54,7 +59,11 @@ class HandoffDataset(AbstractDataset[Any, Any]):
     """A boundary dataset: saved to or loaded from the run prefix, kept in memory meanwhile.
 
     A value saved here and read again by a node of the same group comes from memory, not
-    from storage; loaded values are kept until Kedro releases the dataset.
+    from storage; loaded values are kept until Kedro releases the dataset. Every load hands
+    out a copy made by Kedro's MemoryDataset rules (pandas and numpy `.copy()`, others deep
+    copies, frames that cannot be copied as they are), so a node mutating its input changes
+    nothing another node of the group sees. The copy is made when the value is handed out,
+    not when it is saved: an output no node of the group reads is never copied.
     """
 
     def __init__(self, store: HandoffStore, name: str, producer_node: str | None) -> None:
@@ -68,20 +77,31 @@ class HandoffDataset(AbstractDataset[Any, Any]):
         if not self._has_data:
             self._data = self._store.load(self._name, self._producer_node)
             self._has_data = True
-        return self._data
+        return _handed_out(self._data)
 
     def _save(self, data: Any) -> None:
         self._store.save(self._name, data)
         self._data, self._has_data = data, True
 
     def _exists(self) -> bool:
-        return self._has_data or self._store.fs.exists(self._store.record_path(self._name))
+        return self._has_data or self._store.exists(self._name, self._producer_node)
 
     def _release(self) -> None:
         self._data, self._has_data = None, False
 
     def _describe(self) -> dict[str, Any]:
         return {"name": self._name, "prefix": self._store.prefix}
+
+
+def _handed_out(data: Any) -> Any:
+    """The copy of a value a consumer gets, by Kedro's own MemoryDataset rules."""
+    try:
+        from kedro.io.memory_dataset import _copy_with_mode, _infer_copy_mode
+    except ImportError:  # pragma: no cover - a Kedro without the helpers: its public dataset
+        from kedro.io import MemoryDataset
+
+        return MemoryDataset(data=data).load()
+    return _copy_with_mode(data, copy_mode=_infer_copy_mode(data))
 
 
 def _setting(key: str, value: Any, env: str | None, default: bool) -> bool:
@@ -95,20 +115,71 @@ def _setting(key: str, value: Any, env: str | None, default: bool) -> bool:
     return default if value is None else as_bool(key, value)
 
 
+def _task_of(pipeline: Pipeline) -> str:
+    """The task id of a group run by hand (no DAG set it): what the planner would name it."""
+    from kedro_gcs_bridge.planning.naming import task_ids  # DAG-side; pods get TASK_ENV
+
+    names = [node.name for node in pipeline.nodes]
+    return task_ids(["+".join(names)]).popitem()[1]
+
+
+def _check_local_inputs(
+    pipeline: Pipeline, catalog: Any, loaded: set[str], made_by: Mapping[str, str]
+) -> None:
+    """Fails before any node runs when a dataset another group saved on its local disk is
+    not on this pod's disk (each GKE pod has its own), naming it and the remedy.
+
+    Raises:
+        HandoffError: Such a dataset does not exist here.
+    """
+    for name in sorted({ds for node in pipeline.nodes for ds in node.inputs}):
+        if base_name(name) not in loaded or name not in catalog:
+            continue
+        dataset = catalog.get(name)
+        path = local_path(dataset)
+        if path is None or isinstance(dataset, HandoffDataset) or dataset.exists():
+            continue
+        raise HandoffError(
+            f"dataset '{name}' is made by node {made_by.get(base_name(name), '?')} in another "
+            f"task and saved on that task's local disk ({path}); this pod has its own disk and "
+            "does not have it. Set `local_handoff: true` in airflow.yml so the run prefix "
+            "carries it, or put it on GCS (`kedro gcs-bridge catalog --root gs://<bucket>/<path>`)."
+        )
+
+
 class _NodeTimer:
-    """A Kedro hook that times each node, for the group's MLflow child run."""
+    """A Kedro hook that times each node, for the manifest and the group's MLflow child run."""
 
     def __init__(self) -> None:
         self.started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
+        self.first_node_at: str | None = None
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:
+        if self.first_node_at is None:
+            self.first_node_at = dt.datetime.now(dt.UTC).isoformat()
         self.started[node.name] = time.perf_counter()
 
     @hook_impl
     def after_node_run(self, node: Any) -> None:
         self.seconds[node.name] = time.perf_counter() - self.started.pop(node.name)
+
+
+def _measured(
+    timer: _NodeTimer, store: HandoffStore, run_id: str | None, expected: list[str]
+) -> dict[str, Any]:
+    """The manifest's extra fields: what `kedro gcs-bridge suggest` reads to model the DAG.
+
+    Bytes saved are in the manifest's dataset records already; bytes loaded are added here.
+    """
+    return {
+        "kedro_run_id": run_id,
+        "dag_tasks": expected,
+        "node_seconds": {name: round(seconds, 6) for name, seconds in timer.seconds.items()},
+        "loaded_bytes": {name: record.size for name, record in sorted(store.loaded.items())},
+        "first_node_at": timer.first_node_at,
+    }
 
 
 class GCSRunner(SequentialRunner):
@@ -141,7 +212,8 @@ class GCSRunner(SequentialRunner):
             allow_pickle: False forbids the pickle fallback; default
                 `$KEDRO_GCS_BRIDGE_ALLOW_PICKLE`, else True.
             handoff_local_datasets: Also carry crossing catalog datasets that live on local
-                disk through the run prefix.
+                disk through the run prefix; default `$KEDRO_GCS_BRIDGE_LOCAL_HANDOFF` (the
+                DAG sets it from `local_handoff`), else False.
             full_pipeline: The pipeline the groups are cut from, given directly (for use
                 from Python); default: the registered one named by `pipeline`.
         """
@@ -151,7 +223,7 @@ class GCSRunner(SequentialRunner):
         self._task = task
         self._allow_pickle = allow_pickle
         self._handoff_local = _setting(
-            "handoff_local_datasets", handoff_local_datasets, None, False
+            "handoff_local_datasets", handoff_local_datasets, LOCAL_HANDOFF_ENV, False
         )
         self._full_pipeline = full_pipeline
 
@@ -177,19 +249,19 @@ class GCSRunner(SequentialRunner):
                 f"GCSRunner: pipeline '{name}' is not registered (from {PIPELINE_ENV} or the "
                 f"`pipeline` runner param); registered: {sorted(pipelines)}."
             )
-        return pipeline
+        tags = env_list(TAGS_ENV)
+        # The DAG was planned from the pipeline filtered by `kedro airflow create --tags`.
+        return pipeline.only_nodes_with_tags(*tags) if tags else pipeline
 
     def _open_store(self, pipeline: Pipeline) -> HandoffStore:
-        from kedro_gcs_bridge.planning.naming import task_ids
         from kedro_gcs_bridge.pod.store import HandoffStore
 
-        names = [node.name for node in pipeline.nodes]
-        task = self._task or os.environ.get(TASK_ENV) or task_ids(["+".join(names)]).popitem()[1]
         store = HandoffStore(
             self._resolve_prefix(),
-            task=task,
-            attempt=int(os.environ.get(TRY_ENV) or 1),
+            task=self._task or env_value(TASK_ENV) or _task_of(pipeline),
+            attempt=as_count(TRY_ENV, env_value(TRY_ENV) or 1, minimum=1),
             allow_pickle=_setting("allow_pickle", self._allow_pickle, ALLOW_PICKLE_ENV, True),
+            upstream=env_mapping(UPSTREAM_ENV),
         )
         store.check_reachable()
         return store
@@ -216,7 +288,7 @@ class GCSRunner(SequentialRunner):
             logger.warning(
                 "Dataset '%s' crosses between groups but is saved on local disk (%s): the "
                 "next pod will not find it. Put it on gs://, remove it from the catalog, or "
-                "set handoff_local_datasets.",
+                "set local_handoff: true in airflow.yml (handoff_local_datasets here).",
                 name,
                 path,
             )
@@ -248,6 +320,7 @@ class GCSRunner(SequentialRunner):
             catalog[name] = HandoffDataset(store, base, made_by.get(base))
         for name, base in self._crossing_names(pipeline, catalog, saved, inputs=False).items():
             catalog[name] = HandoffDataset(store, base, made_by.get(base))
+        _check_local_inputs(pipeline, catalog, loaded, made_by)
         logger.info(
             "GCSRunner: task %s, %d node(s), loads %s, saves %s, run prefix %s",
             store.task,
@@ -268,19 +341,19 @@ class GCSRunner(SequentialRunner):
             tracking = self._start_tracking(store, catalog, registered_name=self._name())
             if tracking is not None:
                 stack.callback(tracking.end)
+                hook_manager.register(tracking.collector)
+                stack.callback(hook_manager.unregister, tracking.collector)
             try:
                 result = super().run(pipeline, catalog, hook_manager, run_id, only_missing_outputs)
             except BaseException:
-                if tracking is not None:
+                if tracking is not None:  # never raises: the node's error is the task's error
                     tracking.record(selected, timer.seconds, store, failed=True)
                 raise
             finally:
                 hook_manager.unregister(timer)
             expected = [t for t in os.environ.get(TASKS_ENV, "").split(",") if t]
-            store.write_manifest(
-                selected, started_at, {"kedro_run_id": run_id, "dag_tasks": expected}
-            )
-            if tracking is not None:
+            store.write_manifest(selected, started_at, _measured(timer, store, run_id, expected))
+            if tracking is not None:  # best effort: the manifest above is the commit
                 tracking.record(selected, timer.seconds, store, failed=False)
         return result
 
@@ -288,10 +361,13 @@ class GCSRunner(SequentialRunner):
         return self._pipeline_name or os.environ.get(PIPELINE_ENV) or "__default__"
 
     def _start_tracking(self, store: HandoffStore, catalog: Any, registered_name: str) -> Any:
-        """Opens the group's MLflow child run when a tracking URI is configured."""
+        """Opens the group's MLflow child run when a tracking URI is configured.
+
+        None when there is none, or (after one warning) when the server is unavailable.
+        """
         uri = env_value(TRACKING_URI_ENV)
         if uri is None:
             return None
-        from kedro_gcs_bridge.pod.group_run import GroupTracking
+        from kedro_gcs_bridge.pod.group_run import start_group_tracking
 
-        return GroupTracking.start(uri, store, catalog, registered_name)
+        return start_group_tracking(uri, store, catalog, registered_name)

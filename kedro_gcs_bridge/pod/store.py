@@ -1,63 +1,117 @@
 """The run prefix: where one DAG run's boundary datasets and manifests live, through fsspec.
 
-Layout (one function each, so it is visible here and nowhere else)::
+Layout (computed by `RunLayout` and nowhere else)::
 
-    <prefix>/data/<dataset>/data.<ext>      the value, written by kedro-datasets
-    <prefix>/data/<dataset>/record.json     format, size, crc32c, producer, attempt
-    <prefix>/manifests/<task>.json          written last by a group: all it saved
+    <prefix>/_gcs_bridge_run.json                   marks the folder as a run prefix
+    <prefix>/data/<dataset>/<attempt id>.<ext>      a value, written by kedro-datasets
+    <prefix>/manifests/<task>.json                  a group's commit: which object holds what
 
-`<prefix>` is any fsspec URL: `gs://bucket/root/<dag_id>/<run_id>` on GKE, `file://` or a
-path locally, `memory://` in tests. A GCS object appears whole or not at all; on other
-file systems every object is written under a temporary name and renamed into place, so a
-reader never sees half an object. A retried group writes the same names again.
+The commit protocol: every attempt of a group writes its values under names unique to the
+attempt (`a<try>-<random>.<ext>`), so attempts never overwrite each other. The group's
+manifest, written last and atomically, is the commit: for each dataset it names the object
+(on GCS also its generation), its format, size and crc32c. A consumer resolves a boundary
+dataset only through its producer's manifest, never by a fixed name or a listing, so it reads
+exactly one committed attempt or fails clearly. A manifest is replaced only by an attempt at
+least as new (`Backend.update`: a generation precondition on GCS, a locked check and rename on
+local disk), so a zombie older attempt resumed late cannot replace a newer commit. Objects of
+superseded attempts are never read; `runs gc` removes them with the run.
+
+A consumer reads each object once (the pinned generation on GCS; never through a symlink on
+local disk), checks the crc32c of exactly those bytes against the manifest, then decodes them
+(frames straight from those bytes in memory, without a copy). A pickle is decoded only when
+pickle is allowed and only from an object a committed manifest of this run prefix names.
+
+A large frame on GCS crosses as parts uploaded and read in parallel (`pod/transfer.py`): its
+record lists the parts (`<object>.0000`, ...: size, generation) and the crc32c of the whole
+stream; the parts are an attempt's objects like any other, committed by the manifest only.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
+import hashlib
 import json
 import logging
-import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import fsspec
-import google_crc32c
-from fsspec.implementations.local import LocalFileSystem
 
 from kedro_gcs_bridge.errors import (
     ChecksumError,
     ForbiddenFormatError,
     HandoffError,
+    MetadataError,
     MissingHandoffError,
+    NotCommittedError,
+    SupersededAttemptError,
 )
-from kedro_gcs_bridge.pod.formats import FORMATS, choose_encoding, rebuild
+from kedro_gcs_bridge.pod.backend import (
+    KEEP,
+    Backend,
+    crc32c_of,
+    dumps,
+    open_backend,
+    storage_options,
+)
+from kedro_gcs_bridge.pod.formats import FORMATS, PICKLE, Encoding, choose_encoding, rebuild
+from kedro_gcs_bridge.pod.transfer import (
+    FRAME_READERS,
+    Part,
+    TransferSettings,
+    read_parts,
+    remove_paths,
+    upload_frame,
+    wants_parallel,
+)
+
+__all__ = [
+    "MARKER_KIND",
+    "MARKER_OBJECT",
+    "HandoffStore",
+    "Record",
+    "RunLayout",
+    "object_key",
+    "open_backend",
+    "storage_cause",
+    "storage_options",
+]
 
 logger = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
-_CHUNK = 8 * 1024 * 1024
-_GCS_PROTOCOLS = {"gs", "gcs"}
+#: Longest object-name segment kept as is; longer ones become a readable prefix plus a hash
+#: (file systems refuse segments over 255 bytes; GCS names over 1,024).
+_MAX_KEY = 160
+_KEY_HASH = 16
+#: What a manifest may name as an object: the attempt id and an extension, nothing else.
+_OBJECT_NAME = re.compile(r"a\d{1,6}-[0-9a-f]{12}\.[a-z]{2,8}")
 #: The object that marks a folder as a run prefix; `runs list/gc` only ever touch marked ones.
 MARKER_OBJECT = "_gcs_bridge_run.json"
 MARKER_KIND = "kedro-gcs-bridge run prefix"
-#: gcsfs block for handoff reads and writes (see `HandoffStore.__init__`).
-_GCS_BLOCK = 50 * 2**20
+#: Where verified bytes are handed to kedro-datasets for decoding (process memory).
+_STAGING = "memory:///kedro-gcs-bridge-verified"
 
 
 def object_key(dataset: str) -> str:
-    """A dataset name as one safe object-name segment (stable, reversible escaping).
+    """A dataset name as one safe object-name segment, the same on every backend.
 
     Letters, digits, `.`, `_` and `-` stay (so `features.x` keeps its name); everything else,
-    and a leading dot (no `.`/`..` segments), is percent-encoded.
+    and a leading dot (no `.`/`..` segments), is percent-encoded. A key longer than 160 bytes
+    keeps its first part and ends with `~` and a hash of the whole name (`~` never appears
+    otherwise: it is escaped).
     """
     key = _SAFE.sub(lambda match: "".join(f"%{b:02X}" for b in match[0].encode()), dataset)
-    return "%2E" + key[1:] if key.startswith(".") else key
+    key = "%2E" + key[1:] if key.startswith(".") else key
+    if len(key) <= _MAX_KEY:
+        return key
+    head = key[: _MAX_KEY - _KEY_HASH - 1]
+    head = head[: head.rfind("%")] if "%" in head[-2:] else head  # never cut an escape
+    digest = hashlib.sha256(dataset.encode()).hexdigest()[:_KEY_HASH]
+    return f"{head}~{digest}"
 
 
 _STORAGE_MODULES = ("gcsfs", "aiohttp", "requests", "google.auth", "google.api_core", "fsspec")
@@ -84,47 +138,170 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-def storage_options(prefix: str) -> dict[str, Any]:
-    """fsspec options for a prefix; anonymous access when a local GCS emulator is configured."""
-    protocol = prefix.split("://", 1)[0] if "://" in prefix else "file"
-    if protocol in _GCS_PROTOCOLS and os.environ.get("STORAGE_EMULATOR_HOST"):
-        # gcsfs reads this on import; its experimental gRPC path stalls against emulators.
-        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-        return {"token": "anon", "project": "local-emulator"}
-    return {}
+@dataclass(frozen=True)
+class RunLayout:
+    """Every object path under one run prefix (`root` is the file system's path of it)."""
+
+    root: str
+
+    def data_dir(self, dataset: str) -> str:
+        """The folder of one dataset's objects (one per attempt that saved it)."""
+        return f"{self.root}/data/{object_key(dataset)}"
+
+    def data_object(self, dataset: str, name: str) -> str:
+        """One attempt's object of a dataset (`name` as a manifest records it)."""
+        return f"{self.data_dir(dataset)}/{name}"
+
+    @staticmethod
+    def object_name(attempt_id: str, extension: str) -> str:
+        """The name an attempt gives its object of a dataset."""
+        return f"{attempt_id}.{extension}"
+
+    def part_object(self, dataset: str, name: str, index: int) -> str:
+        """Part `index` of an object that crosses as parallel parts."""
+        return f"{self.data_object(dataset, name)}.{index:04d}"
+
+    @property
+    def manifests_dir(self) -> str:
+        """The folder of the groups' manifests."""
+        return f"{self.root}/manifests"
+
+    def manifest(self, task: str) -> str:
+        """A group's manifest: its commit."""
+        return f"{self.manifests_dir}/{object_key(task)}.json"
+
+    def run_object(self, name: str) -> str:
+        """A run-level object such as the marker or `_mlflow/run.json`."""
+        return f"{self.root}/{name}"
+
+
+#: Record fields and the JSON types each must have (a table: one check for all of them).
+_RECORD_FIELDS: Mapping[str, type | tuple[type, ...]] = {
+    "dataset": str,
+    "format": str,
+    "object": str,
+    "path": str,
+    "size": int,
+    "crc32c": str,
+    "generation": (int, type(None)),
+    "producer_task": str,
+    "attempt": int,
+    "saved_at": str,
+    "extra": dict,
+}
+#: Fields a record has only sometimes: `parts` for a frame stored as parallel parts.
+_OPTIONAL_RECORD_FIELDS: Mapping[str, type | tuple[type, ...]] = {"parts": list}
+_PART_FIELDS: Mapping[str, type | tuple[type, ...]] = {
+    "size": int,
+    "generation": (int, type(None)),
+    "crc32c": str,
+}
+_MANIFEST_FIELDS: Mapping[str, type | tuple[type, ...]] = {
+    "task": str,
+    "nodes": list,
+    "attempt": int,
+    "datasets": dict,
+}
+
+
+def _check_fields(
+    payload: Any, fields: Mapping[str, type | tuple[type, ...]], what: str
+) -> dict[str, Any]:
+    """`payload` as a dict with every field of the table, of the right type."""
+    if not isinstance(payload, dict):
+        raise MetadataError(f"{what} is a JSON {type(payload).__name__}, not an object.")
+    problems = [
+        f"'{name}' is missing" if name not in payload else f"'{name}' is not {_kind(kind)}"
+        for name, kind in fields.items()
+        if name not in payload
+        or not isinstance(payload[name], kind)
+        or isinstance(payload[name], bool)
+    ]
+    if problems:
+        raise MetadataError(f"{what} is damaged: {', '.join(problems)}.")
+    return payload
+
+
+def _kind(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
 
 
 @dataclass(frozen=True)
 class Record:
-    """What the producer recorded about one saved dataset."""
+    """What the producer recorded about one saved dataset (an entry of its manifest)."""
 
     dataset: str
     format: str
+    object: str
     path: str
     size: int
     crc32c: str
+    generation: int | None
     producer_task: str
     attempt: int
     saved_at: str
     extra: Mapping[str, Any]
+    parts: tuple[Part, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON-safe data."""
-        return {
-            "dataset": self.dataset,
-            "format": self.format,
-            "path": self.path,
-            "size": self.size,
-            "crc32c": self.crc32c,
-            "producer_task": self.producer_task,
-            "attempt": self.attempt,
-            "saved_at": self.saved_at,
-            "extra": dict(self.extra),
-        }
+        payload = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        payload["extra"] = dict(self.extra)
+        if self.parts:
+            payload["parts"] = [part.to_json() for part in self.parts]
+        return payload
+
+    @classmethod
+    def from_json(cls, payload: Any, where: str) -> Record:
+        """A record read from a manifest; `where` names it in errors.
+
+        Raises:
+            MetadataError: A field is missing or has the wrong type, or the parts do not add
+                up to the size.
+        """
+        fields = _check_fields(payload, _RECORD_FIELDS, where)
+        problems = [
+            f"'{name}' is not {_kind(kind)}"
+            for name, kind in _OPTIONAL_RECORD_FIELDS.items()
+            if name in fields and not isinstance(fields[name], kind)
+        ]
+        if problems:
+            raise MetadataError(f"{where} is damaged: {', '.join(problems)}.")
+        parts = tuple(
+            _part_of(part, f"part {index} of {where}")
+            for index, part in enumerate(fields.get("parts") or ())
+        )
+        if parts and sum(part.size for part in parts) != fields["size"]:
+            raise MetadataError(f"{where} is damaged: its parts do not add up to its size.")
+        return cls(**{name: fields[name] for name in _RECORD_FIELDS}, parts=parts)
+
+
+def _part_of(payload: Any, where: str) -> Part:
+    fields = _check_fields(payload, _PART_FIELDS, where)
+    if fields["size"] < 1:
+        raise MetadataError(f"{where} is damaged: its size is {fields['size']}.")
+    return Part(**{name: fields[name] for name in _PART_FIELDS})
+
+
+def parse_manifest(raw: bytes, where: str) -> dict[str, Any]:
+    """A manifest's JSON, checked: its fields and every record in it.
+
+    Raises:
+        MetadataError: Not JSON, or a field or record is missing or malformed.
+    """
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MetadataError(f"manifest {where} is not valid JSON ({exc}).") from exc
+    manifest = _check_fields(payload, _MANIFEST_FIELDS, f"manifest {where}")
+    for name, record in manifest["datasets"].items():
+        Record.from_json(record, f"the record of dataset '{name}' in manifest {where}")
+    return manifest
 
 
 class HandoffStore:
-    """Saves and loads boundary datasets under one run prefix."""
+    """Saves and loads boundary datasets under one run prefix, one attempt of one task."""
 
     def __init__(
         self,
@@ -133,6 +310,8 @@ class HandoffStore:
         attempt: int = 1,
         allow_pickle: bool = True,
         fs_args: Mapping[str, Any] | None = None,
+        upstream: Mapping[str, str] | None = None,
+        transfer: TransferSettings | None = None,
     ) -> None:
         """Opens the run prefix (nothing is written until something is saved).
 
@@ -140,48 +319,39 @@ class HandoffStore:
             prefix: fsspec URL of the run prefix.
             task: The Airflow task (group) this process runs, for records and its manifest.
             attempt: The Airflow try number.
-            allow_pickle: False forbids the pickle fallback.
+            allow_pickle: False forbids pickle, for saving and for loading.
             fs_args: Extra file system arguments for the kedro-datasets datasets.
+            upstream: Boundary dataset -> the task that produces it (from the plan); a
+                dataset not in it is looked up by its producing node in the manifests.
+            transfer: When and how large frames cross as parallel parts (GCS only); by
+                default `TransferSettings.from_env()`.
         """
         self.prefix = prefix.rstrip("/")
         self.task = task
         self.attempt = attempt
+        self.attempt_id = f"a{attempt}-{uuid.uuid4().hex[:12]}"
         self.allow_pickle = allow_pickle
-        options = storage_options(self.prefix)
-        protocol = self.prefix.split("://", 1)[0] if "://" in self.prefix else "file"
-        # kedro-datasets reads and writes through fs.open(): gcsfs then moves one block at a
-        # time (default 5 MiB), each a sequential request while the codec waits. 50 MiB is the
-        # chunk gcsfs's own pipe/put use (benchmarks/handoff.py has the figures).
-        blocks = {"block_size": _GCS_BLOCK}
-        defaults = blocks if protocol in _GCS_PROTOCOLS else {}
-        self._fs_args = {**options, **defaults, **(fs_args or {})}
-        try:
-            self.fs, self.root = fsspec.core.url_to_fs(self.prefix, **options)
-        except (ValueError, ImportError) as exc:
-            raise HandoffError(f"cannot open run prefix {self.prefix}: {exc}") from exc
-        self._atomic_objects = isinstance(self.fs, LocalFileSystem) is False
+        self.upstream = dict(upstream or {})
+        self.transfer = transfer or TransferSettings.from_env()
+        self.backend: Backend = open_backend(self.prefix)
+        self.fs, self.root = self.backend.fs, self.backend.root
+        self.layout = RunLayout(self.root)
+        self._fs_args = {**self.backend.dataset_fs_args(), **(fs_args or {})}
         self.saved: dict[str, Record] = {}
         self.loaded: dict[str, Record] = {}
+        self._commits: dict[str, dict[str, Any]] = {}
 
-    # --- layout -------------------------------------------------------------------------
     def _url(self, path: str) -> str:
-        """A path of the file system as a URL kedro-datasets can open."""
-        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        return f"{protocol}://{path}" if protocol not in {"file", "local"} else path
+        return self.backend.url_of(path)
 
     def data_dir(self, dataset: str) -> str:
         """Where one dataset's objects live."""
-        return f"{self.root}/data/{object_key(dataset)}"
-
-    def record_path(self, dataset: str) -> str:
-        """The dataset's record."""
-        return f"{self.data_dir(dataset)}/record.json"
+        return self.layout.data_dir(dataset)
 
     def manifest_path(self, task: str) -> str:
         """A group's manifest."""
-        return f"{self.root}/manifests/{object_key(task)}.json"
+        return self.layout.manifest(task)
 
-    # --- checks -------------------------------------------------------------------------
     def check_reachable(self) -> None:
         """Fails early, naming the URL, when the bucket or folder cannot be used.
 
@@ -189,44 +359,16 @@ class HandoffStore:
             HandoffError: The bucket does not exist or cannot be listed.
         """
         try:
-            if self.fs.protocol and set(_as_tuple(self.fs.protocol)) & _GCS_PROTOCOLS:
-                bucket = self.root.split("/", 1)[0]
-                if not self.fs.exists(bucket):
-                    raise HandoffError(
-                        f"run prefix {self.prefix}: bucket '{bucket}' does not exist or this "
-                        "pod's service account cannot see it (check gcs_bridge_root and the "
-                        "Workload Identity binding)."
-                    )
-            elif isinstance(self.fs, LocalFileSystem):
-                self.fs.makedirs(self.root, exist_ok=True)
+            self.backend.check_reachable()
         except HandoffError:
             raise
         except Exception as exc:
             raise HandoffError(f"run prefix {self.prefix} is not reachable: {exc}") from exc
 
-    def _checksum(self, path: str) -> tuple[int, str]:
-        """(size, base64 crc32c) of a stored object: from GCS metadata, else by reading it."""
-        self.fs.invalidate_cache(path)
-        info = self.fs.info(path)
-        if info.get("crc32c"):
-            return int(info["size"]), str(info["crc32c"])
-        checksum = google_crc32c.Checksum()
-        with self.fs.open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                checksum.update(chunk)
-        return int(info["size"]), base64.b64encode(checksum.digest()).decode()
-
-    # --- writing ------------------------------------------------------------------------
+    # --- run-level objects ----------------------------------------------------------------
     def write_json(self, path: str, payload: Mapping[str, Any]) -> None:
         """Writes a JSON object atomically (a reader sees the old one or the new one)."""
-        data = json.dumps(payload, indent=2, sort_keys=True).encode()
-        if self._atomic_objects:
-            self.fs.pipe_file(path, data)
-            return
-        temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        self.fs.pipe_file(temporary, data)
-        self.fs.mv(temporary, path)
+        self.backend.publish(path, dumps(payload))
 
     def create_json(self, path: str, payload: Mapping[str, Any]) -> bool:
         """Writes a JSON object only if none exists; True if this call created it.
@@ -234,43 +376,16 @@ class HandoffStore:
         Exclusive where the storage can do it: GCS `ifGenerationMatch=0`, a hard link on local
         disk. (The gcp-storage-emulator ignores `ifGenerationMatch`: there the last writer wins.)
         """
-        data = json.dumps(payload, indent=2, sort_keys=True).encode()
-        folder = path.rsplit("/", 1)[0]
-        if isinstance(self.fs, LocalFileSystem):
-            self.fs.makedirs(folder, exist_ok=True)
-            temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-            self.fs.pipe_file(temporary, data)
-            try:
-                os.link(temporary, path)
-            except FileExistsError:
-                return False
-            finally:
-                Path(temporary).unlink()
-            return True
-        if set(_as_tuple(self.fs.protocol)) & _GCS_PROTOCOLS:
-            try:
-                self.fs.pipe_file(path, data, mode="create")
-            except FileExistsError:
-                return False
-            return True
-        self.fs.invalidate_cache(folder)
-        if self.fs.exists(path):
-            return False
-        self.fs.pipe_file(path, data)
-        return True
+        return self.backend.create(path, dumps(payload))
 
     def read_run_object(self, name: str) -> dict[str, Any] | None:
         """The JSON object `<prefix>/<name>` (e.g. `_mlflow/run.json`), or None."""
-        path = f"{self.root}/{name}"
-        self.fs.invalidate_cache(path.rsplit("/", 1)[0])
-        try:
-            return dict(json.loads(self.fs.cat_file(path)))
-        except FileNotFoundError:
-            return None
+        raw = self.backend.read_json(self.layout.run_object(name))
+        return None if raw is None else dict(json.loads(raw))
 
     def create_run_object(self, name: str, payload: Mapping[str, Any]) -> bool:
         """Creates the JSON object `<prefix>/<name>` unless it exists; True if created."""
-        return self.create_json(f"{self.root}/{name}", payload)
+        return self.create_json(self.layout.run_object(name), payload)
 
     def mark(self, dag_id: str | None, run_id: str | None) -> None:
         """Marks the prefix as a run prefix (once: the first group's marker stays)."""
@@ -287,65 +402,96 @@ class HandoffStore:
             },
         )
 
-    def start_attempt(self) -> None:
-        """Removes this group's manifest: while it runs, the group is not complete."""
-        self._discard(self.manifest_path(self.task))
+    # --- the commit -------------------------------------------------------------------------
+    def _newer_commit(self, raw: bytes | None) -> dict[str, Any] | None:
+        """The committed manifest, if it is a newer attempt's than this one."""
+        if raw is None:
+            return None
+        try:
+            current = parse_manifest(raw, self._url(self.manifest_path(self.task)))
+        except MetadataError:
+            return None  # a damaged commit is no commit: this attempt may replace it
+        return current if current["attempt"] > self.attempt else None
 
+    def _superseded(self, newer: Mapping[str, Any]) -> SupersededAttemptError:
+        return SupersededAttemptError(
+            f"attempt {self.attempt} of task '{self.task}' is superseded: attempt "
+            f"{newer['attempt']} committed {self._url(self.manifest_path(self.task))} (finished "
+            f"{newer.get('finished_at')}). This attempt's outputs are discarded; consumers "
+            "read the newer attempt's."
+        )
+
+    def start_attempt(self) -> None:
+        """Withdraws this group's commit while it runs again (never a newer attempt's).
+
+        Raises:
+            SupersededAttemptError: A newer attempt of this task has committed already.
+        """
+
+        def decide(raw: bytes | None) -> bytes | object | None:
+            newer = self._newer_commit(raw)
+            if newer is not None:
+                raise self._superseded(newer)
+            return None if raw is not None else KEEP
+
+        self.backend.update(self.manifest_path(self.task), decide)
+
+    def write_manifest(
+        self, nodes: Iterable[str], started_at: str, extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Commits this attempt: writes the group's manifest, after all its outputs.
+
+        Raises:
+            SupersededAttemptError: A newer attempt committed first (its manifest stays, and
+                this attempt's objects are removed).
+        """
+        manifest = {
+            "task": self.task,
+            "nodes": sorted(nodes),
+            "attempt": self.attempt,
+            "attempt_id": self.attempt_id,
+            "started_at": started_at,
+            "finished_at": _now(),
+            "datasets": {name: record.to_json() for name, record in sorted(self.saved.items())},
+            **(extra or {}),
+        }
+        data = dumps(manifest)
+
+        def decide(raw: bytes | None) -> bytes:
+            newer = self._newer_commit(raw)
+            if newer is not None:
+                raise self._superseded(newer)
+            return data
+
+        try:
+            self.backend.update(self.manifest_path(self.task), decide)
+        except SupersededAttemptError:
+            for record in self.saved.values():
+                self._remove(self._stored_paths(record))
+            raise
+        return manifest
+
+    # --- saving -----------------------------------------------------------------------------
     def save(self, dataset: str, value: Any) -> Record:
-        """Saves a boundary dataset: the value, then its record.
+        """Saves a boundary dataset under this attempt's own object name (not yet committed).
 
         Raises:
             ForbiddenFormatError: Only pickle fits and pickle is forbidden.
             HandoffError: Every fitting format failed, or storage failed.
         """
-        from kedro.io import AbstractDataset
-
         errors: list[str] = []
-        self._remove_leftovers(dataset)
         for encoding in choose_encoding(dataset, value, self.allow_pickle):
-            fmt = encoding.format
-            path = f"{self.data_dir(dataset)}/data.{fmt.extension}"
-            target = path if self._atomic_objects else f"{path}.tmp-{uuid.uuid4().hex}"
-            if not self._atomic_objects:
-                self.fs.makedirs(self.data_dir(dataset), exist_ok=True)
-            writer = AbstractDataset.from_config(
-                dataset, fmt.dataset_config(self._url(target), self._fs_args)
-            )
-            try:
-                writer.save(encoding.value)
-            except Exception as exc:
-                self._discard(target)
-                cause = storage_cause(exc)
-                if cause is not None:
-                    raise HandoffError(
-                        f"storage error while saving dataset '{dataset}' to "
-                        f"{self._url(path)}: {type(cause).__name__}: {cause}. Nothing was "
-                        "recorded for it, so no reader will take it for complete; the task "
-                        "can be retried."
-                    ) from exc
-                errors.append(f"{fmt.name}: {exc}")
-                continue
-            if target != path:
-                self.fs.mv(target, path)
-            size, crc = self._checksum(path)
-            record = Record(
-                dataset=dataset,
-                format=fmt.name,
-                path=self._url(path),
-                size=size,
-                crc32c=crc,
-                producer_task=self.task,
-                attempt=self.attempt,
-                saved_at=_now(),
-                extra=encoding.extra,
-            )
-            self.write_json(self.record_path(dataset), record.to_json())
-            self._remove_other_formats(dataset, keep=fmt.extension)
-            self.saved[dataset] = record
-            logger.info(
-                "Handed off %s as %s (%d bytes) to %s", dataset, fmt.name, size, record.path
-            )
-            return record
+            record = self._save_as(dataset, encoding, errors)
+            if record is not None:
+                self.saved[dataset] = record
+                logger.info(
+                    "Handed off %s as %s (%d bytes) to %s",
+                    dataset,
+                    record.format,
+                    record.size,
+                    record.path,
+                )
+                return record
         if not self.allow_pickle:
             raise ForbiddenFormatError(
                 f"dataset '{dataset}' ({type(value).__qualname__}) could not be stored without "
@@ -353,142 +499,311 @@ class HandoffStore:
             )
         raise HandoffError(f"dataset '{dataset}' could not be saved: {'; '.join(errors)}")
 
-    def _discard(self, path: str) -> None:
-        # One DELETE: asking first whether the object exists costs 2-3 more requests on GCS.
+    def _save_as(self, dataset: str, encoding: Encoding, errors: list[str]) -> Record | None:
+        """Writes one encoding; None (and a note in `errors`) if the format cannot take it."""
+        from kedro.io import AbstractDataset
+
+        fmt = encoding.format
+        name = RunLayout.object_name(self.attempt_id, fmt.extension)
+        path = self.layout.data_object(dataset, name)
+        if self.backend.parallel_parts and wants_parallel(fmt.name, encoding.value, self.transfer):
+            return self._save_parts(dataset, encoding, name, errors)
+        self.backend.prepare(self.layout.data_dir(dataset))
+        writer = AbstractDataset.from_config(
+            dataset, fmt.dataset_config(self._url(path), self._fs_args)
+        )
         try:
-            self.fs.rm_file(path)
-        except FileNotFoundError:
-            pass
-        except OSError:  # pragma: no cover - best effort clean-up of a failed attempt
-            logger.warning("Could not remove %s", path)
+            writer.save(encoding.value)
+        except Exception as exc:  # noqa: BLE001 - storage errors are raised, the rest noted
+            self.backend.remove(path)
+            self._raise_if_storage(dataset, path, exc)
+            errors.append(f"{fmt.name}: {exc}")
+            return None
+        stat = self.backend.stat(path)
+        return self._record(dataset, encoding, name, stat.size, stat.crc32c, stat.generation)
 
-    def _remove_leftovers(self, dataset: str) -> None:
-        """Temporary objects of an attempt that was killed mid-save (never read by anyone)."""
-        if self._atomic_objects:
-            return
-        for path in self.fs.glob(f"{self.data_dir(dataset)}/*.tmp-*"):
-            self._discard(path)
+    def _save_parts(
+        self, dataset: str, encoding: Encoding, name: str, errors: list[str]
+    ) -> Record | None:
+        """Streams a large frame into parts uploaded in parallel (deleted again on failure)."""
+        fmt = encoding.format
+        try:
+            parts, size, crc = upload_frame(
+                self.fs,
+                fmt.name,
+                encoding.value,
+                lambda index: self.layout.part_object(dataset, name, index),
+                self.transfer,
+            )
+        except Exception as exc:  # noqa: BLE001 - storage errors are raised, the rest noted
+            self._raise_if_storage(dataset, self.layout.data_object(dataset, name), exc)
+            errors.append(f"{fmt.name}: {exc}")
+            return None
+        record = self._record(dataset, encoding, name, size, crc, None)
+        return replace(record, parts=tuple(parts))
 
-    def _remove_other_formats(self, dataset: str, keep: str) -> None:
-        """A retry that chose another format leaves no stale object of the old one."""
-        for fmt in FORMATS.values():
-            if fmt.extension != keep:
-                self._discard(f"{self.data_dir(dataset)}/data.{fmt.extension}")
+    def _raise_if_storage(self, dataset: str, path: str, exc: Exception) -> None:
+        """Raises the storage error behind a failed save, if storage is what failed."""
+        cause = exc if isinstance(exc, HandoffError) else storage_cause(exc)
+        if cause is not None:
+            raise HandoffError(
+                f"storage error while saving dataset '{dataset}' to {self._url(path)}: "
+                f"{type(cause).__name__}: {cause}. Nothing was committed for it, so no "
+                "reader will take it for complete; the task can be retried."
+            ) from exc
 
-    def write_manifest(
-        self, nodes: Iterable[str], started_at: str, extra: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Writes this group's manifest, after all its outputs: the group is complete."""
-        manifest = {
-            "task": self.task,
-            "nodes": sorted(nodes),
-            "attempt": self.attempt,
-            "started_at": started_at,
-            "finished_at": _now(),
-            "datasets": {name: record.to_json() for name, record in sorted(self.saved.items())},
-            **(extra or {}),
-        }
-        self.write_json(self.manifest_path(self.task), manifest)
-        return manifest
+    def _record(
+        self,
+        dataset: str,
+        encoding: Encoding,
+        name: str,
+        size: int,
+        crc32c: str,
+        generation: int | None,
+    ) -> Record:
+        return Record(
+            dataset=dataset,
+            format=encoding.format.name,
+            object=name,
+            path=self._url(self.layout.data_object(dataset, name)),
+            size=size,
+            crc32c=crc32c,
+            generation=generation,
+            producer_task=self.task,
+            attempt=self.attempt,
+            saved_at=_now(),
+            extra=encoding.extra,
+        )
 
-    # --- reading ------------------------------------------------------------------------
+    def _stored_paths(self, record: Record) -> list[str]:
+        """The objects that hold a record's bytes: its parts, or its one object."""
+        path = self.layout.data_object(record.dataset, record.object)
+        if not record.parts:
+            return [path]
+        return [
+            self.layout.part_object(record.dataset, record.object, index)
+            for index in range(len(record.parts))
+        ]
+
+    def _remove(self, paths: list[str]) -> None:
+        if self.backend.parallel_parts:
+            remove_paths(self.fs, paths)
+        else:
+            for path in paths:
+                self.backend.remove(path)
+
+    # --- resolving --------------------------------------------------------------------------
     def manifests(self) -> list[dict[str, Any]]:
-        """Every manifest under the prefix (other pods' writes included)."""
-        folder = f"{self.root}/manifests"
+        """Every committed manifest under the prefix (a listing: for finalize and tools).
+
+        Raises:
+            MetadataError: A manifest is damaged (names the object).
+        """
+        folder = self.layout.manifests_dir
         self.fs.invalidate_cache(folder)
         try:
             paths = self.fs.ls(folder, detail=False)
         except FileNotFoundError:
             return []
-        return [json.loads(self.fs.cat_file(p)) for p in sorted(paths) if p.endswith(".json")]
+        found = []
+        for path in sorted(p for p in paths if p.endswith(".json")):
+            raw = self.backend.read_json(path)
+            if raw is not None:
+                found.append(parse_manifest(raw, self._url(path)))
+        return found
 
-    def read_record(self, dataset: str, producer_node: str | None = None) -> Record:
-        """The producer's record of a dataset.
+    def _commit_of(self, task: str) -> dict[str, Any] | None:
+        """The producer task's committed manifest, read once per store (one attempt only)."""
+        if task not in self._commits:
+            path = self.manifest_path(task)
+            raw = self.backend.read_json(path)
+            if raw is None:
+                return None
+            self._commits[task] = parse_manifest(raw, self._url(path))
+        return self._commits[task]
+
+    def _producer_task(self, dataset: str, producer_node: str | None) -> str | None:
+        """The task that makes a dataset: from the plan, else the manifest listing the node."""
+        if dataset in self.upstream:
+            return self.upstream[dataset]
+        for manifest in self.manifests():
+            named = producer_node in manifest["nodes"] if producer_node else False
+            if named or (producer_node is None and dataset in manifest["datasets"]):
+                self._commits.setdefault(manifest["task"], manifest)
+                return str(manifest["task"])
+        return None
+
+    def read_record(
+        self, dataset: str, producer_node: str | None = None, producer_task: str | None = None
+    ) -> Record:
+        """The record of a dataset in its producer's committed manifest.
 
         Raises:
-            MissingHandoffError: No record: names the dataset, the producing node and its
-                group's manifest, and the path looked at.
+            NotCommittedError: The producer has no committed manifest.
+            MissingHandoffError: The manifest does not list the dataset.
+            MetadataError: The manifest or the record is damaged.
         """
-        path = self.record_path(dataset)
-        self.fs.invalidate_cache(path.rsplit("/", 1)[0])
-        try:
-            payload = json.loads(self.fs.cat_file(path))
-        except FileNotFoundError:
-            raise MissingHandoffError(self._missing_message(dataset, producer_node)) from None
-        return Record(**payload)
-
-    def _missing_message(self, dataset: str, producer_node: str | None) -> str:
-        where = self._url(self.record_path(dataset))
-        if producer_node is None:
-            return (
-                f"dataset '{dataset}' is not under the run prefix ({where}) and no node makes it."
+        task = producer_task or self._producer_task(dataset, producer_node)
+        manifest = self._commit_of(task) if task is not None else None
+        if manifest is None:
+            raise NotCommittedError(self._not_committed(dataset, producer_node, task))
+        if dataset not in manifest["datasets"]:
+            raise MissingHandoffError(
+                f"dataset '{dataset}' is not in the manifest of task '{manifest['task']}' "
+                f"(attempt {manifest['attempt']}, finished {manifest.get('finished_at')}, "
+                f"{self._url(self.manifest_path(manifest['task']))}), which exists but does "
+                "not list it; was the producer run with another pipeline or a different plan?"
             )
-        owner = next((m for m in self.manifests() if producer_node in m.get("nodes", [])), None)
-        if owner is None:
+        where = f"the record of dataset '{dataset}' in {self._url(self.manifest_path(task))}"
+        return Record.from_json(manifest["datasets"][dataset], where)
+
+    def _not_committed(self, dataset: str, producer_node: str | None, task: str | None) -> str:
+        made_by = f", made by node '{producer_node}'," if producer_node else ""
+        if task is not None:
+            state = (
+                f"task '{task}' has not committed: no manifest at "
+                f"{self._url(self.manifest_path(task))}"
+            )
+        elif producer_node is not None:
             state = (
                 f"no manifest under {self.prefix}/manifests lists node '{producer_node}': its "
-                "task has not run yet or did not finish. Run that task first (check the DAG's "
-                "dependencies, or the run prefix / run id this task was given)."
+                "task has not run yet or did not finish"
             )
         else:
-            state = (
-                f"the manifest of task '{owner['task']}' (attempt {owner.get('attempt')}, "
-                f"finished {owner.get('finished_at')}) exists but does not list it; was the "
-                "producer run with another pipeline or a different plan?"
-            )
+            state = "no manifest under it lists the dataset and no node makes it"
         return (
-            f"dataset '{dataset}', made by node '{producer_node}', is not under the run prefix "
-            f"(looked for {where}); {state}"
+            f"dataset '{dataset}'{made_by} is not under the run prefix {self.prefix}: {state}. "
+            "Run that task first (check the DAG's dependencies, or the run prefix / run id this "
+            "task was given)."
         )
 
-    def load(self, dataset: str, producer_node: str | None = None) -> Any:
-        """Loads a boundary dataset after checking it against its record.
+    def exists(self, dataset: str, producer_node: str | None = None) -> bool:
+        """True if this attempt saved the dataset or a committed manifest names it."""
+        if dataset in self.saved:
+            return True
+        try:
+            self.read_record(dataset, producer_node)
+        except MissingHandoffError:
+            return False
+        return True
+
+    # --- loading ----------------------------------------------------------------------------
+    def load(
+        self, dataset: str, producer_node: str | None = None, producer_task: str | None = None
+    ) -> Any:
+        """Loads a boundary dataset from the object its producer's manifest names.
 
         Raises:
-            MissingHandoffError: The dataset was never saved under this prefix.
-            ChecksumError: The stored object is not what the producer recorded.
+            MissingHandoffError: The producer has not committed, or did not save the dataset.
+            ForbiddenFormatError: The dataset is a pickle and pickle is forbidden.
+            ChecksumError: The object's bytes are not what the producer recorded.
         """
-        from kedro.io import AbstractDataset
+        record = self.read_record(dataset, producer_node, producer_task)
+        fmt = self._readable_format(record)
+        path = self._object_path(record)
+        data = self._read_object(record, path)
+        value = self._decode(record, fmt.name, data, path)
+        self.loaded[dataset] = record
+        logger.info(
+            "Loaded %s (%s, %d bytes) from %s", dataset, fmt.name, record.size, self._url(path)
+        )
+        try:
+            return rebuild(value, record.extra)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise MetadataError(
+                f"the record of dataset '{dataset}' (task '{record.producer_task}') says "
+                f"{dict(record.extra)} about object {self._url(path)}, which does not fit what "
+                f"it holds ({type(exc).__name__}: {exc}). Re-run that task."
+            ) from exc
 
-        record = self.read_record(dataset, producer_node)
+    def _readable_format(self, record: Record) -> Any:
         fmt = FORMATS.get(record.format)
         if fmt is None:
             raise HandoffError(
-                f"dataset '{dataset}' was stored as '{record.format}', which this version of "
-                "kedro-gcs-bridge cannot read; use the same version in every pod."
+                f"dataset '{record.dataset}' was stored as '{record.format}', which this "
+                "version of kedro-gcs-bridge cannot read; use the same version in every pod."
             )
-        path = f"{self.data_dir(dataset)}/data.{fmt.extension}"
+        if fmt.name == PICKLE and not self.allow_pickle:
+            raise ForbiddenFormatError(
+                f"dataset '{record.dataset}' was stored as pickle by task "
+                f"'{record.producer_task}', and pickle is forbidden here (allow_pickle: false): "
+                "nothing was read. Allow pickle, or make the producer return a frame or "
+                "JSON-safe builtins."
+            )
+        return fmt
+
+    def _object_path(self, record: Record) -> str:
+        """The object a record names, confined to this dataset's folder of this prefix."""
+        if not _OBJECT_NAME.fullmatch(record.object):
+            raise MetadataError(
+                f"the record of dataset '{record.dataset}' (task '{record.producer_task}') "
+                f"names object '{record.object}', which is not an object name the store writes; "
+                "refused."
+            )
+        return self.layout.data_object(record.dataset, record.object)
+
+    def _read_bytes(self, record: Record, path: str) -> Any:
+        """The object's bytes (pinned generations): its parts in parallel, or the one object."""
+        if not record.parts:
+            return self.backend.read(path, record.generation)
+        paths = self._stored_paths(record)
+        if self.backend.parallel_parts:
+            return read_parts(self.fs, paths, list(record.parts), self.transfer)
+        return b"".join(
+            self.backend.read(part_path, part.generation)
+            for part_path, part in zip(paths, record.parts, strict=True)
+        )
+
+    def _read_object(self, record: Record, path: str) -> Any:
+        """The object's bytes (pinned generation), checked against the record."""
         try:
-            size, crc = self._checksum(path)
+            data = self._read_bytes(record, path)
         except FileNotFoundError:
             raise ChecksumError(
-                f"object {self._url(path)} of dataset '{dataset}' is missing although its "
-                f"record says task '{record.producer_task}' saved it."
+                f"object {self._url(path)} of dataset '{record.dataset}' is missing although "
+                f"the manifest of task '{record.producer_task}' names it. Re-run that task."
             ) from None
-        if (size, crc) != (record.size, record.crc32c):
-            raise ChecksumError(
-                f"object {self._url(path)} of dataset '{dataset}' does not match its record "
-                f"(size {size} vs {record.size}, crc32c {crc} vs {record.crc32c}): it was "
-                f"changed or truncated after task '{record.producer_task}' wrote it. Re-run "
-                "that task."
-            )
-        reader = AbstractDataset.from_config(
-            dataset, fmt.dataset_config(self._url(path), self._fs_args)
-        )
-        try:
-            value = reader.load()
+        except HandoffError:
+            raise
         except Exception as exc:
-            cause = storage_cause(exc)
-            if cause is None:
-                raise
+            cause = storage_cause(exc) or exc
             raise HandoffError(
-                f"storage error while loading dataset '{dataset}' from {self._url(path)}: "
-                f"{type(cause).__name__}: {cause}"
+                f"storage error while loading dataset '{record.dataset}' from "
+                f"{self._url(path)}: {type(cause).__name__}: {cause}"
             ) from exc
-        self.loaded[dataset] = record
-        logger.info("Loaded %s (%s, %d bytes) from %s", dataset, fmt.name, size, record.path)
-        return rebuild(value, record.extra)
+        crc = crc32c_of(data)
+        if (len(data), crc) != (record.size, record.crc32c):
+            raise ChecksumError(
+                f"object {self._url(path)} of dataset '{record.dataset}' does not match its "
+                f"record (size {len(data)} vs {record.size}, crc32c {crc} vs {record.crc32c}): "
+                f"it was changed or truncated after task '{record.producer_task}' wrote it. "
+                "Re-run that task."
+            )
+        return data
 
+    def _decode(self, record: Record, fmt_name: str, data: Any, path: str) -> Any:
+        """Decodes verified bytes: frames straight from memory, the rest with kedro-datasets."""
+        try:
+            frame_reader = FRAME_READERS.get(fmt_name)
+            if frame_reader is not None:
+                return frame_reader(data)
+            return self._decode_staged(record, fmt_name, bytes(data))
+        except Exception as exc:
+            raise HandoffError(
+                f"object {self._url(path)} of dataset '{record.dataset}' matches its record but "
+                f"cannot be read as {fmt_name}: {exc}"
+            ) from exc
 
-def _as_tuple(protocol: str | tuple[str, ...]) -> tuple[str, ...]:
-    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+    def _decode_staged(self, record: Record, fmt_name: str, data: bytes) -> Any:
+        """Decodes with the format's kedro-datasets dataset, from a file in process memory."""
+        from kedro.io import AbstractDataset
+
+        fmt = FORMATS[fmt_name]
+        staging = f"{_STAGING}/{uuid.uuid4().hex}.{fmt.extension}"
+        memory = fsspec.filesystem("memory")
+        memory.pipe_file(staging, data)
+        try:
+            reader = AbstractDataset.from_config(record.dataset, fmt.dataset_config(staging, None))
+            return reader.load()
+        finally:
+            memory.rm_file(staging)  # rm(recursive=True) would copy the bytes to size them

@@ -5,17 +5,31 @@ the dag id and Airflow run id) and records its id in `<prefix>/_mlflow/run.json`
 read that object. Groups that start at the same moment may both create a parent: the
 exclusive create of that object decides which one stays, and the other is deleted. Every
 group logs into its own child run (`parent_run_id`), reused on retries. The parent's status
-is set once, by the DAG's final `finalize` task, from the groups' manifests. MLflow is
-imported only when a tracking URI is configured.
+is set once, by the DAG's final `finalize` task, from the task states Airflow recorded.
+MLflow is imported only when a tracking URI is configured.
+
+Tracking watches the pipeline; it must not stop it. Every `Tracker` bounds MLflow's HTTP
+retries and timeouts for its process (`bound_http_requests`), so an unreachable server fails
+a call within seconds, and a local store (`sqlite:`, `file:`) is first opened under an
+exclusive lock beside its file, so processes starting together never migrate its schema twice.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
 import logging
+import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from kedro_gcs_bridge.errors import TrackingError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -28,6 +42,98 @@ PARENT_OBJECT = "_mlflow/run.json"
 _METRIC_KEY = re.compile(r"[^\w\-. /]")
 _PARAM_VALUE_MAX = 6000
 
+#: MLflow's HTTP client settings for this process (defaults: 7 retries, backoff 2, 120 s
+#: timeout: minutes per call against a dead server). With these a call to an unreachable
+#: server fails within ~8 s (two tries of 4 s; urllib3 sleeps only before a second retry).
+#: Values the user set win.
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "4",
+}
+#: The experiment tag that makes the MLflow 3 UI open an experiment on its runs table
+#: (classic ML) instead of the GenAI overview.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: How long a process waits for another one to create a local store's schema.
+_LOCK_WAIT_SECONDS = 120.0
+
+
+class _QuietMlflowRetries(logging.Filter):
+    """Drops urllib3's per-retry warnings for MLflow calls: one warning says tracking failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Retrying") and "/api/2.0/mlflow" in message)
+
+
+_RETRY_FILTER = _QuietMlflowRetries()
+
+
+def bound_http_requests(environ: dict[str, str] | None = None) -> None:
+    """Sets MLflow's HTTP retry and timeout settings for this process unless already set."""
+    target = os.environ if environ is None else environ
+    for name, value in HTTP_LIMITS.items():
+        target.setdefault(name, value)
+    logging.getLogger("urllib3.connectionpool").addFilter(_RETRY_FILTER)
+
+
+def brief(exc: BaseException) -> str:
+    """An exception in one short line, for a warning."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:240]}{'...' if len(text) > 240 else ''}"
+
+
+def local_store_path(uri: str) -> Path | None:
+    """The file or folder of a local tracking store (`sqlite:///x.db`, `file:///mlruns`)."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme == "sqlite":
+        rest = uri.split(":///", 1)[1] if ":///" in uri else ""
+        return Path(unquote(rest)) if rest and rest != ":memory:" else None
+    if scheme == "file":
+        return Path(unquote(parts.path))
+    return None
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+    with lock_path.open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() > deadline:
+                    raise TrackingError(
+                        f"{lock_path} stayed locked for {_LOCK_WAIT_SECONDS:.0f} s: another "
+                        "process is creating the tracking store; remove the lock if none is."
+                    ) from exc
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_local_store(uri: str) -> None:
+    """Creates a local store's schema once, under a lock beside it; other URIs: nothing.
+
+    MLflow migrates a new SQLite store when a process first opens it; two processes doing that
+    at once corrupt it. Holding `<file>.lock` while opening makes the later ones find it made.
+    MLflow keeps the opened store for the process, so this costs one open per process.
+    """
+    path = local_store_path(uri)
+    if path is None:
+        return
+    from mlflow import MlflowClient
+
+    with _exclusive(path.with_name(path.name + ".lock")):
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
 
 @dataclass(frozen=True)
 class RunIdentity:
@@ -38,6 +144,11 @@ class RunIdentity:
     pipeline: str
     env: str
     project: str
+    logical_date: str = ""
+
+    def run_name(self) -> str:
+        """The parent run's name: the DAG and the run's logical date (`dag 2026-11-24 08:00`)."""
+        return f"{self.dag_id} {readable_date(self.logical_date or self.airflow_run_id)}"
 
     def tags(self) -> dict[str, str]:
         """Tags of the parent run; the first two key it."""
@@ -83,10 +194,52 @@ def metric_key(text: str) -> str:
     return _METRIC_KEY.sub("_", text)
 
 
+def readable_date(text: str) -> str:
+    """`2026-11-24 08:00:00` for a logical date or a run id holding one; else the text."""
+    stamp = text.rsplit("__", 1)[-1].replace(" ", "T")
+    try:
+        when = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return text
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def metric_values(name: str, value: Any) -> dict[str, float]:
+    """The numbers in a metrics dataset's value: a number, or a (nested) dict of numbers.
+
+    A number is logged under the dataset's name, a dict's entries under their keys (nested
+    keys joined with `.`: `{"test": {"mae": 1}}` gives `test.mae`); anything that is not a
+    number is left out.
+    """
+    if isinstance(value, Mapping):
+        return _numbers_in(value, "")
+    number = _number(value)
+    return {} if number is None else {metric_key(name): number}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _numbers_in(values: Mapping[Any, Any], prefix: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for key, item in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping):
+            found |= _numbers_in(item, f"{name}.")
+        elif (number := _number(item)) is not None:
+            found[metric_key(name)] = number
+    return found
+
+
 class Tracker:
     """The MLflow side of one group pod (or of the finalize task)."""
 
     def __init__(self, uri: str, store: RunObjects, experiment: str | None = None) -> None:
+        bound_http_requests()
+        open_local_store(uri)
         from mlflow import MlflowClient
 
         self.uri = uri
@@ -100,9 +253,17 @@ class Tracker:
 
         found = self.client.get_experiment_by_name(self.experiment_name)
         if found is not None:
+            if EXPERIMENT_KIND_TAG not in found.tags:  # a kind the user chose stays
+                self.client.set_experiment_tag(
+                    found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+                )
             return str(found.experiment_id)
         try:
-            return str(self.client.create_experiment(self.experiment_name))
+            return str(
+                self.client.create_experiment(
+                    self.experiment_name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+                )
+            )
         except MlflowException:  # another pod created it a moment ago
             found = self.client.get_experiment_by_name(self.experiment_name)
             if found is None:
@@ -142,7 +303,7 @@ class Tracker:
             candidate = created = self.client.create_run(
                 experiment_id,
                 tags=identity.tags(),
-                run_name=f"{identity.dag_id} {identity.airflow_run_id}",
+                run_name=identity.run_name(),
             ).info.run_id
         record = {"run_id": candidate, "experiment_id": experiment_id, "tracking_uri": self.uri}
         # The object under the run prefix is the arbiter: the first group to create it wins,
@@ -193,19 +354,20 @@ class Tracker:
         bytes_in: int,
         bytes_out: int,
         attempt: int,
+        values: Mapping[str, float] | None = None,
     ) -> None:
-        """What a group did: its nodes, each node's seconds, bytes handed in and out."""
+        """What a group did: its nodes, each node's seconds, bytes handed in and out.
+
+        Args:
+            values: Figures of the group's metrics datasets (`mlflow_metrics`), by metric key.
+        """
         from mlflow.entities import Metric, RunTag
 
-        import_time = _millis()
-        metrics = [
-            Metric(metric_key(f"node_seconds/{name}"), seconds, import_time, attempt)
-            for name, seconds in durations.items()
-        ]
-        metrics += [
-            Metric("handoff_bytes_in", bytes_in, import_time, attempt),
-            Metric("handoff_bytes_out", bytes_out, import_time, attempt),
-        ]
+        now = _millis()
+        figures = {metric_key(f"node_seconds/{name}"): s for name, s in durations.items()}
+        figures |= {"handoff_bytes_in": bytes_in, "handoff_bytes_out": bytes_out}
+        figures |= dict(values or {})
+        metrics = [Metric(key, value, now, attempt) for key, value in figures.items()]
         tags = [
             RunTag(f"{TAG}.nodes", ",".join(nodes)[:5000]),
             RunTag(f"{TAG}.attempt", str(attempt)),
@@ -230,6 +392,4 @@ def _quote(value: str) -> str:
 
 
 def _millis() -> int:
-    import time
-
     return int(time.time() * 1000)

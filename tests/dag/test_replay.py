@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import _LOCAL_DISK_CATALOG
 
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.pod.store import HandoffStore
@@ -56,7 +57,10 @@ def fresh_project(workdir: Path, name: str) -> Path:
     return target
 
 
-def create_dag(project: Path, env: dict[str, str], *params: str) -> Path:
+def create_dag(
+    project: Path, env: dict[str, str], *params: str, name: str = "spaceflights_dag.py"
+) -> Path:
+    """`kedro airflow create` with `--params` (`-p P` may lead them); `name` is the file."""
     target = project / "airflow_dags"
     args = [
         str(BIN / "kedro"),
@@ -67,15 +71,23 @@ def create_dag(project: Path, env: dict[str, str], *params: str) -> Path:
         "-t",
         str(target),
     ]
+    if params and params[0] == "-p":
+        args += params[:2]
+        params = params[2:]
     if params:
         args += ["--params", ",".join(params)]
     result = run(args, project, env)
     assert result.returncode == 0, result.stderr[-3000:]
-    return target / "spaceflights_dag.py"
+    return target / name
 
 
 def metrics(project: Path) -> dict[str, float]:
     return json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
+
+
+def kept_metrics(project: Path) -> dict[str, float]:
+    """metrics.json as the evaluate task left it in its own copy (`--keep-task-dirs`)."""
+    return metrics(project / "task-dirs" / "evaluate_model_node" / "project")
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +124,19 @@ def run_prefix(project: Path, dag_id: str = "spaceflights__default__local") -> s
 
 
 class TestReplay:
-    @pytest.mark.parametrize(("grouping", "tasks"), [("true", 5), ("false", 6)])
+    @pytest.mark.parametrize(
+        ("grouping", "tasks", "dag_name", "dag_id", "isolation"),
+        [
+            ("true", 5, "spaceflights_dag.py", "spaceflights__default__local", "--keep-task-dirs"),
+            (
+                "false",
+                6,
+                "spaceflights_ungrouped_dag.py",
+                "spaceflights__default__local_ungrouped",
+                "--shared-dir",
+            ),
+        ],
+    )
     def test_replay_matches_one_process(
         self,
         workdir: Path,
@@ -120,14 +144,28 @@ class TestReplay:
         reference_metrics: dict[str, float],
         grouping: str,
         tasks: int,
+        dag_name: str,
+        dag_id: str,
+        isolation: str,
     ) -> None:
         project = fresh_project(workdir, f"grouping-{grouping}")
-        dag = create_dag(project, base_env, f"grouping={grouping}")
-        result = replay(project, dag, base_env, "--parallel", "2")
+        dag = create_dag(project, base_env, f"grouping={grouping}", name=dag_name)
+        extra = [isolation, str(project / "task-dirs")] if isolation == "--keep-task-dirs" else []
+        result = replay(project, dag, base_env, "--parallel", "2", *(extra or [isolation]))
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert f"[{tasks}/{tasks}]" in result.stdout
-        assert metrics(project) == reference_metrics
-        manifests = HandoffStore(run_prefix(project), task="inspect").manifests()
+        if isolation == "--shared-dir":
+            assert metrics(project) == reference_metrics
+        else:
+            # Each task ran in its own copy: the metrics stayed on the evaluate task's disk.
+            assert "isolated: each task runs in a fresh copy" in result.stdout
+            assert not (project / "data" / "08_reporting" / "metrics.json").exists()
+            assert kept_metrics(project) == reference_metrics
+            assert (
+                "left on its own disk (lost with a pod on GKE): data/08_reporting/metrics.json"
+                in result.stdout
+            )
+        manifests = HandoffStore(run_prefix(project, dag_id), task="inspect").manifests()
         assert len(manifests) == tasks
         # The final table: one row per task with its nodes and the bytes it handed off.
         table = result.stdout[result.stdout.index("task  ") :]
@@ -136,14 +174,20 @@ class TestReplay:
     def test_failed_task_shows_its_log_and_stops_downstream(
         self, workdir: Path, base_env: dict[str, str]
     ) -> None:
+        """The image leaves a raw input out (docker ignore file): its task fails as in a pod."""
         project = fresh_project(workdir, "failing")
-        (project / "data" / "01_raw" / "companies.csv").unlink()
+        (project / "docker").mkdir()
+        (project / "docker" / "Dockerfile.dockerignore").write_text("data/01_raw/companies.csv\n")
         dag = create_dag(project, base_env)
         result = replay(project, dag, base_env, "--parallel", "1")
         assert result.returncode == 1
         out = result.stdout
+        assert "docker/Dockerfile.dockerignore" in out and "without data (1 files)" in out
         assert "companies: failed" in out
+        assert "    first exception: FileNotFoundError: [Errno 2] No such file" in out
+        assert "    error: DatasetError: companies: Failed while loading data" in out
         assert "companies.csv" in out  # the task's own log, shown on failure
+        assert (project / "data" / "01_raw" / "companies.csv").exists()  # the project's own
         assert "shuttles: success" in out  # independent of the failure
         for downstream in ("split", "train_model_node", "evaluate_model_node"):
             assert f"{downstream}: upstream_failed" in out
@@ -157,13 +201,12 @@ class TestReplay:
         assert replay(project, dag, base_env).returncode == 0
         store = HandoffStore(run_prefix(project), task="inspect")
         before = {m["task"]: m for m in store.manifests()}
-        (project / "data" / "08_reporting" / "metrics.json").unlink()
-        result = replay(
-            project, dag, base_env, "--task", "train_model_node", "--task", "evaluate_model_node"
-        )
+        only = ("--task", "train_model_node", "--task", "evaluate_model_node")
+        keep = ("--keep-task-dirs", str(project / "task-dirs"))
+        result = replay(project, dag, base_env, *only, *keep)
         assert result.returncode == 0, result.stdout[-3000:]
         assert "[2/2]" in result.stdout
-        assert metrics(project) == reference_metrics
+        assert kept_metrics(project) == reference_metrics
         after = {m["task"]: m for m in store.manifests()}
         assert after["split"] == before["split"]  # upstream untouched
         assert after["train_model_node"]["finished_at"] > before["train_model_node"]["finished_at"]
@@ -182,6 +225,8 @@ class TestReplay:
                 "--emulator",
                 "--run-id",
                 RUN_ID,
+                "--keep-task-dirs",
+                str(project / "task-dirs"),
             ],
             project,
             base_env,
@@ -191,7 +236,7 @@ class TestReplay:
         assert "run prefix: gs://kedro-gcs-bridge-replay/runs/spaceflights__default__local/" in (
             result.stdout
         )
-        assert metrics(project) == reference_metrics
+        assert kept_metrics(project) == reference_metrics
         assert not (project / ".gcs-bridge-runs").exists()  # nothing went to local disk
 
     def test_unknown_task_is_refused(self, workdir: Path, base_env: dict[str, str]) -> None:
@@ -206,7 +251,7 @@ def test_local_airflow_variant_runs_in_airflow_dags_test(
     workdir: Path, base_env: dict[str, str], reference_metrics: dict[str, float]
 ) -> None:
     project = fresh_project(workdir, "airflow-local")
-    dag = create_dag(project, base_env, "pod_backend=local")
+    dag = create_dag(project, base_env, "pod_backend=local", name="spaceflights_local_dag.py")
     env = {
         **base_env,
         "AIRFLOW_HOME": str(workdir / "af-local"),
@@ -215,11 +260,54 @@ def test_local_airflow_variant_runs_in_airflow_dags_test(
     migrate = run([str(BIN / "airflow"), "db", "migrate"], project, env)
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     result = run(
-        [str(BIN / "airflow"), "dags", "test", "spaceflights__default__local"], project, env
+        [str(BIN / "airflow"), "dags", "test", "spaceflights__default__local_local"], project, env
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "state=success" in result.stdout + result.stderr
     assert metrics(project) == reference_metrics
-    runs = list((project / ".gcs-bridge-runs" / "spaceflights__default__local").iterdir())
+    runs = list((project / ".gcs-bridge-runs" / "spaceflights__default__local_local").iterdir())
     assert len(runs) == 1 and ":" not in runs[0].name and "+" not in runs[0].name
     assert len(list((runs[0] / "manifests").iterdir())) == 5
+
+
+class TestIsolation:
+    """A local-disk dataset crossing tasks: lost between isolated tasks, as between pods."""
+
+    CROSSING = "preprocessed_companies"
+    DAG_ID = "spaceflights__data_processing__local"
+
+    def test_local_disk_crossing_fails_isolated_passes_shared_or_handed_off(
+        self, workdir: Path, base_env: dict[str, str]
+    ) -> None:
+        # local_handoff: false. Written before the entry went to the catalog (create refuses
+        # a local-disk crossing with local_handoff: false), as a DAG outlives catalog edits.
+        project = fresh_project(workdir, "no-local-handoff")
+        pipeline = ("-p", "data_processing")
+        name = "spaceflights_data_processing_dag.py"
+        dag = create_dag(project, base_env, *pipeline, "local_handoff=false", name=name)
+        with (project / _LOCAL_DISK_CATALOG.path).open("a", encoding="utf-8") as catalog:
+            catalog.write(_LOCAL_DISK_CATALOG.new)
+        isolated = replay(project, dag, base_env, "--parallel", "1")
+        out = isolated.stdout
+        assert isolated.returncode == 1, out[-3000:]
+        assert "companies: success" in out and "split: failed" in out
+        # The producer's warning is shown although it succeeded; the consumer names the dataset.
+        assert f"warning: Dataset '{self.CROSSING}' crosses between groups" in out
+        assert f"error: HandoffError: dataset '{self.CROSSING}' is made by node" in out
+        assert "Set `local_handoff: true` in airflow.yml" in out
+
+        shared = replay(project, dag, base_env, "--shared-dir", "--run-id", "manual__shared")
+        assert shared.returncode == 0, shared.stdout[-3000:]
+        assert "shared dir: every task runs in the project folder" in shared.stdout
+
+        # local_handoff: true (the default): the run prefix carries it between isolated tasks.
+        project = fresh_project(workdir, "local-handoff")
+        with (project / _LOCAL_DISK_CATALOG.path).open("a", encoding="utf-8") as catalog:
+            catalog.write(_LOCAL_DISK_CATALOG.new)
+        dag = create_dag(project, base_env, *pipeline, name=name)
+        handed = replay(project, dag, base_env)
+        assert handed.returncode == 0, handed.stdout[-3000:]
+        assert "[3/3]" in handed.stdout and "preprocessed_companies.parquet" not in handed.stdout
+        store = HandoffStore(run_prefix(project, self.DAG_ID), task="inspect")
+        companies = next(m for m in store.manifests() if m["task"] == "companies")
+        assert self.CROSSING in companies["datasets"]

@@ -1,4 +1,4 @@
-"""Run prefixes as a whole: finalize (outcome, cleanup), runs list, runs gc."""
+"""Run prefixes as a whole: runs list, runs gc (finalize: tests/ops/test_finalize.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,22 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from kedro_gcs_bridge.errors import GCSBridgeError
-from kedro_gcs_bridge.ops.finalize import finish_run
 from kedro_gcs_bridge.ops.runs import (
     RunSummary,
     delete_runs,
     list_runs,
     parse_age,
+    scan_runs,
     select_for_gc,
 )
+from kedro_gcs_bridge.pod.backend import open_backend
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,6 +31,7 @@ NOW = dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)
 
 def make_run(root: str, dag: str, run: str, done: list[str], expected: list[str]) -> str:
     prefix = f"{root}/{dag}/{run}"
+    HandoffStore(prefix, task="setup").mark(dag, run)
     for task in done:
         store = HandoffStore(prefix, task=task)
         store.save(f"{task}_out", {"task": task})
@@ -98,25 +101,6 @@ class TestSelectForGc:
         assert [run.run for run in chosen] == expected
 
 
-class TestFinishRun:
-    def test_outcome_and_cleanup_policies(self, root: str) -> None:
-        tasks = ["a", "b"]
-        ok = make_run(root, "dag", "ok", ["a", "b"], tasks)
-        failed = make_run(root, "dag", "failed", ["a"], tasks)
-        outcome = finish_run(ok, tasks, cleanup="never")
-        assert outcome.ok and outcome.deleted_bytes is None
-        outcome = finish_run(failed, tasks, cleanup="on_success")
-        assert outcome.incomplete == ("b",) and outcome.deleted_bytes is None
-        by_run = {run.run: run for run in list_runs(root)}
-        assert by_run["ok"].outcome == "success"
-        assert by_run["failed"].outcome == "failed"
-        outcome = finish_run(ok, tasks, cleanup="on_success")
-        assert outcome.deleted_bytes and outcome.deleted_bytes > 0
-        outcome = finish_run(failed, tasks, cleanup="always")
-        assert outcome.deleted_bytes and outcome.deleted_bytes > 0
-        assert list_runs(root) == []
-
-
 class TestListAndDelete:
     def test_list_newest_first_with_groups_and_bytes(self, root: str) -> None:
         make_run(root, "dag_a", "run1", ["a"], ["a", "b"])
@@ -151,6 +135,116 @@ class TestListAndDelete:
         assert len(list_runs(root)) == 1
 
 
+#: Objects under a root that are not run prefixes: a Kedro project checked out there, a stray
+#: manifest-like JSON, unmarked folders that look like runs, a marker of something else.
+DECOYS = {
+    "code/my_project/data/01_raw/companies.csv": b"id,name\n1,a\n",
+    "code/my_project/conf/base/catalog.yml": b"companies: {}\n",
+    "code/my_project/pyproject.toml": b"[tool.kedro]\n",
+    "a/b/manifests/x.json": b"{}",
+    "a/c/_run.json": b'{"outcome": "success"}',
+    "a/d/_mlflow/run.json": b"{}",
+    "a/e/_gcs_bridge_run.json": b'{"kind": "something else"}',
+    "a/f/_gcs_bridge_run.json": b"not json",
+    "deep/x/y/_gcs_bridge_run.json": b'{"kind": "kedro-gcs-bridge run prefix"}',
+    "top.json": b"{}",
+}
+
+
+def plant_decoys(root: str) -> dict[str, bytes]:
+    backend = open_backend(root)
+    for name, data in DECOYS.items():
+        backend.prepare(f"{backend.root}/{name}".rsplit("/", 1)[0])
+        backend.fs.pipe_file(f"{backend.root}/{name}", data)
+    return {f"{backend.root}/{name}": data for name, data in DECOYS.items()}
+
+
+def still_there(root: str, planted: dict[str, bytes]) -> None:
+    backend = open_backend(root)
+    backend.fs.invalidate_cache()
+    for path, data in planted.items():
+        assert backend.fs.cat_file(path) == data, path
+
+
+class TestOnlyMarkedRunPrefixes:
+    def test_decoy_project_and_stray_json_are_never_listed_nor_deleted(self, root: str) -> None:
+        planted = plant_decoys(root)
+        make_run(root, "dag", "old", ["a"], ["a"])
+        scan = scan_runs(root)
+        assert [(run.dag_id, run.run) for run in scan.runs] == [("dag", "old")]
+        chosen = select_for_gc(scan.runs, dt.timedelta(0), False, dt.datetime.now(dt.UTC))
+        delete_runs(root, chosen)
+        assert list_runs(root) == []
+        still_there(root, planted)
+
+    def test_unreadable_objects_are_reported_and_skipped(self, root: str) -> None:
+        plant_decoys(root)
+        prefix = make_run(root, "dag", "run", ["a"], ["a", "b"])
+        backend = open_backend(prefix)
+        backend.fs.pipe_file(f"{backend.root}/manifests/x.json", b"{}")
+        backend.fs.pipe_file(f"{backend.root}/manifests/y.json", b"[1, 2")
+        scan = scan_runs(root)
+        (run,) = scan.runs
+        assert run.groups_done == ("a",) and run.outcome == "incomplete"
+        problems = "\n".join(scan.problems)
+        assert "dag/run/manifests/x.json" in problems and "no 'task'" in problems
+        assert "dag/run/manifests/y.json" in problems and "not JSON" in problems
+        assert "a/e/_gcs_bridge_run.json" in problems and "a/f/_gcs_bridge_run.json" in problems
+
+    def test_delete_refuses_an_unmarked_folder_even_at_run_depth(self, root: str) -> None:
+        planted = plant_decoys(root)
+        backend = open_backend(root)
+        decoy = RunSummary(
+            "code", "my_project", "", f"{backend.root}/code/my_project", (), (), "success", 1, None
+        )
+        with pytest.raises(GCSBridgeError, match="refusing to delete"):
+            delete_runs(root, [decoy])
+        still_there(root, planted)
+
+
+class TestRootUrl:
+    @pytest.mark.parametrize(
+        "url", ["/", "file:///", "file://", "gs://", "gs:///x", "runs", "./runs", "gs:/b/x", ""]
+    )
+    def test_roots_that_are_not_absolute_urls_are_refused(self, url: str) -> None:
+        with pytest.raises(GCSBridgeError, match="'--root'"):
+            list_runs(url)
+        with pytest.raises(GCSBridgeError, match="'--root'"):
+            delete_runs(url, [])
+
+
+def test_unreachable_gcs_fails_fast_with_one_line(tmp_path: Path) -> None:
+    """A gs:// root with no reachable GCS (an emulator host on a closed port): list and gc fail
+    within seconds, with one line naming --root, not a minute of retries and a traceback."""
+    from _gcs_emulator import free_port
+
+    project = tmp_path / "spaceflights"
+    shutil.copytree(REPO / "examples" / "spaceflights", project)
+    kedro = str(Path(sys.executable).parent / "kedro")
+    env = {
+        **os.environ,
+        "KEDRO_DISABLE_TELEMETRY": "true",
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}",
+    }
+    for args in (["list"], ["gc", "--older-than", "7d"]):
+        started = time.monotonic()
+        result = subprocess.run(
+            [kedro, "gcs-bridge", "runs", *args, "--root", "gs://bucket/runs"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        elapsed = time.monotonic() - started
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert elapsed < 20, elapsed  # a bound, not a benchmark: 10 s is the target
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "--root" in errors[0], result.stderr[-2000:]
+        assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_runs_cli_lists_and_collects(tmp_path: Path) -> None:
     project = tmp_path / "spaceflights"
     shutil.copytree(REPO / "examples" / "spaceflights", project)
@@ -158,6 +252,7 @@ def test_runs_cli_lists_and_collects(tmp_path: Path) -> None:
     make_run(root, "dag", "finished", ["a"], ["a"])
     make_run(root, "dag", "broken", [], ["a"])
     HandoffStore(f"{root}/dag/broken", task="a").save("partial", {"x": 1})
+    planted = plant_decoys(root)
     kedro = str(Path(sys.executable).parent / "kedro")
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "300"}
 
@@ -175,6 +270,7 @@ def test_runs_cli_lists_and_collects(tmp_path: Path) -> None:
         return result.stdout
 
     listing = cli("list")
+    assert "skipped" in listing and "a/b/manifests/x.json" not in listing
     assert "2 run(s)" in listing and "finished  groups 1/1  success" in listing
     assert "broken  groups 0" in listing and "incomplete" in listing
     dry = cli("gc", "--older-than", "0s", "--keep-failed", "--dry-run")
@@ -182,3 +278,4 @@ def test_runs_cli_lists_and_collects(tmp_path: Path) -> None:
     assert "2 run(s)" in cli("list")
     cli("gc", "--older-than", "0s", "--keep-failed")
     assert "1 run(s)" in cli("list") and "broken" in cli("list")
+    still_there(root, planted)

@@ -4,10 +4,13 @@ messages for values of the wrong type or form."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CREATE, Edit, Job, run_jobs
 
+from kedro_gcs_bridge.dag.dagfile import build_dag_file
 from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.planning.config import (
     BridgeConfig,
@@ -196,3 +199,159 @@ class TestHelpers:
             "gcp_gke_cluster_name",
             "gcs_bridge_root",
         ]
+
+
+#: Configs Airflow, Kubernetes, GCS or MLflow would refuse later (or that would silently write
+#: somewhere else): each must be an error at create time naming the key.
+BAD_CONFIGS: list[tuple[dict[str, Any], str, str]] = [
+    ({"gcs_bridge_root": "s3://x"}, "gcs_bridge_root", "gs://bucket"),
+    ({"gcs_bridge_root": "gs://"}, "gcs_bridge_root", "names no bucket"),
+    ({"gcs_bridge_root": "gs:///path"}, "gcs_bridge_root", "names no bucket"),
+    ({"gcs_bridge_root": "my-bucket/x"}, "gcs_bridge_root", "absolute URL"),
+    ({"gcs_bridge_root": "gs:/dag/run"}, "gcs_bridge_root", "absolute URL"),
+    ({"gcs_bridge_root": "file:///tmp/runs"}, "gcs_bridge_root", "gs://bucket"),
+    ({"gcs_bridge_root": "gs://Bad_Bucket/x"}, "gcs_bridge_root", "not a bucket name"),
+    ({"pod_backend": "local", "local_root": "runs"}, "local_root", "absolute URL"),
+    ({"pod_backend": "local", "gcs_bridge_root": "file:///"}, "gcs_bridge_root", "no folder"),
+    ({"retry_delay": -5}, "retry_delay", ">= 0"),
+    ({"retry_delay": float("nan")}, "retry_delay", ">= 0"),
+    ({"max_active_runs": 0}, "max_active_runs", "at least 1"),
+    ({"k8s_namespace": "Bad_Namespace!"}, "k8s_namespace", "RFC 1123"),
+    ({"k8s_namespace": "-kedro"}, "k8s_namespace", "RFC 1123"),
+    ({"k8s_namespace": "a" * 64}, "k8s_namespace", "63"),
+    ({"k8s_service_account": "Kedro Runner"}, "k8s_service_account", "RFC 1123"),
+    ({"k8s_service_account": "runner."}, "k8s_service_account", "RFC 1123"),
+    ({"mlflow_tracking_uri": "htp:/oops"}, "mlflow_tracking_uri", "did you mean 'http'"),
+    ({"mlflow_tracking_uri": "http://"}, "mlflow_tracking_uri", "host"),
+    ({"mlflow_tracking_uri": "https:/mlflow.example.com"}, "mlflow_tracking_uri", "host"),
+    ({"mlflow_tracking_uri": "mlruns"}, "mlflow_tracking_uri", "file:///"),
+    ({"mlflow_tracking_uri": "sqlite://"}, "mlflow_tracking_uri", "sqlite:///"),
+    ({"mlflow_tracking_uri": "file://mlruns"}, "mlflow_tracking_uri", "file:///"),
+    ({"mlflow_tracking_uri": "postgresql:///db"}, "mlflow_tracking_uri", "host"),
+    (
+        {"mlflow_tracking_uri": "https://alice:pw@mlflow.example.com"},
+        "mlflow_tracking_uri",
+        "alice:***@mlflow.example.com",
+    ),
+    ({"schedule": "@daly"}, "schedule", "did you mean '@daily'"),
+    ({"schedule": "61 * * * *"}, "schedule", "cron"),
+    ({"schedule": "0 25 * * *"}, "schedule", "cron"),
+    ({"schedule": "* * * *"}, "schedule", "cron"),
+    ({"schedule_interval": "0 0 32 * *"}, "schedule_interval", "cron"),
+    ({"schedule": "@hourly "}, "schedule", "cron"),
+    ({"dag_id": "my dag!"}, "dag_id", "letters, digits"),
+    ({"dag_id": "x" * 251}, "dag_id", "250"),
+    ({"dag_id": ""}, "dag_id", "letters, digits"),
+    ({"cleanup": "sometimes"}, "cleanup", "never, on_success, always"),
+    ({"pod_backend": "docker"}, "pod_backend", "'gke'"),
+]
+
+
+class TestCheckedAtCreateTime:
+    @pytest.mark.parametrize(
+        ("config", "key", "fragment"), BAD_CONFIGS, ids=[str(c) for c, _, _ in BAD_CONFIGS]
+    )
+    def test_bad_config_is_an_error_naming_the_key(
+        self, config: dict[str, Any], key: str, fragment: str
+    ) -> None:
+        with pytest.raises(ConfigError) as caught:
+            parse_config(config)
+        message = str(caught.value)
+        assert f"'{key}" in message and fragment in message
+
+    @pytest.mark.parametrize(
+        ("config", "key", "fragment"),
+        BAD_CONFIGS[::7],
+        ids=[str(c) for c, _, _ in BAD_CONFIGS[::7]],
+    )
+    def test_the_dag_file_is_not_planned(
+        self, config: dict[str, Any], key: str, fragment: str
+    ) -> None:
+        from kedro.pipeline import Pipeline, node
+
+        variables = {
+            "pipeline": Pipeline([node(_identity, "a", "b", name="n")]),
+            "pipeline_name": "__default__",
+            "env": "local",
+            "package_name": "pkg",
+            **GOOD_DEPLOYMENT,
+            **config,
+        }
+        dag = build_dag_file(variables)
+        assert dag.plan is None and f"'{key}" in (dag.error or "") and fragment in dag.error
+
+    def test_every_problem_is_named_at_once(self) -> None:
+        with pytest.raises(ConfigError) as caught:
+            parse_config({"retry_delay": -5, "dag_id": "my dag!", "schedule": "@daly"})
+        message = str(caught.value)
+        assert "3 problems" in message
+        assert all(key in message for key in ("'retry_delay'", "'dag_id'", "'schedule'"))
+
+    @pytest.mark.parametrize(
+        "config",
+        [
+            {"gcs_bridge_root": "gs://my-bucket"},
+            {"gcs_bridge_root": "gs://my-bucket/kedro/"},
+            {"gcs_bridge_root": "gcs://b/x"},
+            {"gcs_bridge_root": ""},
+            {"pod_backend": "local", "gcs_bridge_root": "file:///tmp/runs"},
+            {"pod_backend": "local", "local_root": "file:///tmp/runs"},
+            {"retry_delay": 0},
+            {"max_active_runs": 1},
+            {"k8s_namespace": "kedro-prod"},
+            {"k8s_service_account": "kedro.runner-1"},
+            {"mlflow_tracking_uri": "http://127.0.0.1:5000"},
+            {"mlflow_tracking_uri": "https://mlflow.example.com/base"},
+            {"mlflow_tracking_uri": "databricks"},
+            {"mlflow_tracking_uri": "databricks://profile"},
+            {"pod_backend": "local", "mlflow_tracking_uri": "file:///tmp/mlruns"},
+            {"pod_backend": "local", "mlflow_tracking_uri": "sqlite:///tmp/mlflow.db"},
+            {"mlflow_tracking_uri": "postgresql+psycopg2://mlflow@db:5432/mlflow"},
+            {"mlflow_tracking_uri": "mysql://db/mlflow"},
+            {"schedule": "@once"},
+            {"schedule": "@continuous"},
+            {"schedule": "@quarterly"},
+            {"schedule": "@midnight"},
+            {"schedule": "*/15 6-18 * jan-mar mon-fri"},
+            {"schedule": "0 0 * * * 30"},
+            {"dag_id": "team.nightly-run_1"},
+        ],
+        ids=str,
+    )
+    def test_good_values_are_kept(self, config: dict[str, Any]) -> None:
+        parsed = parse_config(config)
+        for key, value in config.items():
+            assert getattr(parsed, key) == value
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+GOOD_DEPLOYMENT = {
+    "gcp_project_id": "p",
+    "gcp_region": "r",
+    "gcp_gke_cluster_name": "c",
+    "docker_image": "i",
+    "gcs_bridge_root": "gs://b/r",
+}
+
+
+def test_create_with_a_bad_config_writes_no_dag_file(tmp_path: Path) -> None:
+    """One real `kedro airflow create`: the command fails naming every key, the DAG folder's
+    file is untouched."""
+    bad = {
+        "k8s_namespace: kedro": "k8s_namespace: Bad_Namespace!",
+        "gcs_bridge_root: gs://example-bucket/kedro-gcs-bridge": "gcs_bridge_root: my-bucket/x",
+        "retry_delay: 5": "retry_delay: -5",
+        "schedule_interval: null": "schedule_interval: '@daly'",
+    }
+    edits = tuple(Edit("conf/base/airflow.yml", new, old) for old, new in bad.items())
+    job = Job((*CREATE, "dags"), edits=edits, seed_dag_dir="dags")
+    run = run_jobs(tmp_path, {"bad_config": job})["bad_config"]
+    assert run.returncode != 0, run.describe()
+    assert "no DAG file written" in run.output, run.describe()
+    for key in ("k8s_namespace", "gcs_bridge_root", "retry_delay", "schedule_interval"):
+        assert f"'{key}" in run.output, run.describe()
+    files = {path.name: path.read_bytes() for path in run.dag_dir().iterdir()}
+    assert files == run.files_before

@@ -8,6 +8,8 @@ import pytest
 from conftest import has_cycle, random_pipelines
 from hypothesis import given, settings
 
+from kedro_gcs_bridge.errors import ConfigError, PlanError
+from kedro_gcs_bridge.planning.config import parse_config
 from kedro_gcs_bridge.planning.grouping import (
     NodeSpec,
     assign_groups,
@@ -16,6 +18,7 @@ from kedro_gcs_bridge.planning.grouping import (
     group_pipeline,
     is_parameter,
 )
+from kedro_gcs_bridge.planning.plan import plan_tasks
 
 PREFIX = "airflow."
 
@@ -133,7 +136,9 @@ class TestGroupPipeline:
             ("shuttles", "split"): frozenset({"preprocessed_shuttles"}),
             ("split", "train_model_node"): frozenset({"X_train", "y_train"}),
             ("split", "evaluate_model_node"): frozenset({"X_test", "y_test"}),
-            ("train_model_node", "evaluate_model_node"): frozenset({"regressor"}),
+            ("train_model_node", "evaluate_model_node"): frozenset(
+                {"regressor", "training_metrics"}
+            ),
         }
 
     @pytest.mark.parametrize(
@@ -255,3 +260,177 @@ class TestRandomPipelines:
         assert set(grouping.edges) == {
             (group_of[up], group_of[down]) for up, down, _ in _crossings(nodes, group_of)
         }
+
+
+def _grouped(nodes: list[NodeSpec], groups: dict[str, list[str]]) -> tuple[dict, list[str]]:
+    return assign_groups(nodes, PREFIX, configured=groups)
+
+
+class TestConfiguredGroups:
+    """The `groups:` config key: group name -> node names, `tag:<t>` or `namespace:<ns>`."""
+
+    @pytest.mark.parametrize(
+        ("nodes", "groups", "expected"),
+        [
+            pytest.param(
+                [spec("a"), spec("b"), spec("c")],
+                {"g": ["a", "b"]},
+                {"a": "g", "b": "g", "c": "c"},
+                id="node-names",
+            ),
+            pytest.param(
+                [spec("a", tags="fast"), spec("b", tags="fast slow"), spec("c", tags="slow")],
+                {"g": ["tag:fast"]},
+                {"a": "g", "b": "g", "c": "c"},
+                id="tag-selector",
+            ),
+            pytest.param(
+                [
+                    NodeSpec("ns.a", (), (), namespace="ns"),
+                    NodeSpec("ns.sub.b", (), (), namespace="ns.sub"),
+                    NodeSpec("nsx.c", (), (), namespace="nsx"),
+                ],
+                {"g": ["namespace:ns"]},
+                {"ns.a": "g", "ns.sub.b": "g", "nsx.c": "nsx.c"},
+                id="namespace-selector-takes-nested-not-prefixed",
+            ),
+            pytest.param(
+                [spec("a", tags="airflow.g"), spec("b"), spec("c", tags="airflow.g")],
+                {"g": ["b"]},
+                {"a": "g", "b": "g", "c": "g"},
+                id="config-and-tags-add-up",
+            ),
+            pytest.param(
+                [spec("a", tags="airflow.g"), spec("b")],
+                {"g": ["a", "b"]},
+                {"a": "g", "b": "g"},
+                id="config-agrees-with-tag",
+            ),
+            pytest.param(
+                [spec("a", tags="x"), spec("b")],
+                {"g": ["a", "tag:x"]},
+                {"a": "g", "b": "b"},
+                id="same-node-twice-in-one-group",
+            ),
+        ],
+    )
+    def test_group_of_every_node(
+        self, nodes: list[NodeSpec], groups: dict[str, list[str]], expected: dict[str, str]
+    ) -> None:
+        assert _grouped(nodes, groups) == (expected, [])
+
+    @pytest.mark.parametrize(
+        ("nodes", "groups", "fragments"),
+        [
+            pytest.param(
+                [spec("a"), spec("b")],
+                {"g": ["a"], "h": ["a", "b"]},
+                ["node 'a' is in 2 groups", "['g', 'h']"],
+                id="node-in-two-groups",
+            ),
+            pytest.param(
+                [spec("a", tags="x"), spec("b")],
+                {"g": ["tag:x"], "h": ["a"]},
+                ["node 'a' is in 2 groups"],
+                id="selector-and-name-overlap",
+            ),
+            pytest.param(
+                [spec("a", tags="airflow.g"), spec("b")],
+                {"h": ["a", "b"]},
+                ["node 'a' is tagged 'airflow.g'", "puts it in group 'h'", "must agree"],
+                id="tag-and-config-disagree",
+            ),
+            pytest.param(
+                [spec("a"), spec("b"), spec("c")],
+                {"b": ["a", "c"]},
+                ["group 'b' (nodes ['a', 'c'])", "same name as node 'b'", "`groups: b`"],
+                id="group-named-like-a-node-outside",
+            ),
+        ],
+    )
+    def test_problem_names_the_node(
+        self, nodes: list[NodeSpec], groups: dict[str, list[str]], fragments: list[str]
+    ) -> None:
+        _, problems = _grouped(nodes, groups)
+        assert len(problems) == 1, problems
+        for fragment in fragments:
+            assert fragment in problems[0]
+
+    def test_cycle_through_config_is_reported(self) -> None:
+        nodes = [spec("a", "raw", "x"), spec("b", "x", "y"), spec("c", "y", "z")]
+        grouping = group_pipeline("p", nodes, PREFIX, configured={"g": ["a", "c"]})
+        (problem,) = grouping.problems
+        assert "creates a cycle" in problem and "{'b', 'c'}" in problem
+        assert "`groups:`" in problem
+
+    def test_disabled_grouping_ignores_the_config(self) -> None:
+        nodes = [spec("a"), spec("b")]
+        grouping = group_pipeline("p", nodes, PREFIX, enabled=False, configured={"g": ["a", "b"]})
+        assert dict(grouping.group_of) == {"a": "a", "b": "b"}
+
+    def test_entries_matching_no_node_are_warnings_with_a_hint(self) -> None:
+        nodes = [spec("split_data_node", "", "x"), spec("b", "x")]
+        grouping = group_pipeline(
+            "p", nodes, PREFIX, configured={"g": ["split_data_nod", "b", "tag:nope"]}
+        )
+        assert grouping.problems == ()
+        assert len(grouping.warnings) == 2
+        assert "did you mean 'split_data_node'?" in grouping.warnings[0]
+        assert "'tag:nope'" in grouping.warnings[1]
+
+    def test_example_regrouped_by_config_alone(self, spaceflights_nodes: list[NodeSpec]) -> None:
+        untagged = [
+            NodeSpec(
+                n.name, n.inputs, n.outputs, frozenset(t for t in n.tags if "airflow" not in t)
+            )
+            for n in spaceflights_nodes
+        ]
+        groups = {
+            "prep": ["preprocess_companies_node", "preprocess_shuttles_node"],
+            "split": ["create_model_input_table_node", "split_data_node"],
+            "model": ["tag:machine.medium"],
+        }
+        # tag:machine.medium also takes the split nodes: two groups for them.
+        assert len(group_pipeline("p", untagged, PREFIX, configured=groups).problems) == 3
+        groups["model"] = ["train_model_node", "evaluate_model_node"]
+        grouping = group_pipeline("p", untagged, PREFIX, configured=groups)
+        assert [g.name for g in grouping.groups] == ["prep", "split", "model"]
+
+
+class TestGroupsKey:
+    """Shape checks of `groups:` in parse_config."""
+
+    def test_reads_lists_and_single_names(self) -> None:
+        config = parse_config({"groups": {"g": ["a", "tag:x"], "h": "b"}})
+        assert config.groups == {"g": ("a", "tag:x"), "h": ("b",)}
+
+    @pytest.mark.parametrize(
+        ("value", "fragment"),
+        [
+            pytest.param(["a", "b"], "must map group names", id="a-list"),
+            pytest.param({"g": []}, "must list its nodes", id="empty-group"),
+            pytest.param({"g": [1]}, "not node names", id="not-a-string"),
+            pytest.param({"g": ["tag:"]}, "not node names", id="empty-selector"),
+            pytest.param({"a b": ["x"]}, "group name 'a b'", id="bad-group-name"),
+        ],
+    )
+    def test_bad_shapes_are_config_errors(self, value: object, fragment: str) -> None:
+        with pytest.raises(ConfigError, match=re.escape(fragment)):
+            parse_config({"groups": value})
+
+    def test_plan_uses_the_config(self, spaceflights_nodes: list[NodeSpec]) -> None:
+        groups = {"split": ["train_model_node"]}
+        plan = plan_tasks("p", spaceflights_nodes, parse_config({"groups": groups}))
+        assert plan.task("split").nodes == (
+            "create_model_input_table_node",
+            "split_data_node",
+            "train_model_node",
+        )
+
+    def test_plan_names_the_disagreeing_node(self, spaceflights_nodes: list[NodeSpec]) -> None:
+        with pytest.raises(
+            PlanError, match=re.escape("node 'split_data_node' is tagged 'airflow.split'")
+        ):
+            plan_tasks(
+                "p", spaceflights_nodes, parse_config({"groups": {"x": ["split_data_node"]}})
+            )

@@ -66,6 +66,7 @@ class TestExamplePlan:
         assert plan.task("evaluate_model_node").inputs == (
             ("X_test", "split"),
             ("regressor", "train_model_node"),
+            ("training_metrics", "train_model_node"),
             ("y_test", "split"),
         )
         assert plan.task("evaluate_model_node").outputs == ()

@@ -27,7 +27,7 @@ EXAMPLE_EDGES = {
     ("shuttles", "split"): "preprocessed_shuttles",
     ("split", "train_model_node"): "X_train, y_train",
     ("split", "evaluate_model_node"): "X_test, y_test",
-    ("train_model_node", "evaluate_model_node"): "regressor",
+    ("train_model_node", "evaluate_model_node"): "regressor, training_metrics",
 }
 
 
@@ -54,7 +54,7 @@ class TestText:
         assert "  upstream: -\n" in plan_text(grouped)
 
     def test_local_disk_datasets_are_flagged_where_they_cross(self, grouped: Plan) -> None:
-        text = plan_text(grouped, {"preprocessed_companies": "data/x.parquet"})
+        text = plan_text(grouped, {"preprocessed_companies": "data/x.parquet: lost between pods"})
         flag = "  [LOCAL DISK data/x.parquet: lost between pods]"
         assert f"  out:      preprocessed_companies{flag}\n" in text
         assert f"  in:       preprocessed_companies <- companies{flag}\n" in text
@@ -70,6 +70,18 @@ class TestText:
 
 
 class TestDrawings:
+    def test_local_disk_edges_are_marked(self, grouped: Plan) -> None:
+        notes = {"preprocessed_companies": "data/x.parquet: lost between pods"}
+        mermaid = render_plan(grouped, "mermaid", notes)
+        assert ' -. "preprocessed_companies (local disk)" .-> ' in mermaid
+        assert mermaid.count("local disk") == 1
+        dot = render_plan(grouped, "dot", notes)
+        assert (
+            '  "companies" -> "split" [label="preprocessed_companies (local disk)", '
+            "style=dashed, color=red];"
+        ) in dot.splitlines()
+        assert dot.count("dashed") == 1
+
     @pytest.mark.parametrize("fmt", ["mermaid", "dot"])
     def test_one_box_per_task_listing_its_nodes(self, grouped: Plan, fmt: str) -> None:
         boxes, _ = DRAWINGS[fmt](render_plan(grouped, fmt))

@@ -1,24 +1,33 @@
-"""Storage faults: a flaky GCS (503/429, dropped connections) behind a proxy on 127.0.0.1.
+"""Storage faults: a flaky GCS (503/429, dropped connections) behind a proxy on 127.0.0.1, and
+attempts paused (SIGSTOP) or killed (SIGKILL) at random moments of a save.
 
 gcsfs retries, so a replay of the example DAG still gives the same outputs; when writes keep
 failing, the task fails with a clear storage error and leaves nothing a reader would take
-for complete.
+for complete. A paused older attempt resumed late never mixes into a newer commit, and a rerun
+after a kill gives the outputs of a clean run.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from _fault_proxy import failing_uploads, fault_proxy, random_faults
 from _gcs_emulator import BUCKET
 
+from kedro_gcs_bridge.errors import NotCommittedError
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,9 +123,113 @@ def test_persistent_write_faults_fail_clearly_and_leave_nothing(
     assert proxy.counts["503"] >= 6  # gcsfs retried before giving up
     message = said(result)
     assert "storage error while saving dataset 'preprocessed_companies'" in message
-    assert f"{prefix}/data/preprocessed_companies/data.feather" in message
+    assert f"{prefix}/data/preprocessed_companies/a1-" in message
     # Seen without the proxy: nothing that a reader would take for complete.
     store = HandoffStore(prefix, task="inspect")
     store.fs.invalidate_cache()
-    assert not store.fs.exists(f"{store.root}/data/preprocessed_companies/record.json")
-    assert not store.fs.exists(f"{store.root}/manifests/companies.json")
+    assert not store.fs.exists(store.manifest_path("companies"))
+    with pytest.raises(NotCommittedError, match="task 'companies' has not committed"):
+        store.load("preprocessed_companies", producer_task="companies")
+
+
+# --- attempts paused and killed at random moments (forked processes: no imports per trial) ---
+TRIALS = 20
+NAMES = ("big", "frame", "small")
+
+
+def _values(attempt: int) -> dict[str, Any]:
+    return {
+        "big": [attempt] * 200_000,
+        "frame": pd.DataFrame({"attempt": [attempt] * 100_000, "x": range(100_000)}),
+        "small": {"attempt": attempt},
+    }
+
+
+def _attempt(prefix: str, attempt: int) -> None:
+    """One attempt of the group 'split', as the runner does it: withdraw, save, commit."""
+    store = HandoffStore(prefix, task="split", attempt=attempt)
+    store.start_attempt()
+    for name, value in _values(attempt).items():
+        store.save(name, value)
+    store.write_manifest(["split_node"], "t0")
+
+
+def _loaded(prefix: str) -> dict[str, Any]:
+    consumer = HandoffStore(prefix, task="train", upstream=dict.fromkeys(NAMES, "split"))
+    return {name: consumer.load(name) for name in NAMES}
+
+
+def _attempts_seen(values: dict[str, Any]) -> set[int]:
+    return {values["big"][0], int(values["frame"]["attempt"][0]), values["small"]["attempt"]}
+
+
+def _uncommitted_objects(root: Path) -> bool:
+    """Some data object exists and no manifest does: the attempt was stopped mid-save."""
+    has_data = any((root / "data").rglob("a*-*.*")) if (root / "data").exists() else False
+    return has_data and not (root / "manifests" / "split.json").exists()
+
+
+@pytest.fixture(scope="module")
+def attempt_seconds(tmp_path_factory: pytest.TempPathFactory) -> float:
+    """How long one attempt takes here (the window the random pauses and kills fall into)."""
+    prefix = tmp_path_factory.mktemp("warm").as_uri()
+    _attempt(prefix, 1)  # imports and dataset classes loaded before any fork
+    started = time.monotonic()
+    _attempt(prefix, 2)
+    return time.monotonic() - started
+
+
+def test_zombie_attempt_paused_mid_save_never_mixes_with_the_newer_one(
+    tmp_path: Path, attempt_seconds: float
+) -> None:
+    """SIGSTOP attempt 1 at a random moment, run attempt 2 to completion, SIGCONT attempt 1:
+    the consumer sees attempt 2 only, in every trial."""
+    rng, fork = random.Random(2026), multiprocessing.get_context("fork")
+    stopped_mid_save, deadline = 0, time.monotonic() + 240
+    for trial in range(TRIALS):
+        assert time.monotonic() < deadline, f"only {trial} trials in time"
+        root = tmp_path / f"zombie{trial}"
+        zombie = fork.Process(target=_attempt, args=(root.as_uri(), 1))
+        zombie.start()
+        time.sleep(rng.uniform(0.0, attempt_seconds * 1.2))
+        os.kill(zombie.pid, signal.SIGSTOP)
+        stopped_mid_save += _uncommitted_objects(root)
+        try:
+            _attempt(root.as_uri(), 2)
+        finally:
+            os.kill(zombie.pid, signal.SIGCONT)
+            zombie.join(timeout=60)
+        assert _attempts_seen(_loaded(root.as_uri())) == {2}, f"trial {trial}"
+    assert stopped_mid_save >= TRIALS // 4, stopped_mid_save  # the pauses hit saves
+
+
+def test_kill_9_at_random_moments_then_rerun_gives_a_clean_run_outputs(
+    tmp_path: Path, attempt_seconds: float
+) -> None:
+    clean = (tmp_path / "clean").as_uri()
+    _attempt(clean, 1)
+    reference = {n: r["crc32c"] for n, r in _manifest(clean)["datasets"].items()}
+    rng, fork = random.Random(9), multiprocessing.get_context("fork")
+    killed_mid_save, deadline = 0, time.monotonic() + 240
+    for trial in range(TRIALS):
+        assert time.monotonic() < deadline, f"only {trial} trials in time"
+        root = tmp_path / f"killed{trial}"
+        victim = fork.Process(target=_attempt, args=(root.as_uri(), 1))
+        victim.start()
+        time.sleep(rng.uniform(0.0, attempt_seconds * 1.2))
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(timeout=60)
+        killed_mid_save += _uncommitted_objects(root)
+        if victim.exitcode == -signal.SIGKILL:
+            with pytest.raises(NotCommittedError):
+                _loaded(root.as_uri())  # a killed attempt is never read
+        _attempt(root.as_uri(), 1)  # the rerun
+        rerun = {n: r["crc32c"] for n, r in _manifest(root.as_uri())["datasets"].items()}
+        assert rerun == reference, f"trial {trial}"
+        assert _attempts_seen(_loaded(root.as_uri())) == {1}
+    assert killed_mid_save >= TRIALS // 4, killed_mid_save
+
+
+def _manifest(prefix: str) -> dict[str, Any]:
+    store = HandoffStore(prefix, task="inspect")
+    return json.loads(store.fs.cat_file(store.manifest_path("split")))

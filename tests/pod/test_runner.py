@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from kedro_gcs_bridge.errors import HandoffError
 from kedro_gcs_bridge.pod.runner import GCSRunner
-from kedro_gcs_bridge.pod.store import HandoffStore
+from kedro_gcs_bridge.pod.store import MARKER_OBJECT, HandoffStore
 
 REPO = Path(__file__).resolve().parents[2]
 KEDRO = Path(sys.executable).parent / "kedro"
@@ -53,11 +54,15 @@ def count(values: list[int]) -> int:
 
 
 def objects(prefix: str) -> list[str]:
+    """The prefix's data objects and manifests, each attempt id shown as `<attempt>`."""
     store = HandoffStore(prefix, task="inspect")
     store.fs.invalidate_cache()
     if not store.fs.exists(store.root):
         return []
-    return sorted(p[len(store.root) + 1 :] for p in store.fs.find(store.root))
+    found = (p[len(store.root) + 1 :] for p in store.fs.find(store.root))
+    return sorted(
+        re.sub(r"/a\d+-[0-9a-f]{12}\.", "/<attempt>.", p) for p in found if p != MARKER_OBJECT
+    )
 
 
 def run_group(
@@ -97,8 +102,7 @@ class TestBoundaries:
         run_group(FULL, ["make", "double"], memory_prefix)
         # raw stays inside the first group; params never cross.
         assert objects(memory_prefix) == [
-            "data/features.doubled/data.json",
-            "data/features.doubled/record.json",
+            "data/features.doubled/<attempt>.json",
             "manifests/make-double.json",
         ]
         outputs = run_group(FULL, ["total", "count"], memory_prefix)
@@ -110,7 +114,7 @@ class TestBoundaries:
         run_group(FULL, ["total"], memory_prefix)
         run_group(FULL, ["count"], memory_prefix)
         data = [p for p in objects(memory_prefix) if p.startswith("data/")]
-        assert data == ["data/features.doubled/data.json", "data/features.doubled/record.json"]
+        assert data == ["data/features.doubled/<attempt>.json"]
 
     def test_transcoded_names_cross_once_by_base_name(self, memory_prefix: str) -> None:
         full = pipeline(
@@ -124,7 +128,7 @@ class TestBoundaries:
         outputs = run_group(full, ["count", "double"], memory_prefix)
         assert outputs["how_many"] == 4 and outputs["doubled"] == [0, 2, 4, 6]
         data = [p for p in objects(memory_prefix) if p.startswith("data/")]
-        assert data == ["data/numbers/data.json", "data/numbers/record.json"]
+        assert data == ["data/numbers/<attempt>.json"]
 
     def test_catalog_datasets_in_gcs_are_left_alone(self, memory_prefix: str) -> None:
         remote = {"raw": {"type": "json.JSONDataset", "filepath": f"{memory_prefix}-cat/raw.json"}}
@@ -146,7 +150,7 @@ class TestBoundaries:
     ) -> None:
         local = {"raw": {"type": "json.JSONDataset", "filepath": str(tmp_path / "raw.json")}}
         run_group(FULL, ["make"], memory_prefix, local, handoff_local_datasets=True)
-        assert "data/raw/record.json" in objects(memory_prefix)
+        assert "data/raw/<attempt>.json" in objects(memory_prefix)
         assert not (tmp_path / "raw.json").exists()  # carried by the prefix, not the disk
         outputs = run_group(FULL, ["double"], memory_prefix, local, handoff_local_datasets=True)
         assert outputs["features.doubled"] == [0, 2, 4, 6]
@@ -164,7 +168,7 @@ class TestBoundaries:
         """A `{default}` pattern that makes MemoryDatasets still crosses; one of files does not."""
         config = {"{default}": {k: v.replace("gs-like", str(tmp_path)) for k, v in pattern.items()}}
         run_group(FULL, ["make"], memory_prefix, config)
-        assert ("data/raw/record.json" in objects(memory_prefix)) is crosses
+        assert ("data/raw/<attempt>.json" in objects(memory_prefix)) is crosses
 
 
 class TestRunnerErrors:
@@ -305,11 +309,11 @@ class TestExampleProject:
         prefix = (tmp_path / "truncated").as_uri()
         for group in ("companies", "shuttles", "split"):
             assert run_example_group(project, group, prefix).returncode == 0
-        target = tmp_path / "truncated" / "data" / "X_train" / "data.feather"
+        (target,) = (tmp_path / "truncated" / "data" / "X_train").glob("a1-*.feather")
         target.write_bytes(target.read_bytes()[:100])
         result = run_example_group(project, "train_model_node", prefix)
         assert result.returncode != 0
-        assert "data/X_train/data.feather of dataset 'X_train' does not match its record" in said(
+        assert f"X_train/{target.name} of dataset 'X_train' does not match its record" in said(
             result
         )
 
@@ -355,18 +359,25 @@ class TestExampleProject:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        first_save = tmp_path / "killed" / "data" / "X_train"
+        data = tmp_path / "killed" / "data"
         deadline = time.monotonic() + 120
-        while not first_save.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+
+        def uncommitted() -> list[Path]:
+            return [p for p in data.glob("*/a*-*.*") if p.parent.name in split_outputs]
+
+        split_outputs = ("X_train", "X_test", "y_train", "y_test")
+        while not uncommitted() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
-        process.wait()
+        assert process.wait() == -signal.SIGKILL  # killed while it ran, not after it ended
+        killed_objects = uncommitted()
+        assert killed_objects, "the kill came before the group wrote an object of its own"
         assert not (tmp_path / "killed" / "manifests" / "split.json").exists()
 
         assert run_example_group(project, "split", killed).returncode == 0
-        split_outputs = ("X_train", "X_test", "y_train", "y_test")
         after_retry, reference = records(killed, split_outputs), records(clean, split_outputs)
         for name in split_outputs:
             assert after_retry[name]["crc32c"] == reference[name]["crc32c"], name
-        leftovers = [p for p in (tmp_path / "killed").rglob("*") if ".tmp-" in p.name]
-        assert leftovers == []
+        # The killed attempt's objects are never what the commit names.
+        named = {record["object"] for record in after_retry.values()}
+        assert named.isdisjoint(p.name for p in killed_objects)

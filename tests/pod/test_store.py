@@ -1,10 +1,18 @@
-"""The run prefix store against memory://, file:// and a real local GCS emulator (gs://)."""
+"""The run prefix store against memory://, file:// and a real local GCS emulator (gs://).
+
+The commit protocol, integrity of the bytes decoded, pickle confinement, damaged metadata and
+bounded object names; the fault loops (SIGSTOP, SIGKILL) live in test_faults.py.
+"""
 
 from __future__ import annotations
 
+import json
+import pickle
+import random
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -15,9 +23,14 @@ from kedro_gcs_bridge.errors import (
     ChecksumError,
     ForbiddenFormatError,
     HandoffError,
+    MetadataError,
     MissingHandoffError,
+    NotCommittedError,
+    SupersededAttemptError,
+    SymlinkError,
 )
-from kedro_gcs_bridge.pod.store import HandoffStore, object_key
+from kedro_gcs_bridge.pod.backend import crc32c_of, open_backend
+from kedro_gcs_bridge.pod.store import HandoffStore, RunLayout, object_key
 
 FRAME = pd.DataFrame(
     {
@@ -47,6 +60,28 @@ def objects(store: HandoffStore) -> list[str]:
     return sorted(p[len(store.root) + 1 :] for p in store.fs.find(store.root))
 
 
+def commit(
+    prefix: str, task: str, values: dict[str, Any], attempt: int = 1, **kwargs: Any
+) -> HandoffStore:
+    """One attempt of a group as the runner does it: withdraw, save, commit."""
+    store = HandoffStore(prefix, task=task, attempt=attempt, **kwargs)
+    store.start_attempt()
+    for name, value in values.items():
+        store.save(name, value)
+    store.write_manifest([f"{task}_node"], started_at="t0")
+    return store
+
+
+class EvilPayload:
+    """Unpickling this creates a file: the proof that bytes were unpickled."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.write_text, (self.target, "pwned"))
+
+
 class TestObjectKey:
     @pytest.mark.parametrize(
         ("name", "key"),
@@ -64,8 +99,21 @@ class TestObjectKey:
         assert object_key(name) == key
 
     def test_distinct_names_give_distinct_keys(self) -> None:
-        names = ["a/b", "a%2Fb", "a.b", "a_b", "a-b", "a b"]
+        names = ["a/b", "a%2Fb", "a.b", "a_b", "a-b", "a b", "a~b"]
         assert len({object_key(n) for n in names}) == len(names)
+
+    @pytest.mark.parametrize("name", ["数据集" * 40, "x" * 300, "é" * 120, "a%" * 100])
+    def test_long_names_become_a_readable_prefix_plus_a_hash(self, name: str) -> None:
+        key, head = object_key(name), object_key(name[:8])
+        assert len(key.encode()) <= 160
+        assert key.startswith(head) and "~" in key  # readable start, then the hash
+        assert object_key(name + "!") != key
+
+    def test_long_cjk_name_round_trips_identically_on_each_backend(self, prefix: str) -> None:
+        name = "特征" * 90  # 180 characters, 1,620 bytes percent-encoded
+        store = commit(prefix, "t", {name: {"v": 1}})
+        assert HandoffStore(prefix, task="c").load(name, producer_task="t") == {"v": 1}
+        assert objects(store)[0].startswith(f"data/{object_key(name)}/")
 
 
 class TestRoundTrip:
@@ -81,10 +129,9 @@ class TestRoundTrip:
     def test_value_comes_back_equal_in_its_format(
         self, prefix: str, value: object, fmt: str
     ) -> None:
-        producer = HandoffStore(prefix, task="producer")
-        record = producer.save("data", value)
-        assert record.format == fmt
-        loaded = HandoffStore(prefix, task="consumer").load("data", "node")
+        producer = commit(prefix, "producer", {"data": value})
+        assert producer.saved["data"].format == fmt
+        loaded = HandoffStore(prefix, task="consumer").load("data", "producer_node")
         if isinstance(value, pd.DataFrame):
             pd.testing.assert_frame_equal(loaded, value)
         elif isinstance(value, pd.Series):
@@ -98,81 +145,219 @@ class TestRoundTrip:
         import polars as pl
 
         frame = pl.DataFrame({"id": [1, 2, 3], "name": ["a", None, "c"], "price": [1.5, 2.0, 0.1]})
-        record = HandoffStore(prefix, task="producer").save("data", frame)
-        assert (record.format, record.path.rsplit("/", 1)[-1]) == ("polars-ipc", "data.arrow")
-        loaded = HandoffStore(prefix, task="consumer").load("data", "node")
+        record = commit(prefix, "producer", {"data": frame}).saved["data"]
+        assert (record.format, record.object.rsplit(".", 1)[-1]) == ("polars-ipc", "arrow")
+        loaded = HandoffStore(prefix, task="consumer").load("data", producer_task="producer")
         assert isinstance(loaded, pl.DataFrame)
         assert loaded.equals(frame)
 
-    def test_layout_holds_data_record_and_manifest_only(self, prefix: str) -> None:
-        store = HandoffStore(prefix, task="split", attempt=2)
-        store.save("X_train", FRAME)
-        store.save("features.x", {"k": 1})
-        manifest = store.write_manifest(["split_node"], started_at="t0")
+    def test_layout_holds_attempt_objects_and_the_manifest_only(self, prefix: str) -> None:
+        store = commit(prefix, "split", {"X_train": FRAME, "features.x": {"k": 1}}, attempt=2)
+        manifest = HandoffStore(prefix, task="other").manifests()[0]
         assert objects(store) == [
-            "data/X_train/data.feather",
-            "data/X_train/record.json",
-            "data/features.x/data.json",
-            "data/features.x/record.json",
+            f"data/X_train/{store.attempt_id}.feather",
+            f"data/features.x/{store.attempt_id}.json",
             "manifests/split.json",
         ]
-        assert manifest["attempt"] == 2
-        assert manifest["nodes"] == ["split_node"]
+        assert store.attempt_id.startswith("a2-")
+        assert (manifest["task"], manifest["attempt"], manifest["nodes"]) == (
+            "split",
+            2,
+            ["split_node"],
+        )
         assert set(manifest["datasets"]) == {"X_train", "features.x"}
+        assert manifest["datasets"]["X_train"]["object"] == f"{store.attempt_id}.feather"
         assert manifest["datasets"]["X_train"]["size"] > 0
-        assert HandoffStore(prefix, task="other").manifests()[0]["task"] == "split"
+
+    def test_layout_is_computed_in_one_place(self) -> None:
+        layout = RunLayout("bucket/root/dag/run")
+        assert layout.data_object("a/b", "a1-0123456789ab.json") == (
+            "bucket/root/dag/run/data/a%2Fb/a1-0123456789ab.json"
+        )
+        assert layout.manifest("split") == "bucket/root/dag/run/manifests/split.json"
 
 
-class TestRetries:
-    def test_a_retry_overwrites_its_outputs(self, prefix: str) -> None:
-        HandoffStore(prefix, task="t", attempt=1).save("d", {"v": 1})
-        HandoffStore(prefix, task="t", attempt=2).save("d", {"v": 2})
+class TestCommitProtocol:
+    def test_saved_but_not_committed_is_not_read(self, prefix: str) -> None:
+        HandoffStore(prefix, task="split").save("X", {"v": 1})
+        with pytest.raises(NotCommittedError, match=r"task 'split' has not committed: no manifest"):
+            HandoffStore(prefix, task="c", upstream={"X": "split"}).load("X", "split_node")
+
+    def test_complete_attempt_and_a_killed_retry_never_mix(self, prefix: str) -> None:
+        """Attempt 1 committed; attempt 2 died after its first output: no consumer mixes them."""
+        commit(prefix, "split", {"big": [1] * 1000, "small": {"attempt": 1}}, attempt=1)
+        retry = HandoffStore(prefix, task="split", attempt=2)
+        retry.start_attempt()
+        retry.save("big", [2] * 1000)  # ... and the pod is killed here
+        consumer = HandoffStore(prefix, task="c", upstream={"big": "split", "small": "split"})
+        with pytest.raises(NotCommittedError, match="task 'split' has not committed"):
+            consumer.load("big")
+
+    def test_a_zombie_older_attempt_cannot_replace_a_newer_commit(self, prefix: str) -> None:
+        zombie = HandoffStore(prefix, task="split", attempt=1)
+        zombie.start_attempt()
+        zombie.save("big", [1] * 1000)  # paused here (worker lost) ...
+        newer = commit(prefix, "split", {"big": [2] * 1000, "small": {"attempt": 2}}, attempt=2)
+        zombie.save("small", {"attempt": 1})  # ... resumed late
+        with pytest.raises(SupersededAttemptError, match="attempt 1 of task 'split' is superseded"):
+            zombie.write_manifest(["split_node"], "t0")
+        consumer = HandoffStore(prefix, task="c", upstream={"big": "split", "small": "split"})
+        assert consumer.load("big") == [2] * 1000
+        assert consumer.load("small") == {"attempt": 2}
+        assert [p for p in objects(newer) if p.startswith("data/")] == sorted(
+            f"data/{name}/{newer.attempt_id}.json" for name in ("big", "small")
+        )  # the zombie's own objects were removed
+
+    def test_a_zombie_starting_late_does_not_withdraw_a_newer_commit(self, prefix: str) -> None:
+        commit(prefix, "split", {"d": 2}, attempt=2)
+        with pytest.raises(SupersededAttemptError):
+            HandoffStore(prefix, task="split", attempt=1).start_attempt()
+        assert HandoffStore(prefix, task="c").load("d", producer_task="split") == 2
+
+    def test_a_rerun_of_the_same_try_replaces_the_commit(self, prefix: str) -> None:
+        commit(prefix, "t", {"d": {"v": 1}})
+        commit(prefix, "t", {"d": {"v": 2}})
         consumer = HandoffStore(prefix, task="c")
-        assert consumer.load("d") == {"v": 2}
-        assert consumer.read_record("d").attempt == 2
-        assert objects(consumer) == ["data/d/data.json", "data/d/record.json"]
+        assert consumer.load("d", producer_task="t") == {"v": 2}
 
-    def test_a_retry_in_another_format_leaves_no_stale_object(self, prefix: str) -> None:
-        HandoffStore(prefix, task="t").save("d", (1, 2))  # pickle
-        HandoffStore(prefix, task="t").save("d", [1, 2])  # json
-        consumer = HandoffStore(prefix, task="c")
-        assert objects(consumer) == ["data/d/data.json", "data/d/record.json"]
-        assert consumer.load("d") == [1, 2]
-
-    def test_leftovers_of_a_killed_save_are_removed_by_the_retry(self, tmp_path: Path) -> None:
-        prefix = (tmp_path / "run").as_uri()
-        store = HandoffStore(prefix, task="t")
-        folder = tmp_path / "run" / "data" / "d"
-        folder.mkdir(parents=True)
-        (folder / "data.feather.tmp-dead").write_bytes(b"ARROW1 half an object")
-        store.save("d", FRAME)
-        assert sorted(p.name for p in folder.iterdir()) == ["data.feather", "record.json"]
-
-
-class TestErrors:
-    def test_missing_dataset_names_dataset_producer_and_path(self, prefix: str) -> None:
-        store = HandoffStore(prefix, task="consumer")
-        with pytest.raises(MissingHandoffError) as caught:
-            store.load("X_train", "split_data_node")
+    def test_deleted_producer_manifest_fails_clearly(self, prefix: str) -> None:
+        store = commit(prefix, "split", {"X": [1]})
+        store.fs.rm_file(store.manifest_path("split"))
+        with pytest.raises(NotCommittedError) as caught:
+            HandoffStore(prefix, task="c", upstream={"X": "split"}).load("X", "split_node")
         message = str(caught.value)
-        assert "'X_train'" in message
-        assert "'split_data_node'" in message
-        assert "data/X_train/record.json" in message
-        assert "no manifest" in message
+        assert "'X', made by node 'split_node'" in message
+        assert "task 'split' has not committed: no manifest at" in message
+        assert "manifests/split.json" in message
 
-    def test_missing_dataset_says_when_the_producer_manifest_exists(self, prefix: str) -> None:
-        producer = HandoffStore(prefix, task="split")
-        producer.write_manifest(["split_data_node"], started_at="t0")
-        with pytest.raises(MissingHandoffError, match=r"manifest of task 'split'.*exists"):
-            HandoffStore(prefix, task="c").load("X_train", "split_data_node")
+    def test_without_the_plan_the_manifest_listing_the_node_is_found(self, prefix: str) -> None:
+        commit(prefix, "split", {"X": [1]})
+        assert HandoffStore(prefix, task="c").load("X", "split_node") == [1]
+        with pytest.raises(NotCommittedError, match=r"no manifest .* lists node 'other_node'"):
+            HandoffStore(prefix, task="c").load("Y", "other_node")
+
+    def test_a_consumer_reads_one_commit_per_producer(self, prefix: str) -> None:
+        """Once a consumer read a producer's manifest, a later commit does not mix in."""
+        commit(prefix, "split", {"a": 1, "b": 1}, attempt=1)
+        consumer = HandoffStore(prefix, task="c", upstream={"a": "split", "b": "split"})
+        assert consumer.load("a") == 1
+        commit(prefix, "split", {"a": 2, "b": 2}, attempt=2)
+        assert consumer.load("b") == 1
+
+
+def test_concurrent_attempts_and_tasks_on_one_prefix_never_mix(tmp_path: Path) -> None:
+    """Several tasks, each with three attempts running at once on the SAME prefix and the same
+    dataset names: every consumer sees exactly the newest attempt of each task, whole.
+
+    file:// only: the check and rename run under a lock there; on GCS the same is done by
+    generation preconditions, which gcp-storage-emulator ignores (README, "Commit").
+    """
+    prefix = (tmp_path / "run").as_uri()
+    tasks = [f"t{i}" for i in range(4)]
+    jobs = [(task, attempt) for task in tasks for attempt in (1, 2, 3)]
+    random.Random(12).shuffle(jobs)
+    outcomes: dict[tuple[str, int], str] = {}
+
+    def work(task: str, attempt: int) -> None:
+        value = {"task": task, "attempt": attempt}
+        try:
+            commit(prefix, task, {"shared": [value] * 200, "own": value}, attempt=attempt)
+            outcomes[task, attempt] = "committed"
+        except SupersededAttemptError:
+            outcomes[task, attempt] = "superseded"
+
+    threads = [threading.Thread(target=work, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(outcomes) == len(jobs)
+    for task in tasks:
+        assert outcomes[task, 3] == "committed"
+        consumer = HandoffStore(prefix, task="c", upstream={"shared": task, "own": task})
+        assert consumer.load("own") == {"task": task, "attempt": 3}
+        assert consumer.load("shared") == [{"task": task, "attempt": 3}] * 200
+
+
+class TestIntegrity:
+    @pytest.mark.parametrize(
+        "value",
+        [FRAME, {"k": "value", "n": 12345}, LinearRegression()],
+        ids=["arrow-ipc", "json", "pickle"],
+    )
+    def test_same_size_corruption_of_each_format_is_detected(self, prefix: str, value: Any) -> None:
+        store = commit(prefix, "t", {"d": value})
+        record = store.saved["d"]
+        path = store.layout.data_object("d", record.object)
+        data = bytearray(store.fs.cat_file(path))
+        data[len(data) // 2] ^= 0x01
+        store.fs.pipe_file(path, bytes(data))
+        with pytest.raises(ChecksumError, match=rf"{record.object} of dataset 'd'"):
+            HandoffStore(prefix, task="c").load("d", producer_task="t")
 
     def test_truncated_object_is_a_checksum_error_naming_it(self, prefix: str) -> None:
-        store = HandoffStore(prefix, task="t")
-        store.save("X_train", FRAME)
-        data = f"{store.data_dir('X_train')}/data.feather"
-        store.fs.pipe_file(data, store.fs.cat_file(data)[:-10])
-        with pytest.raises(ChecksumError, match=r"data/X_train/data\.feather.*truncated"):
-            HandoffStore(prefix, task="c").load("X_train")
+        store = commit(prefix, "t", {"X_train": FRAME})
+        path = store.layout.data_object("X_train", store.saved["X_train"].object)
+        store.fs.pipe_file(path, store.fs.cat_file(path)[:-10])
+        with pytest.raises(ChecksumError, match=r"data/X_train/a1-[0-9a-f]+\.feather.*truncated"):
+            HandoffStore(prefix, task="c").load("X_train", producer_task="t")
+
+    @pytest.mark.usefixtures("gcs_emulator")
+    def test_gcs_records_the_generation_it_reads(self) -> None:
+        prefix = f"gs://{BUCKET}/root/dag/{uuid.uuid4().hex[:8]}"
+        record = commit(prefix, "t", {"d": [1]}).saved["d"]
+        assert isinstance(record.generation, int) and record.generation > 0
+
+
+class TestPickleConfinement:
+    def _plant(self, prefix: str, target: Path, name: str | None = None) -> HandoffStore:
+        """A producer that stored an honest JSON value, then a pickle record is forged."""
+        store = commit(prefix, "t", {"d": {"ok": 1}})
+        payload = pickle.dumps(EvilPayload(target))
+        object_name = name or f"{store.attempt_id}.pkl"
+        manifest = json.loads(store.fs.cat_file(store.manifest_path("t")))
+        manifest["datasets"]["d"] |= {
+            "format": "pickle",
+            "object": object_name,
+            "size": len(payload),
+            "crc32c": crc32c_of(payload),
+            "generation": None,
+        }
+        if name is None:
+            store.fs.pipe_file(store.layout.data_object("d", object_name), payload)
+        store.fs.pipe_file(store.manifest_path("t"), json.dumps(manifest).encode())
+        return store
+
+    def test_forbidden_pickle_fails_before_a_byte_is_unpickled(
+        self, prefix: str, tmp_path: Path
+    ) -> None:
+        target = tmp_path / "pwned"
+        self._plant(prefix, target)
+        with pytest.raises(ForbiddenFormatError, match=r"'d' was stored as pickle.*forbidden"):
+            HandoffStore(prefix, task="c", allow_pickle=False).load("d", producer_task="t")
+        assert not target.exists()
+
+    def test_a_symlink_out_of_the_prefix_is_never_followed(self, tmp_path: Path) -> None:
+        prefix = (tmp_path / "run").as_uri()
+        target, outside = tmp_path / "pwned", tmp_path / "outside.pkl"
+        outside.write_bytes(pickle.dumps(EvilPayload(target)))
+        store = self._plant(prefix, target)
+        link = Path(store.layout.data_object("d", f"{store.attempt_id}.pkl"))
+        link.unlink()
+        link.symlink_to(outside)
+        with pytest.raises(SymlinkError, match=r"symlink|outside"):
+            HandoffStore(prefix, task="c").load("d", producer_task="t")
+        assert not target.exists()
+
+    @pytest.mark.parametrize("name", ["../../../outside.pkl", "data.pkl", "a1-x/../../e.pkl"])
+    def test_an_object_name_the_store_never_writes_is_refused(
+        self, prefix: str, tmp_path: Path, name: str
+    ) -> None:
+        target = tmp_path / "pwned"
+        self._plant(prefix, target, name=name)
+        with pytest.raises(MetadataError, match="not an object name the store writes"):
+            HandoffStore(prefix, task="c").load("d", producer_task="t")
+        assert not target.exists()
 
     def test_forbidden_pickle_writes_nothing(self, prefix: str) -> None:
         store = HandoffStore(prefix, task="t", allow_pickle=False)
@@ -180,25 +365,82 @@ class TestErrors:
             store.save("regressor", LinearRegression())
         assert objects(store) == []
 
+
+def _damage(store: HandoffStore, change: Any) -> None:
+    path = store.manifest_path("split")
+    raw = store.fs.cat_file(path)
+    store.fs.pipe_file(path, change(json.loads(raw), raw))
+
+
+def _record(manifest: dict[str, Any], **fields: Any) -> bytes:
+    manifest["datasets"]["d"] |= fields
+    for name in [k for k, v in fields.items() if v is None and k != "generation"]:
+        del manifest["datasets"]["d"][name]
+    return json.dumps(manifest).encode()
+
+
+DAMAGE = {
+    "manifest not JSON": (lambda m, raw: raw[:-7], r"manifest .*split\.json is not valid JSON"),
+    "manifest a list": (lambda m, raw: b"[1, 2]", r"manifest .*split\.json is a JSON list"),
+    "manifest lacks datasets": (
+        lambda m, raw: json.dumps({k: v for k, v in m.items() if k != "datasets"}).encode(),
+        r"manifest .*split\.json is damaged: 'datasets' is missing",
+    ),
+    "record lacks crc32c": (
+        lambda m, raw: _record(m, crc32c=None),
+        r"record of dataset 'd' in manifest .*split\.json is damaged: 'crc32c' is missing",
+    ),
+    "record size is a string": (
+        lambda m, raw: _record(m, size="12"),
+        r"record of dataset 'd' .* 'size' is not int",
+    ),
+    "record with unknown keys and a series rebuild": (
+        lambda m, raw: _record(m, surprise=1, extra={"pandas": "series"}),
+        r"record of dataset 'd' \(task 'split'\) says .*series.* does not fit",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGE, ids=list(DAMAGE))
+def test_damaged_metadata_is_a_clear_error_naming_the_object(prefix: str, case: str) -> None:
+    change, message = DAMAGE[case]
+    store = commit(prefix, "split", {"d": {"v": 1}})
+    _damage(store, change)
+    with pytest.raises(MetadataError, match=message):
+        HandoffStore(prefix, task="c").load("d", producer_task="split")
+
+
+class TestErrors:
+    def test_missing_dataset_names_dataset_producer_and_manifest(self, prefix: str) -> None:
+        store = HandoffStore(prefix, task="consumer", upstream={"X_train": "split"})
+        with pytest.raises(MissingHandoffError) as caught:
+            store.load("X_train", "split_data_node")
+        message = str(caught.value)
+        assert "'X_train'" in message
+        assert "'split_data_node'" in message
+        assert "manifests/split.json" in message
+        assert "no manifest" in message
+
+    def test_missing_dataset_says_when_the_producer_manifest_exists(self, prefix: str) -> None:
+        commit(prefix, "split", {})
+        with pytest.raises(MissingHandoffError, match=r"manifest of task 'split'.*exists"):
+            HandoffStore(prefix, task="c").load("X_train", "split_node")
+
     @pytest.mark.usefixtures("gcs_emulator")
     def test_missing_bucket_is_named(self) -> None:
         with pytest.raises(HandoffError, match="bucket 'no-such-bucket' does not exist"):
             HandoffStore("gs://no-such-bucket/root/run", task="t").check_reachable()
 
 
-def test_parallel_runs_do_not_see_each_other(prefix: str) -> None:
-    """Two DAG runs write the same dataset names at once, each under its own prefix."""
-    runs = {f"{prefix}-run{i}": pd.DataFrame({"run": [i] * 100}) for i in range(4)}
-
-    def work(run_prefix: str, frame: pd.DataFrame) -> None:
-        for attempt in range(3):
-            HandoffStore(run_prefix, task="t", attempt=attempt).save("model_input", frame)
-
-    threads = [threading.Thread(target=work, args=item) for item in runs.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for run_prefix, frame in runs.items():
-        loaded = HandoffStore(run_prefix, task="c").load("model_input")
-        pd.testing.assert_frame_equal(loaded, frame)
+class TestBackend:
+    @pytest.mark.parametrize(
+        ("url", "name"),
+        [
+            ("gs://b/x", "gcs"),
+            ("file:///tmp/x", "local"),
+            ("/tmp/x", "local"),
+            ("memory://x", "fsspec"),
+        ],
+    )
+    def test_chosen_once_from_the_url(self, url: str, name: str) -> None:
+        assert open_backend(url).name == name

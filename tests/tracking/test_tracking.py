@@ -1,6 +1,8 @@
 """MLflow: one parent run per DAG run, a child run per group, status set once at the end.
 
-Against a real `mlflow server` on 127.0.0.1, with the example's DAG replayed locally.
+Against a real `mlflow server` on 127.0.0.1 (or a real SQLite store), with the example's DAG
+replayed locally. Tracking is best effort: a dead or hung server, or one that fails mid-run,
+never changes a task's data or outcome.
 """
 
 from __future__ import annotations
@@ -8,22 +10,44 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _fault_proxy import fault_proxy
 from mlflow import MlflowClient
 
+from kedro_gcs_bridge.dag.replay import TaskResult, load_dag_tasks
+from kedro_gcs_bridge.dag.replay import replay as replay_tasks
+from kedro_gcs_bridge.errors import ConfigError
+from kedro_gcs_bridge.planning.config import parse_config
 from kedro_gcs_bridge.planning.naming import run_segment
+from kedro_gcs_bridge.pod.group_run import UNAVAILABLE
 from kedro_gcs_bridge.pod.store import HandoffStore
-from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker, flatten_params
+from kedro_gcs_bridge.tracking.tracker import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    HTTP_LIMITS,
+    RunIdentity,
+    Tracker,
+    bound_http_requests,
+    flatten_params,
+    metric_values,
+    readable_date,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+TEMPLATE = REPO / "templates" / "gcs_bridge.j2"
 GROUP_TASKS = {"companies", "shuttles", "split", "train_model_node", "evaluate_model_node"}
 
 
@@ -239,3 +263,224 @@ def test_parameters_are_flattened_for_mlflow() -> None:
         "seed": "3",
         "empty": "{}",
     }
+
+
+# --- Tracking never breaks a run -------------------------------------------------------------
+
+
+@contextmanager
+def hung_server() -> Iterator[str]:
+    """A tracking URI whose server accepts connections and never answers (worse than dead)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def replay_in_process(
+    project: Path, dag: Path, run_id: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> dict[str, TaskResult]:
+    """The real replay (DAG loaded by Airflow, each task its own process), keeping task logs."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _, _, tasks = load_dag_tasks(dag, run_id, (project / "runs").as_uri())
+    return {r.task_id: r for r in replay_tasks(tasks, project, parallel=2)}
+
+
+def test_a_dead_tracking_server_costs_seconds_not_the_run(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = "manual__2026-11-24T10:00:00+00:00"
+    untracked = tmp_path / "untracked"
+    shutil.copytree(REPO / "examples" / "spaceflights", untracked)
+    created = run([str(BIN / "kedro"), "airflow", "create", "-j", str(TEMPLATE)], untracked, env)
+    assert created.returncode == 0, created.stderr[-3000:]
+    reference = replay_in_process(
+        untracked, untracked / "airflow_dags" / "spaceflights_dag.py", run_id, monkeypatch, env
+    )
+    with hung_server() as uri:
+        project, dag = tracked_project(tmp_path, uri, env, "unreachable")
+        results = replay_in_process(project, dag, run_id, monkeypatch, env)
+    assert {task: r.state for task, r in results.items()} == dict.fromkeys(
+        [*GROUP_TASKS, "gcs_bridge_finalize"], "success"
+    )
+    written = project / "data" / "08_reporting" / "metrics.json"
+    assert written.read_bytes() == (untracked / written.relative_to(project)).read_bytes()
+    for task in GROUP_TASKS:
+        extra = results[task].seconds - reference[task].seconds
+        print(f"{task}: {reference[task].seconds:.1f} s untracked, {extra:+.1f} s unreachable")
+        assert extra < 14, (task, extra)  # ~8 s budget, plus noise on shared cores
+        warnings = [line for line in results[task].log.splitlines() if UNAVAILABLE in line]
+        assert len(warnings) == 1, results[task].log[-3000:]
+        assert uri in warnings[0]
+
+
+NODE_RUN = """
+import sys
+from pathlib import Path
+from kedro.io import DataCatalog
+from kedro.pipeline import node, pipeline
+from kedro_gcs_bridge import GCSRunner
+
+def explode(x):
+    Path({marker!r}).touch()  # the proxy answers 503 from now on: tracking "goes down"
+    raise ValueError("the node's own error")
+
+p = pipeline([node(lambda: 1, None, "x", name="make"), node(explode, "x", "y", name="use")])
+GCSRunner(prefix={prefix!r}, full_pipeline=p).run(p, DataCatalog())
+"""
+
+
+def run_group(
+    tmp_path: Path, uri: str, **env: str
+) -> tuple[subprocess.CompletedProcess[str], float, Path]:
+    marker = tmp_path / "node-ran"
+    code = NODE_RUN.format(marker=str(marker), prefix=(tmp_path / "run").as_uri())
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri, **env},
+        check=False,
+        timeout=300,
+    )
+    return result, time.perf_counter() - started, marker
+
+
+def last_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The exception the process ended with, on one line (after Kedro's rich traceback box)."""
+    return " ".join(result.stderr.rsplit("╯", 1)[-1].split())
+
+
+def test_the_node_error_wins_when_tracking_fails_mid_run(
+    tmp_path: Path, mlflow_server: str
+) -> None:
+    marker = tmp_path / "node-ran"
+
+    def down_once_the_node_ran(method: str, path: str) -> str:
+        return "503" if marker.exists() else "pass"
+
+    with fault_proxy(mlflow_server, down_once_the_node_ran, max_requests=2000) as proxy:
+        result, _, _ = run_group(
+            tmp_path, proxy.url, KEDRO_GCS_BRIDGE_MLFLOW_EXPERIMENT=f"mid-{uuid.uuid4().hex[:6]}"
+        )
+    assert proxy.counts["pass"] > 0 and proxy.counts["503"] > 0  # tracking worked, then failed
+    assert result.returncode != 0
+    assert last_error(result) == "ValueError: the node's own error", result.stderr[-3000:]
+    assert (result.stdout + result.stderr).count(UNAVAILABLE) == 1, result.stdout[-3000:]
+
+
+def test_required_tracking_fails_fast_before_any_node(tmp_path: Path) -> None:
+    with hung_server() as uri:
+        result, seconds, marker = run_group(tmp_path, uri, KEDRO_GCS_BRIDGE_MLFLOW_REQUIRED="true")
+    assert result.returncode != 0
+    error = last_error(result)
+    assert error.startswith("TrackingError: MLflow tracking server")
+    assert uri in error and "mlflow_required" in error
+    assert not marker.exists()
+    assert seconds < 25, seconds  # ~8 s of MLflow calls; the rest is importing Kedro
+
+
+def test_bounded_http_settings_keep_what_the_user_set() -> None:
+    environ = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+    bound_http_requests(environ)
+    assert environ == {**HTTP_LIMITS, "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
+# --- Local stores, names and metrics ---------------------------------------------------------
+
+OPEN_STORE = """
+import sys, time
+from kedro_gcs_bridge.pod.store import HandoffStore
+from kedro_gcs_bridge.tracking.tracker import Tracker
+time.sleep(max(0.0, {start} - time.time()))
+tracker = Tracker({uri!r}, HandoffStore({prefix!r}, task=sys.argv[1]), "race")
+print(tracker._experiment_id())
+"""
+
+
+def test_processes_opening_a_fresh_sqlite_store_together(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = OPEN_STORE.format(start=time.time() + 8, uri=uri, prefix=(tmp_path / "r").as_uri())
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, f"t{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    outputs = [process.communicate(timeout=180) for process in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1  # one experiment for all
+    assert_store_sound(tmp_path / "mlflow.db", uri)
+
+
+def assert_store_sound(path: Path, uri: str) -> None:
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    MlflowClient(uri).search_experiments()
+
+
+def test_fresh_sqlite_store_replayed_three_at_a_time(tmp_path: Path, env: dict[str, str]) -> None:
+    """Replay makes the store before tasks start; names, the experiment kind, metrics."""
+    store = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{store}"
+    project = tmp_path / "spaceflights"
+    shutil.copytree(REPO / "examples" / "spaceflights", project)
+    params = "mlflow_tracking_uri=http://tracking.example:5000,mlflow_metrics=training_metrics"
+    create = [str(BIN / "kedro"), "airflow", "create", "-j", str(TEMPLATE), "--params", params]
+    created = run(create, project, env)
+    assert created.returncode == 0, created.stderr[-3000:]
+    dag = project / "airflow_dags" / "spaceflights_dag.py"
+    run_id = "manual__2026-11-24T11:00:00+00:00"
+    result = replay(project, dag, env, run_id, "--parallel", "3", "--tracking-uri", uri)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert_store_sound(store, uri)
+    parents, children = runs_of(uri, "spaceflights")
+    assert [(p.info.status, p.info.run_name) for p in parents] == [
+        ("FINISHED", "spaceflights__default__local 2026-11-24 11:00:00")
+    ]
+    by_task = {child.info.run_name: child for child in children}
+    assert sorted(by_task) == sorted(GROUP_TASKS) and len(children) == len(GROUP_TASKS)
+    assert {child.info.status for child in children} == {"FINISHED"}
+    experiment = MlflowClient(uri).get_experiment_by_name("spaceflights")
+    assert experiment is not None
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND == "custom_model_development"
+    # The training metrics (a dict of numbers the node does not log itself) reach its group.
+    train = by_task["train_model_node"].data.metrics
+    assert train["train_rows"] > 0 and 0 < train["train_r2_score"] <= 1
+
+
+def test_a_local_store_is_a_create_time_error_for_gke() -> None:
+    with pytest.raises(
+        ConfigError, match=r"'mlflow_tracking_uri: sqlite:///mlflow\.db' is a local"
+    ):
+        parse_config({"mlflow_tracking_uri": "sqlite:///mlflow.db"})
+    with pytest.raises(ConfigError, match="mlflow_tracking_uri"):
+        parse_config({"mlflow_tracking_uri": "file:///tmp/mlruns"})
+    local = parse_config({"mlflow_tracking_uri": "sqlite:///mlflow.db", "pod_backend": "local"})
+    assert local.mlflow_tracking_uri == "sqlite:///mlflow.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("2026-11-24 08:00:00+00:00", "2026-11-24 08:00:00"),
+        ("2026-11-24T09:30:00+01:00", "2026-11-24 08:30:00"),
+        ("manual__2026-11-24T07:11:31.230999+00:00", "2026-11-24 07:11:31"),
+        ("scheduled__2026-11-23T00:00:00+00:00", "2026-11-23 00:00:00"),
+        ("my-own-run-id", "my-own-run-id"),
+    ],
+)
+def test_parent_run_names_show_the_logical_date(text: str, shown: str) -> None:
+    assert readable_date(text) == shown
+
+
+def test_metrics_datasets_become_metrics() -> None:
+    value = {"r2": 0.5, "rows": 10, "ok": True, "name": "x", "nested": {"mae": 1.5}}
+    assert metric_values("metrics", value) == {"r2": 0.5, "rows": 10.0, "nested.mae": 1.5}
+    assert metric_values("score", 3) == {"score": 3.0}
+    assert metric_values("table", [1, 2]) == {}

@@ -1,0 +1,235 @@
+"""The production knobs of airflow.yml shaped for the DAG file: operator arguments of every pod
+and of each task, DAG arguments (timeouts, params, callbacks, deadline, docs), the imports they
+need and the command that regenerates the file.
+
+Values were validated by planning (`planning/k8s.py`); here they only become Python literals or
+short expressions (`PyCode`) that `templates/gcs_bridge.j2` writes as they are. No value of a
+Kubernetes Secret is ever known here: only Secret names and keys.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from kedro_gcs_bridge.planning.config import BridgeConfig
+    from kedro_gcs_bridge.planning.plan import Plan, TaskPlan
+
+#: The DAG-file names the user's callbacks are imported as.
+CALLBACK_NAMES = {
+    "on_failure_callback": "_on_failure_callback",
+    "on_success_callback": "_on_success_callback",
+}
+_DEADLINE_REFERENCES = {
+    "queued_at": "DeadlineReference.DAGRUN_QUEUED_AT",
+    "logical_date": "DeadlineReference.DAGRUN_LOGICAL_DATE",
+}
+_TEMPLATE = "kedro airflow create -j templates/gcs_bridge.j2"
+
+
+class PyCode(str):
+    """A Python expression written into the DAG file as it is (not as a string literal)."""
+
+
+def minutes(value: float) -> PyCode:
+    """A `timedelta` expression for a number of minutes."""
+    return PyCode(f"timedelta(minutes={value:g})")
+
+
+def _call(function: str, *args: Any) -> PyCode:
+    from kedro_gcs_bridge.dag.dagfile import py_literal
+
+    return PyCode(f"{function}({', '.join(py_literal(arg) for arg in args)})")
+
+
+def _secrets(config: BridgeConfig) -> list[PyCode]:
+    """Airflow `Secret`s: whole Secrets as env (envFrom), then single keys as variables."""
+    whole = [_call("Secret", "env", None, name) for name in config.env_from_secrets]
+    keys = [_call("Secret", "env", ref.env, ref.secret, ref.key) for ref in config.secret_env]
+    return whole + keys
+
+
+def _override(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The override as a whole pod: a pod spec needs containers; the first one merges into
+    the task's container, which KubernetesPodOperator names `base`."""
+    if "spec" not in pod:
+        return dict(pod)
+    spec = dict(pod["spec"])
+    spec.setdefault("containers", [{"name": "base"}])
+    return {**pod, "spec": spec}
+
+
+def pod_settings(config: BridgeConfig) -> dict[str, Any]:
+    """Operator arguments every pod of the DAG shares, on top of `DagFile.pod_defaults`."""
+    settings: dict[str, Any] = {
+        "on_finish_action": config.on_finish_action,
+        "security_context": dict(config.security_context["pod"]),
+        "container_security_context": dict(config.security_context["container"]),
+    }
+    optional = {
+        "image_pull_policy": config.image_pull_policy,
+        "secrets": _secrets(config),
+        "pod_template_file": config.pod_template_file,
+        "full_pod_spec": config.pod_override
+        and _call("PodGenerator.deserialize_model_dict", _override(config.pod_override)),
+    }
+    return settings | {key: value for key, value in optional.items() if value}
+
+
+def task_settings(config: BridgeConfig, task: TaskPlan, local: bool = False) -> dict[str, Any]:
+    """Operator arguments of one task: its timeout, placement and documentation.
+
+    The machine class's `execution_timeout`, `tolerations` and `affinity` win over the
+    DAG-wide keys; a local process (`pod_backend: local`) takes only the timeout and the doc.
+    """
+    machine = task.machine
+    timeout = machine.execution_timeout or config.execution_timeout
+    settings: dict[str, Any] = {"doc_md": task_doc(task)}
+    if timeout:
+        settings["execution_timeout"] = minutes(timeout)
+    if local:
+        return settings
+    tolerations = machine.tolerations if machine.tolerations is not None else config.tolerations
+    affinity = machine.affinity if machine.affinity is not None else config.affinity
+    if tolerations:
+        settings["tolerations"] = [dict(item) for item in tolerations]
+    if affinity:
+        settings["affinity"] = dict(affinity)
+    return settings
+
+
+def node_selector(config: BridgeConfig, task: TaskPlan) -> dict[str, str]:
+    """The task's node selectors: the DAG-wide extras, then its machine class's."""
+    return {**config.node_selector, **task.machine.node_selector()}
+
+
+def task_defaults(config: BridgeConfig) -> dict[str, Any]:
+    """Airflow `default_args` for scheduling: pool, slots and priority."""
+    defaults: dict[str, Any] = {
+        "pool_slots": config.pool_slots,
+        "priority_weight": config.priority_weight,
+        "weight_rule": config.weight_rule,
+    }
+    return {"pool": config.pool, **defaults} if config.pool else defaults
+
+
+def dag_settings(config: BridgeConfig) -> dict[str, Any]:
+    """DAG arguments: run timeout, params for the trigger form, documentation (the file's
+    `DAG_DOC`), callbacks and the deadline alert."""
+    settings: dict[str, Any] = {"doc_md": PyCode("DAG_DOC")}
+    if config.dagrun_timeout:
+        settings["dagrun_timeout"] = minutes(config.dagrun_timeout)
+    if config.params:
+        settings["params"] = dict(config.params)
+    for key, name in CALLBACK_NAMES.items():
+        if getattr(config, key):
+            settings[key] = PyCode(name)
+    if config.deadline is not None:
+        settings["deadline"] = PyCode(
+            f"DeadlineAlert(reference={_DEADLINE_REFERENCES[config.deadline.reference]}, "
+            f"interval={minutes(config.deadline.minutes)}, "
+            f"callback=SyncCallback({config.deadline.callback!r}))"
+        )
+    return settings
+
+
+def imports(config: BridgeConfig, local: bool) -> list[str]:
+    """Import lines the knobs in use need, beyond the template's own."""
+    lines = []
+    if not local and (config.env_from_secrets or config.secret_env):
+        lines.append("from airflow.providers.cncf.kubernetes.secret import Secret")
+    if not local and config.pod_override:
+        lines.append("from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator")
+    if config.deadline is not None:
+        lines.append("from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback")
+    for key, name in CALLBACK_NAMES.items():
+        path = getattr(config, key)
+        if path:
+            module, _, function = path.rpartition(".")
+            lines.append(f"from {module} import {function} as {name}")
+    return lines
+
+
+def params_arguments(config: BridgeConfig) -> list[str]:
+    """`kedro run --params` with each DAG param, rendered by Airflow from the run's params
+    (the trigger form's values); JSON keeps strings, numbers, booleans and null typed."""
+    if not config.params:
+        return []
+    # Double quotes inside: a local process's command is single-quoted by shlex.
+    pairs = ",".join(
+        f"{name}={{{{ params[{json.dumps(name)}] | tojson }}}}" for name in config.params
+    )
+    return ["--params", pairs]
+
+
+def _flat(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    pairs: list[tuple[str, Any]] = []
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            pairs += _flat(value, f"{prefix}{key}.")
+        else:
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
+
+
+def _cli_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    text = str(value)
+    parts = urlsplit(text)
+    if parts.password:  # a password in a URL is never written, not even in the header
+        netloc = f"{parts.username}:PASSWORD@{parts.hostname}"
+        netloc += f":{parts.port}" if parts.port else ""
+        return urlunsplit(parts._replace(netloc=netloc))
+    return text
+
+
+def create_command(pipeline_name: str, env: str, create_params: Mapping[str, Any]) -> str:
+    """The `kedro airflow create` that regenerates the file: `-p`, `-e` and `--params`."""
+    words = [_TEMPLATE]
+    if pipeline_name != "__default__":
+        words.append(f"-p {shlex.quote(pipeline_name)}")
+    if env != "local":
+        words.append(f"-e {shlex.quote(env)}")
+    pairs = _flat(create_params)
+    if pairs:
+        given = ",".join(f"{key}={_cli_value(value)}" for key, value in pairs)
+        words.append(f"--params {shlex.quote(given)}")
+    return " ".join(words)
+
+
+def task_doc(task: TaskPlan) -> str:
+    """A task's doc in Airflow's UI: its nodes and the datasets it reads and writes."""
+    if not task.nodes:
+        return "Ends the run once every group ended: verdict, MLflow parent status, cleanup."
+    lines = [f"Kedro group `{task.group}` on machine class `{task.machine.name}`.", ""]
+    lines += ["Nodes:", *(f"- `{name}`" for name in task.nodes)]
+    if task.inputs:
+        lines += ["", "Reads:", *(f"- `{ds}` (from `{up}`)" for ds, up in task.inputs)]
+    if task.outputs:
+        lines += ["", "Writes:", *(f"- `{ds}`" for ds in task.outputs)]
+    return "\n".join(lines)
+
+
+def dag_doc(config: BridgeConfig, plan: Plan, title: str, create: str) -> list[str]:
+    """The DAG's doc, line by line: the pipeline's groups and nodes, the datasets crossing
+    between groups, and `doc_md` from the config first."""
+    lines = [f"# {title}", ""]
+    if config.doc_md:
+        lines += [config.doc_md, ""]
+    lines += [
+        "| task | machine class | nodes | datasets it reads from other tasks |",
+        "|---|---|---|---|",
+    ]
+    for task in plan.tasks:
+        reads = ", ".join(f"`{ds}`" for ds, _ in task.inputs) or "-"
+        nodes = ", ".join(f"`{name}`" for name in task.nodes)
+        lines.append(f"| `{task.task_id}` | `{task.machine.name}` | {nodes} | {reads} |")
+    lines += ["", f"Regenerate with `{create}`."]
+    return lines

@@ -1,0 +1,114 @@
+"""What replay shows of a task's log: its warnings, its first exception and its final error.
+
+A `kedro run` log is Kedro's Rich logging (`[time] LEVEL  message  file.py:NN`, long messages
+wrapped onto indented lines, tracebacks in boxes) or plain logging; both are read here. The
+first exception of a chained traceback is the cause; the last one is what the task raised, and
+the bridge's errors end with what to do (the runner's hint).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_RICH_RECORD = re.compile(r"^(?:\[[^\]]*\]\s*|\s+)?(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s{2,}(.*)$")
+_PLAIN_WARNING = re.compile(r"\bWARNING\b[\s:\-\]|]+(.*)$")
+_PY_WARNING = re.compile(r"^\S+:\d+: (\w*Warning: .*)$")
+_SOURCE = re.compile(r"\s{2,}[\w.-]+\.py:\d+\s*$")
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::\s.*|:?)$")
+#: Rich indents a record's wrapped lines under its message column (after the time column).
+_CONTINUATION_INDENT = 21
+_MAX_CHARS = 600
+#: Lines that end an exception's message: traceback frames and boxes, chaining notes, records.
+_NOT_MESSAGE = ("│", "╭", "╰", "Traceback", "The above", "During handling", " ", "[")
+
+
+@dataclass(frozen=True)
+class TaskLog:
+    """The parts of one task's log replay prints."""
+
+    warnings: tuple[str, ...]
+    first_exception: str | None
+    final_error: str | None
+
+
+def _message(text: str) -> str:
+    return _SOURCE.sub("", text).strip()
+
+
+def _warnings(lines: list[str]) -> list[str]:
+    """WARNING records (wrapped lines joined) and Python warnings, each once, in order."""
+    found: list[str] = []
+    current: list[str] | None = None
+    for line in lines:
+        rich = _RICH_RECORD.match(line)
+        if rich:
+            current = [_message(rich.group(2))] if rich.group(1) == "WARNING" else None
+            if current is not None:
+                found.append("")
+        elif current is not None and line.startswith(" " * _CONTINUATION_INDENT) and line.strip():
+            current.append(_message(line))
+        else:
+            current = None
+            plain = _PLAIN_WARNING.search(line) or _PY_WARNING.match(line)
+            if plain:
+                found.append(plain.group(1).strip())
+            continue
+        if current is not None:
+            found[-1] = " ".join(part for part in current if part)
+    return list(dict.fromkeys(text[:_MAX_CHARS] for text in found if text))
+
+
+def _exception_blocks(lines: list[str]) -> list[str]:
+    """Each exception line at column 0 with the lines of its message that follow it."""
+    blocks: list[list[str]] = []
+    collecting = False
+    for line in lines:
+        if _EXCEPTION.match(line):
+            blocks.append([line.strip()])
+            collecting = True
+        elif collecting and line.strip() and not line.startswith(_NOT_MESSAGE):
+            blocks[-1].append(line.strip())
+        else:
+            collecting = False
+    return [" ".join(block)[:_MAX_CHARS] for block in blocks]
+
+
+def read_task_log(log: str) -> TaskLog:
+    """The warnings, the first exception and the final error of one task's log."""
+    lines = log.splitlines()
+    blocks = _exception_blocks(lines)
+    return TaskLog(
+        tuple(_warnings(lines)),
+        blocks[0] if blocks else None,
+        blocks[-1] if blocks else None,
+    )
+
+
+def result_details(
+    log: str, failed: bool, left_on_disk: Sequence[str], seen: set[str], tail: int = 40
+) -> str:
+    """The lines replay prints under a task: its warnings (each new one), the files
+    it left on its disk, and on failure the first exception, the final error and the tail.
+
+    Args:
+        log: The task's stdout and stderr.
+        failed: The task failed.
+        left_on_disk: Files it left in its isolated copy of the project.
+        seen: Warnings already printed for earlier tasks (updated).
+        tail: Lines of the log's end shown on failure.
+    """
+    read = read_task_log(log)
+    new = [warning for warning in read.warnings if warning not in seen]
+    seen.update(new)
+    lines = [f"warning: {warning}" for warning in new]
+    if left_on_disk:
+        lines.append(f"left on its own disk (lost with a pod on GKE): {', '.join(left_on_disk)}")
+    if failed:
+        if read.first_exception:
+            lines.append(f"first exception: {read.first_exception}")
+        if read.final_error and read.final_error != read.first_exception:
+            lines.append(f"error: {read.final_error}")
+        lines += [f"| {line}" for line in log.rstrip().splitlines()[-tail:]]
+    return "\n".join(f"    {line}" for line in lines)

@@ -1,0 +1,299 @@
+"""The storage plan of a DAG: where each dataset a pod reads or writes lives, and what breaks.
+
+On GKE every pod has its own disk, gone when the pod ends. `classify` puts every dataset of
+a planned pipeline into one `StorageClass` from plain facts gathered at the edges (where the
+catalog keeps it, which other pipelines make it, whether the image holds its file); `grade`
+turns the classes into errors and warnings by the two policies of the airflow config:
+
+- `local_handoff` (default true): a local-disk catalog dataset that crosses pods travels
+  through the run prefix; false makes it an error.
+- `local_disk` (`error` by default, or `warn`): raw inputs the image lacks, inputs another
+  pipeline's DAG makes (left on its pods' disk or in their memory), and outputs left on a
+  pod's disk.
+
+Pure: no Kedro, no file system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from kedro_gcs_bridge.planning.grouping import NodeSpec, base_name, is_parameter
+
+if TYPE_CHECKING:
+    from kedro_gcs_bridge.planning.plan import Plan
+
+#: What a user runs to move every local-disk catalog entry to GCS.
+CATALOG_REMEDY = (
+    "move it to GCS: `kedro gcs-bridge catalog --root gs://<bucket>/<path>` writes a catalog "
+    "env (conf/gcs) with every local-disk entry on GCS; then `kedro airflow create -j "
+    "templates/gcs_bridge.j2 -e gcs`"
+)
+
+
+class Where(Enum):
+    """Where the catalog keeps a dataset."""
+
+    MEMORY = "memory"
+    LOCAL = "local disk"
+    REMOTE = "remote"
+
+
+@dataclass(frozen=True)
+class DatasetLocation:
+    """Where one dataset lives: in memory, on local disk at `path`, or remote (gs://, ...)."""
+
+    where: Where
+    path: str | None = None
+
+
+MEMORY = DatasetLocation(Where.MEMORY)
+
+
+class StorageClass(Enum):
+    """What a dataset is to the pods of one DAG; the value is the heading `plan` prints."""
+
+    HANDOFF = "handoff: in memory, crosses pods through the run prefix"
+    REMOTE = "catalog on GCS (or another remote store)"
+    LOCAL_HANDOFF = "local disk, crosses pods through the run prefix (local_handoff: true)"
+    LOCAL_CROSSING = "local disk, crosses pods"
+    IN_POD = "local disk, read and written inside one pod"
+    RAW_IN_IMAGE = "raw input on local disk, in the image"
+    RAW_MISSING = "raw input on local disk, missing from the image"
+    OTHER_DAG = "input made by another pipeline's DAG"
+    LEFT_ON_DISK = "output left on a pod's disk"
+
+
+@dataclass(frozen=True)
+class StorageEntry:
+    """One dataset of the DAG and its class.
+
+    Attributes:
+        dataset: Base name (no transcoding suffix).
+        storage_class: Its class.
+        location: Where the catalog keeps it.
+        producer: Task id that writes it, when this DAG does.
+        readers: Task ids that read it.
+        detail: Why the image lacks it (RAW_MISSING), or the pipelines that make it (OTHER_DAG).
+    """
+
+    dataset: str
+    storage_class: StorageClass
+    location: DatasetLocation
+    producer: str | None
+    readers: tuple[str, ...]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StoragePlan:
+    """Every dataset's class, and the errors and warnings the policies make of them."""
+
+    entries: tuple[StorageEntry, ...]
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    def local_disk_edges(self) -> dict[str, str]:
+        """Datasets on local disk that cross pods -> a note for the plan's views."""
+        notes = {
+            StorageClass.LOCAL_HANDOFF: "carried through the run prefix",
+            StorageClass.LOCAL_CROSSING: "lost between pods",
+        }
+        return {
+            entry.dataset: f"{entry.location.path}: {notes[entry.storage_class]}"
+            for entry in self.entries
+            if entry.storage_class in notes
+        }
+
+
+def _classify_input(
+    location: DatasetLocation, made_elsewhere: bool, missing_from_image: bool
+) -> StorageClass | None:
+    if location.where is Where.REMOTE:
+        return StorageClass.REMOTE
+    if made_elsewhere:
+        return StorageClass.OTHER_DAG
+    if location.where is Where.MEMORY:
+        return None  # not in the catalog and made by no pipeline: Kedro itself reports it
+    return StorageClass.RAW_MISSING if missing_from_image else StorageClass.RAW_IN_IMAGE
+
+
+def _classify_made(
+    location: DatasetLocation, crosses: bool, read_here: bool, local_handoff: bool
+) -> StorageClass | None:
+    table: dict[tuple[Where, bool], StorageClass | None] = {
+        (Where.MEMORY, True): StorageClass.HANDOFF,
+        (Where.MEMORY, False): None,  # stays in one process, as with `kedro run`
+        (Where.REMOTE, True): StorageClass.REMOTE,
+        (Where.REMOTE, False): StorageClass.REMOTE,
+        (Where.LOCAL, True): (
+            StorageClass.LOCAL_HANDOFF if local_handoff else StorageClass.LOCAL_CROSSING
+        ),
+        (Where.LOCAL, False): StorageClass.IN_POD if read_here else StorageClass.LEFT_ON_DISK,
+    }
+    return table[(location.where, crosses)]
+
+
+def _who(nodes: Sequence[NodeSpec], plan: Plan) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Dataset -> the task that writes it; dataset -> the tasks that read it (in order)."""
+    task_of = {node: task.task_id for task in plan.tasks for node in task.nodes}
+    writers: dict[str, str] = {}
+    readers: dict[str, list[str]] = {}
+    for node in nodes:
+        for name in node.outputs:
+            writers[base_name(name)] = task_of[node.name]
+        for name in node.inputs:
+            if not is_parameter(name):
+                found = readers.setdefault(base_name(name), [])
+                if task_of[node.name] not in found:
+                    found.append(task_of[node.name])
+    return writers, readers
+
+
+def classify(
+    plan: Plan,
+    nodes: Sequence[NodeSpec],
+    locations: Mapping[str, DatasetLocation],
+    made_elsewhere: Mapping[str, Sequence[str]],
+    missing_from_image: Mapping[str, str],
+    local_handoff: bool = True,
+) -> tuple[StorageEntry, ...]:
+    """Puts every dataset of a planned pipeline into its storage class.
+
+    Args:
+        plan: The pipeline's plan (which node runs in which task).
+        nodes: The pipeline's nodes (`node_specs`).
+        locations: Base dataset name -> where the catalog keeps it (absent: in memory).
+        made_elsewhere: Base name -> the other registered pipelines that output it.
+        missing_from_image: Local-disk dataset -> why the image does not hold its file.
+        local_handoff: The `local_handoff` policy.
+
+    Returns:
+        One entry per dataset, in the order the pipeline first mentions them; datasets that
+        stay in one process's memory are left out.
+    """
+    writers, readers = _who(nodes, plan)
+    names = dict.fromkeys(
+        base_name(name)
+        for node in nodes
+        for name in (*node.inputs, *node.outputs)
+        if not is_parameter(name)
+    )
+    entries = []
+    for name in names:
+        location = locations.get(name, MEMORY)
+        producer = writers.get(name)
+        reading = tuple(readers.get(name, ()))
+        detail = ""
+        if producer is None:
+            others = made_elsewhere.get(name, ())
+            kind = _classify_input(location, bool(others), name in missing_from_image)
+            detail = ", ".join(others) if others else missing_from_image.get(name, "")
+        else:
+            crosses = any(task != producer for task in reading)
+            kind = _classify_made(location, crosses, bool(reading), local_handoff)
+        if kind is not None:
+            entries.append(StorageEntry(name, kind, location, producer, reading, detail))
+    return tuple(entries)
+
+
+def _tasks(task_ids: Sequence[str]) -> str:
+    return ", ".join(task_ids) or "-"
+
+
+def _problem(entry: StorageEntry) -> str:
+    """What goes wrong on GKE with this dataset (for the classes that break something)."""
+    path, readers = entry.location.path, _tasks(entry.readers)
+    cls = StorageClass
+    if entry.storage_class is cls.LOCAL_CROSSING:
+        return (
+            f"dataset '{entry.dataset}' is saved on local disk ({path}) by task "
+            f"{entry.producer} and read by task(s) {readers} in other pods, which will not "
+            "find it"
+        )
+    if entry.storage_class is cls.RAW_MISSING:
+        return (
+            f"raw input '{entry.dataset}' is read from local disk ({path}) by task(s) "
+            f"{readers}, but the image does not hold it ({entry.detail})"
+        )
+    if entry.storage_class is cls.OTHER_DAG and entry.location.where is Where.MEMORY:
+        return (
+            f"input '{entry.dataset}' is made by pipeline(s) {entry.detail} but not in the "
+            f"catalog (kept in memory there): no pod of this DAG can load it for task(s) "
+            f"{readers}"
+        )
+    if entry.storage_class is cls.OTHER_DAG:
+        return (
+            f"input '{entry.dataset}' is saved on local disk ({path}) by the DAG of "
+            f"pipeline(s) {entry.detail}: that pod's disk is gone when task(s) {readers} of "
+            "this DAG read it"
+        )
+    return (
+        f"output '{entry.dataset}' is saved on local disk ({path}) by task {entry.producer} "
+        "and lost when its pod ends"
+    )
+
+
+_LOCAL_DISK_REMEDY = f"{CATALOG_REMEDY}; or set `local_disk: warn` to write the DAG anyway"
+
+#: Class -> (the policy that grades it, the remedy named in the error).
+_RULES: dict[StorageClass, tuple[str, str]] = {
+    StorageClass.LOCAL_CROSSING: (
+        "error",
+        "set `local_handoff: true` so the run prefix carries it, or " + CATALOG_REMEDY,
+    ),
+    StorageClass.RAW_MISSING: ("local_disk", _LOCAL_DISK_REMEDY),
+    StorageClass.OTHER_DAG: ("local_disk", _LOCAL_DISK_REMEDY),
+    StorageClass.LEFT_ON_DISK: ("local_disk", _LOCAL_DISK_REMEDY),
+}
+
+_IN_MEMORY_ELSEWHERE_REMEDY = (
+    "declare it in the catalog with a gs:// filepath, so the other DAG saves it where this "
+    "one loads it"
+)
+
+
+def grade(entries: Sequence[StorageEntry], local_disk: str = "error") -> StoragePlan:
+    """Errors and warnings of a classified DAG under the `local_disk` policy.
+
+    Args:
+        entries: From `classify`.
+        local_disk: `error` or `warn` (`config.LOCAL_DISK_POLICIES`).
+
+    Returns:
+        The storage plan: errors name the dataset and the remedy; warnings (local_disk:
+        warn) say what will be missing or lost.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    for entry in entries:
+        if entry.storage_class not in _RULES:
+            continue
+        policy, remedy = _RULES[entry.storage_class]
+        if entry.storage_class is StorageClass.OTHER_DAG and entry.location.where is Where.MEMORY:
+            remedy = f"{_IN_MEMORY_ELSEWHERE_REMEDY}; or set `local_disk: warn`"
+        severity = local_disk if policy == "local_disk" else policy
+        if severity == "warn":
+            warnings.append(f"{_problem(entry)} (local_disk: warn).")
+        else:
+            errors.append(f"{_problem(entry)}. Remedy: {remedy}.")
+    return StoragePlan(tuple(entries), tuple(errors), tuple(warnings))
+
+
+def storage_text(storage: StoragePlan) -> str:
+    """The storage plan as `plan` prints it: the datasets of each class, then the problems."""
+    lines = ["Storage (each GKE pod has its own disk):"]
+    for kind in StorageClass:
+        members = [entry for entry in storage.entries if entry.storage_class is kind]
+        if not members:
+            continue
+        lines.append(f"  {kind.value}:")
+        for entry in members:
+            where = f" ({entry.location.path})" if entry.location.path else ""
+            lines.append(f"    {entry.dataset}{where}")
+    lines += [f"error: {error}" for error in storage.errors]
+    lines += [f"warning: {warning}" for warning in storage.warnings]
+    return "\n".join(lines) + "\n"

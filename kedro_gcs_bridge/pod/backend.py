@@ -1,0 +1,332 @@
+"""Storage backends: what differs between GCS, local disk and other fsspec file systems.
+
+One `Backend` is chosen once from a URL (`open_backend`); the store, and `runs list/gc`, call
+it instead of branching on the scheme. Every backend offers the same few operations:
+
+- `stat` after a write: size, crc32c and (on GCS) the generation of an object;
+- `read`: the bytes of one object, the pinned generation on GCS, never through a symlink on
+  local disk (one download; the caller checks the bytes it decodes);
+- `publish` (atomic replace), `create` (exclusive create) and `update` (read, decide, write
+  only if nobody wrote in between) for small JSON objects such as manifests.
+
+On GCS, large frames also cross as parts uploaded and read in parallel (`parallel_parts`).
+
+What each guarantees: GCS uses generation preconditions (`ifGenerationMatch`); local disk
+uses a temporary file renamed into place and an `flock` on the folder around `update`;
+any other fsspec file system (`memory://` in tests) gets a plain check then write.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import fsspec
+import google_crc32c
+
+from kedro_gcs_bridge.errors import HandoffError, SymlinkError
+
+_GCS_PROTOCOLS = ("gs", "gcs")
+#: gcsfs block for handoff reads and writes through kedro-datasets' `fs.open()`.
+GCS_BLOCK = 50 * 2**20
+_CHUNK = 8 * 2**20
+#: How often `update` re-reads after another writer won the race.
+_UPDATE_ROUNDS = 8
+
+#: What `update`'s decision returns to leave the object as it is.
+KEEP = object()
+
+
+def crc32c_of(data: Any) -> str:
+    """The base64 crc32c of some bytes (`bytes` or a `pyarrow.Buffer`), as GCS reports it."""
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+
+
+def protocol_of(url: str) -> str:
+    """The URL's scheme; `file` for a plain path."""
+    return url.split("://", 1)[0] if "://" in url else "file"
+
+
+def storage_options(url: str) -> dict[str, Any]:
+    """fsspec options for a URL; anonymous access when a local GCS emulator is configured."""
+    if protocol_of(url) in _GCS_PROTOCOLS and os.environ.get("STORAGE_EMULATOR_HOST"):
+        # gcsfs reads this on import; its experimental gRPC path stalls against emulators.
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        return {"token": "anon", "project": "local-emulator"}
+    return {}
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    """What a backend knows about one stored object right after writing it."""
+
+    size: int
+    crc32c: str
+    generation: int | None
+
+
+class Backend:
+    """Any fsspec file system: plain operations, no atomicity beyond the file system's own."""
+
+    name: ClassVar[str] = "fsspec"
+    #: Large frames cross as parts uploaded and read in parallel (`pod/transfer.py`).
+    parallel_parts: ClassVar[bool] = False
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.options = storage_options(self.url)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.options)
+        except (ValueError, ImportError) as exc:
+            raise HandoffError(f"cannot open {self.url}: {exc}") from exc
+        protocol = self.fs.protocol
+        self.protocol = protocol if isinstance(protocol, str) else protocol[0]
+
+    def url_of(self, path: str) -> str:
+        """A path of the file system as a URL kedro-datasets can open."""
+        return f"{self.protocol}://{path}"
+
+    def dataset_fs_args(self) -> dict[str, Any]:
+        """File system arguments for the kedro-datasets datasets that write objects."""
+        return dict(self.options)
+
+    def check_reachable(self) -> None:
+        """Fails early when the location cannot be used (nothing to check here)."""
+
+    def prepare(self, folder: str) -> None:
+        """Makes a folder exist where the file system needs folders (local disk)."""
+
+    def stat(self, path: str) -> ObjectStat:
+        """Size and crc32c of an object just written (read back: no server checksum here)."""
+        checksum, size = google_crc32c.Checksum(), 0
+        with self.fs.open(path, "rb") as handle:  # streamed: no copy of the whole object
+            while chunk := handle.read(_CHUNK):
+                checksum.update(chunk)
+                size += len(chunk)
+        return ObjectStat(size, base64.b64encode(checksum.digest()).decode(), None)
+
+    def read(self, path: str, generation: int | None) -> bytes:
+        """The bytes of one object (`generation` is ignored where there are none)."""
+        return bytes(self.fs.cat_file(path))
+
+    def remove(self, path: str) -> None:
+        """Deletes one object; a missing one is fine (one request, no existence check)."""
+        with suppress(FileNotFoundError):
+            self.fs.rm_file(path)
+
+    def publish(self, path: str, data: bytes) -> None:
+        """Writes an object so that a reader sees the old one or the new one."""
+        self.fs.pipe_file(path, data)
+
+    def create(self, path: str, data: bytes) -> bool:
+        """Writes an object only if none exists; True if this call created it."""
+        self.fs.invalidate_cache(_parent(path))
+        if self.fs.exists(path):
+            return False
+        self.fs.pipe_file(path, data)
+        return True
+
+    def read_json(self, path: str) -> bytes | None:
+        """The current bytes of a small object, or None."""
+        self.fs.invalidate_cache(_parent(path))
+        try:
+            return bytes(self.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+
+    def update(self, path: str, decide: Callable[[bytes | None], bytes | object | None]) -> None:
+        """Reads an object, asks `decide` what to write (bytes, None = delete, KEEP), writes.
+
+        `decide` may raise to refuse. Here: check then write, not atomic.
+        """
+        _apply(self, path, decide(self.read_json(path)))
+
+    def write_object(self, path: str, data: bytes) -> None:
+        """Writes or replaces an object (used by `update`)."""
+        self.publish(path, data)
+
+
+class LocalBackend(Backend):
+    """Local disk: folders, temporary files renamed into place, `flock` for `update`."""
+
+    name = "local"
+
+    def url_of(self, path: str) -> str:
+        return path
+
+    def check_reachable(self) -> None:
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def prepare(self, folder: str) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+    def read(self, path: str, generation: int | None) -> bytes:
+        """The object's bytes; refuses a symlink, or a path that resolves outside its root."""
+        real_root = os.path.realpath(self.root)
+        if os.path.commonpath([os.path.realpath(path), real_root]) != real_root:
+            raise SymlinkError(f"object {path} resolves outside {self.root}: refused.")
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            if Path(path).is_symlink():
+                raise SymlinkError(f"object {path} is a symlink: refused.") from exc
+            raise
+        with os.fdopen(descriptor, "rb") as handle:
+            return handle.read()
+
+    def publish(self, path: str, data: bytes) -> None:
+        self.prepare(_parent(path))
+        temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+        Path(temporary).write_bytes(data)
+        Path(temporary).replace(path)
+
+    def create(self, path: str, data: bytes) -> bool:
+        self.prepare(_parent(path))
+        temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+        Path(temporary).write_bytes(data)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        finally:
+            Path(temporary).unlink()
+        return True
+
+    def update(self, path: str, decide: Callable[[bytes | None], bytes | object | None]) -> None:
+        """Check and rename under an exclusive lock of the folder (all writers take it)."""
+        self.prepare(_parent(path))
+        with _locked(_parent(path)):
+            _apply(self, path, decide(self.read_json(path)))
+
+
+class GCSBackend(Backend):
+    """Google Cloud Storage through gcsfs: server checksums, generations, preconditions."""
+
+    name = "gcs"
+    parallel_parts = True
+
+    def dataset_fs_args(self) -> dict[str, Any]:
+        # kedro-datasets reads and writes through fs.open(): gcsfs then moves one block at a
+        # time (default 5 MiB), each a sequential request while the codec waits. 50 MiB is the
+        # chunk gcsfs's own pipe/put use (benchmarks/handoff.py has the figures).
+        return {**self.options, "block_size": GCS_BLOCK}
+
+    def check_reachable(self) -> None:
+        bucket = self.root.split("/", 1)[0]
+        if not self.fs.exists(bucket):
+            raise HandoffError(
+                f"run prefix {self.url}: bucket '{bucket}' does not exist or this pod's "
+                "service account cannot see it (check gcs_bridge_root and the Workload "
+                "Identity binding)."
+            )
+
+    def stat(self, path: str) -> ObjectStat:
+        """The server's crc32c of the bytes it stored, and their generation: one request."""
+        self.fs.invalidate_cache(path)
+        info = self.fs.info(path)
+        generation = info.get("generation")
+        return ObjectStat(
+            int(info["size"]), str(info["crc32c"]), int(generation) if generation else None
+        )
+
+    def read(self, path: str, generation: int | None) -> bytes:
+        return bytes(self.fs.cat_file(path, generation=generation))
+
+    def create(self, path: str, data: bytes) -> bool:
+        try:
+            self.fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
+            return False
+        return True
+
+    def update(self, path: str, decide: Callable[[bytes | None], bytes | object | None]) -> None:
+        """Read with its generation, decide, write `ifGenerationMatch` it; retry if beaten."""
+        for _ in range(_UPDATE_ROUNDS):
+            current, generation = self._read_versioned(path)
+            choice = decide(current)
+            if choice is KEEP or (choice is None and current is None):
+                return
+            try:
+                self._conditional(path, choice, generation)  # type: ignore[arg-type]
+            except FileExistsError:  # 412: another writer came in between; decide again
+                continue
+            return
+        raise HandoffError(f"{self.url_of(path)} kept changing while it was being updated.")
+
+    def _read_versioned(self, path: str) -> tuple[bytes | None, int]:
+        self.fs.invalidate_cache(path)
+        try:
+            generation = int(self.fs.info(path).get("generation") or 0)
+            return self.read(path, generation or None), generation
+        except FileNotFoundError:
+            return None, 0
+
+    def _conditional(self, path: str, data: bytes | None, generation: int) -> None:
+        bucket, key, _ = self.fs.split_path(path)
+        if data is None:
+            self.fs.call("DELETE", "b/{}/o/{}", bucket, key, ifGenerationMatch=str(generation))
+            return
+        self.fs.call(
+            "POST",
+            f"{self.fs._location}/upload/storage/v1/b/{bucket}/o",
+            uploadType="media",
+            name=key,
+            ifGenerationMatch=str(generation),
+            headers={"Content-Type": "application/octet-stream"},
+            data=data,
+            json_out=True,
+        )
+        self.fs.invalidate_cache(path)
+
+
+_BACKENDS: dict[str, type[Backend]] = {
+    "gs": GCSBackend,
+    "gcs": GCSBackend,
+    "file": LocalBackend,
+    "local": LocalBackend,
+}
+
+
+def open_backend(url: str) -> Backend:
+    """The backend for a URL (`gs://`, `file://` or a path, any other fsspec protocol).
+
+    Raises:
+        HandoffError: fsspec cannot open the URL (unknown protocol, missing driver).
+    """
+    return _BACKENDS.get(protocol_of(url), Backend)(url)
+
+
+def _apply(backend: Backend, path: str, choice: bytes | object | None) -> None:
+    if choice is KEEP:
+        return
+    if choice is None:
+        backend.remove(path)
+    else:
+        backend.write_object(path, choice)  # type: ignore[arg-type]
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0]
+
+
+@contextmanager
+def _locked(folder: str) -> Iterator[None]:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def dumps(payload: Any) -> bytes:
+    """The JSON bytes the store writes for metadata (stable key order)."""
+    return json.dumps(payload, indent=2, sort_keys=True).encode()

@@ -1,0 +1,172 @@
+"""`kedro gcs-bridge catalog`: the GCS catalog env, pure, then for real on the example."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import KEDRO, TEMPLATE, Job, kedro_env, make_project
+
+from kedro_gcs_bridge.dag.catalog_env import (
+    catalog_env,
+    check_env,
+    parse_root,
+    upload_commands,
+)
+from kedro_gcs_bridge.errors import CatalogEnvError
+
+ROOT = "gs://bucket/path"
+
+
+class TestRoot:
+    @pytest.mark.parametrize(
+        ("given", "parsed"),
+        [
+            ("gs://bucket/path", ROOT),
+            ("gs://bucket/path/", ROOT),
+            ("gs://my.bucket", "gs://my.bucket"),
+        ],
+    )
+    def test_gs_bucket_with_optional_path(self, given: str, parsed: str) -> None:
+        assert parse_root(given) == parsed
+
+    @pytest.mark.parametrize(
+        "given", ["s3://bucket/x", "bucket/path", "gs://", "gs://B", "gs://bucket//x", "/tmp/x"]
+    )
+    def test_anything_else_is_refused_with_the_form_to_use(self, given: str) -> None:
+        with pytest.raises(CatalogEnvError, match=r"write gs://<bucket>\[/<path>\]"):
+            parse_root(given)
+
+    @pytest.mark.parametrize("env", ["base", "local", "../x", ".hidden"])
+    def test_env_that_would_clobber_or_escape_is_refused(self, env: str) -> None:
+        with pytest.raises(CatalogEnvError, match="use a new env such as --env gcs"):
+            check_env(env)
+
+
+class TestCatalogEnv:
+    CONFIG: dict[str, Any] = {
+        "_csv": {"type": "pandas.CSVDataset"},
+        "companies": {
+            "type": "pandas.CSVDataset",
+            "filepath": "data/01_raw/companies.csv",
+            "load_args": {"sep": ";"},
+        },
+        "regressor": {
+            "type": "pickle.PickleDataset",
+            "filepath": "data/06_models/regressor.pickle",
+            "versioned": True,
+        },
+        "already": {"type": "pandas.ParquetDataset", "filepath": "gs://other/x.parquet"},
+        "{name}_features": {
+            "type": "pandas.ParquetDataset",
+            "filepath": "./data/04_feature/{name}.parquet",
+        },
+        "absolute": {"type": "json.JSONDataset", "filepath": "/proj/data/08_reporting/m.json"},
+        "elsewhere": {"type": "json.JSONDataset", "filepath": "/mnt/shared/m.json"},
+        "scratch": {"type": "MemoryDataset"},
+    }
+
+    def test_local_entries_move_under_the_root_with_type_and_options(self) -> None:
+        env = catalog_env(self.CONFIG, ROOT, "/proj")
+        assert dict(env.entries) == {
+            "companies": {
+                "type": "pandas.CSVDataset",
+                "filepath": "gs://bucket/path/data/01_raw/companies.csv",
+                "load_args": {"sep": ";"},
+            },
+            "regressor": {
+                "type": "pickle.PickleDataset",
+                "filepath": "gs://bucket/path/data/06_models/regressor.pickle",
+                "versioned": True,
+            },
+            "{name}_features": {
+                "type": "pandas.ParquetDataset",
+                "filepath": "gs://bucket/path/data/04_feature/{name}.parquet",
+            },
+            "absolute": {
+                "type": "json.JSONDataset",
+                "filepath": "gs://bucket/path/data/08_reporting/m.json",
+            },
+        }
+        assert dict(env.outside) == {"elsewhere": "/mnt/shared/m.json"}
+        assert self.CONFIG["companies"]["filepath"] == "data/01_raw/companies.csv"
+
+    def test_yaml_round_trips(self) -> None:
+        env = catalog_env(self.CONFIG, ROOT, "/proj")
+        text = env.yaml(ROOT, "gcs")
+        assert text.startswith("# Written by `kedro gcs-bridge catalog --root gs://bucket/path")
+        assert yaml.safe_load(text) == dict(env.entries)
+
+    def test_upload_commands_one_per_folder(self) -> None:
+        paths = ["data/01_raw/companies.csv", "data/01_raw/shuttles.csv", "data/02/r.xlsx", "x.csv"]
+        assert upload_commands(paths, ROOT) == [
+            "gcloud storage cp -r data/01_raw gs://bucket/path/data/01_raw",
+            "gcloud storage cp -r data/02 gs://bucket/path/data/02",
+            "gcloud storage cp x.csv gs://bucket/path/x.csv",
+        ]
+
+
+def _kedro(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = kedro_env() | {
+        "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+    }
+    return subprocess.run(
+        [str(KEDRO), *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _said(done: subprocess.CompletedProcess[str]) -> str:
+    return " ".join(f"{done.stdout}\n{done.stderr}".split())
+
+
+class TestOnTheExample:
+    """The journey: create refuses local disk, `catalog` moves it, `-e gcs` passes."""
+
+    def test_catalog_env_makes_the_example_pass_the_local_disk_checks(self, tmp_path: Path) -> None:
+        project = make_project(tmp_path, "spaceflights", Job(()))
+        strict = ("--params", "local_disk=error")
+        create = _kedro(project, "airflow", "create", "-j", str(TEMPLATE), "-t", "dags", *strict)
+        assert create.returncode != 0
+        assert not (project / "dags").exists() or not list((project / "dags").iterdir())
+        said = _said(create)
+        assert "output 'metrics' is saved on local disk (data/08_reporting/metrics.json) " in said
+        assert "kedro gcs-bridge catalog --root gs://<bucket>/<path>" in said
+
+        done = _kedro(project, "gcs-bridge", "catalog", "--root", ROOT)
+        assert done.returncode == 0, _said(done)
+        written = yaml.safe_load((project / "conf/gcs/catalog.yml").read_text(encoding="utf-8"))
+        assert written["companies"] == {
+            "type": "pandas.CSVDataset",
+            "filepath": "gs://bucket/path/data/01_raw/companies.csv",
+        }
+        assert set(written) == {"companies", "shuttles", "reviews", "metrics"}
+        assert done.stdout.splitlines()[-3:] == [
+            "Upload the raw inputs:",
+            "  gcloud storage cp -r data/01_raw gs://bucket/path/data/01_raw",
+            "Next: kedro airflow create -j templates/gcs_bridge.j2 -e gcs",
+        ]
+
+        again = _kedro(project, "gcs-bridge", "catalog", "--root", "gs://other")
+        assert again.returncode == 1
+        assert "conf/gcs/catalog.yml exists; --force overwrites it." in _said(again)
+        assert "gs://bucket/path" in (project / "conf/gcs/catalog.yml").read_text()
+
+        plan = _kedro(project, "gcs-bridge", "plan", "-e", "gcs", *strict)
+        assert plan.returncode == 0, _said(plan)
+        # Kedro loaded the env: the datasets it reads and writes are on GCS.
+        assert "    metrics (gs://bucket/path/data/08_reporting/metrics.json)" in plan.stdout
+        assert "error:" not in plan.stdout
+
+        valid = _kedro(project, "gcs-bridge", "validate", "-p", "__default__", "-e", "gcs", *strict)
+        assert valid.returncode == 0, _said(valid)
+        assert "__default__: ok, 5 task(s)" in _said(valid)

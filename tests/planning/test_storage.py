@@ -1,0 +1,235 @@
+"""The storage plan: each class from a small pipeline, with the exact message it makes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from kedro_gcs_bridge.errors import ConfigError
+from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
+from kedro_gcs_bridge.planning.grouping import NodeSpec
+from kedro_gcs_bridge.planning.image import ImageFilter
+from kedro_gcs_bridge.planning.plan import plan_tasks
+from kedro_gcs_bridge.planning.storage import (
+    CATALOG_REMEDY,
+    MEMORY,
+    DatasetLocation,
+    StorageClass,
+    StoragePlan,
+    Where,
+    classify,
+    grade,
+    storage_text,
+)
+
+#: raw -> make (task a) -> mid -> use (task b) -> out; `make` also writes `side` inside task a.
+NODES = [
+    NodeSpec("make", ("raw", "params:k"), ("mid", "side"), frozenset({"airflow.a"})),
+    NodeSpec("keep", ("side",), ("kept",), frozenset({"airflow.a"})),
+    NodeSpec("use", ("mid",), ("out",), frozenset({"airflow.b"})),
+]
+LOCAL_DISK_REMEDY = f"{CATALOG_REMEDY}; or set `local_disk: warn` to write the DAG anyway"
+
+
+def local(path: str) -> DatasetLocation:
+    return DatasetLocation(Where.LOCAL, path)
+
+
+def gcs(path: str) -> DatasetLocation:
+    return DatasetLocation(Where.REMOTE, path)
+
+
+def storage(
+    locations: Mapping[str, DatasetLocation],
+    made_elsewhere: Mapping[str, Sequence[str]] | None = None,
+    missing: Mapping[str, str] | None = None,
+    local_handoff: bool = True,
+    local_disk: str = "error",
+    nodes: Sequence[NodeSpec] = NODES,
+) -> StoragePlan:
+    plan = plan_tasks("p", nodes, BridgeConfig())
+    entries = classify(
+        plan, nodes, locations, made_elsewhere or {}, missing or {}, local_handoff=local_handoff
+    )
+    return grade(entries, local_disk)
+
+
+def classes(plan: StoragePlan) -> dict[str, StorageClass]:
+    return {entry.dataset: entry.storage_class for entry in plan.entries}
+
+
+class TestClasses:
+    def test_in_memory_crossing_is_a_handoff_and_fine(self) -> None:
+        plan = storage({})
+        assert classes(plan) == {"mid": StorageClass.HANDOFF}
+        assert plan.errors == plan.warnings == ()
+
+    def test_catalog_on_gcs_is_fine_wherever_it_is(self) -> None:
+        where = {name: gcs(f"gs://b/{name}") for name in ("raw", "mid", "side", "kept", "out")}
+        plan = storage(where)
+        assert set(classes(plan).values()) == {StorageClass.REMOTE}
+        assert plan.errors == plan.warnings == ()
+
+    def test_local_disk_inside_one_pod_is_fine(self) -> None:
+        plan = storage({"side": local("data/side.csv")})
+        assert classes(plan)["side"] is StorageClass.IN_POD
+        assert plan.errors == ()
+
+    def test_local_crossing_goes_through_the_run_prefix_by_default(self) -> None:
+        plan = storage({"mid": local("data/mid.parquet")})
+        assert classes(plan)["mid"] is StorageClass.LOCAL_HANDOFF
+        assert plan.errors == plan.warnings == ()
+        assert plan.local_disk_edges() == {
+            "mid": "data/mid.parquet: carried through the run prefix"
+        }
+
+    def test_local_crossing_is_an_error_without_local_handoff(self) -> None:
+        plan = storage({"mid": local("data/mid.parquet")}, local_handoff=False)
+        assert classes(plan)["mid"] is StorageClass.LOCAL_CROSSING
+        assert plan.errors == (
+            "dataset 'mid' is saved on local disk (data/mid.parquet) by task a and read by "
+            "task(s) b in other pods, which will not find it. Remedy: set `local_handoff: "
+            f"true` so the run prefix carries it, or {CATALOG_REMEDY}.",
+        )
+        assert plan.local_disk_edges() == {"mid": "data/mid.parquet: lost between pods"}
+
+    def test_local_crossing_stays_an_error_with_local_disk_warn(self) -> None:
+        plan = storage({"mid": local("m")}, local_handoff=False, local_disk="warn")
+        assert len(plan.errors) == 1 and plan.warnings == ()
+
+    def test_raw_input_in_the_image_is_fine(self) -> None:
+        plan = storage({"raw": local("data/01_raw/raw.csv")})
+        assert classes(plan)["raw"] is StorageClass.RAW_IN_IMAGE
+        assert plan.errors == ()
+
+    def test_raw_input_missing_from_the_image(self) -> None:
+        why = "docker/Dockerfile.dockerignore leaves data/01_raw/raw.csv out of the build context"
+        plan = storage({"raw": local("data/01_raw/raw.csv")}, missing={"raw": why})
+        assert classes(plan)["raw"] is StorageClass.RAW_MISSING
+        assert plan.errors == (
+            "raw input 'raw' is read from local disk (data/01_raw/raw.csv) by task(s) a, but "
+            f"the image does not hold it ({why}). Remedy: {LOCAL_DISK_REMEDY}.",
+        )
+
+    def test_input_another_dag_leaves_on_local_disk(self) -> None:
+        plan = storage({"raw": local("data/03/raw.pq")}, made_elsewhere={"raw": ["prep"]})
+        assert classes(plan)["raw"] is StorageClass.OTHER_DAG
+        assert plan.errors == (
+            "input 'raw' is saved on local disk (data/03/raw.pq) by the DAG of pipeline(s) "
+            "prep: that pod's disk is gone when task(s) a of this DAG read it. "
+            f"Remedy: {LOCAL_DISK_REMEDY}.",
+        )
+
+    def test_input_another_dag_keeps_in_memory(self) -> None:
+        plan = storage({}, made_elsewhere={"raw": ["prep", "__default__"]})
+        assert classes(plan)["raw"] is StorageClass.OTHER_DAG
+        assert plan.errors == (
+            "input 'raw' is made by pipeline(s) prep, __default__ but not in the catalog (kept "
+            "in memory there): no pod of this DAG can load it for task(s) a. Remedy: declare "
+            "it in the catalog with a gs:// filepath, so the other DAG saves it where this one "
+            "loads it; or set `local_disk: warn`.",
+        )
+
+    def test_input_another_dag_writes_to_gcs_is_fine(self) -> None:
+        plan = storage({"raw": gcs("gs://b/raw")}, made_elsewhere={"raw": ["prep"]})
+        assert classes(plan)["raw"] is StorageClass.REMOTE
+        assert plan.errors == ()
+
+    def test_output_left_on_a_pods_disk(self) -> None:
+        plan = storage({"out": local("data/08_reporting/out.json")})
+        assert classes(plan)["out"] is StorageClass.LEFT_ON_DISK
+        assert plan.errors == (
+            "output 'out' is saved on local disk (data/08_reporting/out.json) by task b and "
+            f"lost when its pod ends. Remedy: {LOCAL_DISK_REMEDY}.",
+        )
+
+    def test_local_disk_warn_writes_the_dag_and_says_what_is_lost(self) -> None:
+        plan = storage(
+            {"out": local("o.json"), "raw": local("r.csv")},
+            missing={"raw": "r.csv does not exist in the project folder"},
+            local_disk="warn",
+        )
+        assert plan.errors == ()
+        assert plan.warnings == (
+            "raw input 'raw' is read from local disk (r.csv) by task(s) a, but the image does "
+            "not hold it (r.csv does not exist in the project folder) (local_disk: warn).",
+            "output 'out' is saved on local disk (o.json) by task b and lost when its pod "
+            "ends (local_disk: warn).",
+        )
+
+    def test_every_offending_dataset_is_named(self) -> None:
+        plan = storage(
+            {"mid": local("m"), "out": local("o"), "raw": local("r")},
+            missing={"raw": "gone"},
+            local_handoff=False,
+        )
+        named = [error.split("'")[1] for error in plan.errors]
+        assert named == ["raw", "mid", "out"]
+
+    def test_transcoded_names_are_one_dataset(self) -> None:
+        nodes = [
+            NodeSpec("w", (), ("t@pandas",), frozenset()),
+            NodeSpec("r", ("t@spark",), (), frozenset()),
+        ]
+        plan = storage({"t": local("t.pq")}, nodes=nodes, local_handoff=False)
+        assert classes(plan) == {"t": StorageClass.LOCAL_CROSSING}
+        assert (
+            "dataset 't' is saved on local disk (t.pq) by task w and read by task(s) r"
+            in (plan.errors[0])
+        )
+
+    def test_memory_outputs_and_unknown_memory_inputs_are_left_out(self) -> None:
+        plan = storage({"raw": MEMORY})
+        assert "raw" not in classes(plan) and "out" not in classes(plan)
+
+
+class TestText:
+    def test_lists_each_class_with_paths_then_problems(self) -> None:
+        plan = storage({"raw": local("r.csv"), "out": local("o.json")}, local_disk="warn")
+        assert storage_text(plan).splitlines() == [
+            "Storage (each GKE pod has its own disk):",
+            "  handoff: in memory, crosses pods through the run prefix:",
+            "    mid",
+            "  raw input on local disk, in the image:",
+            "    raw (r.csv)",
+            "  output left on a pod's disk:",
+            "    out (o.json)",
+            "warning: output 'out' is saved on local disk (o.json) by task b and lost when its "
+            "pod ends (local_disk: warn).",
+        ]
+
+
+class TestPolicies:
+    def test_defaults(self) -> None:
+        config = parse_config({})
+        assert config.local_handoff is True and config.local_disk == "error"
+
+    def test_read_from_config(self) -> None:
+        config = parse_config({"local_handoff": "false", "local_disk": "warn"})
+        assert config.local_handoff is False and config.local_disk == "warn"
+
+    def test_unknown_local_disk_policy_names_the_choices(self) -> None:
+        with pytest.raises(ConfigError, match=r"'local_disk: ignore' is not one of \['error', "):
+            parse_config({"local_disk": "ignore"})
+
+
+class TestImageFilter:
+    RULES = "# comment\ndata/**\n!data/**/.gitkeep\nconf/local/**\n"
+
+    @pytest.mark.parametrize(
+        ("path", "excluded"),
+        [
+            ("data/01_raw/companies.csv", True),
+            ("data/01_raw", True),
+            ("data/01_raw/.gitkeep", False),
+            ("conf/base/catalog.yml", False),
+            ("./data/x.csv", True),
+            ("src/data/x.py", False),
+        ],
+    )
+    def test_docker_matching(self, path: str, excluded: bool) -> None:
+        assert ImageFilter.parse(self.RULES, ".dockerignore").excludes(path) is excluded
+
+    def test_no_ignore_file_keeps_everything(self) -> None:
+        assert not ImageFilter().excludes("data/01_raw/companies.csv")

@@ -1,0 +1,299 @@
+"""Auto-grouping: the cost model, the search's guarantees, and a suggested `groups:` block that
+Airflow loads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import has_cycle, random_pipelines
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kedro.pipeline import Pipeline, node
+
+from kedro_gcs_bridge.planning.config import parse_config
+from kedro_gcs_bridge.planning.grouping import (
+    NodeSpec,
+    group_edges,
+    group_pipeline,
+    node_specs,
+)
+from kedro_gcs_bridge.planning.plan import plan_tasks
+from kedro_gcs_bridge.planning.suggest import (
+    CostModel,
+    Measurements,
+    groups_block,
+    memory_grouping,
+    namespace_grouping,
+    suggest_groups,
+)
+
+PREFIX = "airflow."
+MODEL = CostModel()
+
+
+def spec(name: str, inputs: str = "", outputs: str = "", tags: str = "") -> NodeSpec:
+    return NodeSpec(name, tuple(inputs.split()), tuple(outputs.split()), frozenset(tags.split()))
+
+
+def classes_of(nodes: list[NodeSpec]) -> dict[str, str]:
+    """Node -> machine class from `machine.<class>` tags (default: `default`)."""
+    return {
+        node.name: next(
+            (t.split(".", 1)[1] for t in sorted(node.tags) if t.startswith("machine.")), "default"
+        )
+        for node in nodes
+    }
+
+
+def alone(nodes: list[NodeSpec]) -> dict[str, str]:
+    return {node.name: node.name for node in nodes}
+
+
+def group_of(groups: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    return {member: name for name, members in groups.items() for member in members}
+
+
+class TestCostModel:
+    def test_one_task_pays_start_compute_and_fixed_round_trips(self) -> None:
+        nodes = [spec("a", "raw", "x")]
+        result = suggest_groups(nodes, Measurements({"a": 10.0}), {}, alone(nodes))
+        expected = 60 + 5 + 5 * 0.040 + 10
+        assert result.ungrouped.makespan_s == pytest.approx(expected)
+        assert result.ungrouped.pod_seconds == pytest.approx(expected)
+
+    def test_a_boundary_dataset_costs_its_round_trips_and_bytes(self) -> None:
+        nodes = [spec("a", "raw", "x"), spec("b", "x", "y")]
+        size = 400_000_000
+        measured = Measurements({"a": 1.0, "b": 2.0}, {"x": size})
+        result = suggest_groups(nodes, measured, {}, alone(nodes))
+        handoff = 14 * 0.040 + 2 * size / 200e6 + 2 * size / 1e9
+        assert result.ungrouped.makespan_s == pytest.approx(2 * MODEL.task_overhead() + 3 + handoff)
+        assert result.ungrouped.bytes == size
+        assert result.suggested.tasks == 1
+        assert result.suggested.bytes == 0
+
+    def test_parallel_branches_overlap(self) -> None:
+        nodes = [spec("a", "raw", "x"), spec("b", "raw", "y")]
+        measured = Measurements({"a": 100.0, "b": 50.0})
+        result = suggest_groups(nodes, measured, {}, alone(nodes))
+        assert result.ungrouped.makespan_s == pytest.approx(MODEL.task_overhead() + 100)
+
+    def test_persisted_datasets_order_tasks_but_cost_nothing(self) -> None:
+        nodes = [spec("a", "raw", "x"), spec("b", "x", "y")]
+        measured = Measurements({}, {"x": 10**9}, persisted=frozenset({"x"}))
+        result = suggest_groups(nodes, measured, {}, alone(nodes))
+        assert result.ungrouped.makespan_s == pytest.approx(2 * MODEL.task_overhead())
+        assert result.ungrouped.bytes == 0
+
+
+class TestSearch:
+    def test_time_keeps_a_long_branch_in_parallel(self) -> None:
+        # One pod per group: a pod holding src and a branch would make the other branch wait.
+        nodes = [
+            spec("src", "raw", "s"),
+            spec("left", "s", "l"),
+            spec("mid", "s", "m"),
+            spec("end", "m", "e"),
+        ]
+        measured = Measurements({"src": 1, "left": 600, "mid": 1, "end": 1})
+        result = suggest_groups(nodes, measured, {}, alone(nodes))
+        assert sorted(result.suggested.groups.values()) == [("left",), ("mid", "end"), ("src",)]
+        assert result.suggested.makespan_s == pytest.approx(result.ungrouped.makespan_s)
+        assert result.suggested.pod_seconds < result.ungrouped.pod_seconds
+
+    def test_a_diamond_of_long_branches_stays_as_it_is(self) -> None:
+        nodes = [
+            spec("src", "raw", "s"),
+            spec("left", "s", "l"),
+            spec("right", "s", "r"),
+            spec("join", "l r", "out"),
+        ]
+        measured = Measurements({"src": 1, "left": 600, "right": 600, "join": 1})
+        result = suggest_groups(nodes, measured, {}, alone(nodes))
+        assert result.suggested.tasks == 4
+
+    def test_cost_takes_fewer_pod_seconds_than_time(self) -> None:
+        nodes = [spec("src", "raw", "s"), spec("left", "s", "l"), spec("right", "s", "r")]
+        measured = Measurements({"src": 1, "left": 600, "right": 600})
+        timed = suggest_groups(nodes, measured, {}, alone(nodes), objective="time")
+        cheap = suggest_groups(nodes, measured, {}, alone(nodes), objective="cost")
+        assert cheap.suggested.pod_seconds <= timed.suggested.pod_seconds
+        assert cheap.suggested.tasks == 1
+
+    def test_machine_classes_stay_apart_unless_allowed(self) -> None:
+        nodes = [spec("a", "raw", "x", "machine.small"), spec("b", "x", "y", "machine.large")]
+        measured = Measurements({"a": 1, "b": 1})
+        kept = suggest_groups(nodes, measured, classes_of(nodes), alone(nodes))
+        mixed = suggest_groups(nodes, measured, classes_of(nodes), alone(nodes), allow_mixed=True)
+        assert (kept.suggested.tasks, mixed.suggested.tasks) == (2, 1)
+
+    def test_memory_bound_is_respected(self) -> None:
+        nodes = [spec("a", "raw", "x"), spec("b", "x", "y"), spec("c", "y", "z"), spec("d", "z")]
+        sizes = {"x": 100, "y": 100, "z": 100}
+        measured = Measurements({}, sizes)
+        free = suggest_groups(nodes, measured, {}, alone(nodes))
+        bound = suggest_groups(nodes, measured, {}, alone(nodes), max_memory=250)
+        assert free.suggested.tasks == 1
+        assert bound.suggested.tasks == 2
+
+    def test_does_not_start_from_a_current_grouping_that_mixes_classes(self) -> None:
+        nodes = [spec("a", "raw", "x", "machine.small"), spec("b", "x", "y", "machine.large")]
+        result = suggest_groups(nodes, Measurements({}), classes_of(nodes), {"a": "g", "b": "g"})
+        assert result.suggested.tasks == 2
+        assert "mixes machine classes" in result.notes[0]
+
+    def test_unmeasured_sizes_are_stated(self) -> None:
+        nodes = [spec("a", "raw", "x"), spec("b", "x", "y"), spec("c", "y", "z")]
+        result = suggest_groups(
+            nodes, Measurements({}, {"x": 1}, default_bytes=7), {}, alone(nodes)
+        )
+        assert any("1 dataset(s) have no measured size" in note for note in result.notes)
+        assert "assumed 7 bytes" in result.notes[-1]
+
+    def test_json_has_the_documented_shape(self, spaceflights_nodes: list[NodeSpec]) -> None:
+        current = dict(group_pipeline("p", spaceflights_nodes, PREFIX).group_of)
+        measured = Measurements({n.name: 30.0 for n in spaceflights_nodes})
+        payload = json.loads(
+            json.dumps(suggest_groups(spaceflights_nodes, measured, {}, current).to_json())
+        )
+        for key in ("ungrouped", "current", "suggested"):
+            assert {"tasks", "makespan_s", "pod_seconds", "bytes"} <= set(payload[key])
+        assert isinstance(payload["suggested"]["groups"], dict)
+
+
+class TestKedroAirflowGroupings:
+    def test_memory_grouping_matches_kedro_airflow(self) -> None:
+        from kedro.io import DataCatalog, MemoryDataset
+        from kedro_airflow.grouping import group_memory_nodes
+
+        pipeline = Pipeline(
+            [
+                node(len, "raw", "a_out", name="a"),
+                node(len, "a_out", "b_out", name="b"),
+                node(len, "raw", "c_out", name="c"),
+                node(len, ["b_out", "c_out"], "d_out", name="d"),
+            ]
+        )
+        catalog = DataCatalog({"raw": MemoryDataset(1), "c_out": _Persisted()})
+        theirs = {frozenset(g.nodes) for g in group_memory_nodes(catalog, pipeline)}
+        mine = memory_grouping(node_specs(pipeline), frozenset({"raw", "c_out"}))
+        members: dict[str, set[str]] = {}
+        for name, group in mine.items():
+            members.setdefault(group, set()).add(name)
+        assert {frozenset(m) for m in members.values()} == theirs
+
+    def test_namespace_grouping_takes_the_top_level_namespace(self) -> None:
+        nodes = [
+            NodeSpec("a.x", (), (), namespace="a"),
+            NodeSpec("a.b.y", (), (), namespace="a.b"),
+            NodeSpec("z", (), ()),
+        ]
+        assert namespace_grouping(nodes) == {"a.x": "a", "a.b.y": "a", "z": "z"}
+
+
+class _Persisted:
+    """Stands in for a file dataset: kedro-airflow only asks 'is it a MemoryDataset?'."""
+
+    def load(self) -> None:  # pragma: no cover - never loaded
+        return None
+
+
+def _random_measurements(draw: st.DrawFn, nodes: list[NodeSpec]) -> Measurements:
+    seconds = {n.name: draw(st.floats(0, 900, allow_nan=False)) for n in nodes}
+    outputs = [out for n in nodes for out in n.outputs]
+    sizes = {out: draw(st.integers(0, 5 * 10**9)) for out in outputs}
+    return Measurements(seconds, sizes)
+
+
+@st.composite
+def measured_pipelines(draw: st.DrawFn) -> tuple[list[NodeSpec], Measurements, float]:
+    nodes = draw(random_pipelines())
+    return nodes, _random_measurements(draw, nodes), draw(st.sampled_from([0.0, 30.0, 120.0]))
+
+
+class TestRandomPipelines:
+    @settings(max_examples=150, deadline=None)
+    @given(measured_pipelines(), st.sampled_from(["time", "cost"]), st.booleans())
+    def test_suggestion_is_valid_and_never_worse(
+        self, case: tuple[list[NodeSpec], Measurements, float], objective: str, mixed: bool
+    ) -> None:
+        nodes, measured, pod_start = case
+        model = CostModel(pod_start_s=pod_start)
+        grouping = group_pipeline("p", nodes, PREFIX)
+        current = dict(grouping.group_of)
+        classes = classes_of(nodes)
+        result = suggest_groups(nodes, measured, classes, current, model, objective, mixed)
+        again = suggest_groups(nodes, measured, classes, current, model, objective, mixed)
+        assert result == again
+
+        suggested = group_of(dict(result.suggested.groups))
+        assert sorted(suggested) == sorted(n.name for n in nodes)
+        edges = group_edges(nodes, suggested)
+        assert not has_cycle(set(suggested.values()), edges)
+        if not mixed:
+            for members in result.suggested.groups.values():
+                assert len({classes[m] for m in members}) == 1
+
+        def key(e: Any) -> tuple[float, float]:
+            pair = (e.makespan_s, e.pod_seconds)
+            return pair if objective == "time" else pair[::-1]
+
+        tolerance = 1e-6
+        assert key(result.suggested) <= tuple(v + tolerance for v in key(result.ungrouped))
+        current_ok = not grouping.problems and (mixed or not result.current.mixed)
+        if current_ok:
+            assert key(result.suggested) <= tuple(v + tolerance for v in key(result.current))
+
+    @settings(max_examples=100, deadline=None)
+    @given(measured_pipelines())
+    def test_pasted_block_plans_the_suggested_tasks(
+        self, case: tuple[list[NodeSpec], Measurements, float]
+    ) -> None:
+        nodes, measured, _ = case
+        untagged = [
+            NodeSpec(
+                n.name, n.inputs, n.outputs, frozenset(t for t in n.tags if "airflow." not in t)
+            )
+            for n in nodes
+        ]
+        result = suggest_groups(untagged, measured, classes_of(untagged), alone(untagged))
+        block = groups_block(result.suggested.groups)
+        plan = plan_tasks("p", untagged, parse_config({"groups": block}))
+        assert {t.nodes for t in plan.tasks} == set(result.suggested.groups.values())
+
+
+def _identity(*values: Any) -> Any:
+    return values[0]
+
+
+class TestPastedIntoAirflow:
+    def test_suggested_block_gives_a_dag_that_loads(
+        self, render_dag_file: Callable[..., Path]
+    ) -> None:
+        from airflow.dag_processing.dagbag import DagBag
+
+        pipeline = Pipeline(
+            [
+                node(_identity, "raw", "s", name="src"),
+                node(_identity, "s", "l", name="left"),
+                node(_identity, "s", "m", name="mid"),
+                node(_identity, "m", "e", name="end"),
+            ]
+        )
+        nodes = node_specs(pipeline)
+        measured = Measurements({"src": 1, "left": 600, "mid": 1, "end": 1}, {"s": 10**6})
+        result = suggest_groups(nodes, measured, classes_of(nodes), alone(nodes))
+        block = groups_block(result.suggested.groups)
+        assert block
+
+        path = render_dag_file(pipeline, groups=block)
+        bag = DagBag(dag_folder=str(path.parent))
+        assert not bag.import_errors, bag.import_errors
+        (dag,) = bag.dags.values()
+        group_tasks = [t for t in dag.tasks if not t.task_id.startswith("gcs_bridge_finalize")]
+        assert len(group_tasks) == result.suggested.tasks
+        assert set(block) <= {t.task_id for t in group_tasks}

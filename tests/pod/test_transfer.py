@@ -1,0 +1,238 @@
+"""Large frames crossing as parallel parts on gs:// (gcp-storage-emulator: media uploads,
+ranged reads of pinned generations), with a fault proxy on 127.0.0.1 dropping part uploads.
+
+The threshold and part sizes are lowered so that a ~1 MB frame takes the parallel path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _fault_proxy import failing_uploads, fault_proxy
+from _gcs_emulator import BUCKET
+
+from kedro_gcs_bridge.errors import ChecksumError, HandoffError, MetadataError, NotCommittedError
+from kedro_gcs_bridge.ops.runs import delete_runs, scan_runs
+from kedro_gcs_bridge.pod.store import HandoffStore
+from kedro_gcs_bridge.pod.transfer import THRESHOLD_ENV, TransferSettings, _ranges
+
+KIB = 2**10
+SMALL = TransferSettings(
+    threshold=256 * KIB, part_size=128 * KIB, range_size=96 * KIB, concurrency=3
+)
+ROWS = 20_000
+
+
+def big_frame(rows: int = ROWS) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        {
+            "price": rng.standard_normal(rows),
+            "count": rng.integers(0, 10**6, rows),
+            "label": [f"label-{i % 977:05d}-{i}" for i in range(rows)],
+            "at": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 10**8, rows), "s"),
+            "kind": pd.Categorical(rng.choice(["a", "b", "c"], rows)),
+            "maybe": pd.array([None if i % 7 == 0 else i for i in range(rows)], dtype="Int64"),
+        }
+    )
+
+
+@pytest.fixture
+def prefix(gcs_emulator: str) -> str:
+    return f"gs://{BUCKET}/transfer-{uuid.uuid4().hex[:8]}/dag/run"
+
+
+def stored(store: HandoffStore) -> list[str]:
+    store.fs.invalidate_cache()
+    return sorted(p[len(store.root) + 1 :] for p in store.fs.find(store.root))
+
+
+def save_and_commit(prefix: str, frame: pd.DataFrame, attempt: int = 1) -> HandoffStore:
+    producer = HandoffStore(prefix, task="producer", attempt=attempt, transfer=SMALL)
+    producer.start_attempt()
+    producer.save("frame", frame)
+    producer.write_manifest(["producer_node"], "t0")
+    return producer
+
+
+def load(prefix: str) -> pd.DataFrame:
+    consumer = HandoffStore(prefix, task="consumer", transfer=SMALL)
+    return consumer.load("frame", producer_task="producer")
+
+
+class TestSettings:
+    def test_threshold_and_concurrency_come_from_the_environment(self) -> None:
+        found = TransferSettings.from_env({THRESHOLD_ENV: "1048576"})
+        assert (found.threshold, found.concurrency) == (2**20, TransferSettings().concurrency)
+
+    @pytest.mark.parametrize("text", ["", "-1", "0", "1.5", "lots"])
+    def test_a_bad_value_is_refused(self, text: str) -> None:
+        with pytest.raises(HandoffError, match=THRESHOLD_ENV):
+            TransferSettings.from_env({THRESHOLD_ENV: text})
+
+    @pytest.mark.parametrize(
+        ("sizes", "range_size", "expected"),
+        [
+            ([10], 4, [(0, 0, 4, 0), (0, 4, 8, 4), (0, 8, 10, 8)]),
+            ([4, 3], 4, [(0, 0, 4, 0), (1, 0, 3, 4)]),
+        ],
+    )
+    def test_ranges_cover_every_part_once(
+        self, sizes: list[int], range_size: int, expected: list[tuple[int, ...]]
+    ) -> None:
+        assert _ranges(sizes, range_size) == expected
+
+
+class TestParallelRoundTrip:
+    def test_large_frame_crosses_as_parts_identically(self, prefix: str) -> None:
+        frame = big_frame()
+        producer = save_and_commit(prefix, frame)
+        record = producer.saved["frame"]
+        assert len(record.parts) >= 4  # the parallel path, several parts
+        pd.testing.assert_frame_equal(load(prefix), frame, check_exact=True)
+        names = [f"data/frame/{record.object}.{i:04d}" for i in range(len(record.parts))]
+        assert stored(producer) == sorted([*names, "manifests/producer.json"])
+
+    def test_parts_hold_the_bytes_the_plain_path_writes(self, prefix: str) -> None:
+        frame = big_frame()
+        record = save_and_commit(prefix, frame).saved["frame"]
+        plain = HandoffStore(f"{prefix}-plain", task="producer")  # default threshold: plain
+        plain_record = plain.save("frame", frame)
+        assert not plain_record.parts
+        assert (record.size, record.crc32c) == (plain_record.size, plain_record.crc32c)
+
+    def test_small_frame_takes_the_plain_path(self, prefix: str) -> None:
+        record = save_and_commit(prefix, big_frame(100)).saved["frame"]
+        assert record.parts == ()
+
+    def test_a_changed_part_is_a_checksum_error(self, prefix: str) -> None:
+        producer = save_and_commit(prefix, big_frame())
+        record = producer.saved["frame"]
+        part = producer.layout.part_object("frame", record.object, 1)
+        data = bytearray(producer.fs.cat_file(part))
+        data[100] ^= 0xFF
+        producer.fs.pipe_file(part, bytes(data))
+        consumer = HandoffStore(prefix, task="consumer", transfer=SMALL)
+        consumer._commits["producer"] = {**producer.manifests()[0]}
+        record_json = consumer._commits["producer"]["datasets"]["frame"]
+        for entry in record_json["parts"]:
+            entry["generation"] = None  # read what is there now, not the pinned generation
+        with pytest.raises(ChecksumError, match="does not match its record"):
+            consumer.load("frame", producer_task="producer")
+
+    def test_parts_that_do_not_add_up_are_damaged_metadata(self, prefix: str) -> None:
+        producer = save_and_commit(prefix, big_frame())
+        manifest = producer.manifests()[0]
+        manifest["datasets"]["frame"]["parts"][0]["size"] += 1
+        consumer = HandoffStore(prefix, task="consumer", transfer=SMALL)
+        consumer._commits["producer"] = manifest
+        with pytest.raises(MetadataError, match="do not add up"):
+            consumer.load("frame", producer_task="producer")
+
+
+def dropping_part_uploads() -> tuple[object, list[str]]:
+    """Drops or refuses every other part upload once (gcsfs retries them)."""
+    fates, seen, lock = itertools.cycle(["drop", "pass", "503", "pass"]), [], threading.Lock()
+
+    def decide(method: str, path: str) -> str:
+        if method != "POST" or "/upload/" not in path or ".feather.0" not in path:
+            return "pass"
+        with lock:
+            fate = next(fates)
+            seen.append(fate)
+        return fate
+
+    return decide, seen
+
+
+class TestFaults:
+    def test_dropped_part_uploads_are_retried_and_leave_nothing_else(
+        self, prefix: str, gcs_emulator: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        frame = big_frame()
+        policy, seen = dropping_part_uploads()
+        with fault_proxy(gcs_emulator, policy, max_requests=500, max_seconds=120) as proxy:
+            monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+            producer = save_and_commit(prefix, frame)
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+        assert {"drop", "503"} <= set(seen), seen  # faults hit part uploads
+        pd.testing.assert_frame_equal(load(prefix), frame, check_exact=True)
+        record = producer.saved["frame"]
+        names = [f"data/frame/{record.object}.{i:04d}" for i in range(len(record.parts))]
+        assert stored(producer) == sorted([*names, "manifests/producer.json"])
+
+    def test_persistent_upload_faults_fail_clearly_and_remove_the_parts(
+        self, prefix: str, gcs_emulator: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        producer = HandoffStore(prefix, task="producer", transfer=SMALL)
+        with fault_proxy(gcs_emulator, failing_uploads, max_requests=500, max_seconds=180) as proxy:
+            monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+            with pytest.raises(HandoffError, match="storage error while saving dataset 'frame'"):
+                producer.save("frame", big_frame())
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+        assert proxy.counts["503"] >= 6  # gcsfs retried before giving up
+        assert stored(producer) == []
+        with pytest.raises(NotCommittedError):
+            load(prefix)
+
+
+_KILLED_SAVE = """
+import sys, numpy as np, pandas as pd
+sys.path.insert(0, {tests!r})
+from pod.test_transfer import SMALL, big_frame
+from kedro_gcs_bridge.pod.store import HandoffStore
+store = HandoffStore({prefix!r}, task="producer", transfer=SMALL)
+store.start_attempt()
+store.save("frame", big_frame(200_000))
+store.write_manifest(["producer_node"], "t0")
+"""
+
+
+def slow_part_uploads(method: str, path: str) -> str:
+    if method == "POST" and ".feather.0" in path:
+        time.sleep(0.3)
+    return "pass"
+
+
+def test_a_killed_save_commits_nothing_and_its_parts_go_with_runs_gc(
+    prefix: str, gcs_emulator: str
+) -> None:
+    tests = str(Path(__file__).resolve().parents[1])
+    script = textwrap.dedent(_KILLED_SAVE).format(tests=tests, prefix=prefix)
+    inspect = HandoffStore(prefix, task="inspect")
+    with fault_proxy(gcs_emulator, slow_part_uploads, max_requests=500, max_seconds=120) as proxy:
+        victim = subprocess.Popen(
+            [sys.executable, "-c", script], env={**os.environ, "STORAGE_EMULATOR_HOST": proxy.url}
+        )
+        deadline = time.monotonic() + 60
+        while not any(".feather.0" in name for name in stored(inspect)):
+            assert time.monotonic() < deadline and victim.poll() is None, "no part was uploaded"
+            time.sleep(0.05)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=30)
+    leftovers = [name for name in stored(inspect) if ".feather.0" in name]
+    assert leftovers and "manifests/producer.json" not in stored(inspect)
+    with pytest.raises(NotCommittedError):
+        load(prefix)
+
+    frame = big_frame()
+    retry = save_and_commit(prefix, frame, attempt=2)  # the retry commits its own parts
+    pd.testing.assert_frame_equal(load(prefix), frame, check_exact=True)
+    retry.mark("dag", "run")
+    root = prefix.rsplit("/", 2)[0]
+    runs = scan_runs(root).runs
+    assert [run.path for run in runs] == [retry.root]
+    delete_runs(root, runs)
+    assert stored(inspect) == []
