@@ -80,6 +80,12 @@ def _put(fs: Any, backend: str, prefix: str, data: bytes) -> None:
     fs.pipe_file(_raw_path(prefix), data)
 
 
+def _save_committed(store: Any, frame: Any) -> None:
+    """Saves and commits (a consumer reads only committed datasets)."""
+    store.save("frame", frame)
+    store.write_manifest(["producer_node"], "t0")
+
+
 def child(role: str, backend: str, variant: str, prefix: str, size_mib: float) -> dict[str, Any]:
     """Runs one side in this process and returns its measurements."""
 
@@ -95,7 +101,7 @@ def child(role: str, backend: str, variant: str, prefix: str, size_mib: float) -
         if raw:
             _put(fs, backend, warm, common.encode_frame(tiny))
         else:
-            HandoffStore(warm, task="warm", fs_args=fs_args).save("frame", tiny)
+            _save_committed(HandoffStore(warm, task="warm", fs_args=fs_args), tiny)
         del tiny
         before = _settle()
         if raw:
@@ -103,17 +109,18 @@ def child(role: str, backend: str, variant: str, prefix: str, size_mib: float) -
             _put(fs, backend, prefix, data)
             del data
         else:
-            HandoffStore(prefix, task="producer", fs_args=fs_args).save("frame", frame)
+            _save_committed(HandoffStore(prefix, task="producer", fs_args=fs_args), frame)
     else:
         if raw:
             common.decode_frame(fs.cat_file(_raw_path(warm)))
         else:
-            HandoffStore(warm, task="warm", fs_args=fs_args).load("frame")
+            HandoffStore(warm, task="reader", fs_args=fs_args).load("frame", producer_task="warm")
         before = _settle()
         if raw:
             frame = common.decode_frame(fs.cat_file(_raw_path(prefix)))
         else:
-            frame = HandoffStore(prefix, task="consumer", fs_args=fs_args).load("frame")
+            consumer = HandoffStore(prefix, task="consumer", fs_args=fs_args)
+            frame = consumer.load("frame", producer_task="producer")
     after = _status()
     import pyarrow as pa
 

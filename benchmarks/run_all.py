@@ -28,6 +28,8 @@ BENCHMARKS = (
     "runid_handoff",
     "dag_scale",
     "critical_path",
+    "suggest",
+    "large",
 )
 #: Benchmarks that take `--size-mib`.
 FRAME_BENCHMARKS = {"handoff", "formats", "memory"}

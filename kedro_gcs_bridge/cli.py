@@ -5,10 +5,11 @@ Registered as a Kedro project command through the `kedro.project_commands` entry
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,12 +75,19 @@ def _load_project(metadata: ProjectMetadata, env: str) -> tuple[dict[str, Any], 
     Kedro's own INFO logs and deprecation warnings are held back meanwhile: these commands
     print plans and graphs that users redirect into files.
     """
+    from kedro_gcs_bridge.dag.create import load_airflow_config
+
+    with _quiet_context(metadata, env) as context:
+        return load_airflow_config(context.config_loader), context.catalog
+
+
+@contextlib.contextmanager
+def _quiet_context(metadata: ProjectMetadata, env: str | None = None) -> Iterator[Any]:
+    """The project's KedroContext, with Kedro's INFO logs and deprecation warnings held back."""
     import logging
     import warnings
 
     from kedro.framework.session import KedroSession
-
-    from kedro_gcs_bridge.dag.create import load_airflow_config
 
     kedro_logger = logging.getLogger("kedro")
     level = kedro_logger.level
@@ -88,8 +96,7 @@ def _load_project(metadata: ProjectMetadata, env: str) -> tuple[dict[str, Any], 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with KedroSession.create(project_path=metadata.project_path, env=env) as session:
-                context = session.load_context()
-                return load_airflow_config(context.config_loader), context.catalog
+                yield session.load_context()
     finally:
         kedro_logger.setLevel(level)
 
@@ -255,32 +262,19 @@ def validate(
 
 def _catalog_sources(metadata: ProjectMetadata) -> tuple[dict[str, Any], list[str], Path]:
     """The catalog config of the default env, its raw inputs' local paths, the conf folder."""
-    import logging
-    import warnings
-
     from kedro.framework.project import pipelines, settings
-    from kedro.framework.session import KedroSession
 
     from kedro_gcs_bridge.dag.catalog_env import project_relative
     from kedro_gcs_bridge.planning.grouping import is_parameter
     from kedro_gcs_bridge.planning.storage import Where
     from kedro_gcs_bridge.pod.catalog import catalog_locations
 
-    kedro_logger = logging.getLogger("kedro")
-    level = kedro_logger.level
-    kedro_logger.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with KedroSession.create(project_path=metadata.project_path) as session:
-                context = session.load_context()
-                config = dict(context.config_loader["catalog"])
-                made = {out for pipe in pipelines.values() for out in pipe.all_outputs()}
-                needed = {name for pipe in pipelines.values() for name in pipe.inputs()}
-                raw = sorted(name for name in needed - made if not is_parameter(name))
-                located = catalog_locations(context.catalog, raw)
-    finally:
-        kedro_logger.setLevel(level)
+    with _quiet_context(metadata) as context:
+        config = dict(context.config_loader["catalog"])
+        made = {out for pipe in pipelines.values() for out in pipe.all_outputs()}
+        needed = {name for pipe in pipelines.values() for name in pipe.inputs()}
+        raw = sorted(name for name in needed - made if not is_parameter(name))
+        located = catalog_locations(context.catalog, raw)
     project = str(metadata.project_path)
     paths = [
         relative
@@ -717,11 +711,9 @@ def _scan_runs(url: str) -> list[Any]:
 
 
 def _size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # pragma: no cover
+    from kedro_gcs_bridge.planning.views import human_size
+
+    return human_size(size)
 
 
 @runs.command("list")

@@ -33,6 +33,7 @@ SMOKE: Mapping[str, tuple[str, ...]] = {
     "runid_handoff": ("--quick",),
     "dag_scale": ("--quick",),
     "critical_path": ("--quick",),
+    "suggest": ("--quick",),
 }
 COMMON_KEYS = {"benchmark", "command", "params", "environment", "results", "targets", "notes"}
 RESULT_KEYS: Mapping[str, set[str]] = {
@@ -45,6 +46,7 @@ RESULT_KEYS: Mapping[str, set[str]] = {
     "runid_handoff": {"rows", "totals", "asked_operations"},
     "dag_scale": {"rows", "ratios"},
     "critical_path": {"tasks", "node_compute_s", "estimates", "single_pod_s"},
+    "suggest": {"rows"},
 }
 TARGET_KEYS = {"name", "wanted", "measured", "met"}
 
@@ -83,7 +85,7 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     # Longest first, so two workers finish together.
     order = ["memory", "pod_overhead", "dag_scale", "critical_path", "formats", "handoff"]
-    order += ["pod_imports", "runid_handoff", "large"]
+    order += ["pod_imports", "runid_handoff", "large", "suggest"]
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(order, pool.map(run, order), strict=True))
 

@@ -363,6 +363,26 @@ def build_dag_file(
         )
     # The local and ungrouped variants never share the GKE DAG's id (dag/variants.py).
     name = (config.dag_id or dag_id(package_name, pipeline_name, env)) + variant_suffix(config)
+    plan, error = _plan(pipeline, pipeline_name, config)
+    return DagFile(
+        name,
+        package_name,
+        pipeline_name,
+        env,
+        conf_source,
+        config,
+        plan,
+        error,
+        project_path,
+        dict(create_params or {}),
+        tuple(node_tags),
+    )
+
+
+def _plan(
+    pipeline: Any, pipeline_name: str, config: BridgeConfig
+) -> tuple[Plan | None, str | None]:
+    """The plan, or the error that stops it (a config missing what a GKE DAG needs)."""
     try:
         plan = plan_tasks(pipeline_name, node_specs(pipeline), config, pod_prefix="")
         missing = config.missing_deployment_keys()
@@ -372,30 +392,8 @@ def build_dag_file(
                 "conf/base/airflow.yml (see `kedro gcs-bridge init`)."
             )
     except GCSBridgeError as exc:
-        return DagFile(
-            name,
-            package_name,
-            pipeline_name,
-            env,
-            conf_source,
-            config,
-            None,
-            str(exc),
-            project_path,
-        )
-    return DagFile(
-        name,
-        package_name,
-        pipeline_name,
-        env,
-        conf_source,
-        config,
-        plan,
-        None,
-        project_path,
-        dict(create_params or {}),
-        tuple(node_tags),
-    )
+        return None, str(exc)
+    return plan, None
 
 
 class DagFileFactory:

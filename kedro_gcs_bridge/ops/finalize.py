@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kedro_gcs_bridge.errors import ConfigError, TrackingError
+from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.pod.contract import (
     EXPERIMENT_ENV,
     RUN_ID_ENV,
@@ -27,7 +27,7 @@ from kedro_gcs_bridge.pod.contract import (
     env_list,
     env_value,
 )
-from kedro_gcs_bridge.pod.group_run import UNAVAILABLE, tracking_required
+from kedro_gcs_bridge.pod.group_run import best_effort
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 logger = logging.getLogger(__name__)
@@ -102,25 +102,14 @@ def _finish_parent(store: HandoffStore, succeeded: bool) -> str | None:
     uri = env_value(TRACKING_URI_ENV)
     if not uri:
         return None
-    from kedro_gcs_bridge.tracking.tracker import Tracker, brief
+    from kedro_gcs_bridge.tracking.tracker import Tracker
 
-    try:
-        return Tracker(uri, store, env_value(EXPERIMENT_ENV)).finish_parent(succeeded)
-    except Exception as exc:  # MLflow, HTTP and database errors alike
-        if tracking_required():
-            raise TrackingError(
-                f"MLflow tracking server {uri} failed while finalize set the parent run's "
-                f"status ({brief(exc)}); mlflow_required is true, so finalize fails and "
-                "Airflow retries it."
-            ) from exc
-        logger.warning(
-            "%s at %s: the parent run's status is not set (%s). The DAG run's outcome is "
-            "not affected.",
-            UNAVAILABLE,
-            uri,
-            brief(exc),
-        )
-        return None
+    return best_effort(
+        uri,
+        lambda: Tracker(uri, store, env_value(EXPERIMENT_ENV)).finish_parent(succeeded),
+        "while finalize set the parent run's status (Airflow retries finalize)",
+        "the parent run's status is not set. The DAG run's outcome is not affected",
+    )
 
 
 def _record_or_clean(

@@ -119,6 +119,19 @@ def _mapping(key: str, value: Any, example: str) -> Mapping[str, Any]:
     return value
 
 
+def _fields(
+    key: str, value: Any, example: str, allowed: frozenset[str] | set[str], nested: str | None
+) -> dict[str, Any]:
+    """A mapping with only `allowed` keys; with `nested`, each value a mapping too."""
+    fields = _mapping(key, value, example)
+    bad = sorted(set(fields) - allowed)
+    if bad:
+        raise ConfigError(f"'{key}' has unknown field(s) {bad}; allowed: {sorted(allowed)}.")
+    for name, part in fields.items() if nested is not None else ():
+        _mapping(f"{key}.{name}", part, nested)
+    return dict(fields)
+
+
 def _one_of(key: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"'{key}: {value}' is not one of {list(choices)}.")
@@ -346,12 +359,8 @@ def as_security_context(key: str, value: Any) -> dict[str, dict[str, Any]]:
 
 
 def _toleration(key: str, item: Any) -> dict[str, Any]:
-    fields = _mapping(key, item, "{key: dedicated, operator: Equal, value: ml, effect: NoSchedule}")
-    bad = sorted(set(fields) - _TOLERATION_FIELDS)
-    if bad:
-        raise ConfigError(
-            f"'{key}' has unknown field(s) {bad}; allowed: {sorted(_TOLERATION_FIELDS)}."
-        )
+    example = "{key: dedicated, operator: Equal, value: ml, effect: NoSchedule}"
+    fields = _fields(key, item, example, _TOLERATION_FIELDS, None)
     operator = fields.get("operator", "Equal")
     if operator not in ("Equal", "Exists"):
         raise ConfigError(f"'{key}': operator {operator!r} is not Equal or Exists.")
@@ -381,15 +390,8 @@ def as_affinity(key: str, value: Any) -> dict[str, Any]:
     Raises:
         ConfigError: Not a mapping of those fields, each a mapping.
     """
-    fields = _mapping(key, value, "{nodeAffinity: {...}}")
-    bad = sorted(set(fields) - _AFFINITY_FIELDS)
-    if bad:
-        raise ConfigError(
-            f"'{key}' has unknown field(s) {bad}; allowed: {sorted(_AFFINITY_FIELDS)}."
-        )
-    for name, part in fields.items():
-        _mapping(f"{key}.{name}", part, "{requiredDuringSchedulingIgnoredDuringExecution: ...}")
-    return dict(fields)
+    nested = "{requiredDuringSchedulingIgnoredDuringExecution: ...}"
+    return _fields(key, value, "{nodeAffinity: {...}}", _AFFINITY_FIELDS, nested)
 
 
 def as_pod_template_file(key: str, value: Any) -> str:
@@ -412,14 +414,8 @@ def as_pod_override(key: str, value: Any) -> dict[str, Any]:
     Raises:
         ConfigError: Other top-level fields, or a `spec.containers` that is not a list.
     """
-    pod = _mapping(key, value, "{spec: {priorityClassName: batch}}")
-    bad = sorted(set(pod) - _POD_OVERRIDE_FIELDS)
-    if bad:
-        raise ConfigError(
-            f"'{key}' has unknown field(s) {bad}; a pod override holds metadata and spec."
-        )
-    for part in pod:
-        _mapping(f"{key}.{part}", pod[part], "{...}")
+    example = "{spec: {priorityClassName: batch}}"
+    pod = _fields(key, value, example, _POD_OVERRIDE_FIELDS, "{...}")
     containers = pod.get("spec", {}).get("containers")
     if containers is not None and not (
         isinstance(containers, list) and all(isinstance(c, Mapping) for c in containers)

@@ -24,6 +24,7 @@ from typing import Any
 
 from kedro_gcs_bridge.errors import PlanError
 from kedro_gcs_bridge.planning.grouping import NodeSpec, base_name, is_parameter
+from kedro_gcs_bridge.planning.views import human_size
 
 OBJECTIVES = ("time", "cost")
 _EPS = 1e-9
@@ -695,14 +696,6 @@ def figures_from_manifests(
     return RunFigures(measured, len(manifests), tuple(sorted(estimated)))
 
 
-def _size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # pragma: no cover
-
-
 def groups_yaml(groups: Mapping[str, Sequence[str]]) -> str:
     """The suggestion as a `groups:` block to paste under `default:` in airflow.yml."""
     import yaml
@@ -724,7 +717,7 @@ def suggestion_text(suggestion: Suggestion, model: CostModel) -> str:
                 str(e.tasks),
                 "cycle" if cyclic else f"{e.makespan_s:,.0f} s",
                 "-" if cyclic else f"{e.pod_seconds:,.0f}",
-                "-" if cyclic else _size(e.bytes),
+                "-" if cyclic else human_size(e.bytes),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]

@@ -116,3 +116,12 @@ def render_plan(plan: Plan, fmt: str, local_disk: Mapping[str, str] | None = Non
     if fmt == "dot":
         return plan_dot(plan, local_disk)
     return plan_text(plan, local_disk)
+
+
+def human_size(size: float) -> str:
+    """Bytes for people: `512 B`, `1.5 KiB`, ... `2.0 GiB`."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kedro.framework.hooks import hook_impl
 
@@ -44,12 +44,38 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE = "MLflow tracking unavailable"
+T = TypeVar("T")
 
 
 def tracking_required() -> bool:
     """`mlflow_required: true` reached this process (`KEDRO_GCS_BRIDGE_MLFLOW_REQUIRED`)."""
     value = env_value(MLFLOW_REQUIRED_ENV)
     return False if value is None else as_bool("mlflow_required", value)
+
+
+def best_effort(uri: str, action: Callable[[], T], required: str, unavailable: str) -> T | None:
+    """Runs an MLflow action; on failure raises with `mlflow_required: true`, else warns once.
+
+    Args:
+        uri: The tracking URI, for the messages.
+        action: What to do against the server.
+        required: When it failed, for the error when tracking is required.
+        unavailable: What happens instead, for the warning when it is not.
+
+    Raises:
+        TrackingError: The server failed and `mlflow_required: true`.
+    """
+    try:
+        return action()
+    except Exception as exc:  # MLflow, HTTP and database errors alike
+        if tracking_required():
+            raise TrackingError(
+                f"MLflow tracking server {uri} failed {required} ({brief(exc)}), and "
+                "mlflow_required is true. Check the server, or set mlflow_required: false "
+                "to run the pipeline without tracking when it is down."
+            ) from exc
+        logger.warning("%s at %s: %s (%s).", UNAVAILABLE, uri, unavailable, brief(exc))
+        return None
 
 
 def _identity(store: HandoffStore, pipeline: str) -> RunIdentity:
@@ -181,21 +207,10 @@ def start_group_tracking(
     Raises:
         TrackingError: The server failed and `mlflow_required: true`.
     """
-    try:
-        return GroupTracking.start(uri, store, catalog, pipeline)
-    except Exception as exc:  # MLflow, HTTP and database errors alike
-        if tracking_required():
-            raise TrackingError(
-                f"MLflow tracking server {uri} failed and mlflow_required is true "
-                f"({brief(exc)}). Check the server, or set mlflow_required: false to run the "
-                "pipeline without tracking when it is down."
-            ) from exc
-        logger.warning(
-            "%s at %s: task %s runs without tracking (%s). The data and the task's outcome "
-            "are not affected; set mlflow_required: true to fail instead.",
-            UNAVAILABLE,
-            uri,
-            store.task,
-            brief(exc),
-        )
-        return None
+    return best_effort(
+        uri,
+        lambda: GroupTracking.start(uri, store, catalog, pipeline),
+        "before the group's nodes ran",
+        f"task {store.task} runs without tracking. The data and the task's outcome are not "
+        "affected; set mlflow_required: true to fail instead",
+    )

@@ -293,7 +293,7 @@ class TestIsolation:
         assert "companies: success" in out and "split: failed" in out
         # The producer's warning is shown although it succeeded; the consumer names the dataset.
         assert f"warning: Dataset '{self.CROSSING}' crosses between groups" in out
-        assert f"error: HandoffError: dataset '{self.CROSSING}' is made by node" in out
+        assert f"first exception: HandoffError: dataset '{self.CROSSING}' is made by node" in out
         assert "Set `local_handoff: true` in airflow.yml" in out
 
         shared = replay(project, dag, base_env, "--shared-dir", "--run-id", "manual__shared")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from spaceflights.pipelines import data_processing, data_science
+from spaceflights.pipelines import data_processing, data_science, reporting
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -15,8 +15,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     """
     data_processing_pipeline = data_processing.create_pipeline()
     data_science_pipeline = data_science.create_pipeline()
+    reporting_pipeline = reporting.create_pipeline()
     return {
         "data_processing": data_processing_pipeline,
         "data_science": data_science_pipeline,
-        "__default__": data_processing_pipeline + data_science_pipeline,
+        "reporting": reporting_pipeline,
+        "__default__": data_processing_pipeline + data_science_pipeline + reporting_pipeline,
     }
