@@ -5,10 +5,11 @@
 # inputs are uploaded, the stock `kedro airflow create -e gcs` writes the DAG, replay runs each
 # task as a pod would (its own copy of the project without data/), and the outputs on the
 # bucket are compared with a plain `kedro run`. Run it with `make demo` (which sets up .venv).
-# DEMO_DIR picks the work folder (default .demo); the detail of every command is in its log.
+# DEMO_DIR picks the work folder (default .demo), DEMO_BIN the environment's bin folder (default
+# .venv/bin); the detail of every command is in the work folder's demo.log.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-bin="$repo/.venv/bin"
+bin="${DEMO_BIN:-$repo/.venv/bin}"
 work="${DEMO_DIR:-$repo/.demo}"
 bucket=example-bucket
 root="gs://$bucket/spaceflights"
@@ -31,6 +32,8 @@ root: {level: INFO, handlers: [file, screen]}
 EOF
 export KEDRO_LOGGING_CONFIG="$work/logging.yml"
 export PYTHONWARNINGS="ignore:register_new_resolver() is deprecated:UserWarning"
+# Airflow (which replay loads the DAG with) and MLflow log INFO lines of their own: to the log.
+export AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING MLFLOW_CONFIGURE_LOGGING=false
 export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 kedro() { "$bin/kedro" "$@"; }
 step() { printf '\n== %s\n' "$*"; }
@@ -42,7 +45,7 @@ cd "$work/spaceflights"
 step "0. a local GCS emulator (bucket $bucket, in memory) for the whole demo"
 port=$("$bin/python" -c 'from kedro_gcs_bridge.ops.emulator import free_port; print(free_port())')
 "$bin/gcp-storage-emulator" start --host 127.0.0.1 --port "$port" --default-bucket "$bucket" \
-  -q -M >>"$log" 2>&1 &
+  -q -M >"$work/emulator.log" 2>&1 &
 emulator=$!
 trap 'kill "$emulator" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,8 @@ os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "1"
+
+from _precondition_proxy import PreconditionProxy, precondition_proxy  # noqa: E402
 
 from kedro_gcs_bridge.planning.grouping import NodeSpec  # noqa: E402
 
@@ -56,6 +58,12 @@ EXAMPLE_IMAGE = "europe-west1-docker.pkg.dev/example-project/kedro/spaceflights:
 PROD_IMAGE = "europe-west1-docker.pkg.dev/example-project/kedro/spaceflights:prod"
 #: What a pre-existing DAG file holds in the projects where `kedro airflow create` must fail.
 SENTINEL_DAG = b"# a DAG file from an earlier, good run: it must survive a failed create\n"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "journey: the user journey end to end, as `make demo` runs it (examples/demo.sh)"
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -86,7 +94,7 @@ def _example_node_specs() -> list[NodeSpec]:
 
     stubs = {
         f"spaceflights.pipelines.{part}.nodes": nodes_module(part)
-        for part in ("data_processing", "data_science")
+        for part in ("data_processing", "data_science", "reporting")
     }
     sys.path.insert(0, str(EXAMPLE / "src"))
     sys.modules.update(stubs)
@@ -106,7 +114,7 @@ def _example_specs() -> tuple[NodeSpec, ...]:
 
 @pytest.fixture
 def spaceflights_nodes(_example_specs: tuple[NodeSpec, ...]) -> list[NodeSpec]:
-    """The example project's six nodes, as `node_specs` copies them (topological order)."""
+    """The example project's seven nodes, as `node_specs` copies them (topological order)."""
     return list(_example_specs)
 
 
@@ -257,6 +265,11 @@ def _yaml_edit(
 
 
 CREATE = ("airflow", "create", "-j", str(TEMPLATE), "-t")
+#: The example keeps its data on local disk, like the Kedro starter, which a GKE DAG refuses by
+#: default (`local_disk: error`; the journey moves it to GCS with `kedro gcs-bridge catalog`).
+#: Jobs that test something else accept it, as a user may while trying the DAG out.
+LOCAL_DISK_WARN = "local_disk=warn"
+WARN = ("--params", LOCAL_DISK_WARN)
 
 _SPOT_CONFIG = {
     "spot_retries": 2,
@@ -265,11 +278,11 @@ _SPOT_CONFIG = {
 
 #: Every `kedro airflow create` (and `kedro gcs-bridge validate`) run of test_dag_generation.
 CREATE_JOBS: dict[str, Job] = {
-    "default": Job((*CREATE, "dags")),
-    "ungrouped": Job((*CREATE, "dags", "--params", "grouping=false")),
-    "two_pipelines": Job((*CREATE, "dags", "-p", "data_processing,data_science")),
+    "default": Job((*CREATE, "dags", *WARN)),
+    "ungrouped": Job((*CREATE, "dags", "--params", f"grouping=false,{LOCAL_DISK_WARN}")),
+    "two_pipelines": Job((*CREATE, "dags", "-p", "data_processing,data_science", *WARN)),
     "prod": Job(
-        (*CREATE, "dags", "-e", "prod"),
+        (*CREATE, "dags", "-e", "prod", *WARN),
         # Kedro replaces a top-level key of base with the env's (and drops `__default__:`
         # keys), so the prod file repeats `default:` with another image.
         edits=(
@@ -283,7 +296,7 @@ CREATE_JOBS: dict[str, Job] = {
     ),
     # A project-defined Spot machine class on train_model_node, and deferrable operators.
     "custom": Job(
-        (*CREATE, "dags", "--params", "deferrable=true"),
+        (*CREATE, "dags", "--params", f"deferrable=true,{LOCAL_DISK_WARN}"),
         edits=(
             _yaml_edit("conf/base/airflow.yml", "default", _SPOT_CONFIG),
             Edit(
@@ -294,7 +307,7 @@ CREATE_JOBS: dict[str, Job] = {
         ),
     ),
     "hooks_disabled": Job(
-        (*CREATE, "dags"),
+        (*CREATE, "dags", *WARN),
         edits=(
             Edit(
                 "src/spaceflights/settings.py",
@@ -304,7 +317,7 @@ CREATE_JOBS: dict[str, Job] = {
     ),
     # Broken projects: `kedro airflow create` must stop before writing anything.
     "two_group_tags": Job(
-        (*CREATE, "dags"),
+        (*CREATE, "dags", *WARN),
         seed_dag_dir="dags",
         edits=(
             Edit(
@@ -316,14 +329,14 @@ CREATE_JOBS: dict[str, Job] = {
     ),
     # A tag prefix from the Kedro 0.18 setup, which Kedro 1.x tags can never match.
     "colon_prefix": Job(
-        (*CREATE, "dags"),
+        (*CREATE, "dags", *WARN),
         seed_dag_dir="dags",
         edits=(_yaml_edit("conf/base/airflow.yml", "default", {"grouping_prefix": "airflow:"}),),
     ),
     # split_data_node joins group `shuttles`: shuttles -> split (preprocessed_shuttles) and
     # split -> shuttles (model_input_table), so each group waits for the other.
     "cycle": Job(
-        (*CREATE, "dags"),
+        (*CREATE, "dags", *WARN),
         seed_dag_dir="dags",
         edits=(
             Edit(
@@ -336,8 +349,10 @@ CREATE_JOBS: dict[str, Job] = {
 }
 for _broken in ("two_group_tags", "colon_prefix", "cycle"):
     _job = CREATE_JOBS[_broken]
-    CREATE_JOBS[f"validate_{_broken}"] = Job(("gcs-bridge", "validate"), edits=_job.edits)
+    CREATE_JOBS[f"validate_{_broken}"] = Job(("gcs-bridge", "validate", *WARN), edits=_job.edits)
+# The example as it is (local disk refused), and with `local_disk: warn`.
 CREATE_JOBS["validate_example"] = Job(("gcs-bridge", "validate"))
+CREATE_JOBS["validate_example_warn"] = Job(("gcs-bridge", "validate", *WARN))
 
 #: Secrets on the machine that writes the DAG, each a value that must never reach a DAG file.
 SECRETS = {
@@ -349,11 +364,21 @@ SECRETS = {
 URI_PASSWORD = "s3cr3t-pw-4714"
 # Tracking on (where the pods' environment is written), with secrets in the environment.
 CREATE_JOBS["secrets_in_env"] = Job(
-    (*CREATE, "dags", "--params", "mlflow_tracking_uri=https://mlflow.example.com"),
+    (
+        *CREATE,
+        "dags",
+        "--params",
+        f"mlflow_tracking_uri=https://mlflow.example.com,{LOCAL_DISK_WARN}",
+    ),
     env=tuple(SECRETS.items()),
 )
 CREATE_JOBS["secret_in_uri"] = Job(
-    (*CREATE, "dags", "--params", f"mlflow_tracking_uri=https://alice:{URI_PASSWORD}@example.com"),
+    (
+        *CREATE,
+        "dags",
+        "--params",
+        f"mlflow_tracking_uri=https://alice:{URI_PASSWORD}@example.com,{LOCAL_DISK_WARN}",
+    ),
 )
 
 #: Issue 15: every production knob at once (callbacks are tested in-process: the DAG file
@@ -381,27 +406,37 @@ PRODUCTION_KNOBS: dict[str, Any] = {
     "machine_classes": {"medium": {"execution_timeout": 90}},
 }
 CREATE_JOBS["production"] = Job(
-    (*CREATE, "dags", "--params", "pool=kedro,dagrun_timeout=240"),
+    (*CREATE, "dags", "--params", f"pool=kedro,dagrun_timeout=240,{LOCAL_DISK_WARN}"),
     edits=(_yaml_edit("conf/base/airflow.yml", "default", PRODUCTION_KNOBS),),
 )
 
-_LOCAL_DISK_CATALOG = Edit(
-    "conf/base/catalog.yml",
+#: The example's local-disk entry that crosses pods (companies -> split). As an edit that
+#: changes nothing, it fails loudly if the example ever stops keeping it on local disk.
+_LOCAL_DISK_ENTRY = (
     "\npreprocessed_companies:\n  type: pandas.ParquetDataset\n"
-    "  filepath: data/02_intermediate/preprocessed_companies.parquet\n",
+    "  filepath: data/02_intermediate/preprocessed_companies.parquet\n"
 )
+_LOCAL_DISK_CATALOG = Edit("conf/base/catalog.yml", _LOCAL_DISK_ENTRY, old=_LOCAL_DISK_ENTRY)
 
 #: Every `kedro gcs-bridge` run of test_cli.
 CLI_JOBS: dict[str, Job] = {
-    "plan_text": Job(("gcs-bridge", "plan"), edits=(_LOCAL_DISK_CATALOG,)),
+    "plan_text": Job(("gcs-bridge", "plan", *WARN), edits=(_LOCAL_DISK_CATALOG,)),
     "validate_local_disk": Job(
-        ("gcs-bridge", "validate", "--params", "local_handoff=false"), edits=(_LOCAL_DISK_CATALOG,)
+        ("gcs-bridge", "validate", "--params", f"local_handoff=false,{LOCAL_DISK_WARN}"),
+        edits=(_LOCAL_DISK_CATALOG,),
     ),
-    "plan_mermaid": Job(("gcs-bridge", "plan", "--format", "mermaid")),
-    "plan_dot": Job(("gcs-bridge", "plan", "--format", "dot")),
-    "plan_dot_file": Job(("gcs-bridge", "plan", "--format", "dot", "-o", "plan.dot")),
+    "plan_mermaid": Job(("gcs-bridge", "plan", "--format", "mermaid", *WARN)),
+    "plan_dot": Job(("gcs-bridge", "plan", "--format", "dot", *WARN)),
+    "plan_dot_file": Job(("gcs-bridge", "plan", "--format", "dot", "-o", "plan.dot", *WARN)),
     "plan_mermaid_ungrouped": Job(
-        ("gcs-bridge", "plan", "--format", "mermaid", "--params", "grouping=false")
+        (
+            "gcs-bridge",
+            "plan",
+            "--format",
+            "mermaid",
+            "--params",
+            f"grouping=false,{LOCAL_DISK_WARN}",
+        )
     ),
     "init": Job(("gcs-bridge", "init")),
     "init_force": Job(("gcs-bridge", "init", "--force")),
@@ -545,12 +580,27 @@ def network_attempts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     return attempts
 
 
+@pytest.fixture
+def gcs_preconditions(
+    gcs_emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PreconditionProxy]:
+    """The GCS emulator behind a proxy that enforces `ifGenerationMatch` as GCS does.
+
+    `STORAGE_EMULATOR_HOST` points at the proxy for the test (gcsfs reads it per request);
+    gs:// objects live in the session's emulator, bucket `_gcs_emulator.BUCKET`.
+    """
+    with precondition_proxy(gcs_emulator, max_requests=20_000, max_seconds=300) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        yield proxy
+
+
 # --- Drawings of a plan ----------------------------------------------------------------------
 
 MERMAID_BOX = re.compile(r'^    (t\d+)\["(.*)"\]$')
-MERMAID_EDGE = re.compile(r'^    (t\d+) -- "(.*)" --> (t\d+)$')
+#: A solid edge, or a dotted one (`-. "label" .->`) for data on local disk.
+MERMAID_EDGE = re.compile(r'^    (t\d+) (?:--|-\.) "(.*)" (?:-->|\.->) (t\d+)$')
 DOT_BOX = re.compile(r'^  "(.+?)" \[label="(.*)"\];$')
-DOT_EDGE = re.compile(r'^  "(.+?)" -> "(.+?)" \[label="(.*)"\];$')
+DOT_EDGE = re.compile(r'^  "(.+?)" -> "(.+?)" \[label="(.*?)"(?:, style=dashed, color=red)?\];$')
 
 
 def mermaid_graph(text: str) -> tuple[dict[str, str], dict[tuple[str, str], str]]:

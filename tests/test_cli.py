@@ -9,6 +9,8 @@ import pytest
 from conftest import EXAMPLE, REPO, TEMPLATE, KedroRun, dot_graph, mermaid_graph
 
 PARQUET = "data/02_intermediate/preprocessed_companies.parquet"
+MODEL = "data/06_models/regressor.pickle"
+CARRIED = "carried through the run prefix"
 DRAWINGS = {"mermaid": (mermaid_graph, "flowchart"), "dot": (dot_graph, "digraph")}
 
 
@@ -46,7 +48,7 @@ class TestPlan:
                 "  machine:  medium: cpu=1 memory=4Gi ephemeral=2Gi",
                 "  upstream: split, train_model_node",
                 "  in:       X_test <- split",
-                "  in:       regressor <- train_model_node",
+                f"  in:       regressor <- train_model_node  [LOCAL DISK {MODEL}: {CARRIED}]",
             ],
         ],
         ids=["companies", "split", "evaluate"],
@@ -66,13 +68,17 @@ class TestPlan:
         flagged = [line for line in lines if "LOCAL DISK" in line]
         assert [line.split("  [")[0] for line in flagged] == [
             "  out:      preprocessed_companies",
+            "  out:      preprocessed_shuttles",
             "  in:       preprocessed_companies <- companies",
+            "  in:       preprocessed_shuttles <- shuttles",
+            "  out:      regressor",
+            "  in:       regressor <- train_model_node",
         ]
-        # local_handoff (default true): the run prefix carries it.
-        flag = f"  [LOCAL DISK {PARQUET}: carried through the run prefix]"
-        assert all(line.endswith(flag) for line in flagged)
+        # local_handoff (default true): the run prefix carries them.
+        assert flagged[0].endswith(f"  [LOCAL DISK {PARQUET}: {CARRIED}]")
+        assert flagged[-1].endswith(f"  [LOCAL DISK {MODEL}: {CARRIED}]")
         # In memory, handed over through the run prefix: not flagged.
-        assert "  in:       preprocessed_shuttles <- shuttles" in lines
+        assert "  in:       X_train <- split" in lines
 
     @pytest.mark.parametrize("fmt", ["mermaid", "dot"])
     def test_drawing_has_one_box_per_task_and_labelled_edges(
@@ -92,9 +98,10 @@ class TestPlan:
             ("split", "evaluate_model_node"),
             ("train_model_node", "evaluate_model_node"),
         }
-        assert edges[("companies", "split")] == "preprocessed_companies"
+        # Local-disk data is marked (dotted in mermaid, dashed red in dot).
+        assert edges[("companies", "split")] == "preprocessed_companies (local disk)"
         assert edges[("split", "train_model_node")] == "X_train, y_train"
-        assert "regressor" in edges[("train_model_node", "evaluate_model_node")]
+        assert "regressor (local disk)" in edges[("train_model_node", "evaluate_model_node")]
         # model_input_table is made and read inside `split`: it never crosses.
         assert not any("model_input_table" in label for label in edges.values())
 
@@ -102,8 +109,9 @@ class TestPlan:
         self, cli_runs: dict[str, KedroRun]
     ) -> None:
         boxes, edges = mermaid_graph(drawing(cli_runs["plan_mermaid_ungrouped"], "flowchart"))
-        assert len(boxes) == 6
-        assert edges[("create_model_input_table_node", "split_data_node")] == "model_input_table"
+        assert len(boxes) == 7
+        label = "model_input_table (local disk)"
+        assert edges[("create_model_input_table_node", "split_data_node")] == label
 
     def test_output_file_holds_only_the_drawing(self, cli_runs: dict[str, KedroRun]) -> None:
         run = cli_runs["plan_dot_file"]
@@ -131,8 +139,12 @@ class TestValidate:
         assert f"__default__: {error}" in run.output
         assert f"data_processing: {error}" in run.output
         assert "__default__: ok" not in run.output
-        # data_science does not hold the node that makes it.
-        assert "data_science: ok, 3 task(s)" in run.output
+        # data_science does not hold the node that makes it, but crosses with its model.
+        assert "data_science: error: dataset 'preprocessed_companies'" not in run.output
+        assert (
+            f"data_science: error: dataset 'regressor' is saved on local disk ({MODEL}) by task "
+            "train_model_node and read by task(s) evaluate_model_node in other pods"
+        ) in run.output
 
 
 class TestInit:

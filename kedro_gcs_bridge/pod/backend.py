@@ -258,6 +258,10 @@ class GCSBackend(Backend):
                 self._conditional(path, choice, generation)  # type: ignore[arg-type]
             except FileExistsError:  # 412: another writer came in between; decide again
                 continue
+            except FileNotFoundError:  # 404 on the delete: another writer deleted it first
+                if choice is not None:
+                    raise
+                continue
             return
         raise HandoffError(f"{self.url_of(path)} kept changing while it was being updated.")
 

@@ -134,7 +134,7 @@ class TestOnTheExample:
 
     def test_catalog_env_makes_the_example_pass_the_local_disk_checks(self, tmp_path: Path) -> None:
         project = make_project(tmp_path, "spaceflights", Job(()))
-        strict = ("--params", "local_disk=error")
+        strict = ("--params", "local_disk=error")  # the default, said out loud
         create = _kedro(project, "airflow", "create", "-j", str(TEMPLATE), "-t", "dags", *strict)
         assert create.returncode != 0
         assert not (project / "dags").exists() or not list((project / "dags").iterdir())
@@ -149,7 +149,18 @@ class TestOnTheExample:
             "type": "pandas.CSVDataset",
             "filepath": "gs://bucket/path/data/01_raw/companies.csv",
         }
-        assert set(written) == {"companies", "shuttles", "reviews", "metrics"}
+        assert set(written) == {
+            "companies",
+            "shuttles",
+            "reviews",
+            "preprocessed_companies",
+            "preprocessed_shuttles",
+            "model_input_table",
+            "regressor",
+            "metrics",
+            "shuttle_passenger_capacity_plot",
+        }
+        assert written["regressor"]["versioned"] is True
         assert done.stdout.splitlines()[-3:] == [
             "Upload the raw inputs:",
             "  gcloud storage cp -r data/01_raw gs://bucket/path/data/01_raw",

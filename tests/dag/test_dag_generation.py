@@ -45,7 +45,8 @@ REQUESTS = {
 
 GROUPED = {
     "companies": ("preprocess_companies_node",),
-    "shuttles": ("preprocess_shuttles_node",),
+    # The reporting pipeline's chart is drawn where its input is made.
+    "shuttles": ("preprocess_shuttles_node", "plot_passenger_capacity_node"),
     "split": ("create_model_input_table_node", "split_data_node"),
     "train_model_node": ("train_model_node",),
     "evaluate_model_node": ("evaluate_model_node",),
@@ -62,6 +63,7 @@ UNGROUPED = {node: (node,) for node in NODES}
 UNGROUPED_EDGES = {
     ("preprocess_companies_node", "create_model_input_table_node"),
     ("preprocess_shuttles_node", "create_model_input_table_node"),
+    ("preprocess_shuttles_node", "plot_passenger_capacity_node"),
     ("create_model_input_table_node", "split_data_node"),
     ("split_data_node", "train_model_node"),
     ("split_data_node", "evaluate_model_node"),
@@ -452,13 +454,37 @@ class TestBrokenProjects:
         for fragment in fragments:
             assert fragment in run.output, run.describe()
 
-    def test_validate_passes_the_example_project(self, create_runs: dict[str, KedroRun]) -> None:
+    def test_validate_names_what_the_example_keeps_on_local_disk(
+        self, create_runs: dict[str, KedroRun]
+    ) -> None:
+        """The example's catalog is the starter's: all on local disk, which pods lose."""
         run = create_runs["validate_example"]
+        assert run.returncode == 1, run.describe()
+        for error in (
+            "__default__: error: output 'metrics' is saved on local disk "
+            "(data/08_reporting/metrics.json) by task evaluate_model_node and lost when its "
+            "pod ends. Remedy: move it to GCS: `kedro gcs-bridge catalog --root",
+            "__default__: error: output 'shuttle_passenger_capacity_plot' is saved on local disk",
+            "data_science: error: input 'model_input_table' is saved on local disk "
+            "(data/03_primary/model_input_table.parquet) by the DAG of pipeline(s) "
+            "data_processing",
+            "reporting: error: input 'preprocessed_shuttles' is saved on local disk",
+        ):
+            assert error in run.output, run.describe()
+        # No docker ignore file in the example: the image holds data/01_raw.
+        assert "raw input" not in run.output
+
+    def test_validate_passes_the_example_with_local_disk_warn(
+        self, create_runs: dict[str, KedroRun]
+    ) -> None:
+        run = create_runs["validate_example_warn"]
         assert run.returncode == 0, run.describe()
         for line in (
             "__default__: ok, 5 task(s)",
             "data_processing: ok, 3 task(s)",
             "data_science: ok, 3 task(s)",
+            "reporting: ok, 1 task(s)",
+            "__default__: warning: output 'metrics' is saved on local disk",
         ):
             assert line in run.output
         assert "ERROR" not in run.output
@@ -510,7 +536,7 @@ class TestProductionKnobs:
         text = _file(create_runs, "production", "spaceflights_dag.py").read_text("utf-8")
         assert (
             "    kedro airflow create -j templates/gcs_bridge.j2 "
-            "--params pool=kedro,dagrun_timeout=240\n" in text
+            "--params pool=kedro,dagrun_timeout=240,local_disk=warn\n" in text
         )
         dag = generated_dag("production", self.DAG_ID)
         assert dag.dagrun_timeout == timedelta(minutes=240)

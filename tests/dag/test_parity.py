@@ -67,7 +67,9 @@ def test_tags_conf_source_and_env_reach_the_pods(project: Path) -> None:
     shutil.copytree(project / "conf", project / "conf_alt")
     for conf in ("conf", "conf_alt"):
         (project / conf / "staging").mkdir()
+    # The example keeps its data on local disk, which the GKE DAG refuses by default.
     args = ("--tags", TAGS, "--conf-source", "conf_alt", "-e", "staging")
+    args += ("--params", "local_disk=warn")
     created = _create(project, *args)
     assert created.returncode == 0, created.stderr[-3000:]
     dag = project / "dags" / "spaceflights_staging_dag.py"

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import _LOCAL_DISK_CATALOG
 
 from kedro_gcs_bridge.planning.naming import run_segment
@@ -74,11 +75,20 @@ def create_dag(
     if params and params[0] == "-p":
         args += params[:2]
         params = params[2:]
-    if params:
-        args += ["--params", ",".join(params)]
+    # The example keeps its data on local disk, which the GKE DAG refuses by default.
+    args += ["--params", ",".join((*params, "local_disk=warn"))]
     result = run(args, project, env)
     assert result.returncode == 0, result.stderr[-3000:]
     return target / name
+
+
+def drop_entry(catalog: Path, name: str) -> str:
+    """Takes one entry out of a catalog file; returns the file's text as it was."""
+    text = catalog.read_text(encoding="utf-8")
+    entries = yaml.safe_load(text)
+    del entries[name]
+    catalog.write_text(yaml.safe_dump(entries, sort_keys=False), encoding="utf-8")
+    return text
 
 
 def metrics(project: Path) -> dict[str, float]:
@@ -130,7 +140,7 @@ class TestReplay:
             ("true", 5, "spaceflights_dag.py", "spaceflights__default__local", "--keep-task-dirs"),
             (
                 "false",
-                6,
+                7,
                 "spaceflights_ungrouped_dag.py",
                 "spaceflights__default__local_ungrouped",
                 "--shared-dir",
@@ -284,9 +294,12 @@ class TestIsolation:
         project = fresh_project(workdir, "no-local-handoff")
         pipeline = ("-p", "data_processing")
         name = "spaceflights_data_processing_dag.py"
+        catalog = project / _LOCAL_DISK_CATALOG.path
+        # The one local-disk crossing here: preprocessed_shuttles goes in memory.
+        drop_entry(catalog, "preprocessed_shuttles")
+        full = drop_entry(catalog, self.CROSSING)
         dag = create_dag(project, base_env, *pipeline, "local_handoff=false", name=name)
-        with (project / _LOCAL_DISK_CATALOG.path).open("a", encoding="utf-8") as catalog:
-            catalog.write(_LOCAL_DISK_CATALOG.new)
+        catalog.write_text(full, encoding="utf-8")
         isolated = replay(project, dag, base_env, "--parallel", "1")
         out = isolated.stdout
         assert isolated.returncode == 1, out[-3000:]
@@ -302,8 +315,6 @@ class TestIsolation:
 
         # local_handoff: true (the default): the run prefix carries it between isolated tasks.
         project = fresh_project(workdir, "local-handoff")
-        with (project / _LOCAL_DISK_CATALOG.path).open("a", encoding="utf-8") as catalog:
-            catalog.write(_LOCAL_DISK_CATALOG.new)
         dag = create_dag(project, base_env, *pipeline, name=name)
         handed = replay(project, dag, base_env)
         assert handed.returncode == 0, handed.stdout[-3000:]

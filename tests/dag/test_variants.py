@@ -23,8 +23,10 @@ VARIANTS = {
 
 def _create(project: Path, params: str) -> subprocess.CompletedProcess[str]:
     args = [str(KEDRO), "airflow", "create", "-j", str(TEMPLATE), "-t", "dags"]
+    # The example keeps its data on local disk, which the GKE DAG refuses by default.
+    params = ",".join(filter(None, (params, "local_disk=warn")))
     return subprocess.run(
-        [*args, *(["--params", params] if params else [])],
+        [*args, "--params", params],
         cwd=project,
         env=kedro_env(),
         capture_output=True,

@@ -386,12 +386,16 @@ class TestConfiguredGroups:
             for n in spaceflights_nodes
         ]
         groups = {
-            "prep": ["preprocess_companies_node", "preprocess_shuttles_node"],
+            "prep": [
+                "preprocess_companies_node",
+                "preprocess_shuttles_node",
+                "plot_passenger_capacity_node",
+            ],
             "split": ["create_model_input_table_node", "split_data_node"],
             "model": ["tag:machine.medium"],
         }
-        # tag:machine.medium also takes the split nodes: two groups for them.
-        assert len(group_pipeline("p", untagged, PREFIX, configured=groups).problems) == 3
+        # tag:machine.medium also takes the shuttles and split nodes: two groups for each.
+        assert len(group_pipeline("p", untagged, PREFIX, configured=groups).problems) == 4
         groups["model"] = ["train_model_node", "evaluate_model_node"]
         grouping = group_pipeline("p", untagged, PREFIX, configured=groups)
         assert [g.name for g in grouping.groups] == ["prep", "split", "model"]

@@ -35,7 +35,13 @@ class TestExamplePlan:
         rows = [(t.task_id, t.pod_name, t.nodes, t.machine.name, t.upstream) for t in plan.tasks]
         assert rows == [
             ("companies", "companies", ("preprocess_companies_node",), "default", ()),
-            ("shuttles", "shuttles", ("preprocess_shuttles_node",), "medium", ()),
+            (
+                "shuttles",
+                "shuttles",
+                ("preprocess_shuttles_node", "plot_passenger_capacity_node"),
+                "medium",
+                (),
+            ),
             (
                 "split",
                 "split",

@@ -82,6 +82,8 @@ def test_replay_through_a_flaky_gcs_gives_the_same_outputs(
         str(REPO / "templates" / "gcs_bridge.j2"),
         "-t",
         str(project / "dags"),
+        "--params",
+        "local_disk=warn",  # the example keeps its data on local disk
     )
     assert created.returncode == 0, created.stderr[-2000:]
     root = f"gs://{BUCKET}/faults-{uuid.uuid4().hex[:8]}"

@@ -17,14 +17,17 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _fault_proxy import fault_proxy
+from _gcs_emulator import BUCKET
+from _precondition_proxy import PreconditionProxy
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 
 from kedro_gcs_bridge.dag.replay import TaskResult, load_dag_tasks
 from kedro_gcs_bridge.dag.replay import replay as replay_tasks
@@ -90,7 +93,8 @@ def tracked_project(
             "-t",
             str(project / "dags"),
             "--params",
-            f"mlflow_tracking_uri={uri},mlflow_experiment={experiment}",
+            # The example keeps its data on local disk, which the GKE DAG refuses by default.
+            f"mlflow_tracking_uri={uri},mlflow_experiment={experiment},local_disk=warn",
         ],
         project,
         env,
@@ -229,6 +233,55 @@ def test_groups_starting_together_agree_on_one_parent(
     assert chosen == [parents[0].info.run_id] * 8
 
 
+def test_racing_first_groups_on_gcs_keep_one_parent(
+    mlflow_server: str, gcs_preconditions: PreconditionProxy
+) -> None:
+    """On gs:// with GCS's preconditions (the proxy), the exclusive create of `_mlflow/run.json`
+    decides: 8 groups each search, find nothing and create a parent before any records one
+    (forced by barriers); exactly one create wins, the other 7 parents are deleted."""
+    prefix = f"gs://{BUCKET}/tracking/{uuid.uuid4().hex[:10]}"
+    identity = RunIdentity("dag", f"manual__{uuid.uuid4().hex}", "__default__", "local", "p")
+    experiment = f"gcs-race-{uuid.uuid4().hex[:6]}"
+    searched, recording = (threading.Barrier(8, timeout=120) for _ in range(2))
+    created: list[bool] = []
+
+    class RacingStore(HandoffStore):
+        def create_run_object(self, name: str, payload: Mapping[str, Any]) -> bool:
+            recording.wait()  # every group made its own parent run before any records one
+            created.append(super().create_run_object(name, payload))
+            return created[-1]
+
+    class RacingTracker(Tracker):
+        def _tagged_parents(self, experiment_id: str, identity: RunIdentity) -> list[Any]:
+            found = super()._tagged_parents(experiment_id, identity)
+            searched.wait()  # every group searched before any created a parent
+            return found
+
+    chosen: list[str] = []
+
+    def start() -> None:
+        tracker = RacingTracker(mlflow_server, RacingStore(prefix, task="t"), experiment)
+        tracker._experiment_id()
+        chosen.append(tracker.parent_run(identity)[0])
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert sorted(created) == [False] * 7 + [True]
+    assert gcs_preconditions.counts["412"] == 7
+    client = MlflowClient(mlflow_server)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    every = client.search_runs([experiment_id], run_view_type=ViewType.ALL, max_results=100)
+    stages = sorted(run.info.lifecycle_stage for run in every)
+    assert stages == ["active"] + ["deleted"] * 7
+    (parent,) = (run for run in every if run.info.lifecycle_stage == "active")
+    assert chosen == [parent.info.run_id] * 8
+    recorded = HandoffStore(prefix, task="reader").read_run_object("_mlflow/run.json")
+    assert recorded is not None and recorded["run_id"] == parent.info.run_id
+
+
 def test_no_tracking_uri_means_no_mlflow(tmp_path: Path) -> None:
     """Without a tracking URI a group never imports MLflow (pods pay nothing for it)."""
     code = f"""
@@ -293,7 +346,8 @@ def test_a_dead_tracking_server_costs_seconds_not_the_run(
     run_id = "manual__2026-11-24T10:00:00+00:00"
     untracked = tmp_path / "untracked"
     shutil.copytree(REPO / "examples" / "spaceflights", untracked)
-    created = run([str(BIN / "kedro"), "airflow", "create", "-j", str(TEMPLATE)], untracked, env)
+    create = [str(BIN / "kedro"), "airflow", "create", "-j", str(TEMPLATE)]
+    created = run([*create, "--params", "local_disk=warn"], untracked, env)
     assert created.returncode == 0, created.stderr[-3000:]
     reference = replay_in_process(
         untracked, untracked / "airflow_dags" / "spaceflights_dag.py", run_id, monkeypatch, env
@@ -431,6 +485,7 @@ def test_fresh_sqlite_store_replayed_three_at_a_time(tmp_path: Path, env: dict[s
     project = tmp_path / "spaceflights"
     shutil.copytree(REPO / "examples" / "spaceflights", project)
     params = "mlflow_tracking_uri=http://tracking.example:5000,mlflow_metrics=training_metrics"
+    params += ",local_disk=warn"
     create = [str(BIN / "kedro"), "airflow", "create", "-j", str(TEMPLATE), "--params", params]
     created = run(create, project, env)
     assert created.returncode == 0, created.stderr[-3000:]

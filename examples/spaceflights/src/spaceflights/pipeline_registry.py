@@ -13,12 +13,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     Returns:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
-    data_processing_pipeline = data_processing.create_pipeline()
-    data_science_pipeline = data_science.create_pipeline()
-    reporting_pipeline = reporting.create_pipeline()
-    return {
-        "data_processing": data_processing_pipeline,
-        "data_science": data_science_pipeline,
-        "reporting": reporting_pipeline,
-        "__default__": data_processing_pipeline + data_science_pipeline + reporting_pipeline,
+    pipelines = {
+        "data_processing": data_processing.create_pipeline(),
+        "data_science": data_science.create_pipeline(),
+        "reporting": reporting.create_pipeline(),
     }
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    return pipelines

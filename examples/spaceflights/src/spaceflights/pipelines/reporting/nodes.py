@@ -19,7 +19,9 @@ def plot_passenger_capacity(preprocessed_shuttles: pd.DataFrame) -> Figure:
         The figure (the catalog's MatplotlibDataset saves it as PNG).
     """
     capacity = (
-        preprocessed_shuttles.groupby("shuttle_type")["passenger_capacity"].mean().sort_index()
+        preprocessed_shuttles.groupby("shuttle_type")["passenger_capacity"]
+        .mean()
+        .sort_index()
     )
     figure = Figure(figsize=(6, 4))
     axes = figure.subplots()
