@@ -65,6 +65,8 @@ class FaultProxy:
         self.deadline = time.monotonic() + max_seconds
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._busy = 0  # requests being handled (a body received is forwarded even if the
+        # client has gone since: as on GCS, where a fully sent upload completes)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -78,6 +80,14 @@ class FaultProxy:
                 fate = self.policy(method, path)
             self.counts[fate] += 1
         return fate
+
+    def drain(self, seconds: float = 30) -> None:
+        """Waits (bounded) until no request is being handled."""
+        deadline = time.monotonic() + seconds
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._busy:
+            raise TimeoutError(f"{self._busy} request(s) still in flight after {seconds} s")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -101,6 +111,15 @@ class FaultProxy:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
             def _forward(self) -> None:
+                with proxy._lock:
+                    proxy._busy += 1
+                try:
+                    self._pass_on()
+                finally:
+                    with proxy._lock:
+                        proxy._busy -= 1
+
+            def _pass_on(self) -> None:
                 body = self._body()
                 fate = proxy._fate(self.command, self.path)
                 if fate == "drop":

@@ -128,6 +128,8 @@ def test_the_pods_command_runs_a_group_in_the_built_venv(image_venv: Path, tmp_p
         "KEDRO_GCS_BRIDGE_RUN_PREFIX": prefix.as_uri(),
         "KEDRO_GCS_BRIDGE_PIPELINE": "__default__",
         "KEDRO_GCS_BRIDGE_TASK": "companies",
+        # As the DAG sets it: the example's Parquet intermediates cross through the prefix.
+        "KEDRO_GCS_BRIDGE_LOCAL_HANDOFF": "true",
     }
     probe = "import kedro_gcs_bridge; print(kedro_gcs_bridge.__file__)"
     where = subprocess.run(

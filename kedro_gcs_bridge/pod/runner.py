@@ -5,8 +5,9 @@ what another group made is loaded from the run prefix, what another group needs 
 there. Boundary datasets are found by comparing the nodes this pod runs (after `--nodes`,
 `--tags`, ...) with the registered pipeline named by `KEDRO_GCS_BRIDGE_PIPELINE` (or the
 `pipeline` runner param). Only datasets that would otherwise be in-memory cross; catalog
-datasets already persist and are left alone, except that one on local disk is reported (it
-is lost between pods) or, with `handoff_local_datasets`, carried through the run prefix too.
+datasets already persist and are left alone, except that one on local disk is carried
+through the run prefix too (`local_handoff`, default on, as in airflow.yml) or, with it off,
+reported: it is lost between pods.
 After its nodes ran, the group writes its manifest.
 """
 
@@ -213,7 +214,7 @@ class GCSRunner(SequentialRunner):
                 `$KEDRO_GCS_BRIDGE_ALLOW_PICKLE`, else True.
             handoff_local_datasets: Also carry crossing catalog datasets that live on local
                 disk through the run prefix; default `$KEDRO_GCS_BRIDGE_LOCAL_HANDOFF` (the
-                DAG sets it from `local_handoff`), else False.
+                DAG sets it from `local_handoff`), else True (the same default).
             full_pipeline: The pipeline the groups are cut from, given directly (for use
                 from Python); default: the registered one named by `pipeline`.
         """
@@ -223,7 +224,7 @@ class GCSRunner(SequentialRunner):
         self._task = task
         self._allow_pickle = allow_pickle
         self._handoff_local = _setting(
-            "handoff_local_datasets", handoff_local_datasets, LOCAL_HANDOFF_ENV, False
+            "handoff_local_datasets", handoff_local_datasets, LOCAL_HANDOFF_ENV, True
         )
         self._full_pipeline = full_pipeline
 

@@ -28,13 +28,14 @@ stream; the parts are an attempt's objects like any other, committed by the mani
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -388,19 +389,38 @@ class HandoffStore:
         return self.create_json(self.layout.run_object(name), payload)
 
     def mark(self, dag_id: str | None, run_id: str | None) -> None:
-        """Marks the prefix as a run prefix (once: the first group's marker stays)."""
+        """Marks the prefix as a run prefix (once: the first group's marker stays).
+
+        Raises:
+            HandoffError: Storage failed (named, with the object).
+        """
         from kedro_gcs_bridge import __version__
 
-        self.create_run_object(
-            MARKER_OBJECT,
-            {
-                "kind": MARKER_KIND,
-                "dag_id": dag_id,
-                "run_id": run_id,
-                "package_version": __version__,
-                "created_at": _now(),
-            },
-        )
+        marker = {
+            "kind": MARKER_KIND,
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "package_version": __version__,
+            "created_at": _now(),
+        }
+        with self._storage_errors("writing", self.layout.run_object(MARKER_OBJECT)):
+            self.create_run_object(MARKER_OBJECT, marker)
+
+    @contextlib.contextmanager
+    def _storage_errors(self, doing: str, path: str) -> Iterator[None]:
+        """Turns a storage failure (network, HTTP, I/O) into a HandoffError naming the object."""
+        try:
+            yield
+        except HandoffError:
+            raise
+        except Exception as exc:
+            cause = storage_cause(exc)
+            if cause is None:
+                raise
+            raise HandoffError(
+                f"storage error while {doing} {self._url(path)}: {type(cause).__name__}: "
+                f"{cause}. Nothing of this attempt is committed; the task can be retried."
+            ) from exc
 
     # --- the commit -------------------------------------------------------------------------
     def _newer_commit(self, raw: bytes | None) -> dict[str, Any] | None:
@@ -434,7 +454,8 @@ class HandoffStore:
                 raise self._superseded(newer)
             return None if raw is not None else KEEP
 
-        self.backend.update(self.manifest_path(self.task), decide)
+        with self._storage_errors("withdrawing", self.manifest_path(self.task)):
+            self.backend.update(self.manifest_path(self.task), decide)
 
     def write_manifest(
         self, nodes: Iterable[str], started_at: str, extra: Mapping[str, Any] | None = None
@@ -464,7 +485,8 @@ class HandoffStore:
             return data
 
         try:
-            self.backend.update(self.manifest_path(self.task), decide)
+            with self._storage_errors("committing", self.manifest_path(self.task)):
+                self.backend.update(self.manifest_path(self.task), decide)
         except SupersededAttemptError:
             for record in self.saved.values():
                 self._remove(self._stored_paths(record))

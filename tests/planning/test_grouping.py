@@ -126,7 +126,7 @@ class TestGroupPipeline:
         assert grouping.problems == ()
         assert [(g.name, g.nodes) for g in grouping.groups] == [
             ("companies", ("preprocess_companies_node",)),
-            ("shuttles", ("preprocess_shuttles_node",)),
+            ("shuttles", ("preprocess_shuttles_node", "plot_passenger_capacity_node")),
             ("split", ("create_model_input_table_node", "split_data_node")),
             ("train_model_node", ("train_model_node",)),
             ("evaluate_model_node", ("evaluate_model_node",)),

@@ -137,22 +137,22 @@ class TestBoundaries:
         outputs = run_group(FULL, ["double"], memory_prefix, remote)
         assert outputs["features.doubled"] == [0, 2, 4, 6]
 
-    def test_local_disk_catalog_dataset_is_reported(
+    def test_local_disk_catalog_dataset_is_reported_with_local_handoff_off(
         self, memory_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
         local = {"raw": {"type": "json.JSONDataset", "filepath": str(tmp_path / "raw.json")}}
         with caplog.at_level(logging.WARNING, logger="kedro_gcs_bridge.pod.runner"):
-            run_group(FULL, ["make"], memory_prefix, local)
+            run_group(FULL, ["make"], memory_prefix, local, handoff_local_datasets=False)
         assert "'raw' crosses between groups but is saved on local disk" in caplog.text
 
     def test_local_disk_catalog_dataset_can_go_through_the_prefix(
         self, memory_prefix: str, tmp_path: Path
     ) -> None:
         local = {"raw": {"type": "json.JSONDataset", "filepath": str(tmp_path / "raw.json")}}
-        run_group(FULL, ["make"], memory_prefix, local, handoff_local_datasets=True)
+        run_group(FULL, ["make"], memory_prefix, local)  # local_handoff is on by default
         assert "data/raw/<attempt>.json" in objects(memory_prefix)
         assert not (tmp_path / "raw.json").exists()  # carried by the prefix, not the disk
-        outputs = run_group(FULL, ["double"], memory_prefix, local, handoff_local_datasets=True)
+        outputs = run_group(FULL, ["double"], memory_prefix, local, handoff_local_datasets="true")
         assert outputs["features.doubled"] == [0, 2, 4, 6]
 
     @pytest.mark.parametrize(
@@ -165,9 +165,10 @@ class TestBoundaries:
     def test_catch_all_pattern(
         self, memory_prefix: str, tmp_path: Path, pattern: dict[str, str], crosses: bool
     ) -> None:
-        """A `{default}` pattern that makes MemoryDatasets still crosses; one of files does not."""
+        """A `{default}` pattern that makes MemoryDatasets still crosses; one of files on local
+        disk does not when `local_handoff` is off."""
         config = {"{default}": {k: v.replace("gs-like", str(tmp_path)) for k, v in pattern.items()}}
-        run_group(FULL, ["make"], memory_prefix, config)
+        run_group(FULL, ["make"], memory_prefix, config, handoff_local_datasets=False)
         assert ("data/raw/<attempt>.json" in objects(memory_prefix)) is crosses
 
 

@@ -116,6 +116,7 @@ def replay(
             run_id,
             "--prefix",
             (project / "runs").as_uri(),
+            "--shared-dir",  # outputs land in the project, where the tests read them
             *extra,
         ],
         project,
