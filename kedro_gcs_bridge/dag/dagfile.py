@@ -30,7 +30,7 @@ from markupsafe import Markup
 from kedro_gcs_bridge.dag import pod_spec
 from kedro_gcs_bridge.dag.pod_spec import PyCode
 from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
-from kedro_gcs_bridge.errors import GCSBridgeError
+from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError
 from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.planning.machines import MachineClass
 from kedro_gcs_bridge.planning.naming import dag_id, run_prefix_template
@@ -387,7 +387,7 @@ def _plan(
         plan = plan_tasks(pipeline_name, node_specs(pipeline), config, pod_prefix="")
         missing = config.missing_deployment_keys()
         if missing:
-            raise GCSBridgeError(
+            raise ConfigError(
                 f"airflow config for pipeline {pipeline_name} misses {missing}: set them in "
                 "conf/base/airflow.yml (see `kedro gcs-bridge init`)."
             )

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from kedro_gcs_bridge.errors import GCSBridgeError, StorageUnreachableError
+from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError, StorageUnreachableError
 from kedro_gcs_bridge.ops.finalize import OUTCOME_OBJECT
 from kedro_gcs_bridge.planning.values import as_root_url
 from kedro_gcs_bridge.pod.backend import Backend, open_backend
@@ -44,7 +44,7 @@ def parse_age(text: str) -> dt.timedelta:
     """
     match = _AGE.match(text)
     if match is None:
-        raise GCSBridgeError(f"'{text}' is not an age; write it like 7d, 12h, 30m or 2w.")
+        raise ConfigError(f"'{text}' is not an age; write it like 7d, 12h, 30m or 2w.")
     return dt.timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 

@@ -75,6 +75,15 @@ def location_of(dataset: Any) -> DatasetLocation:
     return location_of_config(config)
 
 
+def entry_of(dataset: Any) -> dict[str, Any] | None:
+    """The catalog entry a created dataset was made from (type, filepath, options), or None."""
+    try:
+        config = dataset._init_config()
+    except Exception:  # noqa: BLE001 - third-party datasets may not record their config
+        return None
+    return dict(config) if isinstance(config, Mapping) else None
+
+
 def local_path(dataset: Any) -> str | None:
     """The path of a dataset on local disk, or None (in memory, remote, or no path)."""
     location = location_of(dataset)

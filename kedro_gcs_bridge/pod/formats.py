@@ -7,6 +7,8 @@ re-read); values made only of the exact builtin types JSON has (dict with str ke
 int, finite float, bool, None; not subclasses such as np.float64 or IntEnum) go to JSON; anything
 else goes to cloudpickle, the fallback a setting can forbid. The choice is recorded with the
 object, so a reader never guesses from the extension.
+A catalog dataset on local disk that crosses pods keeps its own catalog type instead
+(`catalog_format`): the entry's type and options, recorded with the object as format `catalog`.
 Serialising is done by kedro-datasets (`pandas.FeatherDataset`, `polars.EagerPolarsDataset`,
 `json.JSONDataset`, `pickle.PickleDataset`), not by code of ours.
 
@@ -20,8 +22,10 @@ cloudpickle + bz2; Parquet with snappy takes 3.6-4.8x pickle-5 for files 22% sma
 from __future__ import annotations
 
 import io
+import json
 import logging
 import math
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +39,8 @@ FEATHER = "feather"
 POLARS_IPC = "polars-ipc"
 JSON = "json"
 PICKLE = "pickle"
+#: A catalog entry's own type and options (the record's `extra` holds them).
+CATALOG = "catalog"
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,78 @@ FORMATS: Mapping[str, Format] = {
     JSON: Format(JSON, "json", "json.JSONDataset", {"save_args": {"allow_nan": False}}),
     PICKLE: Format(PICKLE, "pkl", "pickle.PickleDataset", {"backend": "cloudpickle"}),
 }
+
+#: Entry keys that say where and how the catalog stores a dataset, not how it encodes it:
+#: the run prefix replaces them (fs_args come from the store).
+_PLACEMENT_KEYS = frozenset({"type", "filepath", "versioned", "version", "credentials", "fs_args"})
+_EXTENSION = re.compile(r"\.([a-z][a-z0-9]{1,7})$")
+#: Catalog types that unpickle what they load (`allow_pickle` governs them like our pickle).
+_PICKLING_TYPES = frozenset({"PickleDataset"})
+
+
+def catalog_format(entry: Mapping[str, Any]) -> Format | None:
+    """The format that writes a dataset as its catalog entry does, anywhere `filepath` says.
+
+    Args:
+        entry: The dataset's catalog entry (`type`, `filepath` and options, as
+            `DataCatalog.to_config()` or `AbstractDataset._init_config()` give it).
+
+    Returns:
+        A `catalog` format with the entry's type and options (without its filepath,
+        versioning, credentials and fs_args; unset options left out), or None when the entry
+        has no `filepath` or options JSON cannot record.
+    """
+    filepath = entry.get("filepath")
+    if not isinstance(filepath, str) or not isinstance(entry.get("type"), str):
+        return None
+    options = {
+        key: value
+        for key, value in entry.items()
+        if key not in _PLACEMENT_KEYS and value is not None
+    }
+    try:
+        json.dumps(options, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    found = _EXTENSION.search(filepath.lower())
+    extension = found[1] if found else "bin"
+    return Format(CATALOG, extension, _short_type(str(entry["type"])), options)
+
+
+def _short_type(dataset_type: str) -> str:
+    """`kedro_datasets.pandas.parquet_dataset.ParquetDataset` as `pandas.ParquetDataset`."""
+    parts = dataset_type.split(".")
+    if parts[0] == "kedro_datasets" and len(parts) == 4:
+        return f"{parts[1]}.{parts[3]}"
+    return dataset_type
+
+
+def recorded_format(name: str, extension: str, extra: Mapping[str, Any]) -> Format | None:
+    """The format a record names: a fixed one, or a catalog entry's from the record's `extra`.
+
+    Raises:
+        TypeError: The record's `extra` does not describe a catalog entry.
+    """
+    if name != CATALOG:
+        return FORMATS.get(name)
+    entry = extra.get("catalog")
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("options"), Mapping):
+        raise TypeError("its extra has no catalog type and options")
+    if not isinstance(entry.get("type"), str):
+        raise TypeError("its catalog type is not a string")
+    return Format(CATALOG, extension, entry["type"], dict(entry["options"]))
+
+
+def catalog_extra(fmt: Format) -> dict[str, Any]:
+    """What a record keeps of a catalog format, for `recorded_format`."""
+    return {"catalog": {"type": fmt.dataset_type, "options": dict(fmt.options)}}
+
+
+def unpickles(fmt: Format) -> bool:
+    """True if loading this format unpickles bytes (so `allow_pickle` governs it)."""
+    kind = fmt.dataset_type.rsplit(".", 1)[-1]
+    return fmt.name == PICKLE or kind in _PICKLING_TYPES or fmt.options.get("file_format") == PICKLE
+
 
 #: Column name a pandas Series gets while it is stored as a one-column frame.
 SERIES_COLUMN = "__series__"

@@ -6,7 +6,8 @@ there. Boundary datasets are found by comparing the nodes this pod runs (after `
 `--tags`, ...) with the registered pipeline named by `KEDRO_GCS_BRIDGE_PIPELINE` (or the
 `pipeline` runner param). Only datasets that would otherwise be in-memory cross; catalog
 datasets already persist and are left alone, except that one on local disk is carried
-through the run prefix too (`local_handoff`, default on, as in airflow.yml) or, with it off,
+through the run prefix too (`local_handoff`, default on, as in airflow.yml), in its own
+catalog type (a Parquet entry stays Parquet, a pickle stays pickle), or, with it off,
 reported: it is lost between pods.
 After its nodes ran, the group writes its manifest.
 """
@@ -28,7 +29,7 @@ from kedro.runner import SequentialRunner
 from kedro_gcs_bridge.errors import HandoffError
 from kedro_gcs_bridge.planning.grouping import base_name, boundary_datasets, node_specs
 from kedro_gcs_bridge.planning.values import as_bool, as_count
-from kedro_gcs_bridge.pod.catalog import is_memory, local_path
+from kedro_gcs_bridge.pod.catalog import entry_of, is_memory, local_path
 from kedro_gcs_bridge.pod.contract import (
     ALLOW_PICKLE_ENV,
     DAG_ID_ENV,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
     from pluggy import PluginManager
 
+    from kedro_gcs_bridge.pod.formats import Format
     from kedro_gcs_bridge.pod.store import HandoffStore
 
 logger = logging.getLogger(__name__)
@@ -67,21 +69,30 @@ class HandoffDataset(AbstractDataset[Any, Any]):
     not when it is saved: an output no node of the group reads is never copied.
     """
 
-    def __init__(self, store: HandoffStore, name: str, producer_node: str | None) -> None:
+    def __init__(
+        self,
+        store: HandoffStore,
+        name: str,
+        producer_node: str | None,
+        catalog_format: Format | None = None,
+    ) -> None:
         self._store = store
         self._name = name
         self._producer_node = producer_node
+        self._format = catalog_format  # the catalog type of a local-disk dataset it replaces
         self._data: Any = None
         self._has_data = False
 
     def _load(self) -> Any:
         if not self._has_data:
-            self._data = self._store.load(self._name, self._producer_node)
+            self._data = self._store.load(
+                self._name, self._producer_node, catalog_format=self._format
+            )
             self._has_data = True
         return _handed_out(self._data)
 
     def _save(self, data: Any) -> None:
-        self._store.save(self._name, data)
+        self._store.save(self._name, data, catalog_format=self._format)
         self._data, self._has_data = data, True
 
     def _exists(self) -> bool:
@@ -114,6 +125,25 @@ def _setting(key: str, value: Any, env: str | None, default: bool) -> bool:
     if value is None and env is not None:
         value = env_value(env)
     return default if value is None else as_bool(key, value)
+
+
+def _catalog_format_of(catalog: Any, name: str) -> Format | None:
+    """The own catalog type a crossing dataset on local disk keeps through the run prefix."""
+    from kedro_gcs_bridge.pod.formats import catalog_format
+
+    dataset = catalog.get(name) if name in catalog else None
+    if is_memory(dataset) or local_path(dataset) is None:
+        return None
+    entry = entry_of(dataset)
+    fmt = catalog_format(entry) if entry is not None else None
+    if fmt is None:
+        logger.info(
+            "Dataset '%s' (%s) crosses through the run prefix in the format its value takes: "
+            "its catalog entry has no single filepath, or options JSON cannot record.",
+            name,
+            type(dataset).__name__,
+        )
+    return fmt
 
 
 def _task_of(pipeline: Pipeline) -> str:
@@ -317,10 +347,12 @@ class GCSRunner(SequentialRunner):
         made_by: Mapping[str, str] = {
             base_name(out): node.name for node in registered.nodes for out in node.outputs
         }
-        for name, base in self._crossing_names(pipeline, catalog, loaded, inputs=True).items():
-            catalog[name] = HandoffDataset(store, base, made_by.get(base))
-        for name, base in self._crossing_names(pipeline, catalog, saved, inputs=False).items():
-            catalog[name] = HandoffDataset(store, base, made_by.get(base))
+        for bases, inputs in ((loaded, True), (saved, False)):
+            for name, base in self._crossing_names(pipeline, catalog, bases, inputs).items():
+                fmt = _catalog_format_of(catalog, name)
+                if fmt is not None and not inputs:  # before a node runs, not after it
+                    store.check_catalog_format(base, fmt)
+                catalog[name] = HandoffDataset(store, base, made_by.get(base), fmt)
         _check_local_inputs(pipeline, catalog, loaded, made_by)
         logger.info(
             "GCSRunner: task %s, %d node(s), loads %s, saves %s, run prefix %s",

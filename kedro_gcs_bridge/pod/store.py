@@ -21,6 +21,12 @@ local disk), checks the crc32c of exactly those bytes against the manifest, then
 (frames straight from those bytes in memory, without a copy). A pickle is decoded only when
 pickle is allowed and only from an object a committed manifest of this run prefix names.
 
+A catalog dataset on local disk that crosses pods is saved in its own catalog type (format
+`catalog`: the entry's type and options in the record's `extra`, e.g. a Parquet file written by
+`pandas.ParquetDataset` with the entry's save_args); the consumer decodes the verified bytes
+with its own entry (else the recorded one). A catalog type that unpickles obeys `allow_pickle`
+as the pickle format does; one that cannot save the value falls back to the value's format.
+
 A large frame on GCS crosses as parts uploaded and read in parallel (`pod/transfer.py`): its
 record lists the parts (`<object>.0000`, ...: size, generation) and the crc32c of the whole
 stream; the parts are an attempt's objects like any other, committed by the manifest only.
@@ -34,9 +40,11 @@ import hashlib
 import json
 import logging
 import re
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -58,7 +66,16 @@ from kedro_gcs_bridge.pod.backend import (
     open_backend,
     storage_options,
 )
-from kedro_gcs_bridge.pod.formats import FORMATS, PICKLE, Encoding, choose_encoding, rebuild
+from kedro_gcs_bridge.pod.formats import (
+    CATALOG,
+    Encoding,
+    Format,
+    catalog_extra,
+    choose_encoding,
+    rebuild,
+    recorded_format,
+    unpickles,
+)
 from kedro_gcs_bridge.pod.transfer import (
     FRAME_READERS,
     Part,
@@ -89,7 +106,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_KEY = 160
 _KEY_HASH = 16
 #: What a manifest may name as an object: the attempt id and an extension, nothing else.
-_OBJECT_NAME = re.compile(r"a\d{1,6}-[0-9a-f]{12}\.[a-z]{2,8}")
+_OBJECT_NAME = re.compile(r"a\d{1,6}-[0-9a-f]{12}\.[a-z][a-z0-9]{1,7}")
 #: The object that marks a folder as a run prefix; `runs list/gc` only ever touch marked ones.
 MARKER_OBJECT = "_gcs_bridge_run.json"
 MARKER_KIND = "kedro-gcs-bridge run prefix"
@@ -494,25 +511,68 @@ class HandoffStore:
         return manifest
 
     # --- saving -----------------------------------------------------------------------------
-    def save(self, dataset: str, value: Any) -> Record:
+    def save(self, dataset: str, value: Any, catalog_format: Format | None = None) -> Record:
         """Saves a boundary dataset under this attempt's own object name (not yet committed).
 
+        Args:
+            dataset: The dataset's name.
+            value: What the node returned.
+            catalog_format: The dataset's own catalog type (`formats.catalog_format`), for a
+                catalog dataset that crosses; None chooses a format from the value.
+
         Raises:
-            ForbiddenFormatError: Only pickle fits and pickle is forbidden.
+            ForbiddenFormatError: Only pickle fits, or the catalog type unpickles, and pickle
+                is forbidden.
             HandoffError: Every fitting format failed, or storage failed.
         """
+        record = None
+        if catalog_format is not None:
+            record = self._save_in_catalog_type(dataset, value, catalog_format)
+        record = record or self._save_by_value(dataset, value)
+        self.saved[dataset] = record
+        logger.info(
+            "Handed off %s as %s (%d bytes) to %s",
+            dataset,
+            _label(record.format, record.extra),
+            record.size,
+            record.path,
+        )
+        return record
+
+    def check_catalog_format(self, dataset: str, fmt: Format) -> None:
+        """Fails when a dataset's catalog type stores pickle and pickle is forbidden.
+
+        Raises:
+            ForbiddenFormatError: The catalog type unpickles and `allow_pickle` is False.
+        """
+        if unpickles(fmt) and not self.allow_pickle:
+            raise ForbiddenFormatError(
+                f"dataset '{dataset}' is a {fmt.dataset_type} in the catalog, which stores "
+                "pickle, and pickle is forbidden (allow_pickle: false): nothing was written. "
+                "Allow pickle, or give the dataset a catalog type without pickle."
+            )
+
+    def _save_in_catalog_type(self, dataset: str, value: Any, fmt: Format) -> Record | None:
+        """Writes the value as its catalog entry would; None (noted) if that type cannot."""
+        self.check_catalog_format(dataset, fmt)
+        errors: list[str] = []
+        record = self._save_as(dataset, Encoding(fmt, value, catalog_extra(fmt)), errors)
+        if record is None:
+            logger.info(
+                "Dataset '%s' could not be saved as %s (%s); it crosses in the format its "
+                "value takes instead.",
+                dataset,
+                fmt.dataset_type,
+                "; ".join(errors),
+            )
+        return record
+
+    def _save_by_value(self, dataset: str, value: Any) -> Record:
+        """Writes the value in the first format that takes it (`formats.choose_encoding`)."""
         errors: list[str] = []
         for encoding in choose_encoding(dataset, value, self.allow_pickle):
             record = self._save_as(dataset, encoding, errors)
             if record is not None:
-                self.saved[dataset] = record
-                logger.info(
-                    "Handed off %s as %s (%d bytes) to %s",
-                    dataset,
-                    record.format,
-                    record.size,
-                    record.path,
-                )
                 return record
         if not self.allow_pickle:
             raise ForbiddenFormatError(
@@ -531,10 +591,10 @@ class HandoffStore:
         if self.backend.parallel_parts and wants_parallel(fmt.name, encoding.value, self.transfer):
             return self._save_parts(dataset, encoding, name, errors)
         self.backend.prepare(self.layout.data_dir(dataset))
-        writer = AbstractDataset.from_config(
-            dataset, fmt.dataset_config(self._url(path), self._fs_args)
-        )
         try:
+            writer = AbstractDataset.from_config(
+                dataset, fmt.dataset_config(self._url(path), self._fs_args)
+            )
             writer.save(encoding.value)
         except Exception as exc:  # noqa: BLE001 - storage errors are raised, the rest noted
             self.backend.remove(path)
@@ -711,9 +771,20 @@ class HandoffStore:
 
     # --- loading ----------------------------------------------------------------------------
     def load(
-        self, dataset: str, producer_node: str | None = None, producer_task: str | None = None
+        self,
+        dataset: str,
+        producer_node: str | None = None,
+        producer_task: str | None = None,
+        catalog_format: Format | None = None,
     ) -> Any:
         """Loads a boundary dataset from the object its producer's manifest names.
+
+        Args:
+            dataset: The dataset's name.
+            producer_node: The node that makes it (finds the producer's manifest).
+            producer_task: The task that makes it, when known (else from the plan or node).
+            catalog_format: This consumer's own catalog type of the dataset: it decodes an
+                object stored in a catalog type (a transcoded entry reads it its own way).
 
         Raises:
             MissingHandoffError: The producer has not committed, or did not save the dataset.
@@ -721,13 +792,13 @@ class HandoffStore:
             ChecksumError: The object's bytes are not what the producer recorded.
         """
         record = self.read_record(dataset, producer_node, producer_task)
-        fmt = self._readable_format(record)
+        fmt = self._readable_format(record, catalog_format)
         path = self._object_path(record)
         data = self._read_object(record, path)
-        value = self._decode(record, fmt.name, data, path)
+        value = self._decode(record, fmt, data, path)
         self.loaded[dataset] = record
         logger.info(
-            "Loaded %s (%s, %d bytes) from %s", dataset, fmt.name, record.size, self._url(path)
+            "Loaded %s (%s, %d bytes) from %s", dataset, _label(fmt), record.size, self._url(path)
         )
         try:
             return rebuild(value, record.extra)
@@ -738,16 +809,27 @@ class HandoffStore:
                 f"it holds ({type(exc).__name__}: {exc}). Re-run that task."
             ) from exc
 
-    def _readable_format(self, record: Record) -> Any:
-        fmt = FORMATS.get(record.format)
+    def _readable_format(self, record: Record, own: Format | None) -> Format:
+        """The format that decodes a record's object: the recorded one, or the consumer's
+        own catalog type for an object stored in a catalog type."""
+        extension = record.object.rsplit(".", 1)[-1]
+        try:
+            fmt = recorded_format(record.format, extension, record.extra)
+        except TypeError as exc:
+            raise MetadataError(
+                f"the record of dataset '{record.dataset}' (task '{record.producer_task}') is "
+                f"damaged: {exc}. Re-run that task."
+            ) from exc
         if fmt is None:
             raise HandoffError(
                 f"dataset '{record.dataset}' was stored as '{record.format}', which this "
                 "version of kedro-gcs-bridge cannot read; use the same version in every pod."
             )
-        if fmt.name == PICKLE and not self.allow_pickle:
+        if fmt.name == CATALOG and own is not None:
+            fmt = own
+        if unpickles(fmt) and not self.allow_pickle:
             raise ForbiddenFormatError(
-                f"dataset '{record.dataset}' was stored as pickle by task "
+                f"dataset '{record.dataset}' was stored as {_label(fmt)} by task "
                 f"'{record.producer_task}', and pickle is forbidden here (allow_pickle: false): "
                 "nothing was read. Allow pickle, or make the producer return a frame or "
                 "JSON-safe builtins."
@@ -803,29 +885,54 @@ class HandoffStore:
             )
         return data
 
-    def _decode(self, record: Record, fmt_name: str, data: Any, path: str) -> Any:
+    def _decode(self, record: Record, fmt: Format, data: Any, path: str) -> Any:
         """Decodes verified bytes: frames straight from memory, the rest with kedro-datasets."""
         try:
-            frame_reader = FRAME_READERS.get(fmt_name)
+            frame_reader = FRAME_READERS.get(fmt.name)
             if frame_reader is not None:
                 return frame_reader(data)
-            return self._decode_staged(record, fmt_name, bytes(data))
+            if fmt.name == CATALOG:
+                return _decode_catalog(record.dataset, fmt, bytes(data))
+            return _decode_staged(record.dataset, fmt, bytes(data))
         except Exception as exc:
             raise HandoffError(
                 f"object {self._url(path)} of dataset '{record.dataset}' matches its record but "
-                f"cannot be read as {fmt_name}: {exc}"
+                f"cannot be read as {_label(fmt)}: {exc}"
             ) from exc
 
-    def _decode_staged(self, record: Record, fmt_name: str, data: bytes) -> Any:
-        """Decodes with the format's kedro-datasets dataset, from a file in process memory."""
-        from kedro.io import AbstractDataset
 
-        fmt = FORMATS[fmt_name]
-        staging = f"{_STAGING}/{uuid.uuid4().hex}.{fmt.extension}"
-        memory = fsspec.filesystem("memory")
-        memory.pipe_file(staging, data)
-        try:
-            reader = AbstractDataset.from_config(record.dataset, fmt.dataset_config(staging, None))
-            return reader.load()
-        finally:
-            memory.rm_file(staging)  # rm(recursive=True) would copy the bytes to size them
+def _label(fmt: Format | str, extra: Mapping[str, Any] | None = None) -> str:
+    """A format as logs and messages name it: `pandas.ParquetDataset` for a catalog type."""
+    if isinstance(fmt, str):
+        catalog = (extra or {}).get("catalog")
+        return str(catalog["type"]) if fmt == CATALOG and catalog else fmt
+    return fmt.dataset_type if fmt.name == CATALOG else fmt.name
+
+
+def _decode_staged(dataset: str, fmt: Format, data: bytes) -> Any:
+    """Decodes with the format's kedro-datasets dataset, from a file in process memory."""
+    from kedro.io import AbstractDataset
+
+    staging = f"{_STAGING}/{uuid.uuid4().hex}.{fmt.extension}"
+    memory = fsspec.filesystem("memory")
+    memory.pipe_file(staging, data)
+    try:
+        reader = AbstractDataset.from_config(dataset, fmt.dataset_config(staging, None))
+        return reader.load()
+    finally:
+        memory.rm_file(staging)  # rm(recursive=True) would copy the bytes to size them
+
+
+def _decode_catalog(dataset: str, fmt: Format, data: bytes) -> Any:
+    """Decodes verified bytes with a catalog type: from process memory, or, for a type that
+    reads local paths only, from a private temporary file holding exactly those bytes."""
+    from kedro.io import AbstractDataset
+
+    try:
+        return _decode_staged(dataset, fmt, data)
+    except Exception as exc:  # noqa: BLE001 - retried from a local file; its error is raised
+        logger.debug("%s cannot read %s from memory (%s)", fmt.dataset_type, dataset, exc)
+    with tempfile.TemporaryDirectory(prefix="kedro-gcs-bridge-") as folder:
+        staging = f"{folder}/{uuid.uuid4().hex}.{fmt.extension}"
+        Path(staging).write_bytes(data)
+        return AbstractDataset.from_config(dataset, fmt.dataset_config(staging, None)).load()

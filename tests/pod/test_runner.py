@@ -21,7 +21,7 @@ from _gcs_emulator import BUCKET
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline, node, pipeline
 
-from kedro_gcs_bridge.errors import HandoffError
+from kedro_gcs_bridge.errors import ForbiddenFormatError, HandoffError
 from kedro_gcs_bridge.pod.runner import GCSRunner
 from kedro_gcs_bridge.pod.store import MARKER_OBJECT, HandoffStore
 
@@ -172,6 +172,104 @@ class TestBoundaries:
         assert ("data/raw/<attempt>.json" in objects(memory_prefix)) is crosses
 
 
+def make_table(n: int) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({"x": list(range(n)), "label": [f"r{i}" for i in range(n)]})
+
+
+def fit(table: Any) -> Any:
+    from sklearn.linear_model import LinearRegression
+
+    return LinearRegression().fit(table[["x"]], 2 * table["x"] + 1)
+
+
+def predict(model: Any, table: Any) -> list[float]:
+    return [float(v) for v in model.predict(table[["x"]])]
+
+
+def copy_table(table: Any) -> Any:
+    return table.copy()
+
+
+MODELS = pipeline(
+    [
+        node(make_table, "params:n", "table", name="make_table"),
+        node(copy_table, "table", "table_copy", name="copy_table"),
+        node(fit, "table", "model", name="fit"),
+        node(predict, ["model", "table"], "predictions", name="predict"),
+    ]
+)
+
+
+class TestLocalHandoffKeepsTheCatalogType:
+    """With `local_handoff` on, a local-disk catalog dataset crosses in its own catalog type."""
+
+    @pytest.fixture
+    def local(self, tmp_path: Path) -> dict[str, Any]:
+        return {
+            "table": {
+                "type": "pandas.ParquetDataset",
+                "filepath": str(tmp_path / "table.parquet"),
+                "save_args": {"compression": "gzip"},
+            },
+            "model": {
+                "type": "pickle.PickleDataset",
+                "filepath": str(tmp_path / "model.pickle"),
+                "versioned": True,
+            },
+        }
+
+    def test_parquet_entry_stays_parquet_through_the_prefix(
+        self, memory_prefix: str, tmp_path: Path, local: dict[str, Any]
+    ) -> None:
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        run_group(MODELS, ["make_table"], memory_prefix, local)
+        assert "data/table/<attempt>.parquet" in objects(memory_prefix)
+        assert not (tmp_path / "table.parquet").exists()
+        store = HandoffStore(memory_prefix, task="inspect")
+        (path,) = store.fs.find(store.layout.data_dir("table"))
+        with store.fs.open(path, "rb") as file:
+            parquet = pq.ParquetFile(file)
+            assert parquet.metadata.row_group(0).column(0).compression == "GZIP"
+            written = parquet.read().to_pandas()
+        outputs = run_group(MODELS, ["copy_table"], memory_prefix, local)
+        pd.testing.assert_frame_equal(outputs["table_copy"], make_table(4))
+        pd.testing.assert_frame_equal(written, make_table(4))
+
+    def test_versioned_pickle_entry_obeys_allow_pickle(
+        self, memory_prefix: str, local: dict[str, Any]
+    ) -> None:
+        run_group(MODELS, ["make_table"], memory_prefix, local)
+        with pytest.raises(ForbiddenFormatError, match=r"'model'.*pickle\.PickleDataset"):
+            run_group(MODELS, ["fit"], memory_prefix, local, allow_pickle=False)
+        assert [p for p in objects(memory_prefix) if "model" in p or "fit" in p] == []
+
+    def test_versioned_pickle_entry_stays_pickle_and_predicts_the_same(
+        self, memory_prefix: str, tmp_path: Path, local: dict[str, Any]
+    ) -> None:
+        run_group(MODELS, ["make_table"], memory_prefix, local)
+        run_group(MODELS, ["fit"], memory_prefix, local)
+        assert "data/model/<attempt>.pickle" in objects(memory_prefix)
+        assert not (tmp_path / "model.pickle").exists()
+        outputs = run_group(MODELS, ["predict"], memory_prefix, local)
+        assert outputs["predictions"] == pytest.approx(predict(fit(make_table(4)), make_table(4)))
+
+    @pytest.mark.usefixtures("gcs_emulator")
+    def test_on_gcs_the_parquet_entry_is_pinned_and_committed(self, local: dict[str, Any]) -> None:
+        import pandas as pd
+
+        prefix = f"gs://{BUCKET}/local-handoff/{uuid.uuid4().hex[:8]}"
+        run_group(MODELS, ["make_table"], prefix, local)
+        record = HandoffStore(prefix, task="c").read_record("table", producer_task="make_table")
+        assert record.format == "catalog" and record.object.endswith(".parquet")
+        assert isinstance(record.generation, int)
+        outputs = run_group(MODELS, ["copy_table"], prefix, local)
+        pd.testing.assert_frame_equal(outputs["table_copy"], make_table(4))
+
+
 class TestRunnerErrors:
     def test_missing_prefix_says_how_to_set_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("KEDRO_GCS_BRIDGE_RUN_PREFIX", raising=False)
@@ -278,15 +376,19 @@ class TestExampleProject:
             result = run_example_group(project, group, example_prefix)
             assert result.returncode == 0, f"{group}:\n{result.stderr[-3000:]}"
         assert metrics(project) == in_process_metrics
-        formats = {name: record["format"] for name, record in records(example_prefix).items()}
+        formats = {
+            name: record["extra"].get("catalog", {}).get("type", record["format"])
+            for name, record in records(example_prefix).items()
+        }
+        # Local-disk catalog datasets cross in their own catalog type (local_handoff).
         assert formats == {
-            "preprocessed_companies": "feather",
-            "preprocessed_shuttles": "feather",
+            "preprocessed_companies": "pandas.ParquetDataset",
+            "preprocessed_shuttles": "pandas.ParquetDataset",
             "X_train": "feather",
             "X_test": "feather",
             "y_train": "feather",
             "y_test": "feather",
-            "regressor": "pickle",
+            "regressor": "pickle.PickleDataset",
             "training_metrics": "json",
         }
         crossed = {p.split("/")[1] for p in objects(example_prefix) if p.startswith("data/")}
@@ -326,7 +428,7 @@ class TestExampleProject:
             project, "train_model_node", prefix, KEDRO_GCS_BRIDGE_ALLOW_PICKLE="false"
         )
         assert result.returncode != 0
-        assert "dataset 'regressor'" in said(result) and "LinearRegression" in said(result)
+        assert "dataset 'regressor' is a pickle.PickleDataset" in said(result)
         assert not (tmp_path / "nopickle" / "data" / "regressor").exists()
 
     def test_group_killed_mid_save_and_rerun_gives_identical_outputs(

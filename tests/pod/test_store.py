@@ -30,6 +30,7 @@ from kedro_gcs_bridge.errors import (
     SymlinkError,
 )
 from kedro_gcs_bridge.pod.backend import crc32c_of, open_backend
+from kedro_gcs_bridge.pod.formats import CATALOG, catalog_format
 from kedro_gcs_bridge.pod.store import HandoffStore, RunLayout, object_key
 
 FRAME = pd.DataFrame(
@@ -364,6 +365,115 @@ class TestPickleConfinement:
         with pytest.raises(ForbiddenFormatError, match=r"'regressor'.*LinearRegression"):
             store.save("regressor", LinearRegression())
         assert objects(store) == []
+
+
+PARQUET_ENTRY = {
+    "type": "pandas.ParquetDataset",
+    "filepath": "data/03_primary/table.parquet",
+    "save_args": {"compression": "gzip"},
+    "credentials": "dev_s3",
+}
+PICKLE_ENTRY = {
+    "type": "pickle.PickleDataset",
+    "filepath": "data/06_models/regressor.pickle",
+    "versioned": True,
+}
+
+
+class TestCatalogFormat:
+    """A local-disk catalog dataset crosses in its own catalog type, run-scoped like any."""
+
+    def test_parquet_entry_crosses_as_parquet_with_its_options(self, prefix: str) -> None:
+        import pyarrow.parquet as pq
+
+        fmt = catalog_format(PARQUET_ENTRY)
+        store = commit(prefix, "t", {}, attempt=2)
+        store.save("table", FRAME, catalog_format=fmt)
+        store.write_manifest(["t_node"], started_at="t0")
+        record = store.saved["table"]
+        assert record.format == CATALOG and record.object.endswith(".parquet")
+        assert record.extra["catalog"]["type"] == "pandas.ParquetDataset"
+        assert "credentials" not in record.extra["catalog"]["options"]
+        if prefix.startswith("gs://"):
+            assert isinstance(record.generation, int) and record.generation > 0
+        path = store.layout.data_object("table", record.object)
+        with store.fs.open(path, "rb") as file:
+            parquet = pq.ParquetFile(file)
+            assert parquet.metadata.row_group(0).column(0).compression == "GZIP"
+            assert parquet.read().num_rows == len(FRAME)
+        loaded = HandoffStore(prefix, task="c").load("table", producer_task="t")
+        pd.testing.assert_frame_equal(loaded, FRAME)
+
+    def test_forbidden_pickle_entry_names_it_and_writes_nothing(self, prefix: str) -> None:
+        store = HandoffStore(prefix, task="t", allow_pickle=False)
+        store.start_attempt()
+        with pytest.raises(ForbiddenFormatError, match=r"'regressor'.*pickle\.PickleDataset"):
+            store.save("regressor", LinearRegression(), catalog_format=catalog_format(PICKLE_ENTRY))
+        assert store.saved == {}
+        store.fs.invalidate_cache()
+        assert not store.fs.exists(store.layout.data_dir("regressor"))
+
+    def test_allowed_pickle_entry_crosses_as_pickle_and_predicts_the_same(
+        self, prefix: str
+    ) -> None:
+        model = LinearRegression().fit([[0.0], [1.0], [2.0]], [1.0, 3.0, 5.0])
+        store = HandoffStore(prefix, task="t")
+        store.start_attempt()
+        store.save("regressor", model, catalog_format=catalog_format(PICKLE_ENTRY))
+        store.write_manifest(["t_node"], started_at="t0")
+        record = store.saved["regressor"]
+        assert record.format == CATALOG and record.object.endswith(".pickle")
+        path = store.layout.data_object("regressor", record.object)
+        assert type(pickle.loads(store.fs.cat_file(path))) is LinearRegression
+        loaded = HandoffStore(prefix, task="c").load("regressor", producer_task="t")
+        assert loaded.predict([[3.0], [10.0]]).tolist() == model.predict([[3.0], [10.0]]).tolist()
+        forbidding = HandoffStore(prefix, task="c2", allow_pickle=False)
+        with pytest.raises(ForbiddenFormatError, match="'regressor'"):
+            forbidding.load("regressor", producer_task="t")
+
+    def test_same_size_corruption_of_a_parquet_object_is_a_checksum_error(
+        self, prefix: str
+    ) -> None:
+        store = HandoffStore(prefix, task="t")
+        store.start_attempt()
+        store.save("table", FRAME, catalog_format=catalog_format(PARQUET_ENTRY))
+        store.write_manifest(["t_node"], started_at="t0")
+        record = store.saved["table"]
+        path = store.layout.data_object("table", record.object)
+        data = bytearray(store.fs.cat_file(path))
+        data[len(data) // 2] ^= 0x01
+        store.fs.pipe_file(path, bytes(data))
+        with pytest.raises(ChecksumError, match=rf"{record.object} of dataset 'table'"):
+            HandoffStore(prefix, task="c").load("table", producer_task="t")
+
+    def test_an_entry_the_catalog_type_cannot_save_falls_back_to_the_value(
+        self, prefix: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        entry = {"type": "pandas.ParquetDataset", "filepath": "data/x.parquet"}
+        store = HandoffStore(prefix, task="t")
+        with caplog.at_level("INFO", logger="kedro_gcs_bridge.pod.store"):
+            store.save("d", {"not": "a frame"}, catalog_format=catalog_format(entry))
+        assert store.saved["d"].format == "json"
+        assert "could not be saved as pandas.ParquetDataset" in caplog.text
+
+    @pytest.mark.parametrize(
+        "entry",
+        [
+            {"type": "pandas.ParquetDataset"},
+            {"type": "partitions.PartitionedDataset", "path": "p", "dataset": "pandas.CSVDataset"},
+        ],
+    )
+    def test_an_entry_without_a_filepath_has_no_catalog_format(self, entry: dict[str, Any]) -> None:
+        assert catalog_format(entry) is None
+
+    def test_the_consumer_reads_with_its_own_entry(self, prefix: str) -> None:
+        """A transcoded consumer (`x@arrow`) reads the object with its own catalog type."""
+        store = commit(prefix, "t", {})
+        store.save("table", FRAME, catalog_format=catalog_format(PARQUET_ENTRY))
+        store.write_manifest(["t_node"], started_at="t0")
+        own = catalog_format({**PARQUET_ENTRY, "load_args": {"columns": ["f"]}})
+        loaded = HandoffStore(prefix, task="c").load("table", producer_task="t", catalog_format=own)
+        assert list(loaded.columns) == ["f"]
 
 
 def _damage(store: HandoffStore, change: Any) -> None:
