@@ -9,7 +9,7 @@ import contextlib
 import itertools
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -356,6 +356,12 @@ def catalog(metadata: ProjectMetadata, root: str, target_env: str, force: bool) 
     default=None,
     help="Make each task's copy of the project under this folder and keep it.",
 )
+@click.option(
+    "--pod-start-delay",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Seconds each task waits before its process starts, as a pod start would.",
+)
 @click.pass_obj
 def replay(
     metadata: ProjectMetadata,
@@ -368,6 +374,7 @@ def replay(
     tracking_uri: str | None,
     shared_dir: bool,
     keep_task_dirs: Path | None,
+    pod_start_delay: float,
 ) -> None:
     """Run a generated DAG's tasks here, each as its own process, in dependency order.
 
@@ -376,7 +383,11 @@ def replay(
     runs them all in the project folder instead.
     """
     tracking = _replay_tracking(tracking_uri)
-    isolation = {"shared_dir": shared_dir, "keep_task_dirs": keep_task_dirs}
+    isolation = {
+        "shared_dir": shared_dir,
+        "keep_task_dirs": keep_task_dirs,
+        "pod_start_delay": pod_start_delay,
+    }
     if not emulator:
         _replay(metadata, dag_file, root, parallel, run_id, only, tracking, **isolation)
         return
@@ -422,6 +433,7 @@ def _replay(
     extra_env: dict[str, str],
     shared_dir: bool = False,
     keep_task_dirs: Path | None = None,
+    pod_start_delay: float = 0.0,
 ) -> None:
     from kedro_gcs_bridge.dag.replay import default_run_id, load_dag_tasks
     from kedro_gcs_bridge.dag.replay import replay as run_replay
@@ -450,8 +462,9 @@ def _replay(
     def progress(result: Any) -> None:
         number = next(done)
         colour = {"success": "green", "failed": "red"}.get(result.state, "yellow")
+        delay = f", {result.pod_start_s:g} s of it pod start" if result.pod_start_s else ""
         click.secho(
-            f"[{number}/{count}] {result.task_id}: {result.state} ({result.seconds:.1f} s)",
+            f"[{number}/{count}] {result.task_id}: {result.state} ({result.seconds:.1f} s{delay})",
             fg=colour,
         )
         failed, left = result.state == "failed", result.left_on_disk
@@ -468,11 +481,12 @@ def _replay(
             on_result=progress,
             only=set(only) or None,
             sandbox=sandbox,
+            pod_start_delay=pod_start_delay,
         )
     finally:
         if sandbox is not None and keep_task_dirs is None:
             shutil.rmtree(sandbox.root, ignore_errors=True)
-    click.echo(_summary(results, prefix))
+    click.echo(_summary(results, prefix, pod_start_delay))
     if any(result.state != "success" for result in results):
         raise click.exceptions.Exit(1)
 
@@ -493,13 +507,43 @@ def _replay_sandbox(
     return sandbox
 
 
-def _summary(results: Iterable[Any], prefix: str) -> str:
+def _summary(results: Sequence[Any], prefix: str, pod_start_delay: float = 0.0) -> str:
     from kedro_gcs_bridge.pod.store import HandoffStore
 
     try:
         manifests = {m["task"]: m for m in HandoffStore(prefix, task="replay").manifests()}
     except Exception:  # noqa: BLE001 - the table is still useful without byte counts
         manifests = {}
+    return (
+        _task_table(results, manifests)
+        + "\n"
+        + _timing(results, manifests, prefix, pod_start_delay)
+    )
+
+
+def _timing(
+    results: Sequence[Any], manifests: dict[str, Any], prefix: str, pod_start_delay: float
+) -> str:
+    """The measured makespan, and the `suggest` call that models this replay."""
+    from kedro_gcs_bridge.dag.replay import kedro_start_seconds, makespan
+
+    lines = [
+        f"makespan: {makespan(results):.1f} s (first task start to last task end, "
+        f"{pod_start_delay:g} s pod start delay per task)"
+    ]
+    kedro_start = kedro_start_seconds(results, manifests)
+    if kedro_start is not None:
+        lines.append(
+            f"kedro run start, measured: {kedro_start:.1f} s per task (median of task seconds "
+            "- pod start delay - node seconds)\n"
+            f"model of this replay: kedro gcs-bridge suggest --from {prefix} "
+            f"--pod-start {pod_start_delay:g} --kedro-start {kedro_start:.2f} --round-trip-ms 0"
+            " (and the DAG's --params)"
+        )
+    return "\n".join(lines)
+
+
+def _task_table(results: Sequence[Any], manifests: dict[str, Any]) -> str:
     rows = [("task", "state", "seconds", "bytes out", "nodes")]
     for result in results:
         out = sum(r["size"] for r in manifests.get(result.task_id, {}).get("datasets", {}).values())
@@ -617,12 +661,32 @@ def _run_manifests(url: str) -> list[dict[str, Any]]:
     return manifests
 
 
+def _cost_model(
+    pod_start: float | None, kedro_start: float | None, round_trip_ms: float | None
+) -> Any:
+    """The default model with the constants given on the command line."""
+    from kedro_gcs_bridge.planning.suggest import CostModel
+
+    given = {
+        "pod_start_s": pod_start,
+        "kedro_start_s": kedro_start,
+        "round_trip_s": None if round_trip_ms is None else round_trip_ms / 1000,
+    }
+    return CostModel(**{name: value for name, value in given.items() if value is not None})
+
+
 @gcs_bridge.command()
 @click.option("--from", "url", required=True, help="Run prefix of a finished run.")
 @click.option("-p", "--pipeline", "pipeline_name", default=DEFAULT_PIPELINE, show_default=True)
 @click.option("-e", "--env", default=DEFAULT_ENV, show_default=True)
 @click.option("--params", default="", callback=_split_params, help="Config overrides k=v,...")
 @click.option("--pod-start", type=click.FloatRange(min=0), default=None, help="Seconds [60].")
+@click.option(
+    "--kedro-start", type=click.FloatRange(min=0), default=None, help="`kedro run` start, s [5]."
+)
+@click.option(
+    "--round-trip-ms", type=click.FloatRange(min=0), default=None, help="One GCS request [40]."
+)
 @click.option("--objective", type=click.Choice(["time", "cost"]), default="time", show_default=True)
 @click.option("--max-memory", default=None, help="Bytes of data a group may touch (16Gi).")
 @click.option("--allow-mixed", is_flag=True, help="Let a group mix machine classes.")
@@ -641,6 +705,8 @@ def suggest(
     env: str,
     params: dict[str, Any],
     pod_start: float | None,
+    kedro_start: float | None,
+    round_trip_ms: float | None,
     objective: str,
     max_memory: str | None,
     allow_mixed: bool,
@@ -659,7 +725,7 @@ def suggest(
         raise click.ClickException(str(exc)) from exc
     nodes, config, group_of, persisted = _suggest_inputs(metadata, pipeline_name, env, params)
     figures = model.figures_from_manifests(_run_manifests(url), persisted)
-    cost = model.CostModel(**({} if pod_start is None else {"pod_start_s": pod_start}))
+    cost = _cost_model(pod_start, kedro_start, round_trip_ms)
     result = model.suggest_groups(
         nodes,
         figures.measurements,

@@ -51,6 +51,33 @@ class TaskResult:
     nodes: tuple[str, ...] = field(default_factory=tuple)
     #: Files the task left in its isolated copy of the project (lost with a pod on GKE).
     left_on_disk: tuple[str, ...] = ()
+    #: When the task started (its pod start delay included) and ended, `time.time()` seconds.
+    started: float | None = None
+    ended: float | None = None
+    #: The pod start delay slept before the task's process (part of `seconds`).
+    pod_start_s: float = 0.0
+
+
+def kedro_start_seconds(
+    results: Sequence[TaskResult], manifests: Mapping[str, Mapping[str, Any]]
+) -> float | None:
+    """The median of what each successful task spent outside its nodes and its pod start
+    delay (`kedro run` start, handoff, exit): the model's `kedro_start_s` for this machine.
+    None when no task has a manifest with node timings."""
+    spent = sorted(
+        r.seconds - r.pod_start_s - sum(manifests[r.task_id]["node_seconds"].values())
+        for r in results
+        if r.state == "success" and manifests.get(r.task_id, {}).get("node_seconds")
+    )
+    return spent[len(spent) // 2] if spent else None
+
+
+def makespan(results: Sequence[TaskResult]) -> float:
+    """Wall seconds from the first task's start to the last task's end (0 with none run)."""
+    ran = [r for r in results if r.started is not None and r.ended is not None]
+    if not ran:
+        return 0.0
+    return max(r.ended or 0.0 for r in ran) - min(r.started or 0.0 for r in ran)
 
 
 class _TryNumber:
@@ -138,14 +165,19 @@ def run_task(
     cwd: Path,
     extra_env: Mapping[str, str] | None,
     sandbox: TaskDirs | None = None,
+    pod_start_delay: float = 0.0,
 ) -> TaskResult:
     """Runs one task's container command as a local process (in its own copy of the project,
-    HOME and temp dir with a `sandbox`, see dag/isolation.py)."""
+    HOME and temp dir with a `sandbox`, see dag/isolation.py), after sleeping
+    `pod_start_delay` seconds as a pod start would."""
     env = {**os.environ, **task.env, **(extra_env or {})}
+    wall = time.time()
+    started = time.perf_counter()
+    if pod_start_delay > 0:
+        time.sleep(pod_start_delay)
     if sandbox is not None:
         cwd, own = sandbox.enter(task.task_id)
         env |= own
-    started = time.perf_counter()
     completed = subprocess.run(
         _executable(task.command),
         cwd=cwd,
@@ -164,6 +196,9 @@ def run_task(
         completed.stdout + completed.stderr,
         task.nodes,
         sandbox.left_on_disk(task.task_id) if sandbox is not None else (),
+        wall,
+        wall + seconds,
+        pod_start_delay,
     )
 
 
@@ -175,6 +210,7 @@ def replay(
     on_result: Callable[[TaskResult], None] | None = None,
     only: set[str] | None = None,
     sandbox: TaskDirs | None = None,
+    pod_start_delay: float = 0.0,
 ) -> list[TaskResult]:
     """Runs tasks in dependency order, up to `parallel` at once; a failure skips downstream.
 
@@ -188,6 +224,8 @@ def replay(
             prefix: the re-run of a cleared task).
         sandbox: Run each task in its own fresh copy of the project (dag/isolation.py)
             instead of in `cwd`.
+        pod_start_delay: Seconds each task sleeps before its process starts, as a pod start
+            would (counted in its seconds and in the makespan).
 
     Returns:
         One result per task, in the order they ended.
@@ -217,7 +255,7 @@ def replay(
                     finish(TaskResult(task.task_id, "upstream_failed", nodes=task.nodes))
                     continue
                 if all(up in done for up in upstream) and len(running) < max(1, parallel):
-                    future = pool.submit(run_task, task, cwd, extra_env, sandbox)
+                    future = pool.submit(run_task, task, cwd, extra_env, sandbox, pod_start_delay)
                     running[future] = task.task_id
             if not running:
                 continue

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from conftest import _LOCAL_DISK_CATALOG
 
+from kedro_gcs_bridge.dag.replay import TaskResult, kedro_start_seconds, makespan
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.pod.store import HandoffStore
 
@@ -322,3 +325,83 @@ class TestIsolation:
         store = HandoffStore(run_prefix(project, self.DAG_ID), task="inspect")
         companies = next(m for m in store.manifests() if m["task"] == "companies")
         assert self.CROSSING in companies["datasets"]
+
+
+DELAY = 3.0
+
+
+def _figure(out: str, pattern: str) -> float:
+    found = re.search(pattern, out)
+    assert found, out[-3000:]
+    return float(found.group(1))
+
+
+def _model(project: Path, env: dict[str, str], prefix: str, out: str) -> dict[str, Any]:
+    """`suggest --format json` with the constants the replay measured (see its last line)."""
+    kedro_start = _figure(out, r"--kedro-start ([\d.]+)")
+    args = ["--pod-start", str(DELAY), "--kedro-start", str(kedro_start), "--round-trip-ms", "0"]
+    command = [str(BIN / "kedro"), "gcs-bridge", "suggest", "--from", prefix, "--format", "json"]
+    result = run([*command, *args], project, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout[result.stdout.index("{") :])
+
+
+class TestModelAgainstReplay:
+    """Issue 16 item 4: the cost model's makespan against a replay with a pod start delay."""
+
+    def test_model_within_20_percent_and_suggested_replays_faster(
+        self, workdir: Path, base_env: dict[str, str]
+    ) -> None:
+        project = fresh_project(workdir, "model-check")
+        name, dag_id = "spaceflights_ungrouped_dag.py", "spaceflights__default__local_ungrouped"
+        ungrouped_dag = create_dag(project, base_env, "grouping=false", name=name)
+        delay = ("--parallel", "2", "--pod-start-delay", str(DELAY))
+        ungrouped = replay(project, ungrouped_dag, base_env, *delay)
+        assert ungrouped.returncode == 0, ungrouped.stdout[-3000:]
+        assert f"{DELAY:g} s of it pod start" in ungrouped.stdout
+        measured = _figure(ungrouped.stdout, r"makespan: ([\d.]+) s")
+        model = _model(project, base_env, run_prefix(project, dag_id), ungrouped.stdout)
+        estimate = model["ungrouped"]["makespan_s"]
+        assert measured == pytest.approx(estimate, rel=0.2)
+
+        airflow_yml = project / "conf" / "base" / "airflow.yml"
+        config = yaml.safe_load(airflow_yml.read_text(encoding="utf-8"))
+        config["default"]["groups"] = model["suggested"]["groups"]
+        airflow_yml.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        grouped_dag = create_dag(project, base_env)
+        grouped = replay(project, grouped_dag, base_env, *delay)
+        assert grouped.returncode == 0, grouped.stdout[-3000:]
+        faster = _figure(grouped.stdout, r"makespan: ([\d.]+) s")
+        model = _model(project, base_env, run_prefix(project), grouped.stdout)
+        assert model["current"]["tasks"] < 7
+        assert faster == pytest.approx(model["current"]["makespan_s"], rel=0.2)
+        assert faster < measured
+        # The figures, for the README (`pytest -s`).
+        print(f"\nungrouped: {measured} s measured, {estimate} s model")
+        print(f"suggested: {faster} s measured, {model['current']['makespan_s']} s model")
+
+
+class TestTiming:
+    def test_makespan_spans_first_start_to_last_end(self) -> None:
+        results = [
+            TaskResult("a", "success", 5.0, started=100.0, ended=105.0, pod_start_s=3.0),
+            TaskResult("b", "success", 4.0, started=105.5, ended=109.5, pod_start_s=3.0),
+            TaskResult("c", "upstream_failed"),
+        ]
+        assert makespan(results) == pytest.approx(9.5)
+        assert makespan([]) == 0.0
+
+    def test_kedro_start_is_the_median_time_outside_nodes_and_delay(self) -> None:
+        results = [
+            TaskResult("a", "success", 6.0, pod_start_s=3.0),
+            TaskResult("b", "success", 8.0, pod_start_s=3.0),
+            TaskResult("c", "success", 5.5, pod_start_s=3.0),
+            TaskResult("d", "failed", 1.0),
+        ]
+        manifests = {
+            "a": {"node_seconds": {"x": 0.5}},
+            "b": {"node_seconds": {"y": 2.0, "z": 1.0}},
+            "c": {"node_seconds": {"w": 0.5}},
+        }
+        assert kedro_start_seconds(results, manifests) == pytest.approx(2.0)
+        assert kedro_start_seconds(results, {}) is None
