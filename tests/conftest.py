@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -692,3 +693,17 @@ def ancestors(edges: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
     for vertex in parents:
         collect(vertex)
     return found
+
+
+# --- run prefixes under a root (runs list/gc, finalize) ------------------------------------
+
+
+@pytest.fixture(params=["file", "gs"])
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A root URL for run prefixes: a local folder, then a fresh folder of the emulator bucket."""
+    if request.param == "file":
+        return (tmp_path / "root").as_uri()
+    request.getfixturevalue("gcs_emulator")
+    from _gcs_emulator import BUCKET
+
+    return f"gs://{BUCKET}/root-{uuid.uuid4().hex[:8]}"

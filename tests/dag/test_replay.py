@@ -4,7 +4,6 @@ local-Airflow variant of the same DAG run by a real `airflow dags test`."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _processes import run
 from conftest import _LOCAL_DISK_CATALOG
 
 from kedro_gcs_bridge.dag.replay import TaskResult, kedro_start_seconds, makespan
@@ -23,20 +23,6 @@ from kedro_gcs_bridge.pod.store import HandoffStore
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 RUN_ID = "manual__2026-11-24T07:11:31.230999+00:00"
-
-
-def run(
-    cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 600
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd,
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

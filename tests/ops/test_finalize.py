@@ -6,9 +6,7 @@ with one task marked success by hand and the MLflow parent's status update faili
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import threading
 import uuid
@@ -18,6 +16,8 @@ from typing import Any
 import jinja2
 import pytest
 from _fault_proxy import fault_proxy
+from _processes import run
+from _runs import make_run
 from mlflow import MlflowClient
 
 from kedro_gcs_bridge.ops.finalize import finish_run, task_states, verdict
@@ -32,26 +32,6 @@ from kedro_gcs_bridge.tracking.tracker import HTTP_LIMITS, RunIdentity, Tracker
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DAG_ID = "spaceflights__default__local"
-
-
-def make_run(root: str, dag: str, run: str, done: list[str], expected: list[str]) -> str:
-    prefix = f"{root}/{dag}/{run}"
-    HandoffStore(prefix, task="setup").mark(dag, run)
-    for task in done:
-        store = HandoffStore(prefix, task=task)
-        store.save(f"{task}_out", {"task": task})
-        store.write_manifest([f"{task}_node"], "t0", {"dag_tasks": expected})
-    return prefix
-
-
-@pytest.fixture(params=["file", "gs"])
-def root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "file":
-        return (tmp_path / "root").as_uri()
-    request.getfixturevalue("gcs_emulator")
-    from _gcs_emulator import BUCKET
-
-    return f"gs://{BUCKET}/fin-{uuid.uuid4().hex[:8]}"
 
 
 class TestFinishRun:
@@ -175,18 +155,6 @@ def test_parent_status_is_set_once(mlflow_server: str, tmp_path: Path, experimen
     assert (after.status, after.end_time) == ("FINISHED", ended.end_time)
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd,
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-
 class _FailParentUpdateOnce:
     """Proxy policy: once every group's child run has ended, the next status updates fail.
 
@@ -253,13 +221,13 @@ def test_finalize_in_airflow_follows_task_states_and_retries(
             "-j",
             str(REPO / "templates/gcs_bridge.j2"),
         ]
-        created = _run([*create, "-t", str(project / "dags"), "--params", params], project, env)
+        created = run([*create, "-t", str(project / "dags"), "--params", params], project, env)
         assert created.returncode == 0, created.stderr[-3000:]
-        migrated = _run([str(BIN / "airflow"), "db", "migrate"], project, env)
+        migrated = run([str(BIN / "airflow"), "db", "migrate"], project, env)
         assert migrated.returncode == 0, migrated.stderr[-3000:]
         # pod_backend: local makes the `_local` variant (its own dag_id and file).
         test = [str(BIN / "airflow"), "dags", "test", f"{DAG_ID}_local"]
-        result = _run([*test, "--mark-success-pattern", "^evaluate_model_node$"], project, env)
+        result = run([*test, "--mark-success-pattern", "^evaluate_model_node$"], project, env)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
     assert "DagRun Finished" in log and "state=success" in log

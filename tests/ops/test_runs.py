@@ -8,10 +8,10 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+from _runs import make_run
 
 from kedro_gcs_bridge.errors import GCSBridgeError
 from kedro_gcs_bridge.ops.runs import (
@@ -27,26 +27,6 @@ from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)
-
-
-def make_run(root: str, dag: str, run: str, done: list[str], expected: list[str]) -> str:
-    prefix = f"{root}/{dag}/{run}"
-    HandoffStore(prefix, task="setup").mark(dag, run)
-    for task in done:
-        store = HandoffStore(prefix, task=task)
-        store.save(f"{task}_out", {"task": task})
-        store.write_manifest([f"{task}_node"], "t0", {"dag_tasks": expected})
-    return prefix
-
-
-@pytest.fixture(params=["file", "gs"])
-def root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "file":
-        return (tmp_path / "root").as_uri()
-    request.getfixturevalue("gcs_emulator")
-    from _gcs_emulator import BUCKET
-
-    return f"gs://{BUCKET}/gc-{uuid.uuid4().hex[:8]}"
 
 
 class TestParseAge:

@@ -26,6 +26,7 @@ import pytest
 from _fault_proxy import fault_proxy
 from _gcs_emulator import BUCKET
 from _precondition_proxy import PreconditionProxy
+from _processes import run
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
@@ -52,18 +53,6 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TEMPLATE = REPO / "templates" / "gcs_bridge.j2"
 GROUP_TASKS = {"companies", "shuttles", "split", "train_model_node", "evaluate_model_node"}
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd,
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
