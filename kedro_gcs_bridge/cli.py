@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -525,12 +526,18 @@ def _timing(
     results: Sequence[Any], manifests: dict[str, Any], prefix: str, pod_start_delay: float
 ) -> str:
     """The measured makespan, and the `suggest` call that models this replay."""
-    from kedro_gcs_bridge.dag.replay import kedro_start_seconds, makespan
+    from kedro_gcs_bridge.dag.replay import kedro_start_seconds, makespan, slot_waits
 
     lines = [
         f"makespan: {makespan(results):.1f} s (first task start to last task end, "
         f"{pod_start_delay:g} s pod start delay per task)"
     ]
+    count, waited = slot_waits(results)
+    if count:
+        lines.append(
+            f"{count} task(s) waited {waited:.1f} s in all for a free --parallel slot: "
+            "Autopilot (and the model) would start them at once; raise --parallel to compare"
+        )
     kedro_start = kedro_start_seconds(results, manifests)
     if kedro_start is not None:
         lines.append(
@@ -661,6 +668,87 @@ def _run_manifests(url: str) -> list[dict[str, Any]]:
     return manifests
 
 
+def _mlflow_run_id(source: str) -> str | None:
+    """The MLflow run id `--from` names: `mlflow:<run id>`, or a bare 32-hex run id (never a
+    run prefix, which always holds `<dag_id>/<run_id>`); None for a run prefix URL."""
+    if source.startswith("mlflow:"):
+        return source.removeprefix("mlflow:").strip()
+    return source if re.fullmatch(r"[0-9a-f]{32}", source) else None
+
+
+def _suggest_source(source: str, tracking_uri: str | None, err: bool) -> str:
+    """The run prefix `suggest --from` reads: the URL given, or the one the MLflow parent run
+    records (tag `kedro_gcs_bridge.run_prefix`)."""
+    from kedro_gcs_bridge.errors import GCSBridgeError
+
+    run_id = _mlflow_run_id(source)
+    if run_id is None:
+        return source
+    if not tracking_uri:
+        raise click.ClickException(
+            f"--from {source} names MLflow run {run_id}, but no tracking URI is set: pass "
+            "--mlflow-tracking-uri, set MLFLOW_TRACKING_URI or `mlflow_tracking_uri` in "
+            "airflow.yml, or pass the run prefix URL instead."
+        )
+    from kedro_gcs_bridge.tracking.tracker import parent_run_prefix
+
+    try:
+        prefix = parent_run_prefix(tracking_uri, run_id)
+    except GCSBridgeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"run prefix of MLflow run {run_id}: {prefix}", err=err)
+    return prefix
+
+
+def _measured_run(
+    source: str, tracking_uris: tuple[str | None, str | None], err: bool
+) -> tuple[str, list[Any]]:
+    """The run prefix `--from` names and the manifests committed under it.
+
+    The tracking URI for `mlflow:<run id>`: `--mlflow-tracking-uri`, else
+    `$MLFLOW_TRACKING_URI`, else airflow.yml's `mlflow_tracking_uri` (`tracking_uris`: the
+    option's and the config's)."""
+    from kedro_gcs_bridge.pod.contract import TRACKING_URI_ENV, env_value
+
+    given, configured = tracking_uris
+    url = _suggest_source(source, given or env_value(TRACKING_URI_ENV) or configured, err)
+    return url, _run_manifests(url)
+
+
+def _measured_pod_start(manifests: Sequence[dict[str, Any]]) -> tuple[float, int] | None:
+    """The median `pod_start_seconds` the run's groups measured (task start to first node),
+    and how many measured it; None when none did (no `KEDRO_GCS_BRIDGE_TASK_START`)."""
+    import statistics
+
+    measured = [
+        float(value)
+        for value in (manifest.get("pod_start_seconds") for manifest in manifests)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    ]
+    return (statistics.median(measured), len(measured)) if measured else None
+
+
+def _pod_start_choice(
+    given: float | None, kedro_start: float | None, manifests: Sequence[dict[str, Any]]
+) -> tuple[float | None, float | None, str]:
+    """(pod start, kedro start, where the pod start is from): `--pod-start`, else the run's
+    measured median, else the model's default.
+
+    A measured pod start runs to the first node, so it holds `kedro run`'s start already: the
+    model's kedro start is then 0 unless `--kedro-start` is given.
+    """
+    if given is not None:
+        return given, kedro_start, "--pod-start"
+    measured = _measured_pod_start(manifests)
+    if measured is None:
+        return None, kedro_start, "the model's default: the run measured no pod start"
+    median, count = measured
+    source = f"measured: median task start -> first node of {count} task(s)"
+    if kedro_start is None:
+        source += ", `kedro run` start included (--kedro-start 0)"
+    return median, 0.0 if kedro_start is None else kedro_start, source
+
+
 def _cost_model(
     pod_start: float | None, kedro_start: float | None, round_trip_ms: float | None
 ) -> Any:
@@ -676,11 +764,26 @@ def _cost_model(
 
 
 @gcs_bridge.command()
-@click.option("--from", "url", required=True, help="Run prefix of a finished run.")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    help="Run prefix URL of a finished run, or its MLflow parent run: mlflow:<run id>.",
+)
+@click.option(
+    "--mlflow-tracking-uri",
+    default=None,
+    help="For mlflow:<run id>. Default: $MLFLOW_TRACKING_URI, else airflow.yml's.",
+)
 @click.option("-p", "--pipeline", "pipeline_name", default=DEFAULT_PIPELINE, show_default=True)
 @click.option("-e", "--env", default=DEFAULT_ENV, show_default=True)
 @click.option("--params", default="", callback=_split_params, help="Config overrides k=v,...")
-@click.option("--pod-start", type=click.FloatRange(min=0), default=None, help="Seconds [60].")
+@click.option(
+    "--pod-start",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds [the run's measured median, else 60].",
+)
 @click.option(
     "--kedro-start", type=click.FloatRange(min=0), default=None, help="`kedro run` start, s [5]."
 )
@@ -700,7 +803,8 @@ def _cost_model(
 @click.pass_obj
 def suggest(
     metadata: ProjectMetadata,
-    url: str,
+    source: str,
+    mlflow_tracking_uri: str | None,
     pipeline_name: str,
     env: str,
     params: dict[str, Any],
@@ -724,8 +828,15 @@ def suggest(
     except GCSBridgeError as exc:
         raise click.ClickException(str(exc)) from exc
     nodes, config, group_of, persisted = _suggest_inputs(metadata, pipeline_name, env, params)
-    figures = model.figures_from_manifests(_run_manifests(url), persisted)
+    # What is said about the inputs goes to stderr for the machine-readable formats.
+    uris = (mlflow_tracking_uri, config.mlflow_tracking_uri)
+    url, manifests = _measured_run(source, uris, err=fmt != "text")
+    figures = model.figures_from_manifests(manifests, persisted)
+    pod_start, kedro_start, pod_start_from = _pod_start_choice(pod_start, kedro_start, manifests)
     cost = _cost_model(pod_start, kedro_start, round_trip_ms)
+    pod_start_line = f"pod start: {cost.pod_start_s:.1f} s ({pod_start_from})"
+    if fmt != "text":
+        click.echo(pod_start_line, err=True)
     result = model.suggest_groups(
         nodes,
         figures.measurements,
@@ -742,6 +853,7 @@ def suggest(
         click.echo(model.groups_yaml(result.suggested.groups), nl=False)
     else:
         click.echo(f"{figures.tasks} task manifest(s) read from {url}")
+        click.echo(pod_start_line)
         if figures.estimated_nodes:
             count = len(figures.estimated_nodes)
             click.echo(f"no node timings for {count} node(s): their group's time split evenly")

@@ -50,11 +50,14 @@ from kedro_gcs_bridge.pod.contract import (
     LOGICAL_DATE_ENV,
     MLFLOW_METRICS_ENV,
     MLFLOW_REQUIRED_ENV,
+    PARALLEL_CONCURRENCY_ENV,
+    PARALLEL_THRESHOLD_ENV,
     PIPELINE_ENV,
     RUN_ID_ENV,
     RUN_PREFIX_ENV,
     TAGS_ENV,
     TASK_ENV,
+    TASK_START_ENV,
     TASK_STATES_ENV,
     TASKS_ENV,
     TRACKING_URI_ENV,
@@ -274,7 +277,10 @@ class DagFile:
             PIPELINE_ENV: self.pipeline_name,
             KEDRO_ENV_ENV: self.env,
             TRY_ENV: "{{ ti.try_number }}",
+            TASK_START_ENV: pod_spec.TASK_START_TEMPLATE,
             LOCAL_HANDOFF_ENV: "true" if self.config.local_handoff else "false",
+            PARALLEL_THRESHOLD_ENV: str(self.config.parallel_threshold),
+            PARALLEL_CONCURRENCY_ENV: str(self.config.parallel_concurrency),
         }
         if not self.config.allow_pickle:
             env[ALLOW_PICKLE_ENV] = "false"

@@ -29,6 +29,11 @@ _DEADLINE_REFERENCES = {
     "logical_date": "DeadlineReference.DAGRUN_LOGICAL_DATE",
 }
 _TEMPLATE = "kedro airflow create -j templates/gcs_bridge.j2"
+#: The task instance's start (Airflow 3's `RuntimeTaskInstance.start_date`), rendered on the
+#: worker right before the pod is created; empty where a context has no start (replay, tests).
+TASK_START_TEMPLATE = (
+    "{{ ti.start_date.isoformat() if ti.start_date is defined and ti.start_date else '' }}"
+)
 
 
 class PyCode(str):
@@ -71,7 +76,6 @@ def pod_settings(config: BridgeConfig) -> dict[str, Any]:
         "container_security_context": dict(config.security_context["container"]),
     }
     optional = {
-        "image_pull_policy": config.image_pull_policy,
         "secrets": _secrets(config),
         "pod_template_file": config.pod_template_file,
         "full_pod_spec": config.pod_override
@@ -81,10 +85,11 @@ def pod_settings(config: BridgeConfig) -> dict[str, Any]:
 
 
 def task_settings(config: BridgeConfig, task: TaskPlan, local: bool = False) -> dict[str, Any]:
-    """Operator arguments of one task: its timeout, placement and documentation.
+    """Operator arguments of one task: its timeout, placement, pull policy and documentation.
 
-    The machine class's `execution_timeout`, `tolerations` and `affinity` win over the
-    DAG-wide keys; a local process (`pod_backend: local`) takes only the timeout and the doc.
+    The machine class's `execution_timeout`, `image_pull_policy`, `tolerations` and `affinity`
+    win over the DAG-wide keys; a local process (`pod_backend: local`) takes only the timeout
+    and the doc.
     """
     machine = task.machine
     timeout = machine.execution_timeout or config.execution_timeout
@@ -93,6 +98,9 @@ def task_settings(config: BridgeConfig, task: TaskPlan, local: bool = False) -> 
         settings["execution_timeout"] = minutes(timeout)
     if local:
         return settings
+    pull_policy = machine.image_pull_policy or config.image_pull_policy
+    if pull_policy:
+        settings["image_pull_policy"] = pull_policy
     tolerations = machine.tolerations if machine.tolerations is not None else config.tolerations
     affinity = machine.affinity if machine.affinity is not None else config.affinity
     if tolerations:

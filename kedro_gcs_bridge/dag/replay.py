@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kedro_gcs_bridge.errors import ReplayError
 from kedro_gcs_bridge.planning.naming import run_segment
-from kedro_gcs_bridge.pod.contract import RUN_PREFIX_ENV
+from kedro_gcs_bridge.pod.contract import RUN_PREFIX_ENV, TASK_START_ENV
 
 if TYPE_CHECKING:
     from kedro_gcs_bridge.dag.isolation import TaskDirs
@@ -56,6 +56,9 @@ class TaskResult:
     ended: float | None = None
     #: The pod start delay slept before the task's process (part of `seconds`).
     pod_start_s: float = 0.0
+    #: Seconds the task was ready (upstream done) but waited for one of `--parallel` slots;
+    #: on Autopilot it would have started at once (the cost model assumes so).
+    waited_s: float = 0.0
 
 
 def kedro_start_seconds(
@@ -70,6 +73,13 @@ def kedro_start_seconds(
         if r.state == "success" and manifests.get(r.task_id, {}).get("node_seconds")
     )
     return spent[len(spent) // 2] if spent else None
+
+
+def slot_waits(results: Sequence[TaskResult]) -> tuple[int, float]:
+    """How many tasks waited for a free `--parallel` slot, and their seconds of waiting (more
+    than 0.5 s counts: a replay that waited is slower than the model's unbounded parallelism)."""
+    waited = [r.waited_s for r in results if r.waited_s > 0.5]
+    return len(waited), sum(waited)
 
 
 def makespan(results: Sequence[TaskResult]) -> float:
@@ -170,8 +180,10 @@ def run_task(
     """Runs one task's container command as a local process (in its own copy of the project,
     HOME and temp dir with a `sandbox`, see dag/isolation.py), after sleeping
     `pod_start_delay` seconds as a pod start would."""
-    env = {**os.environ, **task.env, **(extra_env or {})}
     wall = time.time()
+    # The task's start as Airflow would render it: the runner measures its pod start from it.
+    start = {TASK_START_ENV: dt.datetime.fromtimestamp(wall, dt.UTC).isoformat()}
+    env = {**os.environ, **task.env, **start, **(extra_env or {})}
     started = time.perf_counter()
     if pod_start_delay > 0:
         time.sleep(pod_start_delay)
@@ -235,6 +247,7 @@ def replay(
     done: dict[str, TaskResult] = {}
     running: dict[Future[TaskResult], str] = {}
     results: list[TaskResult] = []
+    ready_at: dict[str, float] = {}
 
     def finish(result: TaskResult) -> None:
         done[result.task_id] = result
@@ -254,13 +267,19 @@ def replay(
                 if waits_for_success and failed_upstream:
                     finish(TaskResult(task.task_id, "upstream_failed", nodes=task.nodes))
                     continue
-                if all(up in done for up in upstream) and len(running) < max(1, parallel):
+                if not all(up in done for up in upstream):
+                    continue
+                ready_at.setdefault(task.task_id, time.time())
+                if len(running) < max(1, parallel):
                     future = pool.submit(run_task, task, cwd, extra_env, sandbox, pod_start_delay)
                     running[future] = task.task_id
             if not running:
                 continue
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
+                result = future.result()
                 running.pop(future)
-                finish(future.result())
+                if result.started is not None:
+                    result.waited_s = max(result.started - ready_at[result.task_id], 0.0)
+                finish(result)
     return results

@@ -22,7 +22,9 @@ from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.planning import k8s
 from kedro_gcs_bridge.planning.machines import (
     DEFAULT_CLASS,
+    MIB,
     MachineClass,
+    memory_bytes,
     parse_machine_classes,
     selector_keys,
 )
@@ -127,6 +129,9 @@ class BridgeConfig:
     on_failure_callback: str | None = None
     on_success_callback: str | None = None
     deadline: k8s.Deadline | None = None
+    # Large frames cross as parallel parts (pod/transfer.py, which keeps the same defaults).
+    parallel_threshold: int = 128 * MIB
+    parallel_concurrency: int = 8
 
     @property
     def finalize(self) -> bool:
@@ -148,6 +153,13 @@ class BridgeConfig:
 
 
 _KNOWN = {f.name for f in fields(BridgeConfig)} | {"schedule_interval"}
+
+
+def accepted_keys() -> list[str]:
+    """Every key `parse_config` reads, sorted (the init file and the README list each one)."""
+    return sorted(_KNOWN)
+
+
 #: The name a key's value is stored under when it is not its own (Airflow 2's name).
 _ALIASES = {"schedule_interval": "schedule"}
 #: Keys whose null value is a value (no schedule), not "use the default".
@@ -333,6 +345,23 @@ def _at_least_one(key: str, value: Any) -> int:
     return as_count(key, value, minimum=1)
 
 
+def _as_byte_size(key: str, value: Any) -> int:
+    """A positive whole number of bytes, given as bytes (134217728) or a quantity ('128Mi')."""
+    problem = (
+        f"'{key}' must be a whole number of bytes >= 1, like 134217728 or a quantity like "
+        f"'128Mi' or '1Gi', got {value!r}."
+    )
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(problem)
+    try:
+        size = memory_bytes(value)
+    except ConfigError as exc:
+        raise ConfigError(problem) from exc
+    if size < 1 or size != int(size):
+        raise ConfigError(problem)
+    return int(size)
+
+
 def _as_machine_classes(key: str, value: Any) -> Mapping[str, MachineClass]:
     return parse_machine_classes(value)
 
@@ -346,6 +375,8 @@ _READERS: dict[str, _Reader] = {
     **k8s.READERS,
     "max_active_runs": _at_least_one,
     "pool_slots": _at_least_one,
+    "parallel_concurrency": _at_least_one,
+    "parallel_threshold": _as_byte_size,
     "grouping_prefix": _check_prefix,
     "resources_tag_prefix": _check_prefix,
     "start_date": lambda key, value: _as_start_date(value),

@@ -16,7 +16,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.planning.k8s import as_affinity, as_timeout_minutes, as_tolerations
+from kedro_gcs_bridge.planning.k8s import (
+    as_affinity,
+    as_image_pull_policy,
+    as_timeout_minutes,
+    as_tolerations,
+)
 from kedro_gcs_bridge.planning.values import as_bool, as_count
 
 COMPUTE_CLASS_KEY = "cloud.google.com/compute-class"
@@ -57,6 +62,7 @@ class MachineClass:
         machine_family: Machine family selector ("c3"), usually with `Performance`.
         arch: CPU architecture selector ("arm64", "amd64").
         execution_timeout: Minutes a task of this class may run (over `execution_timeout`).
+        image_pull_policy: The container's pull policy (over `image_pull_policy`).
         tolerations: Pod tolerations in Kubernetes YAML form (over `tolerations`).
         affinity: Pod affinity in Kubernetes YAML form (over `affinity`).
     """
@@ -74,6 +80,7 @@ class MachineClass:
     # Pod settings of this class's tasks, over the DAG-wide keys of the same name (not sizes:
     # kept out of hashing, compared like the rest).
     execution_timeout: float | None = None
+    image_pull_policy: str | None = None
     tolerations: tuple[Mapping[str, Any], ...] | None = field(default=None, hash=False)
     affinity: Mapping[str, Any] | None = field(default=None, hash=False)
 
@@ -202,30 +209,44 @@ class AutopilotLimits:
     max_ephemeral: float = 10 * GIB
 
 
-# Clusters without Pod bursting (before GKE 1.30.2) also round CPU up to 250m steps; the checks
-# assume that, so the figures they print hold on every cluster.
+# Sources (checked 2026-11-30). Google's own tables are on "Resource requests in Autopilot",
+# https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests
+# (#compute-class-min-max, #hardware-min-max); the stored copies of that page and of
+# .../concepts/autopilot-compute-classes and .../how-to/autopilot-gpus hold only their openings,
+# not the tables. The maximums and ratios below match the copy of those tables in Google's
+# Autopilot cost calculator, which cites that page: github.com/GoogleCloudPlatform/
+# autopilot-cost-calculator, config.ini `[limits]`/`[ratios]` (last changed 2024-05-30, commit
+# f508541; read at HEAD 4fd775d, 2025-07-21): general-purpose 30 vCPU / 110 GiB, ratio 1-6.5;
+# Balanced 222 / 851, 1-8; Scale-Out 54 / 216 (arm64 43 / 172), 1:4. The minimums (250m,
+# 512 MiB: clusters without Pod bursting, before GKE 1.30.2, which also round CPU up to 250m
+# steps) are the page's older figures, kept so that the figures printed hold on every cluster;
+# with bursting the calculator lists 50m / 52 MiB.
 AUTOPILOT_LIMITS: Mapping[str, AutopilotLimits] = {
     "general-purpose": AutopilotLimits(250, 30_000, 512 * MIB, 110 * GIB, 1.0, 6.5, 250),
     "Balanced": AutopilotLimits(250, 222_000, 512 * MIB, 851 * GIB, 1.0, 8.0, 250),
-    # Not confirmed against Google's table when written: 1:4 ratio, amd64 maximum. Checked
-    # again (Nov 2026) with the search tool: Google's "Resource requests in Autopilot"
-    # (cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests) and
-    # "Compute classes in Autopilot" (.../concepts/autopilot-compute-classes) were found, but
-    # the stored excerpts stop before the min/max tables, so these figures stay unconfirmed.
     "Scale-Out": AutopilotLimits(250, 54_000, 1 * GIB, 216 * GIB, 4.0, 4.0, 250),
+    # Scale-Out on Arm (T2A) has smaller nodes; keyed "<class> <arch>" (see `_family`).
+    "Scale-Out arm64": AutopilotLimits(250, 43_000, 1 * GIB, 172 * GIB, 4.0, 4.0, 250),
     # Performance and Accelerator depend on the machine family / GPU type; only the
     # general bounds that hold for all of them are checked here.
     "Performance": AutopilotLimits(1, 10**9, 1 * MIB, 10**15, None, None),
     "Accelerator": AutopilotLimits(1, 10**9, 1 * MIB, 10**15, None, None),
 }
 
-#: Per GPU type: (min cpu, max cpu, min memory, max memory) for one GPU, after Google's
-#: "GPUs in Autopilot" table (not re-verified when written). Requests scale with the GPU count.
-#: Re-check (Nov 2026): the resource-requests page above says Autopilot applies no default
-#: requests to GPU Pods (its zh-cn excerpt); its per-GPU table was not in the stored excerpts.
-GPU_LIMITS: Mapping[str, tuple[float, float, float, float]] = {
-    "nvidia-l4": (2_000, 31_000, 4 * GIB, 115 * GIB),
-    "nvidia-tesla-t4": (500, 46_000, 2 * GIB, 287.5 * GIB),
+#: Per GPU type: (min cpu, max cpu, min memory, max memory) of one pod, whatever its GPU
+#: count, from the cost calculator's `gpupod_<type>_*` limits above (verified: errors and raised
+#: requests come only from these).
+GPU_POD_LIMITS: Mapping[str, tuple[float, float, float, float]] = {
+    "nvidia-l4": (2_000, 95_000, 7 * GIB, 363 * GIB),
+    "nvidia-tesla-t4": (500, 94_000, 512 * MIB, 587.5 * GIB),
+}
+#: Per GPU type: (max cpu, max memory) for each GPU of the pod, after Google's per-GPU-count
+#: table ("Resource requests in Autopilot", #hardware-min-max), which no stored copy holds
+#: (searched 2026-11-30: the pages and docs corpora return only the pages' openings). NOT
+#: VERIFIED, so going above them is a warning that says so, never an error.
+GPU_PER_GPU_UNVERIFIED: Mapping[str, tuple[float, float]] = {
+    "nvidia-l4": (31_000, 115 * GIB),
+    "nvidia-tesla-t4": (46_000, 287.5 * GIB),
 }
 
 
@@ -267,7 +288,9 @@ def check_autopilot(machine: MachineClass) -> AutopilotCheck:
     errors += _above_maximum(machine, label, requests, limits)
     if errors:
         return AutopilotCheck(tuple(errors), (), machine)
-    return _as_autopilot_sizes_it(machine, label, requests, limits)
+    check = _as_autopilot_sizes_it(machine, label, requests, limits)
+    unverified = _above_unverified_gpu_rows(machine, requests, label)
+    return replace(check, warnings=(*check.warnings, unverified)) if unverified else check
 
 
 @dataclass(frozen=True)
@@ -280,7 +303,13 @@ class _Requests:
 
 
 def _family(machine: MachineClass) -> str:
-    return machine.compute_class or "general-purpose"
+    """What Autopilot sizes the pod by, as messages name it: its GPUs, or its compute class
+    (with the CPU architecture where that has its own limits)."""
+    if machine.accelerator:
+        return f"{machine.gpu_count} x {machine.accelerator}"
+    family = machine.compute_class or "general-purpose"
+    with_arch = f"{family} {machine.arch}"
+    return with_arch if with_arch in AUTOPILOT_LIMITS else family
 
 
 def _limits_of(machine: MachineClass, label: str) -> tuple[AutopilotLimits | None, list[str]]:
@@ -295,11 +324,34 @@ def _limits_of(machine: MachineClass, label: str) -> tuple[AutopilotLimits | Non
         ]
     if machine.gpu_count < 1:
         return limits, [f"{label}: accelerator {machine.accelerator} needs gpu_count >= 1."]
-    gpu = GPU_LIMITS.get(machine.accelerator)
-    if gpu is None:
-        return limits, []
+    pod = GPU_POD_LIMITS.get(machine.accelerator)
+    if pod is None:
+        return None, []  # a GPU type without figures here: left to Autopilot
+    return AutopilotLimits(*pod, None, None), []
+
+
+def _above_unverified_gpu_rows(machine: MachineClass, requests: _Requests, label: str) -> str:
+    """A warning when requests pass the unverified per-GPU-count figures, or ''."""
+    per_gpu = GPU_PER_GPU_UNVERIFIED.get(machine.accelerator or "")
+    if per_gpu is None:
+        return ""
     n = machine.gpu_count
-    return AutopilotLimits(gpu[0] * n, gpu[1] * n, gpu[2] * n, gpu[3] * n, None, None), []
+    above = [
+        f"{written} is above {fmt(limit * n)}"
+        for value, limit, written, fmt in (
+            (requests.cpu, per_gpu[0], f"cpu {machine.cpu}", format_cpu),
+            (requests.memory, per_gpu[1], f"memory {machine.memory}", format_memory),
+        )
+        if value > limit * n
+    ]
+    if not above:
+        return ""
+    return (
+        f"{label}: {' and '.join(above)}, the figures for {_family(machine)} pods this "
+        "package knows from Google's per-GPU-count table, which it has not verified; check "
+        "https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests"
+        "#hardware-min-max before relying on it (Autopilot rejects a pod above the row)."
+    )
 
 
 def _above_maximum(
@@ -390,6 +442,7 @@ _FIELD_TYPES: Mapping[str, Any] = {
     "gpu_count": as_count,
     "spot": as_bool,
     "execution_timeout": as_timeout_minutes,
+    "image_pull_policy": as_image_pull_policy,
     "tolerations": as_tolerations,
     "affinity": as_affinity,
 }

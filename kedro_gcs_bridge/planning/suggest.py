@@ -9,10 +9,11 @@ dataset's bytes); `kedro gcs-bridge suggest` reads those from a run prefix and c
     + per boundary dataset loaded: round trips + bytes / bandwidth + bytes / decode rate
 
 and the DAG's makespan is its longest path (Autopilot adds nodes, so parallel branches run at
-once); pod-seconds are the sum over tasks. The search starts from the better of the current and
-the ungrouped grouping and greedily merges groups joined by an edge, in batches that are each
-checked in full, accepting only what lowers the objective: the estimate is never worse than
-its start, the task graph stays acyclic, and machine classes are never mixed unless allowed.
+once); pod-seconds are the sum over tasks. The search starts from the current grouping, the
+ungrouped one and kedro-airflow's `--group-by memory|namespace` (each that follows the rules),
+greedily merges groups joined by an edge, in batches that are each checked in full, accepting
+only what lowers the objective, and keeps the best result: the estimate is never worse than any
+start, the task graph stays acyclic, and machine classes are never mixed unless allowed.
 """
 
 from __future__ import annotations
@@ -586,8 +587,11 @@ def suggest_groups(
     model = model or CostModel()
     graph = _graph(nodes, measured, classes, model)
     alone = {name: name for name in graph.names}
-    start, notes = _start(graph, alone, current, objective, allow_mixed)
-    best = _search(graph, start, _Rules(objective, allow_mixed, max_memory))
+    rules = _Rules(objective, allow_mixed, max_memory)
+    by_memory = memory_grouping(nodes, measured.persisted)
+    by_namespace = namespace_grouping(nodes)
+    starts, notes = _starts(graph, current, (alone, by_memory, by_namespace), rules)
+    best = _best_of([_search(graph, start, rules) for start in starts], objective)
     unmeasured = [ds for ds in _flow_names(nodes) if ds not in measured.dataset_bytes]
     if unmeasured:
         notes.append(
@@ -599,8 +603,8 @@ def suggest_groups(
         ungrouped=_named_estimate(graph, alone),
         current=_named_estimate(graph, current),
         suggested=_estimate(graph, best.labels, _suggested_names(graph, best.labels, current)),
-        by_memory=_named_estimate(graph, memory_grouping(nodes, measured.persisted)),
-        by_namespace=_named_estimate(graph, namespace_grouping(nodes)),
+        by_memory=_named_estimate(graph, by_memory),
+        by_namespace=_named_estimate(graph, by_namespace),
         notes=tuple(notes),
     )
 
@@ -610,27 +614,55 @@ def _named_estimate(graph: _Graph, group_of: Mapping[str, str]) -> Estimate:
     return _estimate(graph, labels, {label: group_of[graph.names[label]] for label in labels})
 
 
-def _start(
+def _starts(
     graph: _Graph,
-    alone: Mapping[str, str],
     current: Mapping[str, str],
-    objective: str,
-    allow_mixed: bool,
-) -> tuple[_Eval, list[str]]:
-    """The better of the ungrouped and the current grouping (when it follows the rules)."""
-    ungrouped = _evaluate(graph, _labels_of(graph, alone))
+    others: Sequence[Mapping[str, str]],
+    rules: _Rules,
+) -> tuple[list[_Eval], list[str]]:
+    """Where the search starts: the current grouping, the ungrouped one (always: the first of
+    `others`), and kedro-airflow's groupings, each when it follows the rules.
+
+    Several starts because greedy merging only takes steps that improve the estimate: from
+    one pod per node it cannot reach one pod for a small fan-out (its first merges lengthen
+    the critical path), which `--group-by memory` gives at once.
+    """
+    ungrouped = _evaluate(graph, _labels_of(graph, others[0]))
     if ungrouped is None:  # pragma: no cover - a pipeline's node graph is acyclic
         raise PlanError("suggest", ["the pipeline's nodes form a cycle"])
     mine = _evaluate(graph, _labels_of(graph, current))
-    if mine is None:
-        return ungrouped, ["the current grouping has a cycle; the search starts ungrouped."]
-    if not allow_mixed and any(len(found) > 1 for found in _classes_of(graph, mine).values()):
-        note = (
-            "the current grouping mixes machine classes; the search starts from the ungrouped "
-            "one (--allow-mixed keeps such groups)."
-        )
-        return ungrouped, [note]
-    return min((ungrouped, mine), key=lambda e: _key(e, objective)), []
+    problem = "has a cycle" if mine is None else _breaks(graph, mine, rules)
+    notes = []
+    if problem:
+        notes.append(f"the current grouping {problem}; the search does not start from it.")
+    starts = [] if problem or mine is None else [mine]
+    starts.append(ungrouped)
+    for grouping in others[1:]:
+        found = _evaluate(graph, _labels_of(graph, grouping))
+        if found is not None and not _breaks(graph, found, rules):
+            starts.append(found)
+    return starts, notes
+
+
+def _breaks(graph: _Graph, e: _Eval, rules: _Rules) -> str:
+    """The rule a grouping breaks ("" when none)."""
+    classes = _classes_of(graph, e)
+    if not rules.allow_mixed and any(len(found) > 1 for found in classes.values()):
+        return "mixes machine classes (--allow-mixed keeps such groups)"
+    if rules.max_memory is not None:
+        touched = _touched_by(graph, e)
+        if any(sum(graph.size[ds] for ds in t) > rules.max_memory for t in touched.values()):
+            return "has a group that touches more bytes than --max-memory"
+    return ""
+
+
+def _best_of(found: Sequence[_Eval], objective: str) -> _Eval:
+    """The best search result; the earliest start wins a tie (the current grouping first)."""
+    best = found[0]
+    for e in found[1:]:
+        if _better(e, best, objective):
+            best = e
+    return best
 
 
 def _flow_names(nodes: Sequence[NodeSpec]) -> list[str]:

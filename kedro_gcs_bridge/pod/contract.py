@@ -7,11 +7,13 @@ with the same strict readers as every other setting (`planning/values.py`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Mapping
 
 from kedro_gcs_bridge.errors import ConfigError
+from kedro_gcs_bridge.pod import transfer
 
 RUN_PREFIX_ENV = "KEDRO_GCS_BRIDGE_RUN_PREFIX"
 DAG_ID_ENV = "KEDRO_GCS_BRIDGE_DAG_ID"
@@ -25,6 +27,10 @@ ALLOW_PICKLE_ENV = "KEDRO_GCS_BRIDGE_ALLOW_PICKLE"
 #: "true"/"false": the `local_handoff` policy (local-disk catalog datasets that cross pods
 #: travel through the run prefix, or are left to the catalog).
 LOCAL_HANDOFF_ENV = "KEDRO_GCS_BRIDGE_LOCAL_HANDOFF"
+#: Bytes, and a count: frames at least that large cross as parallel parts, that many at once
+#: (`parallel_threshold`, `parallel_concurrency`). Named where the pod reads them, pod/transfer.py.
+PARALLEL_THRESHOLD_ENV = transfer.THRESHOLD_ENV
+PARALLEL_CONCURRENCY_ENV = transfer.CONCURRENCY_ENV
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_EXPERIMENT"
 #: "true": a tracking failure fails the task (`mlflow_required`); unset: tracking is best effort.
@@ -40,6 +46,9 @@ UPSTREAM_ENV = "KEDRO_GCS_BRIDGE_UPSTREAM"
 #: Comma-separated `--tags` the DAG was created with: the registered pipeline the runner cuts
 #: boundaries from is filtered by them, as the DAG's was.
 TAGS_ENV = "KEDRO_GCS_BRIDGE_TAGS"
+#: ISO 8601 time the Airflow task instance started (worker-rendered `ti.start_date`; replay sets
+#: it when a task starts): the manifest's `pod_start_seconds` runs from it to the first node.
+TASK_START_ENV = "KEDRO_GCS_BRIDGE_TASK_START"
 
 
 def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -71,3 +80,20 @@ def env_mapping(name: str, environ: Mapping[str, str] | None = None) -> dict[str
     ):
         raise ConfigError(f"{name} must be a JSON object of strings (dataset -> task id).")
     return value
+
+
+def env_datetime(name: str, environ: Mapping[str, str] | None = None) -> dt.datetime | None:
+    """An ISO 8601 time variable of the contract (`KEDRO_GCS_BRIDGE_TASK_START`), in UTC when
+    it names no zone.
+
+    Raises:
+        ConfigError: The value is not an ISO 8601 time.
+    """
+    raw = env_value(name, environ)
+    if raw is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not an ISO 8601 time: {raw[:100]!r}") from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

@@ -26,7 +26,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractDataset
 from kedro.runner import SequentialRunner
 
-from kedro_gcs_bridge.errors import HandoffError
+from kedro_gcs_bridge.errors import ConfigError, HandoffError
 from kedro_gcs_bridge.planning.grouping import base_name, boundary_datasets, node_specs
 from kedro_gcs_bridge.planning.values import as_bool, as_count
 from kedro_gcs_bridge.pod.catalog import entry_of, is_memory, local_path
@@ -39,10 +39,12 @@ from kedro_gcs_bridge.pod.contract import (
     RUN_PREFIX_ENV,
     TAGS_ENV,
     TASK_ENV,
+    TASK_START_ENV,
     TASKS_ENV,
     TRACKING_URI_ENV,
     TRY_ENV,
     UPSTREAM_ENV,
+    env_datetime,
     env_list,
     env_mapping,
     env_value,
@@ -210,7 +212,32 @@ def _measured(
         "node_seconds": {name: round(seconds, 6) for name, seconds in timer.seconds.items()},
         "loaded_bytes": {name: record.size for name, record in sorted(store.loaded.items())},
         "first_node_at": timer.first_node_at,
+        **_pod_start(timer.first_node_at),
     }
+
+
+def _pod_start(first_node_at: str | None) -> dict[str, Any]:
+    """`task_start_at` and `pod_start_seconds` (task start to first node) when the task's start
+    is known (`KEDRO_GCS_BRIDGE_TASK_START`); a missing or unreadable start omits them."""
+    try:
+        started = env_datetime(TASK_START_ENV)
+    except ConfigError as exc:
+        logger.warning("No pod start measurement: %s", exc)
+        return {}
+    if started is None:
+        return {}
+    fields: dict[str, Any] = {"task_start_at": started.isoformat()}
+    if first_node_at is None:
+        return fields
+    seconds = (dt.datetime.fromisoformat(first_node_at) - started).total_seconds()
+    if seconds < 0:  # the worker's clock is ahead of the pod's: not a duration
+        logger.warning(
+            "No pod start measurement: the task started at %s, after the first node (%s)",
+            started.isoformat(),
+            first_node_at,
+        )
+        return fields
+    return fields | {"pod_start_seconds": round(seconds, 3)}
 
 
 class GCSRunner(SequentialRunner):

@@ -1,12 +1,14 @@
 """MLflow: one parent run per DAG run, a child run per group, the parent's id in the run prefix.
 
 No start task and no XCom: the first group pod to start creates the parent run (tagged with
-the dag id and Airflow run id) and records its id in `<prefix>/_mlflow/run.json`; the others
-read that object. Groups that start at the same moment may both create a parent: the
-exclusive create of that object decides which one stays, and the other is deleted. Every
-group logs into its own child run (`parent_run_id`), reused on retries. The parent's status
-is set once, by the DAG's final `finalize` task, from the task states Airflow recorded.
-MLflow is imported only when a tracking URI is configured.
+the dag id, the Airflow run id and the run prefix) and records its id in
+`<prefix>/_mlflow/run.json`; the others read that object. Groups that start at the same
+moment may both create a parent: the exclusive create of that object decides which one
+stays, and the other is deleted. Every group logs into its own child run (`parent_run_id`),
+reused on retries. The parent's status is set once, by the DAG's final `finalize` task, from
+the task states Airflow recorded. The parent's run prefix tag leads back from an MLflow run
+id to the run's data and manifests (`parent_run_prefix`, for `kedro gcs-bridge suggest --from
+mlflow:<run id>`). MLflow is imported only when a tracking URI is configured.
 
 Tracking watches the pipeline; it must not stop it. Every `Tracker` bounds MLflow's HTTP
 retries and timeouts for its process (`bound_http_requests`), so an unreachable server fails
@@ -39,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 TAG = "kedro_gcs_bridge"
 PARENT_OBJECT = "_mlflow/run.json"
+#: The parent run's tag holding the run prefix URL: `suggest --from mlflow:<run id>` reads it.
+RUN_PREFIX_TAG = f"{TAG}.run_prefix"
 _METRIC_KEY = re.compile(r"[^\w\-. /]")
 _PARAM_VALUE_MAX = 6000
 
@@ -302,7 +306,7 @@ class Tracker:
         else:
             candidate = created = self.client.create_run(
                 experiment_id,
-                tags=identity.tags(),
+                tags=identity.tags() | {RUN_PREFIX_TAG: self.store.prefix},
                 run_name=identity.run_name(),
             ).info.run_id
         record = {"run_id": candidate, "experiment_id": experiment_id, "tracking_uri": self.uri}
@@ -385,6 +389,57 @@ class Tracker:
         if current != status:
             self.client.set_terminated(recorded["run_id"], status)
         return status
+
+
+def parent_run_prefix(uri: str, run_id: str) -> str:
+    """The run prefix a DAG run's MLflow parent run records (tag `kedro_gcs_bridge.run_prefix`);
+    a group's child run leads to its parent.
+
+    Raises:
+        TrackingError: The server does not answer, has no such run, or the run records no
+            run prefix; the message names the run id and what to pass instead.
+    """
+    bound_http_requests()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    where = _shown_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = client.get_run(run_id)
+        parent = run.data.tags.get("mlflow.parentRunId")
+        if RUN_PREFIX_TAG not in run.data.tags and parent:
+            run = client.get_run(parent)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise TrackingError(
+                f"MLflow run {run_id} does not exist at {where}: pass the id of a DAG run's "
+                "parent run (the run named `<dag_id> <date>`) from that server, or the run "
+                "prefix URL (see `kedro gcs-bridge runs list`)."
+            ) from exc
+        raise TrackingError(f"MLflow at {where} failed to read run {run_id}: {brief(exc)}") from exc
+    except Exception as exc:  # connection errors come in many types
+        raise TrackingError(
+            f"MLflow at {where} did not answer for run {run_id}: {brief(exc)}. Check the "
+            "tracking URI, or pass the run prefix URL instead."
+        ) from exc
+    prefix = run.data.tags.get(RUN_PREFIX_TAG)
+    if not prefix:
+        raise TrackingError(
+            f"MLflow run {run_id} at {where} records no run prefix (tag {RUN_PREFIX_TAG}): it "
+            "is not the parent run of a kedro-gcs-bridge DAG run, or an older version created "
+            "it. Pass the run prefix URL instead (see `kedro gcs-bridge runs list`)."
+        )
+    return prefix
+
+
+def _shown_uri(uri: str) -> str:
+    """A tracking URI fit for a message: a password in it is never shown."""
+    parts = urlsplit(uri)
+    if not parts.password:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _quote(value: str) -> str:

@@ -85,7 +85,15 @@ ALL_KNOBS: dict[str, Any] = {
     "on_failure_callback": "alerts15.notify",
     "on_success_callback": "alerts15.notify",
     "deadline": {"minutes": 300, "callback": "alerts15.late"},
-    "machine_classes": {"gpu": {"execution_timeout": 90, "tolerations": [GPU_TOLERATION]}},
+    "machine_classes": {
+        "gpu": {
+            "execution_timeout": 90,
+            "tolerations": [GPU_TOLERATION],
+            "image_pull_policy": "IfNotPresent",
+        }
+    },
+    "parallel_threshold": "64Mi",
+    "parallel_concurrency": 4,
 }
 
 
@@ -284,8 +292,29 @@ class TestPodKnobs:
             "bulk-env"
         ]
 
-    def test_image_pull_policy(self, knobs_pods: dict[str, Any]) -> None:
-        assert {container(pod).image_pull_policy for pod in knobs_pods.values()} == {"Always"}
+    @pytest.mark.parametrize(
+        ("dag", "threshold", "concurrency"),
+        [("default_dag", 128 * 2**20, 8), ("knobs_dag", 64 * 2**20, 4)],
+    )
+    def test_parallel_transfer_settings_reach_every_pod(
+        self, dag: str, threshold: int, concurrency: int, request: pytest.FixtureRequest
+    ) -> None:
+        from kedro_gcs_bridge.pod.transfer import CONCURRENCY_ENV, THRESHOLD_ENV, TransferSettings
+
+        for pod in pods(request.getfixturevalue(dag)).values():
+            env = {var.name: var.value for var in container(pod).env}
+            assert (env[THRESHOLD_ENV], env[CONCURRENCY_ENV]) == (str(threshold), str(concurrency))
+            settings = TransferSettings.from_env(env)  # as the pod reads them
+            assert (settings.threshold, settings.concurrency) == (threshold, concurrency)
+
+    def test_image_pull_policy_with_class_override(self, knobs_pods: dict[str, Any]) -> None:
+        policies = {task: container(pod).image_pull_policy for task, pod in knobs_pods.items()}
+        assert policies == {
+            "a": "Always",
+            "b": "IfNotPresent",  # machine class gpu
+            "c": "Always",
+            "gcs_bridge_finalize": "Always",
+        }
 
     def test_tolerations_and_affinity_per_machine_class(self, knobs_pods: dict[str, Any]) -> None:
         def tolerations(task: str) -> list[tuple[str, str]]:
@@ -308,6 +337,17 @@ class TestPodKnobs:
         assert container(gpu).resources.limits == {"nvidia.com/gpu": "1"}
         assert container(gpu).resources.requests["cpu"] == "4"
         assert knobs_pods["a"].spec.node_selector == {"cloud.google.com/gke-nodepool": "batch"}
+
+    def test_a_users_gpu_class_gets_its_accelerator_and_gpu_limit(self, workdir: Path) -> None:
+        folder = workdir / "gpu"
+        folder.mkdir()
+        t4 = {"accelerator": "nvidia-tesla-t4", "gpu_count": 2, "cpu": "8", "memory": "30Gi"}
+        built = pods(load(render(folder, machine_classes={"gpu": t4})))
+        gpu, plain = built["b"], built["a"]
+        assert gpu.spec.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+        assert container(gpu).resources.limits == {"nvidia.com/gpu": "2"}
+        assert (container(gpu).resources.requests["cpu"], plain.spec.node_selector) == ("8", {})
+        assert not container(plain).resources.limits
 
     def test_pod_template_file_and_pod_override_are_merged(
         self, knobs_pods: dict[str, Any]
@@ -398,11 +438,40 @@ class TestRegenerateLine:
         assert "    kedro airflow create -j templates/gcs_bridge.j2 --params " in text
 
 
+#: One bad value of each knob (`doc_md` takes any text); the reader's own cases are in
+#: tests/planning/test_k8s.py and test_config*.py.
+BAD_KNOBS: list[tuple[str, Any]] = [
+    ("execution_timeout", 0),
+    ("dagrun_timeout", "long"),
+    ("pool", ""),
+    ("pool_slots", 0),
+    ("priority_weight", -1),
+    ("weight_rule", "heaviest"),
+    ("on_finish_action", "delete_failed_pod"),
+    ("security_context", {"pod": {"runAsUser": 0}}),
+    ("pod_labels", {"team": "Data team"}),
+    ("pod_annotations", {"kedro-gcs-bridge/group": "x"}),
+    ("node_selector", {"cloud.google.com/gke-accelerator": "nvidia-l4"}),
+    ("env_vars", {"MLFLOW_TRACKING_TOKEN": "abc"}),
+    ("env_from_secrets", ["Bad_Name"]),
+    ("secret_env", {"TOKEN": "no-key"}),
+    ("image_pull_policy", "sometimes"),
+    ("tolerations", [{"operator": "Maybe"}]),
+    ("affinity", {"nodeAfinity": {}}),
+    ("pod_template_file", "pod.yaml"),
+    ("pod_override", {"kind": "Pod"}),
+    ("params", {"lr": "0.1,0.2"}),
+    ("on_failure_callback", "notify"),
+    ("on_success_callback", "not a path"),
+    ("deadline", {"minutes": 60}),
+    ("machine_classes", {"gpu": {"image_pull_policy": "sometimes"}}),
+    ("parallel_threshold", "lots"),
+    ("parallel_concurrency", 0),
+]
+
+
 class TestBadValuesWriteNoDag:
-    @pytest.mark.parametrize(
-        ("key", "value"),
-        [("pod_labels", {"team": "Data team"}), ("on_failure_callback", "notify")],
-    )
+    @pytest.mark.parametrize(("key", "value"), BAD_KNOBS, ids=[key for key, _ in BAD_KNOBS])
     def test_error_names_the_key_and_the_file_has_no_dag(
         self, key: str, value: Any, tmp_path: Path
     ) -> None:

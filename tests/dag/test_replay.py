@@ -16,7 +16,14 @@ import yaml
 from _processes import run
 from conftest import _LOCAL_DISK_CATALOG
 
-from kedro_gcs_bridge.dag.replay import TaskResult, kedro_start_seconds, makespan
+from kedro_gcs_bridge.dag.replay import (
+    ReplayTask,
+    TaskResult,
+    kedro_start_seconds,
+    makespan,
+    slot_waits,
+)
+from kedro_gcs_bridge.dag.replay import replay as replay_tasks
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.pod.store import HandoffStore
 
@@ -332,36 +339,50 @@ def _model(project: Path, env: dict[str, str], prefix: str, out: str) -> dict[st
     return json.loads(result.stdout[result.stdout.index("{") :])
 
 
+def _evaluated_metrics(kept: Path) -> dict[str, float]:
+    """metrics.json as whichever task ran evaluate_model_node left it in its own copy."""
+    (path,) = kept.glob("*/project/data/08_reporting/metrics.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 class TestModelAgainstReplay:
     """Issue 16 item 4: the cost model's makespan against a replay with a pod start delay."""
 
-    def test_model_within_20_percent_and_suggested_replays_faster(
-        self, workdir: Path, base_env: dict[str, str]
+    def test_model_within_20_percent_and_suggested_replays_faster_to_same_outputs(
+        self, workdir: Path, base_env: dict[str, str], reference_metrics: dict[str, float]
     ) -> None:
         project = fresh_project(workdir, "model-check")
         name, dag_id = "spaceflights_ungrouped_dag.py", "spaceflights__default__local_ungrouped"
         ungrouped_dag = create_dag(project, base_env, "grouping=false", name=name)
         delay = ("--parallel", "2", "--pod-start-delay", str(DELAY))
-        ungrouped = replay(project, ungrouped_dag, base_env, *delay)
+        keep = ("--keep-task-dirs", str(project / "kept-ungrouped"))
+        ungrouped = replay(project, ungrouped_dag, base_env, *delay, *keep)
         assert ungrouped.returncode == 0, ungrouped.stdout[-3000:]
         assert f"{DELAY:g} s of it pod start" in ungrouped.stdout
+        # Every ready task started at once, as on Autopilot: the model assumes nothing else.
+        assert "for a free --parallel slot" not in ungrouped.stdout
         measured = _figure(ungrouped.stdout, r"makespan: ([\d.]+) s")
         model = _model(project, base_env, run_prefix(project, dag_id), ungrouped.stdout)
         estimate = model["ungrouped"]["makespan_s"]
         assert measured == pytest.approx(estimate, rel=0.2)
+        assert _evaluated_metrics(project / "kept-ungrouped") == reference_metrics
 
         airflow_yml = project / "conf" / "base" / "airflow.yml"
         config = yaml.safe_load(airflow_yml.read_text(encoding="utf-8"))
         config["default"]["groups"] = model["suggested"]["groups"]
         airflow_yml.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         grouped_dag = create_dag(project, base_env)
-        grouped = replay(project, grouped_dag, base_env, *delay)
+        keep = ("--keep-task-dirs", str(project / "kept-grouped"))
+        grouped = replay(project, grouped_dag, base_env, *delay, *keep)
         assert grouped.returncode == 0, grouped.stdout[-3000:]
+        assert "for a free --parallel slot" not in grouped.stdout
         faster = _figure(grouped.stdout, r"makespan: ([\d.]+) s")
         model = _model(project, base_env, run_prefix(project), grouped.stdout)
         assert model["current"]["tasks"] < 7
         assert faster == pytest.approx(model["current"]["makespan_s"], rel=0.2)
         assert faster < measured
+        # The pasted groups replay to the same outputs.
+        assert _evaluated_metrics(project / "kept-grouped") == reference_metrics
         # The figures, for the README (`pytest -s`).
         print(f"\nungrouped: {measured} s measured, {estimate} s model")
         print(f"suggested: {faster} s measured, {model['current']['makespan_s']} s model")
@@ -391,3 +412,11 @@ class TestTiming:
         }
         assert kedro_start_seconds(results, manifests) == pytest.approx(2.0)
         assert kedro_start_seconds(results, {}) is None
+
+    def test_a_task_waiting_for_a_free_slot_is_counted(self, tmp_path: Path) -> None:
+        sleep = (sys.executable, "-c", "import time; time.sleep(1)")
+        tasks = [ReplayTask(name, sleep, {}, frozenset(), ()) for name in "abc"]
+        count, waited = slot_waits(replay_tasks(tasks, tmp_path, parallel=2))
+        assert count == 1
+        assert waited == pytest.approx(1.0, abs=0.6)
+        assert slot_waits(replay_tasks(tasks, tmp_path, parallel=3)) == (0, 0.0)

@@ -175,6 +175,30 @@ class TestAutopilot:
                 id="balanced-cpu",
             ),
             pytest.param(
+                MachineClass(
+                    "m", cpu="48", memory="192Gi", compute_class="Scale-Out", arch="arm64"
+                ),
+                "cpu 48 is above the Autopilot maximum of 43 for Scale-Out arm64",
+                id="scale-out-arm64-cpu",
+            ),
+            pytest.param(
+                MachineClass("m", cpu="56", memory="224Gi", compute_class="Scale-Out"),
+                "cpu 56 is above the Autopilot maximum of 54 for Scale-Out",
+                id="scale-out-cpu",
+            ),
+            pytest.param(
+                MachineClass("m", cpu="96", memory="300Gi", accelerator="nvidia-l4", gpu_count=8),
+                "cpu 96 is above the Autopilot maximum of 95 ",
+                id="l4-pod-cpu-cap",
+            ),
+            pytest.param(
+                MachineClass(
+                    "m", cpu="8", memory="600Gi", accelerator="nvidia-tesla-t4", gpu_count=4
+                ),
+                "memory 600Gi is above the Autopilot maximum of 601600Mi ",
+                id="t4-pod-memory-cap",
+            ),
+            pytest.param(
                 MachineClass("m", gpu_count=1),
                 "gpu_count=1 needs an accelerator type",
                 id="gpu-without-accelerator",
@@ -215,8 +239,8 @@ class TestAutopilot:
             pytest.param(
                 MachineClass("m", cpu="1", memory="4Gi", accelerator="nvidia-l4", gpu_count=1),
                 "2",
-                "4Gi",
-                id="gpu-minimum-cpu",
+                "7Gi",
+                id="gpu-pod-minimums",
             ),
         ],
     )
@@ -229,6 +253,36 @@ class TestAutopilot:
         assert (check.adjusted.cpu, check.adjusted.memory) == (cpu, memory)
         assert f"to cpu={cpu} memory={memory} " in warning
         assert warning.startswith("machine class 'm': Autopilot would raise")
+
+    @pytest.mark.parametrize(
+        "machine",
+        [
+            MachineClass("m", cpu="54", memory="216Gi", compute_class="Scale-Out"),
+            MachineClass("m", cpu="43", memory="172Gi", compute_class="Scale-Out", arch="arm64"),
+            MachineClass("m", cpu="95", memory="363Gi", accelerator="nvidia-l4", gpu_count=8),
+        ],
+        ids=["scale-out-amd64-max", "scale-out-arm64-max", "l4-8-gpus-max"],
+    )
+    def test_the_maximums_themselves_are_accepted(self, machine: MachineClass) -> None:
+        assert check_autopilot(machine).errors == ()
+
+    def test_per_gpu_count_figures_only_warn_because_they_are_unverified(self) -> None:
+        # Within the verified per-pod maximum (95 vCPU), above the unverified 1-GPU row (31).
+        machine = MachineClass("m", cpu="40", memory="150Gi", accelerator="nvidia-l4", gpu_count=1)
+        check = check_autopilot(machine)
+        assert check.errors == ()
+        (warning,) = check.warnings
+        assert "cpu 40 is above 31" in warning
+        assert "memory 150Gi is above 115Gi" in warning
+        assert "not verified" in warning
+        assert check.adjusted == machine
+
+    def test_a_gpu_type_without_figures_is_left_to_autopilot(self) -> None:
+        machine = MachineClass(
+            "m", cpu="60", memory="300Gi", accelerator="nvidia-a100-80gb", gpu_count=1
+        )
+        check = check_autopilot(machine)
+        assert (check.errors, check.warnings) == ((), ())
 
     def test_custom_compute_class_is_left_to_the_cluster(self) -> None:
         check = check_autopilot(MachineClass("m", cpu="100m", compute_class="my-class"))

@@ -4,6 +4,8 @@ Airflow loads."""
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,11 +101,28 @@ class TestSearch:
             spec("mid", "s", "m"),
             spec("end", "m", "e"),
         ]
-        measured = Measurements({"src": 1, "left": 600, "mid": 1, "end": 1})
+        measured = Measurements({"src": 1, "left": 600, "mid": 300, "end": 1})
         result = suggest_groups(nodes, measured, {}, alone(nodes))
         assert sorted(result.suggested.groups.values()) == [("left",), ("mid", "end"), ("src",)]
         assert result.suggested.makespan_s == pytest.approx(result.ungrouped.makespan_s)
         assert result.suggested.pod_seconds < result.ungrouped.pod_seconds
+
+    def test_a_small_fan_out_goes_in_one_pod_as_group_by_memory_would(self) -> None:
+        # From one pod per node every first merge lengthens the critical path, so greedy
+        # merging alone stops at one pod per branch; the search also starts from kedro-airflow's
+        # groupings and keeps the best.
+        nodes = [spec("src", "raw", "s")]
+        for branch in "abc":
+            nodes += [
+                spec(f"{branch}0", "s", f"{branch}0o"),
+                spec(f"{branch}1", f"{branch}0o", f"{branch}1o"),
+            ]
+        nodes.append(spec("join", "a1o b1o c1o", "out"))
+        measured = Measurements(dict.fromkeys((n.name for n in nodes), 1.0), default_bytes=1000)
+        result = suggest_groups(nodes, measured, {}, alone(nodes))
+        assert result.suggested.tasks == 1
+        assert result.suggested.makespan_s == pytest.approx(result.by_memory.makespan_s)
+        assert result.suggested.makespan_s < result.ungrouped.makespan_s
 
     def test_a_diamond_of_long_branches_stays_as_it_is(self) -> None:
         nodes = [
@@ -139,6 +158,14 @@ class TestSearch:
         bound = suggest_groups(nodes, measured, {}, alone(nodes), max_memory=250)
         assert free.suggested.tasks == 1
         assert bound.suggested.tasks == 2
+
+    def test_does_not_start_from_a_current_grouping_over_the_memory_bound(self) -> None:
+        nodes = [spec("a", "raw", "x"), spec("b", "x", "y"), spec("c", "y", "z"), spec("d", "z")]
+        measured = Measurements({}, {"x": 100, "y": 100, "z": 100})
+        one = dict.fromkeys("abcd", "g")
+        result = suggest_groups(nodes, measured, {}, one, max_memory=250)
+        assert result.suggested.tasks == 2
+        assert "more bytes than --max-memory" in result.notes[0]
 
     def test_does_not_start_from_a_current_grouping_that_mixes_classes(self) -> None:
         nodes = [spec("a", "raw", "x", "machine.small"), spec("b", "x", "y", "machine.large")]
@@ -247,6 +274,9 @@ class TestRandomPipelines:
         current_ok = not grouping.problems and (mixed or not result.current.mixed)
         if current_ok:
             assert key(result.suggested) <= tuple(v + tolerance for v in key(result.current))
+        for theirs in (result.by_memory, result.by_namespace):
+            if theirs.makespan_s is not None and (mixed or not theirs.mixed):
+                assert key(result.suggested) <= tuple(v + tolerance for v in key(theirs))
 
     @settings(max_examples=100, deadline=None)
     @given(measured_pipelines())
@@ -264,6 +294,53 @@ class TestRandomPipelines:
         block = groups_block(result.suggested.groups)
         plan = plan_tasks("p", untagged, parse_config({"groups": block}))
         assert {t.nodes for t in plan.tasks} == set(result.suggested.groups.values())
+
+
+def _fan_outs(n: int, rng: random.Random) -> list[NodeSpec]:
+    """Chained blocks of source -> 10 branches of 1-3 nodes -> join, `n` nodes or a few more."""
+    nodes: list[NodeSpec] = []
+    previous = "raw"
+    while len(nodes) < n:
+        block = f"b{len(nodes)}"
+        nodes.append(spec(f"{block}.src", previous, f"{block}.s"))
+        ends = []
+        for branch in range(10):
+            last = f"{block}.s"
+            for step in range(rng.randint(1, 3)):
+                name = f"{block}.{branch}_{step}"
+                nodes.append(spec(name, last, f"{name}.o"))
+                last = f"{name}.o"
+            ends.append(last)
+        nodes.append(spec(f"{block}.join", " ".join(ends), f"{block}.j"))
+        previous = f"{block}.j"
+    return nodes
+
+
+def _wide(n: int, rng: random.Random) -> list[NodeSpec]:
+    middle = [spec(f"w{i}", "s", f"w{i}.o") for i in range(n - 2)]
+    join = spec("join", " ".join(node.outputs[0] for node in middle), "out")
+    return [spec("src", "raw", "s"), *middle, join]
+
+
+class TestScale:
+    @pytest.mark.parametrize("shape", [_fan_outs, _wide])
+    def test_2000_nodes_in_under_10_s_and_deterministic(
+        self, shape: Callable[[int, random.Random], list[NodeSpec]]
+    ) -> None:
+        rng = random.Random(16)
+        nodes = shape(2000, rng)
+        seconds = {node.name: rng.uniform(1, 120) for node in nodes}
+        sizes = {out: int(10 ** rng.uniform(3, 9)) for node in nodes for out in node.outputs}
+        measured = Measurements(seconds, sizes)
+        results, timings = [], []
+        for _ in range(2):
+            started = time.perf_counter()
+            results.append(suggest_groups(nodes, measured, {}, alone(nodes)))
+            timings.append(time.perf_counter() - started)
+        assert len(nodes) >= 2000
+        assert max(timings) < 10.0
+        assert results[0] == results[1]
+        assert results[0].suggested.makespan_s <= results[0].ungrouped.makespan_s
 
 
 def _identity(*values: Any) -> Any:
