@@ -9,6 +9,7 @@ docker ignore file, `planning/image.py`). `plan`, `validate` and `kedro airflow 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,7 @@ def _relative(location: DatasetLocation, project_path: Path) -> DatasetLocation:
         relative = Path(location.path).relative_to(project_path)
     except ValueError:
         return location
-    return DatasetLocation(Where.LOCAL, relative.as_posix())
+    return replace(location, path=relative.as_posix())
 
 
 def _made_elsewhere(

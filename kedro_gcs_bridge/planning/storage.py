@@ -44,10 +44,12 @@ class Where(Enum):
 
 @dataclass(frozen=True)
 class DatasetLocation:
-    """Where one dataset lives: in memory, on local disk at `path`, or remote (gs://, ...)."""
+    """Where one dataset lives: in memory, on local disk at `path`, or remote (gs://, ...);
+    `versioned` when the catalog keeps its versions (`versioned: true`)."""
 
     where: Where
     path: str | None = None
+    versioned: bool = False
 
 
 MEMORY = DatasetLocation(Where.MEMORY)
@@ -256,6 +258,18 @@ _IN_MEMORY_ELSEWHERE_REMEDY = (
 )
 
 
+def _versions_lost(entry: StorageEntry) -> str:
+    """A warning for a versioned local-disk dataset only the run prefix carries, or ''."""
+    if entry.storage_class is not StorageClass.LOCAL_HANDOFF or not entry.location.versioned:
+        return ""
+    return (
+        f"versioned dataset '{entry.dataset}' is saved on local disk ({entry.location.path}) "
+        f"by task {entry.producer} and reaches task(s) {_tasks(entry.readers)} through the "
+        "run prefix: no version is kept after the run (the pod's disk goes with the pod, the "
+        f"run prefix with `runs gc`). To keep its versions, {CATALOG_REMEDY}."
+    )
+
+
 def grade(entries: Sequence[StorageEntry], local_disk: str = "error") -> StoragePlan:
     """Errors and warnings of a classified DAG under the `local_disk` policy.
 
@@ -265,11 +279,14 @@ def grade(entries: Sequence[StorageEntry], local_disk: str = "error") -> Storage
 
     Returns:
         The storage plan: errors name the dataset and the remedy; warnings (local_disk:
-        warn) say what will be missing or lost.
+        warn, and versioned datasets only the run prefix carries) say what will be missing
+        or lost.
     """
     errors: list[str] = []
     warnings: list[str] = []
     for entry in entries:
+        if lost := _versions_lost(entry):
+            warnings.append(lost)
         if entry.storage_class not in _RULES:
             continue
         policy, remedy = _RULES[entry.storage_class]

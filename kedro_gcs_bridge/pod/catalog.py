@@ -10,6 +10,7 @@ or credential is created.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from kedro.io.core import get_protocol_and_path
@@ -51,7 +52,8 @@ def location_of_config(config: Mapping[str, Any] | None) -> DatasetLocation:
     if type_name in _MEMORY_TYPES:
         return MEMORY
     path = configured_path(config)
-    return DatasetLocation(Where.REMOTE) if path is None else _from_path(path)
+    location = DatasetLocation(Where.REMOTE) if path is None else _from_path(path)
+    return replace(location, versioned=bool(config.get("versioned")))
 
 
 def location_of(dataset: Any) -> DatasetLocation:
@@ -65,9 +67,10 @@ def location_of(dataset: Any) -> DatasetLocation:
     protocol = getattr(dataset, "_protocol", None)
     filepath = getattr(dataset, "_filepath", None)
     if isinstance(protocol, str) and filepath is not None:
+        versioned = getattr(dataset, "_version", None) is not None
         if protocol in _LOCAL_PROTOCOLS:
-            return DatasetLocation(Where.LOCAL, str(filepath))
-        return DatasetLocation(Where.REMOTE, f"{protocol}://{filepath}")
+            return DatasetLocation(Where.LOCAL, str(filepath), versioned)
+        return DatasetLocation(Where.REMOTE, f"{protocol}://{filepath}", versioned)
     try:
         config = dataset._init_config()
     except Exception:  # noqa: BLE001 - third-party datasets may not record their config

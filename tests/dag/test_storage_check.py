@@ -101,3 +101,13 @@ class TestOtherPipelines:
     def test_local_backend_has_no_storage_plan(self, project: Path) -> None:
         catalog = {"table": _csv("data/03/table.csv")}
         assert _storage(project, "train", catalog, pod_backend="local") is None
+
+    def test_a_versioned_entry_is_known_as_versioned(self, project: Path) -> None:
+        catalog = {
+            "raw": _csv("data/01_raw/raw.csv"),
+            "table": {**_csv("data/03/table.csv"), "versioned": True},
+        }
+        plan = _storage(project, "__default__", catalog)
+        (entry,) = [e for e in plan.entries if e.dataset == "table"]
+        assert entry.location.versioned
+        assert plan.errors == () and "versioned dataset 'table'" in plan.warnings[0]

@@ -84,6 +84,18 @@ class TestClasses:
             "mid": "data/mid.parquet: carried through the run prefix"
         }
 
+    def test_versioned_local_crossing_warns_that_its_versions_are_not_kept(self) -> None:
+        mid = DatasetLocation(Where.LOCAL, "data/06_models/mid.pickle", versioned=True)
+        plan = storage({"mid": mid})
+        assert classes(plan)["mid"] is StorageClass.LOCAL_HANDOFF
+        assert plan.errors == ()
+        assert plan.warnings == (
+            "versioned dataset 'mid' is saved on local disk (data/06_models/mid.pickle) by "
+            "task a and reaches task(s) b through the run prefix: no version is kept after the "
+            "run (the pod's disk goes with the pod, the run prefix with `runs gc`). To keep "
+            f"its versions, {CATALOG_REMEDY}.",
+        )
+
     def test_local_crossing_is_an_error_without_local_handoff(self) -> None:
         plan = storage({"mid": local("data/mid.parquet")}, local_handoff=False)
         assert classes(plan)["mid"] is StorageClass.LOCAL_CROSSING

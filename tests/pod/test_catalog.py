@@ -25,23 +25,26 @@ def _offline_gcs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 class TestCreatedDatasets:
     @pytest.mark.parametrize(
-        ("make", "url"),
+        ("make", "url", "versioned"),
         [
-            (lambda u: ParquetDataset(filepath=u), "gs://acme-bucket/models/x.parquet"),
+            (lambda u: ParquetDataset(filepath=u), "gs://acme-bucket/models/x.parquet", False),
             (
                 lambda u: PickleDataset(filepath=u, version=Version(None, None)),
                 "gs://acme-bucket/models/regressor.pickle",
+                True,
             ),
-            (lambda u: CSVDataset(filepath=u), "gcs://acme-bucket/raw/companies.csv"),
+            (lambda u: CSVDataset(filepath=u), "gcs://acme-bucket/raw/companies.csv", False),
         ],
         ids=["parquet", "versioned-pickle", "gcs-scheme"],
     )
-    def test_gcs_is_never_local(self, make: Callable[[str], Any], url: str) -> None:
+    def test_gcs_is_never_local(
+        self, make: Callable[[str], Any], url: str, versioned: bool
+    ) -> None:
         dataset = make(url)
         # `_describe()` says `acme-bucket/...`, which reads like a relative local path.
         assert "://" not in str(dataset._describe()["filepath"])
         assert local_path(dataset) is None
-        assert location_of(dataset) == DatasetLocation(Where.REMOTE, url)
+        assert location_of(dataset) == DatasetLocation(Where.REMOTE, url, versioned)
 
     def test_local_file_is_local(self, tmp_path: Path) -> None:
         dataset = JSONDataset(filepath=str(tmp_path / "m.json"))
@@ -76,7 +79,9 @@ class TestFromConfig:
         catalog = DataCatalog.from_config(self.CONFIG)
         names = ["model", "companies", "cached", "a_features", "b_local", "scratch", "unknown"]
         assert catalog_locations(catalog, names) == {
-            "model": DatasetLocation(Where.REMOTE, "gs://acme-bucket/models/regressor.pickle"),
+            "model": DatasetLocation(
+                Where.REMOTE, "gs://acme-bucket/models/regressor.pickle", versioned=True
+            ),
             "companies": DatasetLocation(Where.LOCAL, "data/01_raw/companies.csv"),
             "cached": DatasetLocation(Where.LOCAL, "data/c.csv"),
             "a_features": DatasetLocation(Where.REMOTE, "gs://acme-bucket/features/a.parquet"),
