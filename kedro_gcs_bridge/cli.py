@@ -232,6 +232,7 @@ def validate(
     from kedro.framework.project import pipelines
 
     from kedro_gcs_bridge.planning.config import merge_airflow_config, unknown_keys
+    from kedro_gcs_bridge.planning.storage import remedies_once
 
     names = list(pipeline_names) or sorted(pipelines)
     files, catalog = _dag_files(metadata, names, env, params)
@@ -253,8 +254,8 @@ def validate(
         if storage is not None and storage.errors:
             failed = True
             click.secho(f"{name}: ERROR", fg="red")
-            for error in storage.errors:
-                click.secho(f"{name}: error: {error}", fg="red")
+            for line in remedies_once(storage.errors):
+                click.secho(f"{name}: {line}", fg="red")
             continue
         click.secho(f"{name}: ok, {len(dag.plan.tasks)} task(s)", fg="green")
     if failed:

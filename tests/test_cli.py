@@ -133,11 +133,18 @@ class TestValidate:
         error = (
             "error: dataset 'preprocessed_companies' is saved on local disk "
             f"({PARQUET}) by task companies and read by task(s) split in other pods, which "
-            "will not find it. Remedy: set `local_handoff: true` so the run prefix carries it, "
+            "will not find it."
+        )
+        remedy = (
+            "errors above: set `local_handoff: true` so the run prefix carries it, "
             "or move it to GCS: `kedro gcs-bridge catalog --root gs://<bucket>/<path>`"
         )
         assert f"__default__: {error}" in run.output
         assert f"data_processing: {error}" in run.output
+        # A remedy several errors share is said once, after them.
+        assert run.output.count("__default__: remedy for the ") >= 1
+        assert remedy in run.output
+        assert "Remedy: set `local_handoff: true`" not in run.output.split("data_science")[0]
         assert "__default__: ok" not in run.output
         # data_science does not hold the node that makes it, but crosses with its model.
         assert "data_science: error: dataset 'preprocessed_companies'" not in run.output

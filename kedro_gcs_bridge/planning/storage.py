@@ -314,3 +314,23 @@ def storage_text(storage: StoragePlan) -> str:
     lines += [f"error: {error}" for error in storage.errors]
     lines += [f"warning: {warning}" for warning in storage.warnings]
     return "\n".join(lines) + "\n"
+
+
+def remedies_once(errors: Sequence[str]) -> list[str]:
+    """The lines that print errors, each shared remedy said once after the errors it fixes.
+
+    Errors keep their order within a remedy; the groups follow the first error of each.
+    """
+    groups: dict[str | None, list[str]] = {}
+    for error in errors:
+        problem, found, remedy = error.partition(". Remedy: ")
+        if found and sum(other.endswith(f". Remedy: {remedy}") for other in errors) > 1:
+            groups.setdefault(remedy, []).append(f"{problem}.")
+        else:
+            groups.setdefault(None, []).append(error)
+    lines: list[str] = []
+    for remedy, problems in groups.items():
+        lines += [f"error: {problem}" for problem in problems]
+        if remedy is not None:
+            lines.append(f"remedy for the {len(problems)} errors above: {remedy}")
+    return lines

@@ -20,6 +20,7 @@ from kedro_gcs_bridge.planning.storage import (
     Where,
     classify,
     grade,
+    remedies_once,
     storage_text,
 )
 
@@ -245,3 +246,17 @@ class TestImageFilter:
 
     def test_no_ignore_file_keeps_everything(self) -> None:
         assert not ImageFilter().excludes("data/01_raw/companies.csv")
+
+
+class TestRemediesOnce:
+    def test_a_remedy_shared_by_several_errors_is_said_once_after_them(self) -> None:
+        errors = ["a is lost. Remedy: move it.", "b is lost. Remedy: move it.", "c. Remedy: x."]
+        assert remedies_once(errors) == [
+            "error: a is lost.",
+            "error: b is lost.",
+            "remedy for the 2 errors above: move it.",
+            "error: c. Remedy: x.",
+        ]
+
+    def test_errors_without_a_remedy_are_kept_as_they_are(self) -> None:
+        assert remedies_once(["plain."]) == ["error: plain."]
