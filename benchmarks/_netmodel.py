@@ -7,10 +7,13 @@ What it models, per TCP connection (what a pod's HTTP client opens to GCS):
   and answers alternate), so a streamed upload body pays it once.
 - **throughput**: each direction of each connection is paced to `rate_bps` (default 100 MB/s),
   the per-stream rate GCS gives one HTTPS connection; parallel connections add up, as on GCS
-  (which scales to many Gbit/s per bucket) and a pod's NIC (16-32 Gbit/s on Autopilot).
+  (which scales to many Gbit/s per bucket) and a pod's NIC (16-32 Gbit/s on Autopilot). Pacing
+  restarts with each request and each answer, so a keep-alive connection reused after a pause
+  saves up no credit for a burst.
 Not modelled: TCP slow start, TLS handshakes (a new connection pays one latency), packet loss,
-GCS's own per-request rate limits. The emulator behind the proxy still costs its own CPU (it is
-single-threaded Python), so figures are bounded by it too.
+GCS's own per-request rate limits. The emulator behind the proxy still costs its own CPU (and
+on a 2-core machine so does the proxy), so figures are bounded by them too: benchmarks/large.py
+puts fake-gcs-server (Go, concurrent) behind it, not the single-threaded gcp-storage-emulator.
 
 Bounded: at most `max_connections` connections and `max_seconds`; only ever connects to a
 loopback target.
@@ -27,6 +30,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from kedro_gcs_bridge.ops.emulator import stop
 
 LATENCY_S = 0.030
 RATE_BPS = 100 * 10**6
@@ -54,6 +59,7 @@ class _Connection:
     def __init__(self, client: socket.socket, upstream: socket.socket, model: NetworkModel):
         self.client, self.upstream, self.model = client, upstream, model
         self.awaiting_request = True  # the next client bytes start a request
+        self.answer_due = False  # the next server bytes start an answer
         self.lock = threading.Lock()
 
     def relay(self, source: socket.socket, target: socket.socket, upward: bool) -> None:
@@ -63,12 +69,16 @@ class _Connection:
                 if upward:
                     with self.lock:
                         new_request, self.awaiting_request = self.awaiting_request, False
+                        self.answer_due = self.answer_due or new_request
                     if new_request:
                         time.sleep(self.model.latency_s)
                         started, sent = time.monotonic(), 0
                 else:
                     with self.lock:
+                        new_answer, self.answer_due = self.answer_due, False
                         self.awaiting_request = True
+                    if new_answer:  # pacing restarts with each answer: no credit from idling
+                        started, sent = time.monotonic(), 0
                 target.sendall(data)
                 sent += len(data)
                 ahead = started + sent / self.model.rate_bps - time.monotonic()
@@ -149,11 +159,7 @@ def network_model(
             raise RuntimeError(f"the network model did not start: {url!r}")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def _main(argv: list[str]) -> None:

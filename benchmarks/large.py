@@ -1,16 +1,30 @@
 """Large frames: parallel parts vs one gcsfs stream, on the emulator and under a network model.
 
-One handoff = `HandoffStore.save` + commit in one store, `HandoffStore.load` in another, of the
-benchmark frame (float, int, 32-character string, datetime; 1 GiB by default: 16 Mi rows).
-Variants, run side by side and interleaved in one process, median of `--repeats`:
+One handoff = save + commit in one store, load in another, of the benchmark frame (float, int,
+32-character string, datetime; 1 GiB by default: 16 Mi rows). Variants, run side by side and
+interleaved in one process (order rotated each repeat), median of `--repeats`:
 - "parallel parts": the store's default (frames >= 128 MiB cross as 16 MiB parts, 8 at once);
-- "plain path": the same store with the threshold out of reach (today's path for small frames:
-  kedro-datasets through one gcsfs file, 50 MiB blocks);
-- "one gcsfs stream": the same Arrow IPC bytes with `pipe_file` and `cat_file` (one stream
-  each way), plus encode and decode.
-Conditions: "emulator" (gcp-storage-emulator in memory, on 127.0.0.1) and "network model"
-(the same emulator behind benchmarks/_netmodel.py: 30 ms a request, 100 MB/s per connection
-and direction; its docstring lists what is and is not modelled).
+- "composed parts" (network model only): the same parts composed into one object (GCS
+  compose, 32 sources a call, then the parts deleted), loaded with the same concurrent ranged
+  reads: the alternative the store does not take. Not on gcp-storage-emulator: its compose
+  copies the object once per source (25-54 s for 1 GiB here) and its memory grew until it died
+  in the third repeat;
+- "plain path": the store with the threshold out of reach (kedro-datasets through one gcsfs
+  file, 50 MiB resumable-upload chunks);
+- "one gcsfs stream": the same Arrow IPC bytes in one stream each way (`pipe_file`,
+  `cat_file`), plus encode and decode.
+Conditions:
+- "emulator": gcp-storage-emulator in memory on 127.0.0.1 (what the tests use; single-threaded
+  Python, ~90-100 MB/s in all);
+- "network model": fake-gcs-server (Go, serves connections concurrently) behind
+  benchmarks/_netmodel.py (30 ms a request, 100 MB/s per connection and direction; its
+  docstring lists what is and is not modelled). fake-gcs-server rewrites the whole object on
+  every resumable-upload chunk (a 512 MiB upload in 50 MiB chunks runs at ~30 MB/s), so here
+  "one gcsfs stream" uploads in one request (`pipe_file` with a chunk size above the size, the
+  fastest single stream it serves) and the plain path, all resumable chunks, is left out;
+- "below threshold": a frame under the threshold (`--small-mib`, default 64) on the emulator,
+  the plain path as it is vs as it was before the large-data work (64 Ki-row record batches,
+  decoded by `pd.read_feather`, which copies numeric columns).
 """
 
 from __future__ import annotations
@@ -18,23 +32,29 @@ from __future__ import annotations
 import gc
 import os
 import uuid
-from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import _common as common
-from _emulator import BUCKET, emulator
+from _emulator import BUCKET, FAKE_GCS_SERVER, GCP_STORAGE_EMULATOR, emulator
 from _netmodel import NetworkModel, network_model
 
 NAME = "large"
 #: Under the network model the parallel path must be this much faster than one stream.
 TARGET_SPEEDUP = 3.0
-#: On the plain emulator it must not be slower than the plain path by more than this.
+#: Elsewhere a variant must not be slower than what it replaces by more than this.
 TARGET_NO_REGRESSION = 0.95
-CONDITIONS = ("emulator", "network model")
+CONDITIONS = ("emulator", "network model", "below threshold")
 _COLUMNS = ("condition", "variant", "parts", "save_s", "load_s", "e2e_s", "e2e_mb_s")
 _COLUMNS += ("speedup_vs_one_stream",)
+#: gcsfs's own chunk size for `pipe_file` (one resumable-upload request each).
+_GCSFS_CHUNK = 50 * 2**20
+
+#: (save seconds, load seconds, parts, seconds of those spent encoding and decoding, if known).
+Timing = tuple[float, float, int, float]
+Handoff = Callable[[str, Any], Timing]
 
 
 @dataclass
@@ -54,82 +74,210 @@ class Variant:
         return common.median(self.times[key])
 
 
-def _store_handoff(settings: Any) -> Callable[[str, Any], tuple[float, float, int]]:
+def _check_rows(loaded: Any, frame: Any) -> None:
+    if len(loaded) != len(frame):
+        raise AssertionError("the loaded frame lost rows")
+
+
+def _store_handoff(settings: Any, before: bool = False) -> Handoff:
     from kedro_gcs_bridge.pod.store import HandoffStore
 
-    def run(prefix: str, frame: Any) -> tuple[float, float, int]:
-        producer = HandoffStore(prefix, task="producer", transfer=settings)
+    def run(prefix: str, frame: Any) -> Timing:
+        with _frame_io_before() if before else _nothing():
+            producer = HandoffStore(prefix, task="producer", transfer=settings)
 
-        def save() -> Any:
-            record = producer.save("frame", frame)
-            producer.write_manifest(["producer_node"], "t0")
-            return record
+            def save() -> Any:
+                record = producer.save("frame", frame)
+                producer.write_manifest(["producer_node"], "t0")
+                return record
 
-        record, save_s = common.timed(save)
-        consumer = HandoffStore(prefix, task="consumer", transfer=settings)
-        loaded, load_s = common.timed(lambda: consumer.load("frame", producer_task="producer"))
-        if len(loaded) != len(frame):
-            raise AssertionError("the loaded frame lost rows")
-        return save_s, load_s, len(record.parts)
+            record, save_s = common.timed(save)
+            consumer = HandoffStore(prefix, task="consumer", transfer=settings)
+            loaded, load_s = common.timed(lambda: consumer.load("frame", producer_task="producer"))
+        _check_rows(loaded, frame)
+        return save_s, load_s, len(record.parts), 0.0
 
     return run
 
 
-def _one_stream(prefix: str, frame: Any) -> tuple[float, float, int]:
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def _frame_io_before() -> Iterator[None]:
+    """Frames written and read as before the large-data work: pyarrow's default record batches
+    of 64 Ki rows, decoded by `pd.read_feather` (numeric columns copied)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from kedro_gcs_bridge.pod import formats, transfer
+
+    saved_format = formats.FORMATS[formats.FEATHER]
+    saved_reader = transfer.FRAME_READERS[formats.FEATHER]
+    options = {"save_args": {"compression": "uncompressed"}}
+    # In place: the store imported these mappings by name.
+    formats.FORMATS[formats.FEATHER] = replace(saved_format, options=options)  # type: ignore[index]
+    transfer.FRAME_READERS[formats.FEATHER] = lambda data: pd.read_feather(  # type: ignore[index]
+        pa.BufferReader(data)
+    )
+    try:
+        yield
+    finally:
+        formats.FORMATS[formats.FEATHER] = saved_format  # type: ignore[index]
+        transfer.FRAME_READERS[formats.FEATHER] = saved_reader  # type: ignore[index]
+
+
+def _gcs() -> Any:
     import fsspec
 
-    fs = fsspec.filesystem("gs", token="anon", project="local-emulator")
-    path = f"{prefix.split('://', 1)[1]}/raw.feather"
-
-    def save() -> None:
-        fs.pipe_file(path, common.encode_frame(frame))
-
-    def load() -> int:
-        return len(common.decode_frame(fs.cat_file(path)))
-
-    _, save_s = common.timed(save)
-    rows, load_s = common.timed(load)
-    if rows != len(frame):
-        raise AssertionError("the loaded frame lost rows")
-    return save_s, load_s, 0
+    return fsspec.filesystem("gs", token="anon", project="local-emulator")
 
 
-def _variants(threshold: int | None) -> dict[str, Callable[[str, Any], tuple[float, float, int]]]:
+def _one_stream(chunksize: int | None) -> Handoff:
+    def run(prefix: str, frame: Any) -> Timing:
+        fs = _gcs()
+        path = f"{prefix.split('://', 1)[1]}/raw.feather"
+        data, encode_s = common.timed(lambda: common.encode_frame(frame))
+        size = len(data)
+        chunk = chunksize or size + 1
+        _, upload_s = common.timed(lambda: fs.pipe_file(path, data, chunksize=chunk))
+        data = b""
+        raw, download_s = common.timed(lambda: fs.cat_file(path))
+        loaded, decode_s = common.timed(lambda: common.decode_frame(raw))
+        _check_rows(loaded, frame)
+        return encode_s + upload_s, download_s + decode_s, 0, encode_s + decode_s
+
+    return run
+
+
+def _compose(fs: Any, target: str, paths: list[str]) -> list[str]:
+    """Composes `paths` into `target`, 32 sources a call (a tree); the intermediates made."""
+    made: list[str] = []
+    while len(paths) > 32:
+        groups = [paths[start : start + 32] for start in range(0, len(paths), 32)]
+        paths = [f"{target}.c{len(made) + index}" for index in range(len(groups))]
+        for group, path in zip(groups, paths, strict=True):
+            fs.merge(path, group)
+        made += paths
+    fs.merge(target, paths)
+    return made
+
+
+def _composed_handoff(settings: Any) -> Handoff:
+    """Parts uploaded as the store does, composed into one object, read with ranged reads."""
+    from kedro_gcs_bridge.pod.backend import crc32c_of
+    from kedro_gcs_bridge.pod.formats import FEATHER
+    from kedro_gcs_bridge.pod.transfer import (
+        FRAME_READERS,
+        Part,
+        read_parts,
+        remove_paths,
+        upload_frame,
+    )
+
+    def run(prefix: str, frame: Any) -> Timing:
+        fs = _gcs()
+        target = f"{prefix.split('://', 1)[1]}/composed.feather"
+
+        def save() -> tuple[Part, int]:
+            name_of = f"{target}.{{:04d}}".format
+            parts, size, crc = upload_frame(fs, FEATHER, frame, name_of, settings)
+            paths = [name_of(index) for index in range(len(parts))]
+            made = _compose(fs, target, paths)
+            remove_paths(fs, paths + made)
+            generation = int(fs.info(target)["generation"])
+            return Part(size, generation, crc), len(parts)
+
+        (whole, parts), save_s = common.timed(save)
+
+        def load() -> Any:
+            data = read_parts(fs, [target], [whole], settings)
+            if crc32c_of(data) != whole.crc32c:
+                raise AssertionError("the composed object's crc32c differs")
+            return FRAME_READERS[FEATHER](data)
+
+        loaded, load_s = common.timed(load)
+        _check_rows(loaded, frame)
+        return save_s, load_s, parts, 0.0
+
+    return run
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Where the variants run: the emulator, whether the network model is in front, the frame."""
+
+    name: str
+    emulator: str
+    modelled: bool
+    variants: dict[str, Handoff]
+
+
+def _conditions(threshold: int | None) -> dict[str, Condition]:
     from kedro_gcs_bridge.pod.transfer import TransferSettings
 
-    parallel = TransferSettings() if threshold is None else TransferSettings(threshold=threshold)
+    parallel = TransferSettings.from_env()  # the pod's variables tune it here too
+    if threshold is not None:
+        parallel = replace(parallel, threshold=threshold)
+    plain = TransferSettings(threshold=2**62)
     return {
-        "parallel parts": _store_handoff(parallel),
-        "plain path": _store_handoff(TransferSettings(threshold=2**62)),
-        "one gcsfs stream": _one_stream,
+        "emulator": Condition(
+            "emulator",
+            GCP_STORAGE_EMULATOR,
+            False,
+            {
+                "parallel parts": _store_handoff(parallel),
+                "plain path": _store_handoff(plain),
+                "one gcsfs stream": _one_stream(_GCSFS_CHUNK),
+            },
+        ),
+        "network model": Condition(
+            "network model",
+            FAKE_GCS_SERVER,
+            True,
+            {
+                "parallel parts": _store_handoff(parallel),
+                "composed parts": _composed_handoff(parallel),
+                "one gcsfs stream": _one_stream(None),
+            },
+        ),
+        "below threshold": Condition(
+            "below threshold",
+            GCP_STORAGE_EMULATOR,
+            False,
+            {
+                "plain path": _store_handoff(plain),
+                "plain path before": _store_handoff(plain, before=True),
+            },
+        ),
     }
 
 
 def run_condition(
-    condition: str, frame: Any, repeats: int, threshold: int | None, model: NetworkModel
+    condition: Condition, frame: Any, repeats: int, model: NetworkModel
 ) -> list[Variant]:
     """Times every variant under one condition, interleaved (order rotated each repeat)."""
-    import fsspec
-
-    runs = _variants(threshold)
-    variants = [Variant(condition, name) for name in runs]
+    variants = [Variant(condition.name, name) for name in condition.variants]
     with ExitStack() as stack:
-        url = stack.enter_context(emulator())
-        if condition == "network model":
+        url = stack.enter_context(emulator(kind=condition.emulator))
+        if condition.modelled:
             os.environ["STORAGE_EMULATOR_HOST"] = stack.enter_context(network_model(url, model))
-        fs = fsspec.filesystem("gs", token="anon", project="local-emulator")
+        fs = _gcs()
         small = common.make_frame(0.1, seed=1)
-        for run in runs.values():  # warm up: sessions, imports, dataset classes
+        for run in condition.variants.values():  # warm up: sessions, imports, dataset classes
             run(f"gs://{BUCKET}/warm/{uuid.uuid4().hex[:8]}", small)
         for repeat in range(repeats):
             shift = repeat % len(variants)
             for variant in variants[shift:] + variants[:shift]:
                 prefix = f"gs://{BUCKET}/large/{uuid.uuid4().hex[:8]}"
-                save_s, load_s, parts = runs[variant.name](prefix, frame)
+                save_s, load_s, parts, codec_s = condition.variants[variant.name](prefix, frame)
                 variant.parts = parts
-                variant.add(save=save_s, load=load_s, e2e=save_s + load_s)
+                variant.add(save=save_s, load=load_s, e2e=save_s + load_s, codec=codec_s)
                 fs.rm(prefix.split("://", 1)[1], recursive=True)
                 gc.collect()
+                print(f"  {condition.name}: {variant.name} {save_s + load_s:.2f} s", flush=True)
     return variants
 
 
@@ -142,96 +290,131 @@ def main() -> None:
     args = common.parser(__doc__.splitlines()[0], size_mib=1024)
     args.add_argument("--repeats", type=int, default=None, help="default 3 (--quick: 1)")
     args.add_argument("--conditions", default=",".join(CONDITIONS), help="comma list")
+    args.add_argument("--small-mib", type=float, default=None, help="below threshold: 64 MiB")
     args.add_argument("--latency-ms", type=float, default=30.0)
     args.add_argument("--rate-mb-s", type=float, default=100.0)
     options = args.parse_args()
     size_mib = common.size_of(options, 1024, quick=1)
+    small_mib = options.small_mib or (0.5 if options.quick else 64.0)
     repeats = options.repeats or (1 if options.quick else 3)
     threshold = 256 * 2**10 if options.quick else None  # --quick: small frames take parts too
     model = NetworkModel(options.latency_ms / 1000, options.rate_mb_s * 10**6)
-    conditions = [c.strip() for c in options.conditions.split(",") if c.strip()]
+    chosen = [c.strip() for c in options.conditions.split(",") if c.strip()]
+    conditions = _conditions(threshold)
 
-    frame = common.make_frame(size_mib)
-    size = common.frame_bytes(frame)
+    frame, small = common.make_frame(size_mib), common.make_frame(small_mib, seed=2)
+    size, small_size = common.frame_bytes(frame), common.frame_bytes(small)
     print(f"frame: {len(frame):,} rows, {size / common.MIB:.0f} MiB in memory; {repeats} repeat(s)")
-    print(f"network model: {model.describe()}")
+    print(f"below threshold: {small_size / common.MIB:.0f} MiB; network model: {model.describe()}")
     variants: list[Variant] = []
-    for condition in conditions:
-        variants += run_condition(condition, frame, repeats, threshold, model)
+    for name in chosen:
+        used = small if name == "below threshold" else frame
+        variants += run_condition(conditions[name], used, repeats, model)
 
-    rows, targets = _summarise(variants, size, conditions)
-    print()
-    print(
-        common.table(
-            f"Handoff of a {size / common.MIB:.0f} MiB frame (median of {repeats})",
-            ["condition", "variant", "parts", "save s", "load s", "e2e s", "e2e MB/s", "speed-up"],
-            [[r[key] for key in _COLUMNS] for r in rows],
-        )
-    )
-    print()
-    print(common.targets_table(targets))
+    sizes = {n: small_size if "below" in n else size for n in chosen}
+    rows, targets = _summarise(variants, sizes, model)
+    _report(rows, targets, size, repeats)
     common.write_result(
         NAME,
         {
             "size_mib": size_mib,
+            "small_mib": small_mib,
             "rows": len(frame),
             "frame_bytes": size,
+            "small_frame_bytes": small_size,
             "repeats": repeats,
-            "conditions": conditions,
+            "conditions": chosen,
+            "emulators": {n: conditions[n].emulator for n in chosen},
             "network_model": model.describe(),
         },
         {"rows": rows},
         targets,
         [
             "speed-up = one-stream e2e seconds / variant e2e seconds per repeat, median.",
-            "network model: a loopback TCP proxy in its own process (benchmarks/_netmodel.py) "
-            "in front of gcp-storage-emulator; the emulator's own CPU cost is still in.",
+            "emulator: gcp-storage-emulator; network model: fake-gcs-server behind a loopback "
+            "TCP proxy in its own process (benchmarks/_netmodel.py); the emulator's, the "
+            "proxy's and the client's CPU share the machine's cores.",
         ],
     )
 
 
+def _report(rows: list[dict[str, Any]], targets: list[common.Target], size: int, n: int) -> None:
+    print()
+    print(
+        common.table(
+            f"Handoff of a {size / common.MIB:.0f} MiB frame (median of {n})",
+            ["condition", "variant", "parts", "save s", "load s", "e2e s", "e2e MB/s", "speed-up"],
+            [[r[key] for key in _COLUMNS] for r in rows],
+        )
+    )
+    print()
+    print(common.targets_table(targets))
+
+
+def _row(condition: str, variant: Variant, size: int, stream: Variant | None) -> dict[str, Any]:
+    return {
+        "condition": condition,
+        "variant": variant.name,
+        "parts": variant.parts,
+        "save_s": variant.median("save"),
+        "load_s": variant.median("load"),
+        "e2e_s": variant.median("e2e"),
+        "e2e_mb_s": common.mb_per_s(size, variant.median("e2e")),
+        "speedup_vs_one_stream": None if stream is None else _ratio(stream, variant),
+        "samples": variant.times,
+    }
+
+
 def _summarise(
-    variants: list[Variant], size: int, conditions: list[str]
+    variants: list[Variant], sizes: dict[str, int], model: NetworkModel
 ) -> tuple[list[dict[str, Any]], list[common.Target]]:
     rows, targets = [], []
-    for condition in conditions:
+    for condition, size in sizes.items():
         chosen = {v.name: v for v in variants if v.condition == condition}
-        stream, parallel = chosen["one gcsfs stream"], chosen["parallel parts"]
-        for variant in chosen.values():
-            rows.append(
-                {
-                    "condition": condition,
-                    "variant": variant.name,
-                    "parts": variant.parts,
-                    "save_s": variant.median("save"),
-                    "load_s": variant.median("load"),
-                    "e2e_s": variant.median("e2e"),
-                    "e2e_mb_s": common.mb_per_s(size, variant.median("e2e")),
-                    "speedup_vs_one_stream": _ratio(stream, variant),
-                    "samples": variant.times,
-                }
-            )
-        speedup = _ratio(stream, parallel)
-        vs_plain = _ratio(chosen["plain path"], parallel)
+        stream = chosen.get("one gcsfs stream")
+        rows += [_row(condition, variant, size, stream) for variant in chosen.values()]
+        targets += _targets(condition, chosen)
         if condition == "network model":
-            targets.append(
-                common.Target(
-                    "network model: parallel parts e2e vs one gcsfs stream",
-                    f">= {TARGET_SPEEDUP:g}x faster",
-                    f"{speedup:.2f}x",
-                    speedup >= TARGET_SPEEDUP,
-                )
-            )
-        else:
-            targets.append(
-                common.Target(
-                    "emulator: parallel parts e2e vs the plain path",
-                    f">= {TARGET_NO_REGRESSION:g}x (no regression)",
-                    f"{vs_plain:.2f}x",
-                    vs_plain >= TARGET_NO_REGRESSION,
-                )
-            )
+            targets.append(_full_rate_target(chosen, size, model))
     return rows, targets
+
+
+def _target(name: str, ratio: float, wanted: float) -> common.Target:
+    return common.Target(name, f">= {wanted:g}x", f"{ratio:.2f}x", ratio >= wanted)
+
+
+def _full_rate_target(chosen: dict[str, Variant], size: int, model: NetworkModel) -> common.Target:
+    """The parallel path against one stream that would run at the model's full rate each way
+    (computed: the measured encode + decode, plus the bytes at `rate_bps`, plus a latency),
+    since on a 2-core machine the measured stream runs below it (proxy, emulator and client
+    share the cores)."""
+    full_rate_s = chosen["one gcsfs stream"].median("codec")
+    full_rate_s += 2 * (size / model.rate_bps + model.latency_s)
+    ratio = full_rate_s / chosen["parallel parts"].median("e2e")
+    name = "network model: parallel parts e2e vs one stream at the model's full rate (computed)"
+    return _target(name, ratio, TARGET_SPEEDUP)
+
+
+def _targets(condition: str, chosen: dict[str, Variant]) -> list[common.Target]:
+    if condition == "below threshold":
+        ratio = _ratio(chosen["plain path before"], chosen["plain path"])
+        return [_target("below threshold: plain path e2e vs before", ratio, TARGET_NO_REGRESSION)]
+    parallel = chosen["parallel parts"]
+    found = []
+    if "composed parts" in chosen:
+        ratio = _ratio(chosen["composed parts"], parallel)
+        found.append(_target(f"{condition}: parallel parts e2e vs composed parts", ratio, 1.0))
+    if condition == "network model":
+        ratio = _ratio(chosen["one gcsfs stream"], parallel)
+        found.append(
+            _target("network model: parallel parts e2e vs one gcsfs stream", ratio, TARGET_SPEEDUP)
+        )
+    else:
+        ratio = _ratio(chosen["plain path"], parallel)
+        found.append(
+            _target("emulator: parallel parts e2e vs the plain path", ratio, TARGET_NO_REGRESSION)
+        )
+    return found
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ warms its imports up with a tiny save, returns freed heap to the OS, then resets
 peak-RSS counter (`/proc/self/clear_refs`, 5) and saves; the loading process resets the counter
 after its imports and loads. "extra" is peak RSS (`VmHWM`) minus the RSS just before the
 operation, relative to the frame's in-memory size (`memory_usage(deep=True)`); the loaded
-frame itself is part of the loader's extra. Target <= 2x on both sides.
+frame itself is part of the loader's extra. Target <= 2x on both sides, and <= 1.3x for a
+frame on gs:// large enough for the parallel path (`pod/transfer.py`: parts read into one
+buffer, numeric columns decoded without a copy).
 Reference ("raw"): `to_feather(BytesIO)` + `pipe_file`, `cat_file` + `read_feather(BytesIO)`.
 Backends: `file://` (temp folder) and gs:// on gcp-storage-emulator in memory.
 """
@@ -29,6 +31,8 @@ from _emulator import BUCKET, emulator
 
 NAME = "memory"
 TARGET = 2.0
+#: For a frame that takes the parallel path (gs://, at least the threshold in memory).
+TARGET_PARALLEL = 1.3
 #: (backend, variant, fs_args)
 VARIANTS: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
     ("file", "HandoffStore", None),
@@ -176,16 +180,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    targets = [
-        common.Target(
-            f"{r['backend']}: {r['variant']} {r['role']} peak extra",
-            f"<= {TARGET:g}x frame",
-            f"{r['ratio']:.2f}x",
-            r["ratio"] <= TARGET,
-        )
-        for r in rows
-        if r["variant"] != "raw"
-    ]
+    targets = [_target(r) for r in rows if r["variant"] != "raw"]
     print()
     print(
         common.table(
@@ -230,6 +225,20 @@ def main() -> None:
             "The saver's frame exists before the reset (not in extra); the loader's result is "
             "in extra, so 1x of the loader's figure is the frame itself.",
         ],
+    )
+
+
+def _target(row: dict[str, Any]) -> common.Target:
+    from kedro_gcs_bridge.pod.transfer import TransferSettings
+
+    parallel = row["backend"] == "gs" and row["frame_bytes"] >= TransferSettings().threshold
+    wanted = TARGET_PARALLEL if parallel else TARGET
+    path = " (parallel path)" if parallel else ""
+    return common.Target(
+        f"{row['backend']}: {row['variant']} {row['role']} peak extra{path}",
+        f"<= {wanted:g}x frame",
+        f"{row['ratio']:.2f}x",
+        row["ratio"] <= wanted,
     )
 
 

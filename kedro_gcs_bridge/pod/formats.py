@@ -1,12 +1,13 @@
 """Handoff formats: which kedro-datasets dataset writes a value that crosses between pods.
 
 A value comes back with the type it went in. Frames (pandas, and polars where installed) go to
-Arrow IPC (Feather v2, uncompressed: safe, columnar, typed) when Arrow returns them identically
-(dtypes, labels, index; checked on labels, object columns and a one-row sample, never by a full
-re-read); values made only of the exact builtin types JSON has (dict with str keys, list, str,
-int, finite float, bool, None; not subclasses such as np.float64 or IntEnum) go to JSON; anything
-else goes to cloudpickle, the fallback a setting can forbid. The choice is recorded with the
-object, so a reader never guesses from the extension.
+Arrow IPC (Feather v2, uncompressed, one record batch: safe, columnar, typed, and decoded
+without copying numeric columns where the loader owns the bytes) when Arrow returns them
+identically (dtypes, labels, index; checked on labels, object columns and a one-row sample,
+never by a full re-read); values made only of the exact builtin types JSON has (dict with str
+keys, list, str, int, finite float, bool, None; not subclasses such as np.float64 or IntEnum) go
+to JSON; anything else goes to cloudpickle, the fallback a setting can forbid. The choice is
+recorded with the object, so a reader never guesses from the extension.
 A catalog dataset on local disk that crosses pods keeps its own catalog type instead
 (`catalog_format`): the entry's type and options, recorded with the object as format `catalog`.
 Serialising is done by kedro-datasets (`pandas.FeatherDataset`, `polars.EagerPolarsDataset`,
@@ -61,8 +62,13 @@ class Format:
 
 
 FORMATS: Mapping[str, Format] = {
+    # One record batch (pyarrow's default cuts one every 64 Ki rows): a column then reads back
+    # as one chunk, which the loader hands to pandas without copying (pod/transfer.py).
     FEATHER: Format(
-        FEATHER, "feather", "pandas.FeatherDataset", {"save_args": {"compression": "uncompressed"}}
+        FEATHER,
+        "feather",
+        "pandas.FeatherDataset",
+        {"save_args": {"compression": "uncompressed", "chunksize": 2**31 - 1}},
     ),
     # polars frames (when polars is installed): Arrow IPC too, through polars' own reader.
     POLARS_IPC: Format(

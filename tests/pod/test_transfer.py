@@ -15,18 +15,23 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
+from _fake_gcs import FAKE_BUCKET, fake_gcs_server
 from _fault_proxy import failing_uploads, fault_proxy
 from _gcs_emulator import BUCKET
+from pyarrow import ipc
 
 from kedro_gcs_bridge.errors import ChecksumError, HandoffError, MetadataError, NotCommittedError
 from kedro_gcs_bridge.ops.runs import delete_runs, scan_runs
+from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS
 from kedro_gcs_bridge.pod.store import HandoffStore
-from kedro_gcs_bridge.pod.transfer import THRESHOLD_ENV, TransferSettings, _ranges
+from kedro_gcs_bridge.pod.transfer import FRAME_READERS, THRESHOLD_ENV, TransferSettings, _ranges
 
 KIB = 2**10
 SMALL = TransferSettings(
@@ -47,6 +52,12 @@ def big_frame(rows: int = ROWS) -> pd.DataFrame:
             "maybe": pd.array([None if i % 7 == 0 else i for i in range(rows)], dtype="Int64"),
         }
     )
+
+
+@pytest.fixture(scope="module")
+def fake_gcs() -> Iterator[str]:
+    with fake_gcs_server() as url:
+        yield url
 
 
 @pytest.fixture
@@ -105,6 +116,20 @@ class TestParallelRoundTrip:
         names = [f"data/frame/{record.object}.{i:04d}" for i in range(len(record.parts))]
         assert stored(producer) == sorted([*names, "manifests/producer.json"])
 
+    def test_large_frame_crosses_identically_on_fake_gcs_server(
+        self, fake_gcs: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The emulator benchmarks/large.py measures the parallel path on.
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs)
+        prefix = f"gs://{FAKE_BUCKET}/transfer-{uuid.uuid4().hex[:8]}/dag/run"
+        frame = big_frame()
+        producer = save_and_commit(prefix, frame)
+        record = producer.saved["frame"]
+        assert len(record.parts) >= 4 and all(part.generation for part in record.parts)
+        pd.testing.assert_frame_equal(load(prefix), frame, check_exact=True)
+        names = [f"data/frame/{record.object}.{i:04d}" for i in range(len(record.parts))]
+        assert stored(producer) == sorted([*names, "manifests/producer.json"])
+
     def test_parts_hold_the_bytes_the_plain_path_writes(self, prefix: str) -> None:
         frame = big_frame()
         record = save_and_commit(prefix, frame).saved["frame"]
@@ -140,6 +165,85 @@ class TestParallelRoundTrip:
         consumer._commits["producer"] = manifest
         with pytest.raises(MetadataError, match="do not add up"):
             consumer.load("frame", producer_task="producer")
+
+
+def encoded(frame: pd.DataFrame) -> bytes:
+    sink = pa.BufferOutputStream()
+    frame.to_feather(sink, **FORMATS[FEATHER].options["save_args"])
+    return sink.getvalue().to_pybytes()
+
+
+def read_buffer(data: bytes) -> pa.Buffer:
+    """The bytes in a private, mutable buffer, as `read_parts` hands them to the decoder."""
+    buffer = pa.allocate_buffer(len(data))
+    memoryview(buffer).cast("B")[:] = data  # type: ignore[arg-type]
+    return buffer
+
+
+def typed_frames() -> list[pd.DataFrame]:
+    rows = 50
+    rng = np.random.default_rng(5)
+    at = pd.date_range("2021-03-27", periods=rows, freq="h", tz="Europe/Paris")
+    return [
+        big_frame(rows),
+        pd.DataFrame(
+            {
+                "float_nan": np.where(np.arange(rows) % 5 == 0, np.nan, rng.standard_normal(rows)),
+                "flag": rng.integers(0, 2, rows).astype(bool),
+                "small": rng.integers(-100, 100, rows).astype(np.int8),
+                "single": rng.standard_normal(rows).astype(np.float32),
+                "wait": pd.to_timedelta(rng.integers(0, 10**6, rows), unit="s"),
+                "zoned": at,
+                "maybe_flag": pd.array([None, True, False] * 16 + [True, None], dtype="boolean"),
+            },
+            index=pd.Index(np.arange(rows) * 3, name="id"),
+        ),
+        pd.DataFrame(
+            {("a", "x"): np.arange(4.0), ("a", "y"): np.arange(4)},
+            index=pd.MultiIndex.from_product([["p", "q"], [1, 2]], names=["k", "n"]),
+        ),
+        pd.DataFrame({"empty": np.array([], dtype=np.float64)}),
+    ]
+
+
+class TestDecode:
+    """Frames decode from the verified bytes: numeric columns without a copy, yet writable."""
+
+    def test_a_frame_is_written_as_one_record_batch(self) -> None:
+        reader = ipc.open_file(pa.BufferReader(encoded(big_frame())))
+        assert reader.num_record_batches == 1
+
+    @pytest.mark.parametrize("index", range(len(typed_frames())))
+    def test_every_dtype_comes_back_identically(self, index: int) -> None:
+        frame = typed_frames()[index]
+        for data in (encoded(frame), read_buffer(encoded(frame))):
+            loaded = FRAME_READERS[FEATHER](data)
+            pd.testing.assert_frame_equal(loaded, frame, check_exact=True, check_flags=True)
+            for position in range(loaded.shape[1] if len(loaded) > 1 else 0):
+                loaded.iloc[0, position] = loaded.iloc[1, position]  # every column writable
+
+    def test_numeric_columns_stay_in_the_buffer_and_are_writable(self) -> None:
+        frame = big_frame()
+        buffer = read_buffer(encoded(frame))
+        loaded = FRAME_READERS[FEATHER](buffer)
+        whole = np.frombuffer(buffer, dtype=np.uint8)
+        for column in ("price", "count", "at"):
+            assert np.shares_memory(loaded[column].to_numpy(), whole), column
+        loaded.loc[0, "price"] = 1.5
+        loaded["count"] += 1
+        loaded.iloc[1, loaded.columns.get_loc("at")] = pd.Timestamp("1999-01-01")
+        assert loaded.loc[0, "price"] == 1.5
+        assert (loaded["count"] == frame["count"] + 1).all()
+        assert loaded["at"].iloc[1] == pd.Timestamp("1999-01-01")
+
+    def test_a_large_frame_loaded_from_parts_is_writable(self, prefix: str) -> None:
+        frame = big_frame()
+        save_and_commit(prefix, frame)
+        loaded = load(prefix)
+        loaded.loc[0, "price"] = 2.5
+        loaded["count"] *= 2
+        assert loaded.loc[0, "price"] == 2.5
+        assert (loaded["count"] == frame["count"] * 2).all()
 
 
 def dropping_part_uploads() -> tuple[object, list[str]]:
