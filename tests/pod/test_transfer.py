@@ -31,7 +31,13 @@ from kedro_gcs_bridge.errors import ChecksumError, HandoffError, MetadataError, 
 from kedro_gcs_bridge.ops.runs import delete_runs, scan_runs
 from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS
 from kedro_gcs_bridge.pod.store import HandoffStore
-from kedro_gcs_bridge.pod.transfer import FRAME_READERS, THRESHOLD_ENV, TransferSettings, _ranges
+from kedro_gcs_bridge.pod.transfer import (
+    FRAME_READERS,
+    MIB,
+    THRESHOLD_ENV,
+    TransferSettings,
+    _ranges,
+)
 
 KIB = 2**10
 SMALL = TransferSettings(
@@ -92,6 +98,27 @@ class TestSettings:
     def test_a_bad_value_is_refused(self, text: str) -> None:
         with pytest.raises(HandoffError, match=THRESHOLD_ENV):
             TransferSettings.from_env({THRESHOLD_ENV: text})
+
+    @pytest.mark.parametrize(
+        ("frame_mib", "concurrency", "part_mib"),
+        [
+            (128, 8, 4),  # at the default threshold: 8 x 4 MiB in flight, not 8 x 16 MiB
+            (256, 8, 8),
+            (512, 8, 16),
+            (4096, 8, 16),  # never above the configured part size
+            (128, 1, 16),
+            (16, 8, 4),  # never below 4 MiB (a lower threshold)
+        ],
+    )
+    def test_parts_in_flight_stay_a_quarter_of_the_frame(
+        self, frame_mib: int, concurrency: int, part_mib: int
+    ) -> None:
+        settings = TransferSettings(concurrency=concurrency).sized_for(frame_mib * MIB)
+        assert settings.part_size == part_mib * MIB
+        assert settings.concurrency == concurrency
+
+    def test_a_smaller_configured_part_size_is_kept(self) -> None:
+        assert TransferSettings(part_size=256 * 1024).sized_for(2**30).part_size == 256 * 1024
 
     @pytest.mark.parametrize(
         ("sizes", "range_size", "expected"),
