@@ -15,6 +15,9 @@ forwarding only to the emulator's loopback address) and answers them as GCS does
   (`GET /storage/v1/b/<bucket>/o/<object>`) and answers `412 Precondition Failed` with GCS's
   JSON error body when it differs; otherwise it forwards the request. A delete, patch or get
   of a missing object is forwarded, and the emulator answers 404 as GCS does.
+- A read of one generation (`generation=N` on a metadata or media get) of an object whose
+  current generation differs is answered 404, as GCS does in a bucket without versioning
+  (the emulator would serve the current bytes).
 - Check and forward are atomic within the proxy: every request that changes a named object,
   or carries a precondition, holds that object's lock (one lock per bucket and name).
 - Everything else passes through untouched (listings, bucket requests, batch requests,
@@ -171,6 +174,9 @@ class PreconditionProxy:
             return self._refuse(
                 400, f"the precondition proxy does not enforce {', '.join(refused)}"
             )
+        if target is not None and self._stale_read(method, target, query):
+            message = f"No such object: {target.bucket}/{target.name}"
+            return self._refuse(404, message, "404 generation")
         if target is None or (method not in _CHANGES and "ifGenerationMatch" not in query):
             return self._forward(method, path, headers, body, "forwarded")
         lock = self._object_lock(target)
@@ -180,6 +186,12 @@ class PreconditionProxy:
             return self._checked(method, path, headers, body, target, query)
         finally:
             lock.release()
+
+    def _stale_read(self, method: str, target: Target, query: Mapping[str, list[str]]) -> bool:
+        """A read of one generation that is no longer the object's (GCS: 404)."""
+        if method != "GET" or "generation" not in query:
+            return False
+        return self.generation(target) != int(query["generation"][0])
 
     def _checked(
         self,
@@ -200,8 +212,8 @@ class PreconditionProxy:
             return self._refuse(412, _PRECONDITION_FAILED)
         return self._forward(method, path, headers, body, "checked")
 
-    def _refuse(self, status: int, message: str) -> Answer:
-        if not self._count(str(status)):
+    def _refuse(self, status: int, message: str, what: str | None = None) -> Answer:
+        if not self._count(what or str(status)):
             return _error(503, "the precondition proxy is past its bounds")
         return _error(status, message)
 
@@ -217,7 +229,7 @@ class PreconditionProxy:
 
 def _error(status: int, message: str) -> Answer:
     """An answer of the proxy's own, with GCS's JSON error body."""
-    reason = {412: "conditionNotMet", 400: "invalid", 503: "backendError"}[status]
+    reason = {404: "notFound", 412: "conditionNotMet", 400: "invalid", 503: "backendError"}[status]
     error = {"code": status, "message": message, "errors": [{"reason": reason, "message": message}]}
     if status == 412:
         error["errors"][0] |= {"domain": "global", "locationType": "header", "location": "If-Match"}

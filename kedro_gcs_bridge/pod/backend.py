@@ -266,12 +266,20 @@ class GCSBackend(Backend):
         raise HandoffError(f"{self.url_of(path)} kept changing while it was being updated.")
 
     def _read_versioned(self, path: str) -> tuple[bytes | None, int]:
-        self.fs.invalidate_cache(path)
-        try:
-            generation = int(self.fs.info(path).get("generation") or 0)
-            return self.read(path, generation or None), generation
-        except FileNotFoundError:
-            return None, 0
+        """The object's bytes and generation (None, 0: missing). A generation that is gone by
+        the time it is read was replaced or deleted in between: look again, never report a
+        replaced object as missing (a delete decided on that would be skipped)."""
+        for _ in range(_UPDATE_ROUNDS):
+            self.fs.invalidate_cache(path)
+            try:
+                generation = int(self.fs.info(path).get("generation") or 0)
+            except FileNotFoundError:
+                return None, 0
+            try:
+                return self.read(path, generation or None), generation
+            except FileNotFoundError:
+                continue
+        raise HandoffError(f"{self.url_of(path)} kept changing while it was being read.")
 
     def _conditional(self, path: str, data: bytes | None, generation: int) -> None:
         bucket, key, _ = self.fs.split_path(path)

@@ -195,6 +195,20 @@ class TestPreconditionProxy:
         fs.invalidate_cache()
         assert not fs.exists(path)
 
+    def test_a_read_of_a_replaced_generation_is_not_found(
+        self, gcs_preconditions: PreconditionProxy
+    ) -> None:
+        """GCS keeps no old generation in a bucket without versioning: reading one is a 404."""
+        fs, path = gcs(), f"{fresh_prefix()}/g.json"
+        fs.pipe_file(path, b"v1")
+        old = generation(fs, path)
+        assert fs.cat_file(path, generation=old) == b"v1"
+        fs.pipe_file(path, b"v2")
+        with pytest.raises(FileNotFoundError):
+            fs.cat_file(path, generation=old)
+        assert fs.cat_file(path, generation=generation(fs, path)) == b"v2"
+        assert gcs_preconditions.counts["404 generation"] == 1
+
     def test_a_precondition_it_does_not_enforce_is_refused_not_ignored(
         self, gcs_preconditions: PreconditionProxy
     ) -> None:
@@ -285,6 +299,33 @@ class TestCommitProtocol:
         assert manifest is not None and manifest["attempt"] == RACERS
         consumer = HandoffStore(prefix, task="c", upstream={"d": "split"})
         assert consumer.load("d") == {"attempt": RACERS}
+
+    def test_an_object_replaced_between_stat_and_read_is_read_again(
+        self, gcs_preconditions: PreconditionProxy
+    ) -> None:
+        """`update` learns the generation, then reads it: a writer in between must not make
+        the object look missing (a delete would then be skipped and the object stay)."""
+        backend = open_backend(fresh_prefix())
+        path = f"{backend.url}/manifests/split.json"
+        backend.fs.pipe_file(path, b"attempt 1")
+        real_read, calls = backend.read, []
+
+        def replaced_first(path: str, generation: int | None) -> bytes:
+            if not calls:
+                calls.append(1)
+                backend.fs.pipe_file(path, b"attempt 2")  # lands after the generation was read
+            return real_read(path, generation)
+
+        backend.read = replaced_first  # type: ignore[method-assign]
+        seen: list[bytes | None] = []
+
+        def withdraw(current: bytes | None) -> None:
+            seen.append(current)
+
+        backend.update(path, withdraw)
+        backend.fs.invalidate_cache()
+        assert seen[-1] == b"attempt 2"
+        assert not backend.fs.exists(path)
 
     def test_racing_withdrawals_of_one_commit_all_succeed(
         self, gcs_preconditions: PreconditionProxy
