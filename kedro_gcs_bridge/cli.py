@@ -585,7 +585,15 @@ def _task_table(results: Sequence[Any], manifests: dict[str, Any]) -> str:
 @click.option(
     "--tasks", default=None, help="Group task ids a,b,c. Default: $KEDRO_GCS_BRIDGE_TASKS."
 )
-def finalize(cleanup: str, prefix: str | None, tasks: str | None) -> None:
+@click.option(
+    "--failed-groups",
+    type=click.Choice(["fail", "report"]),
+    default="fail",
+    show_default=True,
+    help="fail: exit 1 when a group did not finish; report: say so and exit 0 (the DAG's "
+    "run-failed task fails the run, so Airflow does not retry finalize for it).",
+)
+def finalize(cleanup: str, prefix: str | None, tasks: str | None, failed_groups: str) -> None:
     """End a DAG run: set the MLflow parent run's status, clean up; exit 1 if a group failed."""
     from kedro_gcs_bridge.ops.finalize import finish_run
     from kedro_gcs_bridge.pod.contract import RUN_PREFIX_ENV
@@ -607,7 +615,8 @@ def finalize(cleanup: str, prefix: str | None, tasks: str | None) -> None:
         click.echo(f"deleted {prefix} ({outcome.deleted_bytes} bytes)")
     if not outcome.ok:
         click.secho(f"groups that did not finish: {', '.join(outcome.incomplete)}", fg="red")
-        raise click.exceptions.Exit(1)
+        if failed_groups == "fail":
+            raise click.exceptions.Exit(1)
 
 
 def _node_classes(nodes: Iterable[Any], config: Any) -> dict[str, str]:

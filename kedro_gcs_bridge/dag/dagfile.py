@@ -306,8 +306,28 @@ class DagFile:
     finalize_retry_delay = FINALIZE_RETRY_DELAY
 
     def finalize_arguments(self) -> list[str]:
-        """The finalize container's arguments."""
-        return ["gcs-bridge", "finalize", "--cleanup", self.config.cleanup]
+        """The finalize container's arguments: the run-failed task fails a failed run."""
+        return [
+            "gcs-bridge",
+            "finalize",
+            "--cleanup",
+            self.config.cleanup,
+            "--failed-groups",
+            "report",
+        ]
+
+    @property
+    def run_failed(self) -> TaskPlan | None:
+        """The task that fails the DAG run when a group failed (with finalize only)."""
+        return None if self.plan is None else self.plan.run_failed
+
+    def run_failed_command(self) -> str:
+        """What the run-failed task runs on the Airflow worker: it only fails."""
+        message = (
+            "A group task of this DAG run failed (see its log); finalize set the MLflow "
+            "parent run's status and cleaned up as configured."
+        )
+        return f"echo {shlex.quote(message)} >&2; exit 1"
 
     def finalize_command(self) -> str:
         """The finalize task's command for a local process."""

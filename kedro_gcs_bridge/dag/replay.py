@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kedro_gcs_bridge.errors import ReplayError
 from kedro_gcs_bridge.planning.naming import run_segment
+from kedro_gcs_bridge.planning.plan import RUN_FAILED_TASK
 from kedro_gcs_bridge.pod.contract import RUN_PREFIX_ENV, TASK_START_ENV
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ def load_dag_tasks(
     tasks = []
     for task in dag.topological_sort():
         if not hasattr(task, "build_pod_request_obj"):
+            if task.task_id.startswith(RUN_FAILED_TASK):
+                continue  # Airflow's verdict on the run: replay reports each task's own
             raise ReplayError(f"task {task.task_id} is a {type(task).__name__}, not a pod task.")
         task.render_template_fields(context)
         pod = task.build_pod_request_obj(dry_run=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kedro_gcs_bridge.errors import PlanError
 from kedro_gcs_bridge.planning.config import BridgeConfig
@@ -30,6 +30,10 @@ FINALIZE_TASK = "gcs_bridge_finalize"
 FINALIZE_RETRIES = 2
 #: Seconds between finalize attempts.
 FINALIZE_RETRY_DELAY = 15
+#: The task that fails the DAG run when a group failed (suffixed like finalize's when taken).
+#: Finalize reports the verdict and succeeds, so Airflow never retries it for a verdict that
+#: a retry cannot change (on GKE each retry is one more pod).
+RUN_FAILED_TASK = "gcs_bridge_run_failed"
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,15 @@ class Plan:
     """The tasks of one pipeline's DAG, plus the warnings found while planning.
 
     `tasks` are the group tasks; `finalize` is the DAG's last task (MLflow parent status,
-    verdict, cleanup), planned here like any task, or None when the config needs none.
+    verdict, cleanup), planned here like any task, or None when the config needs none;
+    `run_failed`, with finalize, fails the DAG run when a group failed.
     """
 
     pipeline_name: str
     tasks: tuple[TaskPlan, ...]
     warnings: tuple[str, ...]
     finalize: TaskPlan | None = None
+    run_failed: TaskPlan | None = None
 
     def task(self, task_id: str) -> TaskPlan:
         """The task with this id."""
@@ -205,15 +211,24 @@ def _group_tasks(
     return tasks
 
 
-def _finalize_task(tasks: Sequence[TaskPlan], config: BridgeConfig, pod_prefix: str) -> TaskPlan:
-    """The last task: after every leaf task, whatever its outcome (see ops/finalize.py)."""
-    taken = {name for task in tasks for name in (task.task_id, task.pod_name, task.var_name)}
+def _free_names(base: str, taken: set[str], pod_prefix: str) -> tuple[str, str, str]:
+    """Task id, pod name and variable for `base`, suffixed `_1`, `_2`, ... until none is taken."""
     for i in range(len(taken) + 1):
-        task_id = FINALIZE_TASK + (f"_{i}" if i else "")
+        task_id = base + (f"_{i}" if i else "")
         pod = pod_names([task_id], pod_prefix)[task_id]
         variable = python_names([task_id])[task_id]
         if not {task_id, pod, variable} & taken:
             break
+    return task_id, pod, variable
+
+
+def _names_of(tasks: Sequence[TaskPlan]) -> set[str]:
+    return {name for task in tasks for name in (task.task_id, task.pod_name, task.var_name)}
+
+
+def _finalize_task(tasks: Sequence[TaskPlan], config: BridgeConfig, pod_prefix: str) -> TaskPlan:
+    """The last task: after every leaf task, whatever its outcome (see ops/finalize.py)."""
+    task_id, pod, variable = _free_names(FINALIZE_TASK, _names_of(tasks), pod_prefix)
     with_downstream = {up for task in tasks for up in task.upstream}
     machine = finalize_machine(config)
     return TaskPlan(
@@ -227,6 +242,20 @@ def _finalize_task(tasks: Sequence[TaskPlan], config: BridgeConfig, pod_prefix: 
         inputs=(),
         outputs=(),
         retries=FINALIZE_RETRIES + (config.spot_retries if machine.spot else 0),
+    )
+
+
+def _run_failed_task(tasks: Sequence[TaskPlan], final: TaskPlan, pod_prefix: str) -> TaskPlan:
+    """The task that fails the run once any group failed (Airflow's `one_failed`; no pod)."""
+    task_id, pod, variable = _free_names(RUN_FAILED_TASK, _names_of([*tasks, final]), pod_prefix)
+    return replace(
+        final,
+        group=RUN_FAILED_TASK,
+        task_id=task_id,
+        pod_name=pod,
+        var_name=variable,
+        upstream=tuple(task.task_id for task in tasks),
+        retries=0,
     )
 
 
@@ -268,12 +297,16 @@ def plan_tasks(
     if problems:
         raise PlanError(pipeline_name, problems)
     tasks = _group_tasks(grouping, machines, config, pod_prefix)
-    final = _finalize_task(tasks, config, pod_prefix) if config.finalize else None
-    return Plan(pipeline_name, tuple(tasks), tuple(warnings), final)
+    if not config.finalize:
+        return Plan(pipeline_name, tuple(tasks), tuple(warnings))
+    final = _finalize_task(tasks, config, pod_prefix)
+    watcher = _run_failed_task(tasks, final, pod_prefix)
+    return Plan(pipeline_name, tuple(tasks), tuple(warnings), final, watcher)
 
 
 __all__ = [
     "FINALIZE_TASK",
+    "RUN_FAILED_TASK",
     "Plan",
     "TaskPlan",
     "boundary_datasets",

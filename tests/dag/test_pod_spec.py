@@ -155,6 +155,8 @@ def pods(dag: Any, conf: dict[str, Any] | None = None) -> dict[str, Any]:
     # A run works on its own copy: rendering replaces the templates and conf sets the params.
     dag = copy.deepcopy(dag)
     for task in dag.tasks:
+        if not hasattr(task, "build_pod_request_obj"):
+            continue  # the run-failed task runs no pod
         context = {
             **template_context(dag),
             "params": process_params(dag, task, conf, suppress_exception=False),
@@ -206,7 +208,19 @@ class TestTaskKnobs:
             "b": timedelta(minutes=90),  # machine class gpu
             "c": timedelta(minutes=30),
             "gcs_bridge_finalize": timedelta(minutes=30),
+            "gcs_bridge_run_failed": None,  # on the worker, it only fails
         }
+
+    def test_a_failed_group_fails_the_run_through_a_task_that_is_never_retried(
+        self, knobs_dag: Any
+    ) -> None:
+        watcher = knobs_dag.get_task("gcs_bridge_run_failed")
+        assert str(getattr(watcher.trigger_rule, "value", watcher.trigger_rule)) == "one_failed"
+        assert watcher.retries == 0
+        assert watcher.upstream_task_ids == {"a", "b", "c"}
+        assert watcher.downstream_task_ids == set()
+        finalize = container(pods(knobs_dag)["gcs_bridge_finalize"])
+        assert finalize.args[-2:] == ["--failed-groups", "report"]
 
     def test_dagrun_timeout(self, knobs_dag: Any, default_dag: Any) -> None:
         assert knobs_dag.dagrun_timeout == timedelta(minutes=240)
@@ -221,7 +235,13 @@ class TestTaskKnobs:
         ("dag", "action"), [("default_dag", "delete_succeeded_pod"), ("knobs_dag", "delete_pod")]
     )
     def test_on_finish_action(self, dag: str, action: str, request: pytest.FixtureRequest) -> None:
-        for task in request.getfixturevalue(dag).tasks:
+        pod_tasks = [
+            task
+            for task in request.getfixturevalue(dag).tasks
+            if hasattr(task, "build_pod_request_obj")
+        ]
+        assert len(pod_tasks) == 4
+        for task in pod_tasks:
             assert task.on_finish_action.value == action
 
     def test_doc_md_of_dag_and_tasks(self, knobs_dag: Any) -> None:

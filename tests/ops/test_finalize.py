@@ -25,7 +25,12 @@ from kedro_gcs_bridge.ops.runs import list_runs
 from kedro_gcs_bridge.planning.config import parse_config
 from kedro_gcs_bridge.planning.grouping import NodeSpec
 from kedro_gcs_bridge.planning.machines import MachineClass
-from kedro_gcs_bridge.planning.plan import FINALIZE_RETRIES, FINALIZE_TASK, plan_tasks
+from kedro_gcs_bridge.planning.plan import (
+    FINALIZE_RETRIES,
+    FINALIZE_TASK,
+    RUN_FAILED_TASK,
+    plan_tasks,
+)
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.tracking.tracker import HTTP_LIMITS, RunIdentity, Tracker
 
@@ -127,6 +132,21 @@ class TestPlannedFinalize:
         assert plan.finalize.machine == config.machine_classes["tiny"]
         assert isinstance(plan.finalize.machine, MachineClass)
 
+    def test_a_run_failed_task_waits_on_every_group_and_is_never_retried(
+        self, spaceflights_nodes: list[NodeSpec]
+    ) -> None:
+        plan = plan_tasks("__default__", spaceflights_nodes, parse_config({"cleanup": "always"}))
+        watcher = plan.run_failed
+        assert watcher is not None and watcher.task_id == RUN_FAILED_TASK
+        assert set(watcher.upstream) == {task.task_id for task in plan.tasks}
+        assert watcher.retries == 0
+        names = {n for t in plan.tasks for n in (t.task_id, t.var_name)}
+        assert plan.finalize is not None
+        names |= {plan.finalize.task_id, plan.finalize.var_name}
+        assert not {watcher.task_id, watcher.var_name} & names
+        bare = plan_tasks("__default__", spaceflights_nodes, parse_config({}))
+        assert bare.run_failed is None  # without finalize, a failed group fails the run itself
+
     def test_no_finalize_without_tracking_or_cleanup(
         self, spaceflights_nodes: list[NodeSpec]
     ) -> None:
@@ -193,13 +213,12 @@ class _FailParentUpdateOnce:
             return "pass"
 
 
-def test_finalize_in_airflow_follows_task_states_and_retries(
-    tmp_path: Path, mlflow_server: str, experiment: str
-) -> None:
-    """A leaf task marked success by hand (no manifest, no child run): the parent ends
-    FINISHED; finalize's first attempt fails on MLflow (mlflow_required) and is retried."""
+def _airflow_dags_test(tmp_path: Path, params: str, *options: str) -> Any:
+    """`airflow dags test` of the example's `_local` DAG made with `--params` (a copy of the
+    example in `tmp_path/spaceflights`, its own AIRFLOW_HOME)."""
     project = tmp_path / "spaceflights"
-    shutil.copytree(REPO / "examples" / "spaceflights", project)
+    if not project.exists():
+        shutil.copytree(REPO / "examples" / "spaceflights", project)
     env = {
         "KEDRO_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
@@ -208,26 +227,44 @@ def test_finalize_in_airflow_follows_task_states_and_retries(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
     }
+    create = [str(BIN / "kedro"), "airflow", "create", "-j", str(REPO / "templates/gcs_bridge.j2")]
+    created = run([*create, "-t", str(project / "dags"), "--params", params], project, env)
+    assert created.returncode == 0, created.stderr[-3000:]
+    migrated = run([str(BIN / "airflow"), "db", "migrate"], project, env)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    # pod_backend: local makes the `_local` variant (its own dag_id and file).
+    return run([str(BIN / "airflow"), "dags", "test", f"{DAG_ID}_local", *options], project, env)
+
+
+def test_a_failed_group_fails_the_run_without_retrying_finalize(tmp_path: Path) -> None:
+    """A group fails: finalize reports it once and succeeds (no retry for a verdict), the
+    run-failed task fails, and so does the DAG run."""
+    project = tmp_path / "spaceflights"
+    shutil.copytree(REPO / "examples" / "spaceflights", project)
+    (project / "data/01_raw/companies.csv").unlink()  # the companies group fails
+    # retries=0: `airflow dags test` would wait out a group's retry delay (5 minutes).
+    result = _airflow_dags_test(tmp_path, "pod_backend=local,cleanup=on_success,retries=0")
+    log = result.stdout + result.stderr
+    assert "groups that did not finish: companies" in log, log[-5000:]
+    assert log.count("groups that did not finish") == 1  # finalize ran once
+    assert "A group task of this DAG run failed" in log
+    assert "DagRun Finished" in log and "state=failed" in log, log[-5000:]
+
+
+def test_finalize_in_airflow_follows_task_states_and_retries(
+    tmp_path: Path, mlflow_server: str, experiment: str
+) -> None:
+    """A leaf task marked success by hand (no manifest, no child run): the parent ends
+    FINISHED; finalize's first attempt fails on MLflow (mlflow_required) and is retried."""
     policy = _FailParentUpdateOnce(mlflow_server, experiment, children=4)
     with fault_proxy(mlflow_server, policy, max_requests=5000, max_seconds=600) as proxy:
         params = (
             f"pod_backend=local,mlflow_tracking_uri={proxy.url},mlflow_experiment={experiment},"
             "mlflow_required=true"
         )
-        create = [
-            str(BIN / "kedro"),
-            "airflow",
-            "create",
-            "-j",
-            str(REPO / "templates/gcs_bridge.j2"),
-        ]
-        created = run([*create, "-t", str(project / "dags"), "--params", params], project, env)
-        assert created.returncode == 0, created.stderr[-3000:]
-        migrated = run([str(BIN / "airflow"), "db", "migrate"], project, env)
-        assert migrated.returncode == 0, migrated.stderr[-3000:]
-        # pod_backend: local makes the `_local` variant (its own dag_id and file).
-        test = [str(BIN / "airflow"), "dags", "test", f"{DAG_ID}_local"]
-        result = run([*test, "--mark-success-pattern", "^evaluate_model_node$"], project, env)
+        result = _airflow_dags_test(
+            tmp_path, params, "--mark-success-pattern", "^evaluate_model_node$"
+        )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
     assert "DagRun Finished" in log and "state=success" in log
