@@ -13,7 +13,6 @@ import os
 from collections.abc import Mapping
 
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.pod import transfer
 
 RUN_PREFIX_ENV = "KEDRO_GCS_BRIDGE_RUN_PREFIX"
 DAG_ID_ENV = "KEDRO_GCS_BRIDGE_DAG_ID"
@@ -28,9 +27,9 @@ ALLOW_PICKLE_ENV = "KEDRO_GCS_BRIDGE_ALLOW_PICKLE"
 #: travel through the run prefix, or are left to the catalog).
 LOCAL_HANDOFF_ENV = "KEDRO_GCS_BRIDGE_LOCAL_HANDOFF"
 #: Bytes, and a count: frames at least that large cross as parallel parts, that many at once
-#: (`parallel_threshold`, `parallel_concurrency`). Named where the pod reads them, pod/transfer.py.
-PARALLEL_THRESHOLD_ENV = transfer.THRESHOLD_ENV
-PARALLEL_CONCURRENCY_ENV = transfer.CONCURRENCY_ENV
+#: (`parallel_threshold`, `parallel_concurrency`; read by pod/transfer.py).
+PARALLEL_THRESHOLD_ENV = "KEDRO_GCS_BRIDGE_PARALLEL_THRESHOLD"
+PARALLEL_CONCURRENCY_ENV = "KEDRO_GCS_BRIDGE_PARALLEL_CONCURRENCY"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_EXPERIMENT"
 #: "true": a tracking failure fails the task (`mlflow_required`); unset: tracking is best effort.

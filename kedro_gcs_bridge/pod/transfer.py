@@ -53,6 +53,8 @@ from typing import TYPE_CHECKING, Any
 import google_crc32c
 
 from kedro_gcs_bridge.errors import HandoffError
+from kedro_gcs_bridge.planning.values import as_count
+from kedro_gcs_bridge.pod.contract import PARALLEL_CONCURRENCY_ENV, PARALLEL_THRESHOLD_ENV
 from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS, POLARS_IPC
 
 if TYPE_CHECKING:
@@ -61,12 +63,8 @@ if TYPE_CHECKING:
 MIB = 2**20
 #: The smallest part `TransferSettings.sized_for` cuts (a request per part must still pay off).
 MIN_PART_SIZE = 4 * MIB
-#: Environment variables that tune the parallel path in a pod (bytes; counts).
-THRESHOLD_ENV = "KEDRO_GCS_BRIDGE_PARALLEL_THRESHOLD"
-CONCURRENCY_ENV = "KEDRO_GCS_BRIDGE_PARALLEL_CONCURRENCY"
-
-
-_ENV_FIELDS = {"threshold": THRESHOLD_ENV, "concurrency": CONCURRENCY_ENV}
+#: Settings a pod's environment tunes (bytes; a count), set by the DAG from airflow.yml.
+_ENV_FIELDS = {"threshold": PARALLEL_THRESHOLD_ENV, "concurrency": PARALLEL_CONCURRENCY_ENV}
 #: numpy dtype kinds Arrow can hand over without converting (ints, floats, datetimes, ...).
 _PLAIN_KINDS = frozenset("iufmM")
 
@@ -99,17 +97,14 @@ class TransferSettings:
         """The defaults, with the threshold and concurrency a pod's environment sets.
 
         Raises:
-            HandoffError: A variable is not a positive integer.
+            ConfigError: A variable is not a whole number >= 1.
         """
         environ = os.environ if environ is None else environ
-        values: dict[str, int] = {}
-        for field_name, variable in _ENV_FIELDS.items():
-            text = environ.get(variable)
-            if text is None:
-                continue
-            if not text.strip().isdigit() or int(text) < 1:
-                raise HandoffError(f"{variable}={text!r} is not a positive integer.")
-            values[field_name] = int(text)
+        values = {
+            field_name: as_count(variable, environ[variable].strip(), minimum=1)
+            for field_name, variable in _ENV_FIELDS.items()
+            if variable in environ
+        }
         return cls(**values)
 
 

@@ -27,14 +27,20 @@ from _fault_proxy import failing_uploads, fault_proxy
 from _gcs_emulator import BUCKET
 from pyarrow import ipc
 
-from kedro_gcs_bridge.errors import ChecksumError, HandoffError, MetadataError, NotCommittedError
+from kedro_gcs_bridge.errors import (
+    ChecksumError,
+    ConfigError,
+    HandoffError,
+    MetadataError,
+    NotCommittedError,
+)
 from kedro_gcs_bridge.ops.runs import delete_runs, scan_runs
+from kedro_gcs_bridge.pod.contract import PARALLEL_THRESHOLD_ENV as THRESHOLD_ENV
 from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.pod.transfer import (
     FRAME_READERS,
     MIB,
-    THRESHOLD_ENV,
     TransferSettings,
     _ranges,
 )
@@ -96,7 +102,7 @@ class TestSettings:
 
     @pytest.mark.parametrize("text", ["", "-1", "0", "1.5", "lots"])
     def test_a_bad_value_is_refused(self, text: str) -> None:
-        with pytest.raises(HandoffError, match=THRESHOLD_ENV):
+        with pytest.raises(ConfigError, match=THRESHOLD_ENV):
             TransferSettings.from_env({THRESHOLD_ENV: text})
 
     @pytest.mark.parametrize(
