@@ -725,54 +725,6 @@ def _measured_run(
     return url, _run_manifests(url)
 
 
-def _measured_pod_start(manifests: Sequence[dict[str, Any]]) -> tuple[float, int] | None:
-    """The median `pod_start_seconds` the run's groups measured (task start to first node),
-    and how many measured it; None when none did (no `KEDRO_GCS_BRIDGE_TASK_START`)."""
-    import statistics
-
-    measured = [
-        float(value)
-        for value in (manifest.get("pod_start_seconds") for manifest in manifests)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-    ]
-    return (statistics.median(measured), len(measured)) if measured else None
-
-
-def _pod_start_choice(
-    given: float | None, kedro_start: float | None, manifests: Sequence[dict[str, Any]]
-) -> tuple[float | None, float | None, str]:
-    """(pod start, kedro start, where the pod start is from): `--pod-start`, else the run's
-    measured median, else the model's default.
-
-    A measured pod start runs to the first node, so it holds `kedro run`'s start already: the
-    model's kedro start is then 0 unless `--kedro-start` is given.
-    """
-    if given is not None:
-        return given, kedro_start, "--pod-start"
-    measured = _measured_pod_start(manifests)
-    if measured is None:
-        return None, kedro_start, "the model's default: the run measured no pod start"
-    median, count = measured
-    source = f"measured: median task start -> first node of {count} task(s)"
-    if kedro_start is None:
-        source += ", `kedro run` start included (--kedro-start 0)"
-    return median, 0.0 if kedro_start is None else kedro_start, source
-
-
-def _cost_model(
-    pod_start: float | None, kedro_start: float | None, round_trip_ms: float | None
-) -> Any:
-    """The default model with the constants given on the command line."""
-    from kedro_gcs_bridge.planning.suggest import CostModel
-
-    given = {
-        "pod_start_s": pod_start,
-        "kedro_start_s": kedro_start,
-        "round_trip_s": None if round_trip_ms is None else round_trip_ms / 1000,
-    }
-    return CostModel(**{name: value for name, value in given.items() if value is not None})
-
-
 @gcs_bridge.command()
 @click.option(
     "--from",
@@ -842,8 +794,10 @@ def suggest(
     uris = (mlflow_tracking_uri, config.mlflow_tracking_uri)
     url, manifests = _measured_run(source, uris, err=fmt != "text")
     figures = model.figures_from_manifests(manifests, persisted)
-    pod_start, kedro_start, pod_start_from = _pod_start_choice(pod_start, kedro_start, manifests)
-    cost = _cost_model(pod_start, kedro_start, round_trip_ms)
+    pod_start, kedro_start, pod_start_from = model.pod_start_choice(
+        pod_start, kedro_start, manifests
+    )
+    cost = model.cost_model(pod_start, kedro_start, round_trip_ms)
     pod_start_line = f"pod start: {cost.pod_start_s:.1f} s ({pod_start_from})"
     if fmt != "text":
         click.echo(pod_start_line, err=True)

@@ -18,6 +18,7 @@ start, the task graph stays acyclic, and machine classes are never mixed unless 
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,50 @@ class CostModel:
     def to_json(self) -> dict[str, float]:
         """The constants, for reports."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def measured_pod_start(manifests: Sequence[dict[str, Any]]) -> tuple[float, int] | None:
+    """The median `pod_start_seconds` the run's groups measured (task start to first node),
+    and how many measured it; None when none did (no `KEDRO_GCS_BRIDGE_TASK_START`)."""
+    measured = [
+        float(value)
+        for value in (manifest.get("pod_start_seconds") for manifest in manifests)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    ]
+    return (statistics.median(measured), len(measured)) if measured else None
+
+
+def pod_start_choice(
+    given: float | None, kedro_start: float | None, manifests: Sequence[dict[str, Any]]
+) -> tuple[float | None, float | None, str]:
+    """(pod start, kedro start, where the pod start is from): `--pod-start`, else the run's
+    measured median, else the model's default.
+
+    A measured pod start runs to the first node, so it holds `kedro run`'s start already: the
+    model's kedro start is then 0 unless `--kedro-start` is given.
+    """
+    if given is not None:
+        return given, kedro_start, "--pod-start"
+    measured = measured_pod_start(manifests)
+    if measured is None:
+        return None, kedro_start, "the model's default: the run measured no pod start"
+    median, count = measured
+    source = f"measured: median task start -> first node of {count} task(s)"
+    if kedro_start is None:
+        source += ", `kedro run` start included (--kedro-start 0)"
+    return median, 0.0 if kedro_start is None else kedro_start, source
+
+
+def cost_model(
+    pod_start: float | None, kedro_start: float | None, round_trip_ms: float | None
+) -> CostModel:
+    """The default model with the constants given on the command line."""
+    given = {
+        "pod_start_s": pod_start,
+        "kedro_start_s": kedro_start,
+        "round_trip_s": None if round_trip_ms is None else round_trip_ms / 1000,
+    }
+    return CostModel(**{name: value for name, value in given.items() if value is not None})
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ import pytest
 from _processes import run
 from mlflow import MlflowClient
 
-from kedro_gcs_bridge.cli import _mlflow_run_id, _pod_start_choice
+from kedro_gcs_bridge.cli import _mlflow_run_id
 from kedro_gcs_bridge.planning.naming import run_segment
+from kedro_gcs_bridge.planning.suggest import pod_start_choice
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.tracking.tracker import RUN_PREFIX_TAG
 
@@ -238,7 +239,7 @@ def test_pod_start_choice(
     manifests: list[dict[str, Any]],
     chosen: tuple[float | None, float | None],
 ) -> None:
-    pod_start, kedro_start, source = _pod_start_choice(given, kedro, manifests)
+    pod_start, kedro_start, source = pod_start_choice(given, kedro, manifests)
     assert (pod_start, kedro_start) == chosen
     assert source.startswith(
         "--pod-start" if given else "measured" if pod_start is not None else "the model's default"
