@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -68,12 +69,12 @@ def kedro_start_seconds(
     """The median of what each successful task spent outside its nodes and its pod start
     delay (`kedro run` start, handoff, exit): the model's `kedro_start_s` for this machine.
     None when no task has a manifest with node timings."""
-    spent = sorted(
+    spent = [
         r.seconds - r.pod_start_s - sum(manifests[r.task_id]["node_seconds"].values())
         for r in results
         if r.state == "success" and manifests.get(r.task_id, {}).get("node_seconds")
-    )
-    return spent[len(spent) // 2] if spent else None
+    ]
+    return statistics.median(spent) if spent else None
 
 
 def slot_waits(results: Sequence[TaskResult]) -> tuple[int, float]:
