@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 _HOP_BY_HOP = {
@@ -157,15 +157,22 @@ class FaultProxy:
 
 
 @contextmanager
+def serving(server: HTTPServer) -> Iterator[None]:
+    """Serves `server` in a daemon thread for the block, then shuts it down and closes it."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def fault_proxy(
     target: str, policy: Policy, max_requests: int = 20_000, max_seconds: float = 600
 ) -> Iterator[FaultProxy]:
     """Runs a `FaultProxy` in a thread for the duration of the block."""
     proxy = FaultProxy(target, policy, max_requests, max_seconds)
-    thread = threading.Thread(target=proxy.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(proxy.server):
         yield proxy
-    finally:
-        proxy.server.shutdown()
-        proxy.server.server_close()

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from _fault_proxy import _HOP_BY_HOP
+from _fault_proxy import _HOP_BY_HOP, serving
 
 __all__ = ["PreconditionProxy", "Target", "precondition_proxy", "target_of"]
 
@@ -286,10 +286,5 @@ def precondition_proxy(
 ) -> Iterator[PreconditionProxy]:
     """Runs a `PreconditionProxy` in front of the emulator at `target` for the block."""
     proxy = PreconditionProxy(target, max_requests, max_seconds)
-    thread = threading.Thread(target=proxy.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(proxy.server):
         yield proxy
-    finally:
-        proxy.server.shutdown()
-        proxy.server.server_close()
