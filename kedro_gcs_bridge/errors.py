@@ -75,3 +75,7 @@ class CatalogEnvError(GCSBridgeError):
 
 class StorageUnreachableError(GCSBridgeError):
     """The storage behind a root URL (`runs list/gc`) does not answer in time, or refuses."""
+
+
+class DeprecatedKeyWarning(FutureWarning):
+    """An airflow config key is spelled the old, flat way (`pod_labels`): it still works."""

@@ -1,0 +1,1306 @@
+"""The typed `airflow` config of a project (conf/<env>/airflow.yml): the only reader of it.
+
+One pydantic model, nested by concern: the origin's kedro-airflow + GKE keys stay at the top
+level with their meaning (`grouping_prefix`, `gcp_project_id`, `retry_delay` in minutes, ...);
+pod spec knobs sit under `pod:`, tracking under `mlflow:`, other Airflow task arguments under
+`default_args:`, other DAG arguments under `dag:` and the run prefix's data policies under
+`handoff:`. Every value is checked with the rules Airflow, Kubernetes and MLflow apply later;
+`parse_config` collects every problem, each naming its key path, into one `ConfigError`. The
+old flat spellings (`pod_labels`, `mlflow_tracking_uri`, ...) are read with a one-line
+deprecation warning naming the new one. The README's reference table and the init file are
+generated from the fields here (`python -m kedro_gcs_bridge.config` rewrites both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import json
+import keyword
+import math
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from kedro_gcs_bridge.errors import ConfigError, DeprecatedKeyWarning
+from kedro_gcs_bridge.values import (
+    MIB,
+    bool_value,
+    byte_size_value,
+    count_value,
+    cpu_millis,
+    memory_bytes,
+    root_url_value,
+)
+
+
+class _Problem(ValueError):
+    """What is wrong with a value; `at` continues the key path below the field."""
+
+    def __init__(self, problem: str, *at: str | int) -> None:
+        super().__init__(problem)
+        self.at = at
+
+
+def _check(read: Callable[[Any], Any]) -> BeforeValidator:
+    return BeforeValidator(read)
+
+
+# --- plain values ------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, Mapping | list | tuple):
+        raise _Problem(f"must be a plain value (text, number, true/false), got {value!r}.")
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _minutes(value: Any, above_zero: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        bound = "> 0" if above_zero else ">= 0"
+        raise _Problem(f"is in minutes and must be a number {bound}, got {value!r}.")
+    if value < 0 or (above_zero and value == 0):
+        raise _Problem(f"is in minutes and must be {'> 0' if above_zero else '>= 0'}, got {value}.")
+    return float(value)
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise _Problem(f"must be a number of seconds > 0, got {value!r}.")
+    return float(value)
+
+
+def _start_date(value: Any) -> tuple[int, ...]:
+    if isinstance(value, dt.datetime):
+        return (value.year, value.month, value.day, value.hour, value.minute)
+    if isinstance(value, dt.date):
+        return (value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            parsed = dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise _Problem(f"{value!r} is not a date; write [2023, 1, 1] or '2023-01-01'.") from exc
+        return (parsed.year, parsed.month, parsed.day)
+    if isinstance(value, list | tuple) and 3 <= len(value) <= 6:
+        try:
+            parts = tuple(int(part) for part in value)
+            dt.datetime(*parts)
+        except (TypeError, ValueError) as exc:
+            raise _Problem(f"{list(value)} is not a valid date: {exc}.") from exc
+        return parts
+    raise _Problem(f"must be a list like [2023, 1, 1], got {value!r}.")
+
+
+def _tag_prefix(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _Problem("must be a non-empty string like 'airflow.'.")
+    if ":" in value:
+        dot = value.replace(":", ".")
+        raise _Problem(
+            rf"'{value}' cannot match any node: Kedro 1.x only accepts tags matching [\w.-]+, "
+            f"so tags with ':' are rejected when the pipeline is built. Tag nodes "
+            f"'{dot}<name>' and set '{dot}' instead."
+        )
+    return value
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    """A list of names or tags: a list, or one string (comma-separated names)."""
+    listed = [part.strip() for part in value.split(",")] if isinstance(value, str) else value
+    if isinstance(listed, list | tuple) and all(
+        isinstance(item, str | int) and not isinstance(item, bool) and str(item) for item in listed
+    ):
+        return tuple(str(item) for item in listed)
+    raise _Problem(f"must be a list of names like [nightly, metrics], got {value!r}.")
+
+
+_GROUP_NAME = re.compile(r"^[\w.-]+$")
+_SELECTOR_KINDS = ("tag:", "namespace:")
+
+
+def _groups(value: Any) -> dict[str, tuple[str, ...]]:
+    """`groups:`: group name -> node names or selectors (`tag:<tag>`, `namespace:<ns>`)."""
+    example = "like {split: [create_model_input_table_node, split_data_node]}"
+    if not isinstance(value, Mapping):
+        raise _Problem(f"must map group names to lists of nodes, {example}.")
+    groups: dict[str, tuple[str, ...]] = {}
+    for name, entries in value.items():
+        if not isinstance(name, str) or not _GROUP_NAME.match(name):
+            raise _Problem(
+                f"group name {name!r} must be letters, digits, '_', '.' or '-' (as in an "
+                "airflow.<group> tag)."
+            )
+        listed = [entries] if isinstance(entries, str) else entries
+        if not isinstance(listed, list | tuple) or not listed:
+            raise _Problem(f"must list its nodes, {example}.", name)
+        bad = [e for e in listed if not isinstance(e, str) or not e or e in _SELECTOR_KINDS]
+        if bad:
+            raise _Problem(
+                f"has entries {bad!r} that are not node names, 'tag:<tag>' or "
+                "'namespace:<namespace>'.",
+                name,
+            )
+        groups[name] = tuple(listed)
+    return groups
+
+
+def _root_url(value: Any) -> str:
+    return "" if value == "" else root_url_value(value)  # "": unset, a missing deployment key
+
+
+Bool = Annotated[bool, _check(bool_value)]
+Count = Annotated[int, _check(count_value)]
+AtLeastOne = Annotated[int, _check(lambda value: count_value(value, 1))]
+Text = Annotated[str, _check(_text)]
+Minutes = Annotated[float, _check(_minutes)]
+RootUrl = Annotated[str, _check(_root_url)]
+
+# --- Airflow and MLflow rules ------------------------------------------------------------------
+
+#: Airflow 3's schedule presets (`@once`, `@continuous` and its CRON_PRESETS).
+AIRFLOW_PRESETS = (
+    "@once",
+    "@continuous",
+    "@hourly",
+    "@daily",
+    "@weekly",
+    "@monthly",
+    "@quarterly",
+    "@yearly",
+)
+#: Airflow's KEY_REGEX for DAG and task ids, and their length limit.
+DAG_ID = re.compile(r"^[\w.-]+$")
+DAG_ID_MAX = 250
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _schedule(value: Any) -> str | None:
+    """None, an Airflow preset, or a cron expression croniter (Airflow's parser) accepts."""
+    if value is None or str(value) in AIRFLOW_PRESETS:
+        return None if value is None else str(value)
+    text = str(value)
+    try:
+        from croniter import croniter
+    except ImportError as exc:  # pragma: no cover - the `dag` extra installs it
+        raise _Problem("needs croniter to be checked: pip install 'kedro-gcs-bridge[dag]'") from exc
+    try:
+        croniter(text)
+    except (ValueError, KeyError) as exc:  # croniter's errors are ValueErrors
+        close = difflib.get_close_matches(text, AIRFLOW_PRESETS, n=1) if text[:1] == "@" else []
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise _Problem(
+            f"{text!r} is not a cron expression or an Airflow preset{hint}: "
+            f"{str(exc).rstrip('.')}. Write a cron like '0 3 * * *' or one of "
+            f"{list(AIRFLOW_PRESETS)}."
+        ) from exc
+    return text
+
+
+def _dag_id(value: Any) -> str:
+    text = str(value)
+    if not DAG_ID.match(text):
+        raise _Problem(
+            f"{text!r} may only hold letters, digits, '_', '.' and '-' (Airflow's rule)."
+        )
+    if len(text) > DAG_ID_MAX:
+        raise _Problem(f"is {len(text)} characters long; Airflow allows {DAG_ID_MAX}.")
+    return text
+
+
+def _kubernetes_name(pattern: re.Pattern[str], limit: int) -> Callable[[Any], str]:
+    def read(value: Any) -> str:
+        text = str(value)
+        if not pattern.match(text):
+            dots = " and ." if pattern is _DNS_SUBDOMAIN else ""
+            raise _Problem(
+                f"{text!r} is not an RFC 1123 name: lowercase letters, digits and '-'{dots}, "
+                "starting and ending with a letter or digit."
+            )
+        if len(text) > limit:
+            raise _Problem(f"is {len(text)} characters long; Kubernetes allows {limit}.")
+        return text
+
+    return read
+
+
+def _url_problem(uri: str, example: str | None) -> str | None:
+    """With `example`, the URI needs a local absolute path; without, a host."""
+    parts = urlsplit(uri)
+    if example is None:
+        return None if parts.hostname else f"write {parts.scheme}://host[:port][/path]"
+    ok = parts.netloc in {"", "localhost"} and parts.path.startswith("/") and parts.path != "/"
+    return None if ok else f"write {example}"
+
+
+def _databricks(uri: str) -> str | None:
+    ok = uri in {"databricks", "databricks-uc"} or urlsplit(uri).netloc
+    return None if ok else "write databricks"
+
+
+#: MLflow's tracking stores by scheme, each with the check of the URI's shape.
+_TRACKING_SCHEMES: dict[str, Callable[[str], str | None]] = {
+    **dict.fromkeys(
+        ("http", "https", "postgresql", "mysql", "mssql"), lambda u: _url_problem(u, None)
+    ),
+    "databricks": _databricks,
+    "databricks-uc": _databricks,
+    "file": lambda uri: _url_problem(uri, "file:///absolute/path/mlruns"),
+    "sqlite": lambda uri: _url_problem(uri, "sqlite:///absolute/path/mlflow.db"),
+}
+
+
+def _tracking_uri(value: Any) -> str:
+    """An MLflow tracking URI of a known store, in its shape, without a password."""
+    text = str(value).strip()
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        password = None
+    if password is not None:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        shown = parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+        raise _Problem(
+            f"holds a password ({shown}): the DAG file would carry it in plain text. Write the "
+            "URI without credentials and give pods MLFLOW_TRACKING_USERNAME / "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) from a Kubernetes Secret."
+        )
+    scheme = text if text in {"databricks", "databricks-uc"} else urlsplit(text).scheme
+    check = _TRACKING_SCHEMES.get(scheme.split("+", 1)[0].lower())
+    if check is None:
+        close = difflib.get_close_matches(scheme, list(_TRACKING_SCHEMES), n=1) if scheme else []
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        if not scheme:
+            hint = "a path is not a URI: write file:///absolute/path/mlruns. "
+        raise _Problem(
+            f"{text!r} is not an MLflow tracking URI: {hint}Known schemes: "
+            f"{sorted(_TRACKING_SCHEMES)}."
+        )
+    problem = check(text)
+    if problem:
+        raise _Problem(f"{text!r} misses its host or path: {problem}.")
+    return text
+
+
+_DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+_PARAM_KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def _dotted_path(value: Any) -> str:
+    """The import path of a callable, `package.module.function`, which the DAG file imports."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not _DOTTED_PATH.match(text) or any(keyword.iskeyword(p) for p in text.split(".")):
+        raise _Problem(
+            f"must be the import path of a function, like my_team.alerts.notify, got {value!r}."
+        )
+    return text
+
+
+def _params(value: Any) -> dict[str, Any]:
+    """DAG params: Kedro parameter names, scalars `kedro run --params` can pass (no ',')."""
+    params = {}
+    for name, raw in _mapping(value, "{learning_rate: 0.01, model: ridge}").items():
+        if not isinstance(name, str) or not _PARAM_KEY.match(name):
+            raise _Problem(f"{name!r} is not a Kedro parameter name like model.alpha.")
+        if raw is not None and not isinstance(raw, str | int | float | bool):
+            raise _Problem(f"must be text, a number or true/false: {raw!r}.", name)
+        if isinstance(raw, str) and "," in raw:
+            raise _Problem(f"`kedro run --params` cannot pass a ',' in {raw!r}.", name)
+        params[name] = raw
+    return params
+
+
+def _pool(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 256:
+        raise _Problem(f"must be the name of an Airflow pool, got {value!r}.")
+    return value
+
+
+def _as_is(value: Any) -> Any:
+    """A value the DAG file writes as a literal: text, numbers, booleans, lists, mappings."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_as_is(item) for item in value]
+    if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
+        return {key: _as_is(item) for key, item in value.items()}
+    raise _Problem(f"must be text, a number, true/false, a list or a mapping, got {value!r}.")
+
+
+DottedPath = Annotated[str, _check(_dotted_path)]
+
+# --- Kubernetes rules --------------------------------------------------------------------------
+
+#: The image recipe in docker/ creates this user and group (`useradd --uid 1000 --gid 1000`).
+IMAGE_UID = 1000
+IMAGE_GID = 1000
+#: What Autopilot's policies accept and a reviewer expects: no root, no new privileges, no
+#: capabilities, the runtime's default seccomp profile. `pod.security_context` overrides fields.
+DEFAULT_POD_SECURITY: Mapping[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": IMAGE_UID,
+    "runAsGroup": IMAGE_GID,
+    "fsGroup": IMAGE_GID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+DEFAULT_CONTAINER_SECURITY: Mapping[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+}
+_COMMON_SECURITY = {"appArmorProfile", "runAsGroup", "runAsNonRoot", "runAsUser"}
+_COMMON_SECURITY |= {"seLinuxOptions", "seccompProfile", "windowsOptions"}
+#: Kubernetes PodSecurityContext and SecurityContext fields (core/v1).
+_SECURITY_PARTS = {
+    "pod": frozenset(
+        {"fsGroup", "fsGroupChangePolicy", "supplementalGroups", "supplementalGroupsPolicy"}
+        | {"sysctls"}
+        | _COMMON_SECURITY
+    ),
+    "container": frozenset(
+        {"allowPrivilegeEscalation", "capabilities", "privileged", "procMount"}
+        | {"readOnlyRootFilesystem"}
+        | _COMMON_SECURITY
+    ),
+}
+#: Labels the bridge and Airflow's pod operator set themselves: a user label would be lost.
+BRIDGE_LABEL_PREFIX = "kedro-gcs-bridge/"
+_RESERVED_LABELS = frozenset(
+    {"app.kubernetes.io/managed-by", "dag_id", "task_id", "run_id", "try_number", "map_index"}
+    | {"kubernetes_pod_operator", "airflow_version", "airflow_kpo_in_cluster", "already_checked"}
+)
+#: The bridge's own pod environment (pod/contract.py) and the tracking URI (its own key).
+_RESERVED_ENV_PREFIX = "KEDRO_GCS_BRIDGE_"
+_RESERVED_ENV = frozenset({"MLFLOW_TRACKING_URI"})
+#: Names that say "credential": such values belong in a Kubernetes Secret (secret_env).
+_SECRET_WORDS = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|PRIVATE_KEY|API_KEY")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+COMPUTE_CLASS_KEY = "cloud.google.com/compute-class"
+SPOT_KEY = "cloud.google.com/gke-spot"
+ACCELERATOR_KEY = "cloud.google.com/gke-accelerator"
+MACHINE_FAMILY_KEY = "cloud.google.com/machine-family"
+ARCH_KEY = "kubernetes.io/arch"
+GPU_RESOURCE = "nvidia.com/gpu"
+#: The node selector keys machine classes set (a DAG-wide `pod.node_selector` must not).
+SELECTOR_KEYS = (COMPUTE_CLASS_KEY, SPOT_KEY, ACCELERATOR_KEY, MACHINE_FAMILY_KEY, ARCH_KEY)
+
+
+def _mapping(value: Any, example: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _Problem(f"must be a mapping like {example}, got {value!r}.")
+    return value
+
+
+def _only(value: Any, example: str, allowed: frozenset[str], nested: bool) -> dict[str, Any]:
+    """A mapping with only `allowed` keys; with `nested`, each value a mapping too."""
+    fields = _mapping(value, example)
+    bad = sorted(set(fields) - allowed)
+    if bad:
+        raise _Problem(f"has unknown field(s) {bad}; allowed: {sorted(allowed)}.")
+    for name, part in fields.items() if nested else ():
+        if not isinstance(part, Mapping):
+            raise _Problem(f"must be a mapping, got {part!r}.", name)
+    return dict(fields)
+
+
+def _label_key(name: Any, owned: bool = True) -> str:
+    """A Kubernetes label/annotation key ([prefix/]name); `owned`: not one the bridge sets."""
+    prefix, _, short = name.rpartition("/") if isinstance(name, str) else ("", "", "")
+    problem = None
+    if not isinstance(name, str):
+        problem = "it is not a string"
+    elif prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        problem = "its prefix must be a DNS subdomain (lowercase, digits, '-', '.')"
+    elif not short or len(short) > 63 or not _LABEL_NAME.match(short):
+        problem = "its name must be 1-63 letters, digits, '-', '_' or '.', alphanumeric at each end"
+    if problem:
+        raise _Problem(f"{name!r} is not a Kubernetes label key: {problem}.")
+    if owned and (name in _RESERVED_LABELS or name.startswith(BRIDGE_LABEL_PREFIX)):
+        raise _Problem(
+            f"{name!r} is set by kedro-gcs-bridge or Airflow on every pod; choose another key."
+        )
+    return name
+
+
+def _item(read: Callable[[Any], Any], value: Any, name: str) -> Any:
+    """`read(value)`, its problem placed below `name`."""
+    try:
+        return read(value)
+    except _Problem as exc:
+        raise _Problem(str(exc), name, *exc.at) from exc
+
+
+def _labels(value: Any) -> dict[str, str]:
+    labels = {}
+    for name, raw in _mapping(value, "{team: data, cost-center: cc-42}").items():
+        text = _item(_text, raw, name)
+        if len(text) > 63 or (text and not _LABEL_NAME.match(text)):
+            raise _Problem(
+                f"{text!r} is not a Kubernetes label value: at most 63 letters, digits, '-', '_' "
+                "or '.', alphanumeric at each end. Use pod.annotations for free text.",
+                name,
+            )
+        labels[_label_key(name)] = text
+    return labels
+
+
+def _annotations(value: Any) -> dict[str, str]:
+    example = "{policy.example.com/owner: data-team}"
+    return {_label_key(k): _item(_text, v, k) for k, v in _mapping(value, example).items()}
+
+
+def _node_selector(value: Any) -> dict[str, str]:
+    example = "{cloud.google.com/gke-nodepool: x}"
+    selector = {
+        _label_key(k, False): _item(_text, v, k) for k, v in _mapping(value, example).items()
+    }
+    owned = sorted(set(selector) & set(SELECTOR_KEYS))
+    if owned:
+        raise _Problem(
+            f"sets {owned}, which machine classes set (compute_class, spot, accelerator, "
+            "machine_family, arch): set them under machine_classes instead."
+        )
+    return selector
+
+
+def _env_name(name: Any) -> str:
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        raise _Problem(f"{name!r} is not an environment variable name (A-Z, 0-9, '_').")
+    if name.startswith(_RESERVED_ENV_PREFIX) or name in _RESERVED_ENV:
+        raise _Problem(f"{name} is set by kedro-gcs-bridge itself (from its own config keys).")
+    return name
+
+
+def _env(value: Any) -> dict[str, str]:
+    env = {}
+    for name, raw in _mapping(value, "{LOG_LEVEL: INFO}").items():
+        if _SECRET_WORDS.search(_env_name(name)):
+            raise _Problem(
+                f"{name} looks like a credential, and a DAG file is no place for one. Put it in "
+                f"a Kubernetes Secret and use 'pod.secret_env: {{{name}: <secret>:<key>}}'."
+            )
+        env[name] = _item(_text, raw, name)
+    return env
+
+
+def _secret_name(name: Any) -> str:
+    if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        raise _Problem(
+            f"{name!r} is not a Kubernetes Secret name (lowercase letters, digits, '-' and '.')."
+        )
+    return name
+
+
+def _secret_names(value: Any) -> tuple[str, ...]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list | tuple):
+        raise _Problem("must be a list of Secret names like [mlflow-auth].")
+    return tuple(_secret_name(name) for name in names)
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretRef:
+    """One environment variable read from one key of a Kubernetes Secret."""
+
+    env: str
+    secret: str
+    key: str
+
+
+def _secret_ref(env: str, ref: Any) -> SecretRef:
+    if isinstance(ref, str) and ref.count(":") == 1:
+        secret, _, item = ref.partition(":")
+    elif isinstance(ref, Mapping) and set(ref) == {"secret", "key"}:
+        secret, item = ref["secret"], ref["key"]
+    else:
+        raise _Problem(f"must be '<secret>:<key>' or {{secret: <name>, key: <key>}}, got {ref!r}.")
+    if not isinstance(item, str) or not re.match(r"^[-._A-Za-z0-9]+$", item):
+        raise _Problem(f"{item!r} is not a key of a Kubernetes Secret.")
+    return SecretRef(env, _secret_name(secret), item)
+
+
+def _secret_env(value: Any) -> tuple[SecretRef, ...]:
+    refs = _mapping(value, "{MLFLOW_TRACKING_TOKEN: mlflow-auth:token}")
+    return tuple(
+        ref
+        if isinstance(ref, SecretRef)
+        else _item(lambda r, e=env: _secret_ref(_env_name(e), r), ref, env)
+        for env, ref in refs.items()
+    )
+
+
+def _security_context(value: Any) -> dict[str, dict[str, Any]]:
+    """`{pod: {...}, container: {...}}` merged field by field over the defaults."""
+    example = "{pod: {runAsUser: 1001}, container: {readOnlyRootFilesystem: true}}"
+    given = _mapping(value, example)
+    unknown = set(given) - set(_SECURITY_PARTS)
+    if unknown:
+        raise _Problem(f"has unknown part(s) {sorted(unknown)}; use pod and container.")
+    merged = {"pod": dict(DEFAULT_POD_SECURITY), "container": dict(DEFAULT_CONTAINER_SECURITY)}
+    for part, allowed in _SECURITY_PARTS.items():
+        fields = _item(lambda v: _mapping(v, "{runAsUser: 1001}"), given.get(part) or {}, part)
+        bad = sorted(set(fields) - allowed)
+        if bad:
+            raise _Problem(f"has unknown field(s) {bad}; Kubernetes knows {sorted(allowed)}.", part)
+        merged[part].update(fields)
+        if merged[part].get("runAsNonRoot") and merged[part].get("runAsUser") == 0:
+            raise _Problem(
+                "runAsUser 0 is root, and runAsNonRoot is true: the pod would never start.", part
+            )
+    return merged
+
+
+def _toleration(item: Any) -> dict[str, Any]:
+    example = "{key: dedicated, operator: Equal, value: ml, effect: NoSchedule}"
+    allowed = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
+    fields = _only(item, example, allowed, nested=False)
+    operator = fields.get("operator", "Equal")
+    if operator not in ("Equal", "Exists"):
+        raise _Problem(f"operator {operator!r} is not Equal or Exists.")
+    if operator == "Exists" and fields.get("value"):
+        raise _Problem("operator Exists takes no value.")
+    if fields.get("effect", "") not in ("", *_TAINT_EFFECTS):
+        raise _Problem(f"effect {fields['effect']!r} is not one of {list(_TAINT_EFFECTS)}.")
+    return fields
+
+
+def _tolerations(value: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list | tuple):
+        raise _Problem(f"must be a list of tolerations, got {value!r}.")
+    return tuple(_item(_toleration, item, i) for i, item in enumerate(value))  # type: ignore[arg-type]
+
+
+def _affinity(value: Any) -> dict[str, Any]:
+    allowed = frozenset({"nodeAffinity", "podAffinity", "podAntiAffinity"})
+    return _only(value, "{nodeAffinity: {...}}", allowed, nested=True)
+
+
+def _template_file(value: Any) -> str:
+    if (
+        not isinstance(value, str)
+        or not value.startswith("/")
+        or not value.endswith((".yaml", ".yml", ".json"))
+    ):
+        raise _Problem(
+            "must be an absolute path of a pod YAML on the Airflow workers, like "
+            f"/opt/airflow/pod_templates/base.yaml, got {value!r}."
+        )
+    return value
+
+
+def _override(value: Any) -> dict[str, Any]:
+    pod = _only(value, "{spec: {priorityClassName: batch}}", frozenset({"metadata", "spec"}), True)
+    containers = pod.get("spec", {}).get("containers")
+    if containers is not None and not (
+        isinstance(containers, list) and all(isinstance(c, Mapping) for c in containers)
+    ):
+        raise _Problem("must be a list of containers.", "spec", "containers")
+    return pod
+
+
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+Tolerations = Annotated[tuple[dict[str, Any], ...], _check(_tolerations)]
+Affinity = Annotated[dict[str, Any], _check(_affinity)]
+
+# --- the model ---------------------------------------------------------------------------------
+
+
+def _doc(default: Any = None, text: str = "", **extra: Any) -> Any:
+    """A field with its README text; `extra`: `shown` (the default as the README writes it),
+    `example` (what the init file shows), `init` (the init file sets it, uncommented)."""
+    factory = {"default_factory": default} if callable(default) else {"default": default}
+    return Field(**factory, description=text, json_schema_extra=extra or None)
+
+
+_STRICT = ConfigDict(frozen=True, extra="forbid")
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class MachineClass:
+    """A named pod size (`machine.<name>` tag): resource requests plus the node selectors that
+    pick the hardware, and pod settings of its tasks over the DAG-wide keys."""
+
+    name: str
+    cpu: Text = _doc("500m", "CPU request, a Kubernetes quantity")
+    memory: Text = _doc("2Gi", "memory request")
+    ephemeral_storage: Text = _doc("1Gi", "ephemeral storage request")
+    compute_class: Text | None = _doc(None, "Autopilot compute class; none = general-purpose")
+    spot: Bool = _doc(False, "Spot pods: cheaper, preemptible (tasks get spot_retries more)")
+    accelerator: Text | None = _doc(None, "GPU type (cloud.google.com/gke-accelerator)")
+    gpu_count: Count = _doc(0, "nvidia.com/gpu limit")
+    machine_family: Text | None = _doc(None, "cloud.google.com/machine-family")
+    arch: Text | None = _doc(None, "kubernetes.io/arch (arm64 needs Scale-Out)")
+    execution_timeout: Minutes | None = _doc(None, "minutes; over default_args.execution_timeout")
+    image_pull_policy: PullPolicy | None = _doc(None, "over pod.image_pull_policy")
+    tolerations: Tolerations | None = dataclasses.field(default=None, hash=False)
+    affinity: Affinity | None = dataclasses.field(default=None, hash=False)
+
+    def requests(self) -> dict[str, str]:
+        """The pod's resource requests."""
+        return {"cpu": self.cpu, "memory": self.memory, "ephemeral-storage": self.ephemeral_storage}
+
+    def limits(self) -> dict[str, str]:
+        """The pod's resource limits: only GPUs (Autopilot derives the rest from requests)."""
+        return {GPU_RESOURCE: str(self.gpu_count)} if self.gpu_count else {}
+
+    def node_selector(self) -> dict[str, str]:
+        """The node selectors that make Autopilot provision the right hardware."""
+        values = (self.compute_class, "true" if self.spot else None, self.accelerator)
+        values += (self.machine_family, self.arch)
+        return {key: value for key, value in zip(SELECTOR_KEYS, values, strict=True) if value}
+
+    def size_key(self) -> tuple[int, float, float]:
+        """Orders classes from smallest to largest: GPUs, then CPU, then memory."""
+        return (self.gpu_count, cpu_millis(self.cpu), memory_bytes(self.memory))
+
+    def describe(self) -> str:
+        """One line for plans and messages: requests and selectors."""
+        parts = [f"cpu={self.cpu}", f"memory={self.memory}", f"ephemeral={self.ephemeral_storage}"]
+        parts += [f"{key}={value}" for key, value in self.limits().items()]
+        parts += [f"{key}={value}" for key, value in self.node_selector().items()]
+        return " ".join(parts)
+
+
+DEFAULT_CLASS = "default"
+BUILTIN_CLASSES: Mapping[str, MachineClass] = {
+    # Autopilot's own default for a pod that requests nothing.
+    DEFAULT_CLASS: MachineClass(DEFAULT_CLASS, cpu="500m", memory="2Gi", ephemeral_storage="1Gi"),
+    "small": MachineClass("small", cpu="250m", memory="1Gi", ephemeral_storage="1Gi"),
+    "medium": MachineClass("medium", cpu="1", memory="4Gi", ephemeral_storage="2Gi"),
+    "large": MachineClass("large", cpu="4", memory="16Gi", ephemeral_storage="5Gi"),
+    "xlarge": MachineClass(
+        "xlarge", cpu="8", memory="32Gi", ephemeral_storage="10Gi", compute_class="Balanced"
+    ),
+    "gpu": MachineClass(
+        "gpu",
+        cpu="4",
+        memory="16Gi",
+        ephemeral_storage="10Gi",
+        accelerator="nvidia-l4",
+        gpu_count=1,
+    ),
+}
+CLASS_FIELDS = tuple(f.name for f in dataclasses.fields(MachineClass) if f.name != "name")
+
+
+def _machine_classes(raw: Any) -> dict[str, Any]:
+    """`machine_classes:` over the built-ins: a known name keeps the figures it does not set, a
+    new name starts from the default class's."""
+    if raw is not None and not isinstance(raw, Mapping):
+        raise _Problem(
+            "must be a mapping of class name to its figures, like {big: {cpu: '4', memory: "
+            f"16Gi}}, got {type(raw).__name__} {raw!r}."
+        )
+    classes: dict[str, Any] = dict(BUILTIN_CLASSES)
+    for name, spec in (raw or {}).items():
+        if isinstance(spec, MachineClass):
+            classes[str(name)] = spec
+            continue
+        if not isinstance(spec, Mapping):
+            raise _Problem(f"must be a mapping of {list(CLASS_FIELDS)}, got {spec!r}.", str(name))
+        base = classes.get(str(name), BUILTIN_CLASSES[DEFAULT_CLASS])
+        given = {str(key).replace("-", "_"): value for key, value in spec.items()}
+        figures = {f: getattr(base, f) for f in CLASS_FIELDS}
+        classes[str(name)] = {**figures, **given, "name": str(name)}
+    return classes
+
+
+class _Group(BaseModel):
+    model_config = _STRICT
+
+
+class Deadline(_Group):
+    """An Airflow 3 deadline alert on each DAG run."""
+
+    minutes: Minutes
+    callback: DottedPath
+    reference: Literal["queued_at", "logical_date"] = "queued_at"
+
+
+class PodSettings(_Group):
+    """`pod:`: the Kubernetes pod of every task, in Kubernetes' own field names."""
+
+    labels: Annotated[dict[str, str], _check(_labels)] = _doc(
+        dict,
+        "extra labels (cost attribution, policy); the bridge's and Airflow's own are refused",
+        example="{team: data, cost-center: cc-42}",
+    )
+    annotations: Annotated[dict[str, str], _check(_annotations)] = _doc(
+        dict, "extra annotations (any text values)", example="{policy.example.com/owner: data-team}"
+    )
+    security_context: Annotated[dict[str, dict[str, Any]], _check(_security_context)] = _doc(
+        lambda: _security_context({}),
+        "`{pod: {...}, container: {...}}` merged field by field over the defaults: pod "
+        "`runAsNonRoot: true`, `runAsUser`/`runAsGroup`/`fsGroup` 1000 (the image's user), "
+        "`seccompProfile: RuntimeDefault`; container `allowPrivilegeEscalation: false`, "
+        "`capabilities: {drop: [ALL]}`, `runAsNonRoot: true`",
+        shown="non-root",
+        example="{container: {readOnlyRootFilesystem: true}}",
+        note="over the non-root defaults",
+    )
+    env: Annotated[dict[str, str], _check(_env)] = _doc(
+        dict,
+        "plain, non-secret variables; names that say PASSWORD/TOKEN/SECRET/... are refused "
+        "(use `pod.secret_env`)",
+        example="{LOG_LEVEL: INFO}",
+    )
+    env_from_secrets: Annotated[tuple[str, ...], _check(_secret_names)] = _doc(
+        tuple, "Kubernetes Secrets whose every key becomes a variable (envFrom)"
+    )
+    secret_env: Annotated[tuple[SecretRef, ...], _check(_secret_env)] = _doc(
+        tuple,
+        "`{VAR: <secret>:<key>}`: one variable from one Secret key; only names reach the DAG file",
+        shown="`{}`",
+        example="{MLFLOW_TRACKING_TOKEN: mlflow-auth:token}",
+    )
+    node_selector: Annotated[dict[str, str], _check(_node_selector)] = _doc(
+        dict,
+        "extra node selectors (compute class, Spot, GPU, machine family and arch belong to "
+        "machine classes)",
+        example="{topology.kubernetes.io/zone: europe-west1-b}",
+    )
+    tolerations: Tolerations = _doc(tuple, "in Kubernetes YAML form; a machine class's own win")
+    affinity: Affinity | None = _doc(
+        None, "in Kubernetes YAML form; a machine class's own wins", example="{nodeAffinity: {...}}"
+    )
+    template_file: Annotated[str, _check(_template_file)] | None = _doc(
+        None,
+        "absolute path of a pod YAML on the Airflow workers, under every pod",
+        example="/opt/airflow/pod_templates/base.yaml",
+    )
+    override: Annotated[dict[str, Any], _check(_override)] | None = _doc(
+        None,
+        "`{metadata: ..., spec: ...}` merged under every pod (the keys above win)",
+        example="{spec: {priorityClassName: batch}}",
+    )
+    image_pull_policy: PullPolicy | None = _doc(
+        None, "`Always`, `IfNotPresent`, `Never`; a machine class's own wins", shown="Kubernetes'"
+    )
+    on_finish_action: Literal["delete_succeeded_pod", "delete_pod", "keep_pod"] = _doc(
+        "delete_succeeded_pod", "failed pods stay for `kubectl logs` / `describe`"
+    )
+    schedule_timeout_seconds: Count = _doc(1200, "Autopilot may need minutes to add a node")
+    startup_timeout_seconds: Count = _doc(600, "image pull and start")
+    deferrable: Bool = _doc(False, "no Airflow worker slot is held while a pod runs")
+    gcp_conn_id: Text = _doc("google_cloud_default", "Airflow connection that reaches the cluster")
+
+
+class MlflowSettings(_Group):
+    """`mlflow:`: one MLflow parent run per DAG run, a child run per group."""
+
+    tracking_uri: Annotated[str, _check(_tracking_uri)] | None = _doc(
+        None,
+        "MLflow on (none = off): `http(s)://host`, `databricks[://profile]`, `file:///abs/path`, "
+        "`sqlite:///abs/path.db`, `postgresql`/`mysql`/`mssql[+driver]://host/db`; a token goes "
+        "in `pod.secret_env`",
+        example="https://mlflow.example.com",
+    )
+    experiment: Text | None = _doc(None, "experiment of the parent runs", shown="the package name")
+    required: Bool = _doc(False, "`true`: a tracking failure fails the task; `false`: best effort")
+    metrics: Annotated[tuple[str, ...], _check(_words)] = _doc(
+        tuple,
+        "datasets whose values (a number, or a dict of numbers) are logged as metrics on the "
+        "child run of the group that outputs them",
+        example="[metrics]",
+    )
+    budget_seconds: Annotated[float, _check(_seconds)] = _doc(
+        30, "seconds all tracking calls of one pod may take; then tracking is off for the pod"
+    )
+
+
+#: Airflow task arguments `default_args:` passes as they are (a subset of BaseOperator's).
+TASK_ARGS_AS_IS = frozenset(
+    {"email", "queue", "executor", "executor_config", "max_active_tis_per_dag"}
+    | {"max_active_tis_per_dagrun", "max_retry_delay", "retry_exponential_backoff"}
+    | {"run_as_user", "trigger_rule", "wait_for_downstream", "ignore_first_depends_on_past"}
+    | {"wait_for_past_depends_before_skipping", "logger_name", "sla"}
+)
+TASK_CALLBACKS = ("on_failure_callback", "on_success_callback", "on_retry_callback")
+TASK_CALLBACKS += ("on_execute_callback", "on_skipped_callback")
+#: DAG arguments `dag:` passes as they are (a subset of DAG's).
+DAG_ARGS_AS_IS = frozenset(
+    {"max_active_tasks", "max_consecutive_failed_dag_runs", "is_paused_upon_creation"}
+    | {"fail_fast", "dag_display_name", "owner_links", "access_control", "template_searchpath"}
+    | {"render_template_as_native_obj"}
+)
+#: Keys the top level holds (the origin's): never under `default_args:`.
+_TOP_TASK_ARGS = ("owner", "depends_on_past", "email_on_failure", "email_on_retry", "retries")
+_TOP_TASK_ARGS += ("retry_delay",)
+
+
+class _AsIs(_Group):
+    """A group that also passes other Airflow arguments as they are (`_as_is` names them)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    _as_is: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _check_as_is(self) -> _AsIs:
+        for name, value in (self.model_extra or {}).items():
+            if name in _TOP_TASK_ARGS:
+                raise _Problem(
+                    f"is a top-level key of the airflow config: set '{name}' there.", name
+                )
+            if name not in self._as_is:
+                close = difflib.get_close_matches(name, [*self._as_is, *type(self).model_fields])
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise _Problem(
+                    f"is not an argument the DAG passes as is{hint}; known: "
+                    f"{sorted([*type(self).model_fields, *self._as_is])}.",
+                    name,
+                )
+            _item(_as_is, value, name)
+        return self
+
+    def as_is(self) -> dict[str, Any]:
+        """The other arguments, as given."""
+        return {name: _as_is(value) for name, value in (self.model_extra or {}).items()}
+
+
+class DefaultArgs(_AsIs):
+    """`default_args:`: Airflow task arguments of every task; others in `TASK_ARGS_AS_IS` pass
+    as they are."""
+
+    _as_is = TASK_ARGS_AS_IS
+    execution_timeout: Minutes | None = _doc(
+        None, "minutes a task may run (> 0); a machine class's own wins", example=60
+    )
+    pool: Annotated[str, _check(_pool)] | None = _doc(
+        None, "Airflow pool of every task (create it in Airflow)", example="kedro"
+    )
+    pool_slots: AtLeastOne = _doc(1, "slots each task takes in its pool")
+    priority_weight: Count = _doc(1, "Airflow priority")
+    weight_rule: Literal["downstream", "upstream", "absolute"] = _doc(
+        "downstream", "how priority weights add up"
+    )
+    on_failure_callback: DottedPath | None = _doc(
+        None,
+        "import path of a function called when a task fails (also `on_success_callback`, "
+        "`on_retry_callback`, `on_execute_callback`, `on_skipped_callback`)",
+        example="my_team.alerts.task_failed",
+    )
+    on_success_callback: DottedPath | None = None
+    on_retry_callback: DottedPath | None = None
+    on_execute_callback: DottedPath | None = None
+    on_skipped_callback: DottedPath | None = None
+
+
+class DagSettings(_AsIs):
+    """`dag:`: arguments of the DAG beyond the origin's top-level ones; others in
+    `DAG_ARGS_AS_IS` pass as they are."""
+
+    _as_is = DAG_ARGS_AS_IS
+    tags: Annotated[tuple[str, ...], _check(_words)] = _doc(
+        tuple, "extra Airflow tags", example="[nightly, team-x]"
+    )
+    doc_md: Text | None = _doc(None, "text put first in the DAG's doc in Airflow's UI")
+    params: Annotated[dict[str, Any], _check(_params)] = _doc(
+        dict,
+        "trigger-form params passed to every group's `kedro run --params` as rendered for the "
+        "run; scalars without `,`",
+        example="{learning_rate: 0.01, model: ridge}",
+    )
+    dagrun_timeout: Minutes | None = _doc(None, "minutes a DAG run may take (> 0)", example=480)
+    deadline: Deadline | None = _doc(
+        None,
+        "`{minutes: N, callback: import.path, reference: queued_at|logical_date}`: an Airflow 3 "
+        "deadline alert per DAG run",
+        example="{minutes: 120, callback: my_team.alerts.late_run}",
+    )
+    on_failure_callback: DottedPath | None = _doc(
+        None,
+        "import path of a function called when a DAG run fails (also `on_success_callback`); "
+        "it must be importable on the scheduler and workers",
+        example="my_team.alerts.notify",
+    )
+    on_success_callback: DottedPath | None = None
+
+
+class HandoffSettings(_Group):
+    """`handoff:`: what crosses the run prefix between pods, and when the prefix goes."""
+
+    allow_pickle: Bool = _doc(True, "`false`: a value only pickle can carry fails its task")
+    local_handoff: Bool = _doc(
+        True,
+        "a catalog dataset on local disk that crosses pods travels through the run prefix in its "
+        "own catalog type; `false`: such a dataset is an error",
+    )
+    local_disk: Literal["error", "warn"] = _doc(
+        "error",
+        "`warn`: raw inputs missing from the image and outputs left on a pod's disk only warn "
+        "(the DAG is written and the warning says what is lost)",
+    )
+    cleanup: Literal["never", "on_success", "always"] = _doc(
+        "never", "`on_success` / `always`: the last task deletes the run prefix"
+    )
+    parallel_threshold: Annotated[int, _check(byte_size_value)] = _doc(
+        128 * MIB,
+        "frames this large in memory cross as parallel parts: bytes or a quantity (`256Mi`)",
+        shown="`128Mi`",
+        example="128Mi",
+    )
+    parallel_concurrency: AtLeastOne = _doc(8, "parts uploaded, or ranges read, at once")
+
+
+_GROUPS: dict[str, type[_Group]] = {
+    "pod": PodSettings,
+    "mlflow": MlflowSettings,
+    "default_args": DefaultArgs,
+    "dag": DagSettings,
+    "handoff": HandoffSettings,
+}
+
+
+class BridgeConfig(BaseModel):
+    """Everything the planner and the template need from the merged airflow config."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    gcp_project_id: Text | None = _doc(
+        None, "GCP project of the GKE cluster", shown="required", example="my-project", init=True
+    )
+    gcp_region: Text | None = _doc(
+        None,
+        "cluster location (region or zone)",
+        shown="required",
+        example="europe-west1",
+        init=True,
+    )
+    gcp_gke_cluster_name: Text | None = _doc(
+        None, "GKE Autopilot cluster", shown="required", example="my-autopilot", init=True
+    )
+    docker_image: Text | None = _doc(
+        None,
+        "the project's image (see `docker/`); pin it by `@sha256` in production",
+        shown="required",
+        example="europe-west1-docker.pkg.dev/my-project/kedro/my-project:latest",
+        init=True,
+    )
+    gcs_bridge_root: RootUrl | None = _doc(
+        None,
+        "`gs://bucket[/path]` (with `pod_backend: local` any absolute URL): run prefixes live "
+        "under `<root>/<dag_id>/<run_id>/`",
+        shown="required",
+        example="gs://my-bucket/kedro-gcs-bridge",
+        init=True,
+    )
+    k8s_namespace: Annotated[str, _check(_kubernetes_name(_DNS_LABEL, 63))] = _doc(
+        "default", "namespace of the pods (RFC 1123 label, <= 63 characters)", init=True
+    )
+    k8s_service_account: Annotated[str, _check(_kubernetes_name(_DNS_SUBDOMAIN, 253))] | None = (
+        _doc(
+            None, "Kubernetes SA bound to a GCP SA (Workload Identity)", example="kedro", init=True
+        )
+    )
+    grouping: Bool = _doc(True, "`false`: every node is its own task")
+    grouping_prefix: Annotated[str, _check(_tag_prefix)] = _doc(
+        "airflow.", "tag prefix that groups nodes"
+    )
+    groups: Annotated[dict[str, tuple[str, ...]], _check(_groups)] = _doc(
+        dict,
+        "group name -> node names, `tag:<tag>` or `namespace:<ns>`: groups without editing code",
+        example="{split: [create_model_input_table_node, split_data_node]}",
+    )
+    resources_tag_prefix: Annotated[str, _check(_tag_prefix)] = _doc(
+        "machine.", "tag prefix that picks the machine class"
+    )
+    machine_classes: Annotated[dict[str, MachineClass], _check(_machine_classes)] = _doc(
+        lambda: dict(BUILTIN_CLASSES), "redefine or add classes (below)", shown="built-ins"
+    )
+    default_machine_class: Text = _doc(DEFAULT_CLASS, "class of groups with no machine tag")
+    spot_retries: Count = _doc(3, "extra retries for tasks on a Spot class")
+    strict: Bool = _doc(False, "warnings (mixed machine tags, raised requests) become errors")
+    dag_id: Annotated[str, _check(_dag_id)] | None = _doc(
+        None,
+        "DAG id; letters, digits, `_`, `.`, `-`, <= 250 characters",
+        shown="`<package>__<pipeline>__<env>`",
+    )
+    start_date: Annotated[tuple[int, ...], _check(_start_date)] = _doc(
+        (2023, 1, 1), "a list like `[2023, 1, 1]` or `'2023-01-01'` (UTC)", init=True
+    )
+    schedule: Annotated[str | None, _check(_schedule)] = _doc(
+        None,
+        "`schedule_interval` (or its Airflow 3 name `schedule`): a cron (checked with croniter, "
+        "as Airflow does), an Airflow preset (`@once`, `@daily`, ...) or null",
+    )
+    max_active_runs: AtLeastOne = _doc(1, "at least 1", init=True)
+    catchup: Bool = _doc(False, "", init=True)
+    owner: Text = _doc("airflow", "", init=True)
+    depends_on_past: Bool = _doc(False, "", init=True)
+    email_on_failure: Bool = _doc(False, "", init=True)
+    email_on_retry: Bool = _doc(False, "", init=True)
+    retries: Count = _doc(1, "", init=True)
+    retry_delay: Annotated[float, _check(lambda v: _minutes(v, above_zero=False))] = _doc(
+        5.0, "minutes, >= 0", init=True
+    )
+    pod_backend: Literal["gke", "local"] = _doc(
+        "gke", "`local`: the same tasks as local processes, for `airflow dags test`"
+    )
+    local_root: RootUrl | None = _doc(
+        None,
+        "run prefixes of the `local` backend (an absolute URL)",
+        shown="`file://<project>/.gcs-bridge-runs`",
+        example="file:///tmp/kedro-runs",
+    )
+    pod: PodSettings = Field(default_factory=PodSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    default_args: DefaultArgs = Field(default_factory=DefaultArgs)
+    dag: DagSettings = Field(default_factory=DagSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+
+    @property
+    def finalize(self) -> bool:
+        """The DAG ends with a finalize task (MLflow parent status, run-prefix cleanup)."""
+        return bool(self.mlflow.tracking_uri) or self.handoff.cleanup != "never"
+
+    def missing_deployment_keys(self) -> list[str]:
+        """Keys a DAG needs to reach GKE and GCS that are not set (none for local pods)."""
+        if self.pod_backend == "local":
+            return []
+        needed = ("gcp_project_id", "gcp_region", "gcp_gke_cluster_name", "docker_image")
+        return [key for key in (*needed, "gcs_bridge_root") if not getattr(self, key)]
+
+    def __getattr__(self, name: str) -> Any:
+        # The old flat names (`config.mlflow_tracking_uri`) still read, as the old keys do.
+        if name in MOVED:
+            group, field = MOVED[name].split(".")
+            return getattr(getattr(self, group), field)
+        return super().__getattr__(name)  # type: ignore[misc]
+
+
+# --- reading a merged config -------------------------------------------------------------------
+
+#: Keys that the stock kedro-airflow command passes to every template itself.
+TEMPLATE_VARIABLES = frozenset(
+    {"dag_name", "node_objs", "env", "pipeline_name", "package_name", "pipeline", "conf_source"}
+)
+#: Config keys read by later stages (the template's DAG file factory).
+_PASS_THROUGH = frozenset({"gcs_bridge"})
+#: The old flat spellings of grouped keys -> their path now (read with a deprecation warning).
+MOVED: dict[str, str] = {
+    **{f"pod_{k}": f"pod.{k}" for k in ("labels", "annotations", "template_file", "override")},
+    **{k: f"pod.{k}" for k in ("security_context", "env_from_secrets", "secret_env")},
+    **{k: f"pod.{k}" for k in ("tolerations", "affinity", "node_selector", "image_pull_policy")},
+    **{k: f"pod.{k}" for k in ("on_finish_action", "deferrable", "gcp_conn_id")},
+    **{k: f"pod.{k}" for k in ("schedule_timeout_seconds", "startup_timeout_seconds")},
+    "env_vars": "pod.env",
+    **{f"mlflow_{k}": f"mlflow.{k}" for k in ("tracking_uri", "experiment", "required", "metrics")},
+    **{k: f"default_args.{k}" for k in ("execution_timeout", "pool", "pool_slots")},
+    **{k: f"default_args.{k}" for k in ("priority_weight", "weight_rule")},
+    **{k: f"dag.{k}" for k in ("tags", "doc_md", "params", "dagrun_timeout", "deadline")},
+    **{k: f"dag.{k}" for k in ("on_failure_callback", "on_success_callback")},
+    **{k: f"handoff.{k}" for k in ("allow_pickle", "local_handoff", "local_disk", "cleanup")},
+    **{k: f"handoff.{k}" for k in ("parallel_threshold", "parallel_concurrency")},
+}
+#: The origin's name of `schedule` (Airflow 2's); either may be set, not both differently.
+_SCHEDULE_ALIAS = "schedule_interval"
+#: Keys whose null value is a value (no schedule), not "use the default".
+_NULLABLE = frozenset({"schedule", _SCHEDULE_ALIAS})
+
+
+def _nest(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"mlflow.required": True}` -> `{"mlflow": {"required": True}}` for the groups."""
+    nested: dict[str, Any] = {}
+    for key, value in params.items():
+        group, _, field = str(key).partition(".")
+        if field and group in _GROUPS:
+            nested.setdefault(group, {})[field] = value
+        else:
+            nested[key] = value
+    return nested
+
+
+def merge_airflow_config(
+    raw: Mapping[str, Any], pipeline_name: str, params: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Merges the airflow config for one pipeline in kedro-airflow 0.11's order: `default:`,
+    then the keys under the pipeline's name, then `--params`. Other keys are replaced whole, as
+    kedro-airflow does; the groups (`pod:`, `mlflow:`, ...) merge key by key, so `--params
+    mlflow.required=true` sets one key of `mlflow:`.
+    """
+    merged: dict[str, Any] = {}
+    for layer in (raw.get("default") or {}, raw.get(pipeline_name) or {}, _nest(params or {})):
+        for key, value in layer.items():
+            before = merged.get(key)
+            both = isinstance(before, Mapping) and isinstance(value, Mapping)
+            merged[key] = {**before, **value} if key in _GROUPS and both else value
+    return merged
+
+
+def _normalize(
+    merged: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[tuple[str, ...], str], list[str]]:
+    """The config in the model's shape; how the user spelled moved keys; what clashes."""
+    data: dict[str, Any] = {}
+    spelled: dict[tuple[str, ...], str] = {}
+    problems: list[str] = []
+    for key, value in merged.items():
+        if key in TEMPLATE_VARIABLES or key in _PASS_THROUGH or key in MOVED:
+            continue
+        if value is not None or key in _NULLABLE:
+            data[key] = (
+                {k: v for k, v in value.items() if v is not None}
+                if key in _GROUPS and isinstance(value, Mapping)
+                else value
+            )
+    interval = data.pop(_SCHEDULE_ALIAS, None)
+    if interval is not None and data.get("schedule", interval) != interval:
+        problems.append(
+            "Both 'schedule' and 'schedule_interval' are set with different values; keep one "
+            "('schedule' is the Airflow 3 name)."
+        )
+    elif interval is not None or "schedule" not in data:
+        data["schedule"] = interval
+        spelled[("schedule",)] = _SCHEDULE_ALIAS
+    for old, new in MOVED.items():
+        if merged.get(old) is None:
+            continue
+        warnings.warn(
+            f"airflow config key '{old}' is deprecated: write it as '{new}'.",
+            DeprecatedKeyWarning,
+            stacklevel=3,
+        )
+        group, field = new.split(".")
+        section = data.get(group, {})
+        if not isinstance(section, Mapping):
+            continue  # the group's own error names it
+        if field in section:
+            problems.append(f"'{old}' and '{new}' are both set; keep '{new}'.")
+            continue
+        data[group] = {**section, field: merged[old]}
+        spelled[(group, field)] = old
+    return data, spelled, problems
+
+
+def _path(loc: tuple[Any, ...], spelled: Mapping[tuple[str, ...], str]) -> str:
+    """A key path as the user wrote it: `pod.labels.team`, `pod_labels.team`, `tolerations[0]`."""
+    head, rest = "", loc
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in spelled:
+            head, rest = spelled[loc[:n]], loc[n:]
+            break
+    for part in rest:
+        head += f"[{part}]" if isinstance(part, int) else f".{part}" if head else str(part)
+    return head
+
+
+def _known_under(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a mapping at `loc` may hold."""
+    if loc[:1] == ("machine_classes",):
+        return list(CLASS_FIELDS)
+    if loc == ("dag", "deadline"):
+        return list(Deadline.model_fields)
+    group = _GROUPS.get(loc[0]) if loc else None
+    return list(group.model_fields) if group else []
+
+
+def _problem(error: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """What one pydantic error says, and where below its location."""
+    kind, loc, given = error["type"], tuple(error["loc"]), error.get("input")
+    if kind in ("value_error", "assertion_error"):
+        cause = error["ctx"]["error"]
+        return str(cause), getattr(cause, "at", ())
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        known = _known_under(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"is not a known key{hint}; known: {known}.", ()
+    if kind == "missing":
+        return "is required.", ()
+    if kind == "literal_error":
+        return f"must be one of {error['ctx']['expected']}, got {given!r}.", ()
+    return f"{error['msg'].replace('Input should be', 'must be')}, got {given!r}.", ()
+
+
+def _cross_checks(config: BridgeConfig, path: Callable[..., str]) -> list[str]:
+    """Problems of keys together, each naming the keys as written."""
+    problems = []
+    if config.default_machine_class not in config.machine_classes:
+        problems.append(
+            f"'default_machine_class' {config.default_machine_class!r} is not a machine class; "
+            f"known: {sorted(config.machine_classes)}."
+        )
+    gke = config.pod_backend == "gke"
+    if config.gcs_bridge_root and gke:
+        try:
+            root_url_value(config.gcs_bridge_root, ("gs", "gcs"))
+        except ValueError as exc:
+            problems.append(f"'gcs_bridge_root' {exc}")
+    uri = config.mlflow.tracking_uri or ""
+    if (
+        gke
+        and uri
+        and not uri.startswith("databricks")
+        and urlsplit(uri).scheme in ("", "sqlite", "file")
+    ):
+        problems.append(
+            f"'{path('mlflow', 'tracking_uri')}: {uri}' is a local store; GKE pods cannot share a "
+            "local file. Point it at a tracking server (http(s)://...), or use it with "
+            "'pod_backend: local' or `kedro gcs-bridge replay --tracking-uri`."
+        )
+    return problems
+
+
+def parse_config(merged: Mapping[str, Any]) -> BridgeConfig:
+    """Reads a merged airflow config into a `BridgeConfig`.
+
+    Unknown top-level keys are ignored here (see `unknown_keys`): the template context holds
+    more than config, and teams keep their own keys in the file. Old flat spellings warn.
+
+    Raises:
+        ConfigError: Every value of the wrong type or form and every clash, each naming its
+            key path and what to write instead.
+    """
+    data, spelled, problems = _normalize(merged)
+    try:
+        config = BridgeConfig.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            problem, below = _problem(error)
+            problems.append(f"'{_path((*error['loc'], *below), spelled)}' {problem}")
+    else:
+        problems += _cross_checks(config, lambda *loc: _path(loc, spelled))
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise ConfigError(f"The airflow config has {len(problems)} problems:\n{lines}")
+    return config
+
+
+def accepted_keys() -> list[str]:
+    """Every key `parse_config` reads, nested ones as paths (`pod.labels`), sorted."""
+    top = [name for name in BridgeConfig.model_fields if name not in _GROUPS]
+    nested = [f"{group}.{name}" for group, model in _GROUPS.items() for name in model.model_fields]
+    return sorted([*top, _SCHEDULE_ALIAS, *_GROUPS, *nested])
+
+
+def unknown_keys(merged: Mapping[str, Any]) -> list[str]:
+    """Top-level config keys nobody reads, each with the closest known key when there is one."""
+    known = {*BridgeConfig.model_fields, _SCHEDULE_ALIAS, *MOVED}
+    notes = []
+    for key in merged:
+        if key in known or key in TEMPLATE_VARIABLES or key in _PASS_THROUGH:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        notes.append(f"airflow config key '{key}' is not used by kedro-gcs-bridge{hint}")
+    return notes
