@@ -16,13 +16,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
-import json
 import keyword
 import math
 import re
 import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -48,7 +46,7 @@ from kedro_gcs_bridge.values import (
 )
 
 
-class _Problem(ValueError):
+class _InvalidError(ValueError):
     """What is wrong with a value; `at` continues the key path below the field."""
 
     def __init__(self, problem: str, *at: str | int) -> None:
@@ -65,22 +63,24 @@ def _check(read: Callable[[Any], Any]) -> BeforeValidator:
 
 def _text(value: Any) -> str:
     if value is None or isinstance(value, Mapping | list | tuple):
-        raise _Problem(f"must be a plain value (text, number, true/false), got {value!r}.")
+        raise _InvalidError(f"must be a plain value (text, number, true/false), got {value!r}.")
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _minutes(value: Any, above_zero: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         bound = "> 0" if above_zero else ">= 0"
-        raise _Problem(f"is in minutes and must be a number {bound}, got {value!r}.")
+        raise _InvalidError(f"is in minutes and must be a number {bound}, got {value!r}.")
     if value < 0 or (above_zero and value == 0):
-        raise _Problem(f"is in minutes and must be {'> 0' if above_zero else '>= 0'}, got {value}.")
+        raise _InvalidError(
+            f"is in minutes and must be {'> 0' if above_zero else '>= 0'}, got {value}."
+        )
     return float(value)
 
 
 def _seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise _Problem(f"must be a number of seconds > 0, got {value!r}.")
+        raise _InvalidError(f"must be a number of seconds > 0, got {value!r}.")
     return float(value)
 
 
@@ -93,24 +93,26 @@ def _start_date(value: Any) -> tuple[int, ...]:
         try:
             parsed = dt.date.fromisoformat(value)
         except ValueError as exc:
-            raise _Problem(f"{value!r} is not a date; write [2023, 1, 1] or '2023-01-01'.") from exc
+            raise _InvalidError(
+                f"{value!r} is not a date; write [2023, 1, 1] or '2023-01-01'."
+            ) from exc
         return (parsed.year, parsed.month, parsed.day)
     if isinstance(value, list | tuple) and 3 <= len(value) <= 6:
         try:
             parts = tuple(int(part) for part in value)
             dt.datetime(*parts)
         except (TypeError, ValueError) as exc:
-            raise _Problem(f"{list(value)} is not a valid date: {exc}.") from exc
+            raise _InvalidError(f"{list(value)} is not a valid date: {exc}.") from exc
         return parts
-    raise _Problem(f"must be a list like [2023, 1, 1], got {value!r}.")
+    raise _InvalidError(f"must be a list like [2023, 1, 1], got {value!r}.")
 
 
 def _tag_prefix(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise _Problem("must be a non-empty string like 'airflow.'.")
+        raise _InvalidError("must be a non-empty string like 'airflow.'.")
     if ":" in value:
         dot = value.replace(":", ".")
-        raise _Problem(
+        raise _InvalidError(
             rf"'{value}' cannot match any node: Kedro 1.x only accepts tags matching [\w.-]+, "
             f"so tags with ':' are rejected when the pipeline is built. Tag nodes "
             f"'{dot}<name>' and set '{dot}' instead."
@@ -125,7 +127,7 @@ def _words(value: Any) -> tuple[str, ...]:
         isinstance(item, str | int) and not isinstance(item, bool) and str(item) for item in listed
     ):
         return tuple(str(item) for item in listed)
-    raise _Problem(f"must be a list of names like [nightly, metrics], got {value!r}.")
+    raise _InvalidError(f"must be a list of names like [nightly, metrics], got {value!r}.")
 
 
 _GROUP_NAME = re.compile(r"^[\w.-]+$")
@@ -136,20 +138,20 @@ def _groups(value: Any) -> dict[str, tuple[str, ...]]:
     """`groups:`: group name -> node names or selectors (`tag:<tag>`, `namespace:<ns>`)."""
     example = "like {split: [create_model_input_table_node, split_data_node]}"
     if not isinstance(value, Mapping):
-        raise _Problem(f"must map group names to lists of nodes, {example}.")
+        raise _InvalidError(f"must map group names to lists of nodes, {example}.")
     groups: dict[str, tuple[str, ...]] = {}
     for name, entries in value.items():
         if not isinstance(name, str) or not _GROUP_NAME.match(name):
-            raise _Problem(
+            raise _InvalidError(
                 f"group name {name!r} must be letters, digits, '_', '.' or '-' (as in an "
                 "airflow.<group> tag)."
             )
         listed = [entries] if isinstance(entries, str) else entries
         if not isinstance(listed, list | tuple) or not listed:
-            raise _Problem(f"must list its nodes, {example}.", name)
+            raise _InvalidError(f"must list its nodes, {example}.", name)
         bad = [e for e in listed if not isinstance(e, str) or not e or e in _SELECTOR_KINDS]
         if bad:
-            raise _Problem(
+            raise _InvalidError(
                 f"has entries {bad!r} that are not node names, 'tag:<tag>' or "
                 "'namespace:<namespace>'.",
                 name,
@@ -197,13 +199,15 @@ def _schedule(value: Any) -> str | None:
     try:
         from croniter import croniter
     except ImportError as exc:  # pragma: no cover - the `dag` extra installs it
-        raise _Problem("needs croniter to be checked: pip install 'kedro-gcs-bridge[dag]'") from exc
+        raise _InvalidError(
+            "needs croniter to be checked: pip install 'kedro-gcs-bridge[dag]'"
+        ) from exc
     try:
         croniter(text)
     except (ValueError, KeyError) as exc:  # croniter's errors are ValueErrors
         close = difflib.get_close_matches(text, AIRFLOW_PRESETS, n=1) if text[:1] == "@" else []
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise _Problem(
+        raise _InvalidError(
             f"{text!r} is not a cron expression or an Airflow preset{hint}: "
             f"{str(exc).rstrip('.')}. Write a cron like '0 3 * * *' or one of "
             f"{list(AIRFLOW_PRESETS)}."
@@ -214,11 +218,11 @@ def _schedule(value: Any) -> str | None:
 def _dag_id(value: Any) -> str:
     text = str(value)
     if not DAG_ID.match(text):
-        raise _Problem(
+        raise _InvalidError(
             f"{text!r} may only hold letters, digits, '_', '.' and '-' (Airflow's rule)."
         )
     if len(text) > DAG_ID_MAX:
-        raise _Problem(f"is {len(text)} characters long; Airflow allows {DAG_ID_MAX}.")
+        raise _InvalidError(f"is {len(text)} characters long; Airflow allows {DAG_ID_MAX}.")
     return text
 
 
@@ -227,12 +231,12 @@ def _kubernetes_name(pattern: re.Pattern[str], limit: int) -> Callable[[Any], st
         text = str(value)
         if not pattern.match(text):
             dots = " and ." if pattern is _DNS_SUBDOMAIN else ""
-            raise _Problem(
+            raise _InvalidError(
                 f"{text!r} is not an RFC 1123 name: lowercase letters, digits and '-'{dots}, "
                 "starting and ending with a letter or digit."
             )
         if len(text) > limit:
-            raise _Problem(f"is {len(text)} characters long; Kubernetes allows {limit}.")
+            raise _InvalidError(f"is {len(text)} characters long; Kubernetes allows {limit}.")
         return text
 
     return read
@@ -275,7 +279,7 @@ def _tracking_uri(value: Any) -> str:
     if password is not None:
         host = parts.netloc.rsplit("@", 1)[-1]
         shown = parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
-        raise _Problem(
+        raise _InvalidError(
             f"holds a password ({shown}): the DAG file would carry it in plain text. Write the "
             "URI without credentials and give pods MLFLOW_TRACKING_USERNAME / "
             "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) from a Kubernetes Secret."
@@ -287,13 +291,13 @@ def _tracking_uri(value: Any) -> str:
         hint = f"did you mean '{close[0]}'? " if close else ""
         if not scheme:
             hint = "a path is not a URI: write file:///absolute/path/mlruns. "
-        raise _Problem(
+        raise _InvalidError(
             f"{text!r} is not an MLflow tracking URI: {hint}Known schemes: "
             f"{sorted(_TRACKING_SCHEMES)}."
         )
     problem = check(text)
     if problem:
-        raise _Problem(f"{text!r} misses its host or path: {problem}.")
+        raise _InvalidError(f"{text!r} misses its host or path: {problem}.")
     return text
 
 
@@ -305,7 +309,7 @@ def _dotted_path(value: Any) -> str:
     """The import path of a callable, `package.module.function`, which the DAG file imports."""
     text = value.strip() if isinstance(value, str) else ""
     if not _DOTTED_PATH.match(text) or any(keyword.iskeyword(p) for p in text.split(".")):
-        raise _Problem(
+        raise _InvalidError(
             f"must be the import path of a function, like my_team.alerts.notify, got {value!r}."
         )
     return text
@@ -316,18 +320,18 @@ def _params(value: Any) -> dict[str, Any]:
     params = {}
     for name, raw in _mapping(value, "{learning_rate: 0.01, model: ridge}").items():
         if not isinstance(name, str) or not _PARAM_KEY.match(name):
-            raise _Problem(f"{name!r} is not a Kedro parameter name like model.alpha.")
+            raise _InvalidError(f"{name!r} is not a Kedro parameter name like model.alpha.")
         if raw is not None and not isinstance(raw, str | int | float | bool):
-            raise _Problem(f"must be text, a number or true/false: {raw!r}.", name)
+            raise _InvalidError(f"must be text, a number or true/false: {raw!r}.", name)
         if isinstance(raw, str) and "," in raw:
-            raise _Problem(f"`kedro run --params` cannot pass a ',' in {raw!r}.", name)
+            raise _InvalidError(f"`kedro run --params` cannot pass a ',' in {raw!r}.", name)
         params[name] = raw
     return params
 
 
 def _pool(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 256:
-        raise _Problem(f"must be the name of an Airflow pool, got {value!r}.")
+        raise _InvalidError(f"must be the name of an Airflow pool, got {value!r}.")
     return value
 
 
@@ -339,7 +343,7 @@ def _as_is(value: Any) -> Any:
         return [_as_is(item) for item in value]
     if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
         return {key: _as_is(item) for key, item in value.items()}
-    raise _Problem(f"must be text, a number, true/false, a list or a mapping, got {value!r}.")
+    raise _InvalidError(f"must be text, a number, true/false, a list or a mapping, got {value!r}.")
 
 
 DottedPath = Annotated[str, _check(_dotted_path)]
@@ -405,7 +409,7 @@ SELECTOR_KEYS = (COMPUTE_CLASS_KEY, SPOT_KEY, ACCELERATOR_KEY, MACHINE_FAMILY_KE
 
 def _mapping(value: Any, example: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise _Problem(f"must be a mapping like {example}, got {value!r}.")
+        raise _InvalidError(f"must be a mapping like {example}, got {value!r}.")
     return value
 
 
@@ -414,10 +418,10 @@ def _only(value: Any, example: str, allowed: frozenset[str], nested: bool) -> di
     fields = _mapping(value, example)
     bad = sorted(set(fields) - allowed)
     if bad:
-        raise _Problem(f"has unknown field(s) {bad}; allowed: {sorted(allowed)}.")
+        raise _InvalidError(f"has unknown field(s) {bad}; allowed: {sorted(allowed)}.")
     for name, part in fields.items() if nested else ():
         if not isinstance(part, Mapping):
-            raise _Problem(f"must be a mapping, got {part!r}.", name)
+            raise _InvalidError(f"must be a mapping, got {part!r}.", name)
     return dict(fields)
 
 
@@ -432,9 +436,9 @@ def _label_key(name: Any, owned: bool = True) -> str:
     elif not short or len(short) > 63 or not _LABEL_NAME.match(short):
         problem = "its name must be 1-63 letters, digits, '-', '_' or '.', alphanumeric at each end"
     if problem:
-        raise _Problem(f"{name!r} is not a Kubernetes label key: {problem}.")
+        raise _InvalidError(f"{name!r} is not a Kubernetes label key: {problem}.")
     if owned and (name in _RESERVED_LABELS or name.startswith(BRIDGE_LABEL_PREFIX)):
-        raise _Problem(
+        raise _InvalidError(
             f"{name!r} is set by kedro-gcs-bridge or Airflow on every pod; choose another key."
         )
     return name
@@ -444,8 +448,8 @@ def _item(read: Callable[[Any], Any], value: Any, name: str) -> Any:
     """`read(value)`, its problem placed below `name`."""
     try:
         return read(value)
-    except _Problem as exc:
-        raise _Problem(str(exc), name, *exc.at) from exc
+    except _InvalidError as exc:
+        raise _InvalidError(str(exc), name, *exc.at) from exc
 
 
 def _labels(value: Any) -> dict[str, str]:
@@ -453,7 +457,7 @@ def _labels(value: Any) -> dict[str, str]:
     for name, raw in _mapping(value, "{team: data, cost-center: cc-42}").items():
         text = _item(_text, raw, name)
         if len(text) > 63 or (text and not _LABEL_NAME.match(text)):
-            raise _Problem(
+            raise _InvalidError(
                 f"{text!r} is not a Kubernetes label value: at most 63 letters, digits, '-', '_' "
                 "or '.', alphanumeric at each end. Use pod.annotations for free text.",
                 name,
@@ -474,7 +478,7 @@ def _node_selector(value: Any) -> dict[str, str]:
     }
     owned = sorted(set(selector) & set(SELECTOR_KEYS))
     if owned:
-        raise _Problem(
+        raise _InvalidError(
             f"sets {owned}, which machine classes set (compute_class, spot, accelerator, "
             "machine_family, arch): set them under machine_classes instead."
         )
@@ -483,9 +487,9 @@ def _node_selector(value: Any) -> dict[str, str]:
 
 def _env_name(name: Any) -> str:
     if not isinstance(name, str) or not _ENV_NAME.match(name):
-        raise _Problem(f"{name!r} is not an environment variable name (A-Z, 0-9, '_').")
+        raise _InvalidError(f"{name!r} is not an environment variable name (A-Z, 0-9, '_').")
     if name.startswith(_RESERVED_ENV_PREFIX) or name in _RESERVED_ENV:
-        raise _Problem(f"{name} is set by kedro-gcs-bridge itself (from its own config keys).")
+        raise _InvalidError(f"{name} is set by kedro-gcs-bridge itself (from its own config keys).")
     return name
 
 
@@ -493,7 +497,7 @@ def _env(value: Any) -> dict[str, str]:
     env = {}
     for name, raw in _mapping(value, "{LOG_LEVEL: INFO}").items():
         if _SECRET_WORDS.search(_env_name(name)):
-            raise _Problem(
+            raise _InvalidError(
                 f"{name} looks like a credential, and a DAG file is no place for one. Put it in "
                 f"a Kubernetes Secret and use 'pod.secret_env: {{{name}: <secret>:<key>}}'."
             )
@@ -503,7 +507,7 @@ def _env(value: Any) -> dict[str, str]:
 
 def _secret_name(name: Any) -> str:
     if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
-        raise _Problem(
+        raise _InvalidError(
             f"{name!r} is not a Kubernetes Secret name (lowercase letters, digits, '-' and '.')."
         )
     return name
@@ -512,7 +516,7 @@ def _secret_name(name: Any) -> str:
 def _secret_names(value: Any) -> tuple[str, ...]:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list | tuple):
-        raise _Problem("must be a list of Secret names like [mlflow-auth].")
+        raise _InvalidError("must be a list of Secret names like [mlflow-auth].")
     return tuple(_secret_name(name) for name in names)
 
 
@@ -531,9 +535,11 @@ def _secret_ref(env: str, ref: Any) -> SecretRef:
     elif isinstance(ref, Mapping) and set(ref) == {"secret", "key"}:
         secret, item = ref["secret"], ref["key"]
     else:
-        raise _Problem(f"must be '<secret>:<key>' or {{secret: <name>, key: <key>}}, got {ref!r}.")
+        raise _InvalidError(
+            f"must be '<secret>:<key>' or {{secret: <name>, key: <key>}}, got {ref!r}."
+        )
     if not isinstance(item, str) or not re.match(r"^[-._A-Za-z0-9]+$", item):
-        raise _Problem(f"{item!r} is not a key of a Kubernetes Secret.")
+        raise _InvalidError(f"{item!r} is not a key of a Kubernetes Secret.")
     return SecretRef(env, _secret_name(secret), item)
 
 
@@ -553,16 +559,18 @@ def _security_context(value: Any) -> dict[str, dict[str, Any]]:
     given = _mapping(value, example)
     unknown = set(given) - set(_SECURITY_PARTS)
     if unknown:
-        raise _Problem(f"has unknown part(s) {sorted(unknown)}; use pod and container.")
+        raise _InvalidError(f"has unknown part(s) {sorted(unknown)}; use pod and container.")
     merged = {"pod": dict(DEFAULT_POD_SECURITY), "container": dict(DEFAULT_CONTAINER_SECURITY)}
     for part, allowed in _SECURITY_PARTS.items():
         fields = _item(lambda v: _mapping(v, "{runAsUser: 1001}"), given.get(part) or {}, part)
         bad = sorted(set(fields) - allowed)
         if bad:
-            raise _Problem(f"has unknown field(s) {bad}; Kubernetes knows {sorted(allowed)}.", part)
+            raise _InvalidError(
+                f"has unknown field(s) {bad}; Kubernetes knows {sorted(allowed)}.", part
+            )
         merged[part].update(fields)
         if merged[part].get("runAsNonRoot") and merged[part].get("runAsUser") == 0:
-            raise _Problem(
+            raise _InvalidError(
                 "runAsUser 0 is root, and runAsNonRoot is true: the pod would never start.", part
             )
     return merged
@@ -574,17 +582,17 @@ def _toleration(item: Any) -> dict[str, Any]:
     fields = _only(item, example, allowed, nested=False)
     operator = fields.get("operator", "Equal")
     if operator not in ("Equal", "Exists"):
-        raise _Problem(f"operator {operator!r} is not Equal or Exists.")
+        raise _InvalidError(f"operator {operator!r} is not Equal or Exists.")
     if operator == "Exists" and fields.get("value"):
-        raise _Problem("operator Exists takes no value.")
+        raise _InvalidError("operator Exists takes no value.")
     if fields.get("effect", "") not in ("", *_TAINT_EFFECTS):
-        raise _Problem(f"effect {fields['effect']!r} is not one of {list(_TAINT_EFFECTS)}.")
+        raise _InvalidError(f"effect {fields['effect']!r} is not one of {list(_TAINT_EFFECTS)}.")
     return fields
 
 
 def _tolerations(value: Any) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list | tuple):
-        raise _Problem(f"must be a list of tolerations, got {value!r}.")
+        raise _InvalidError(f"must be a list of tolerations, got {value!r}.")
     return tuple(_item(_toleration, item, i) for i, item in enumerate(value))  # type: ignore[arg-type]
 
 
@@ -599,7 +607,7 @@ def _template_file(value: Any) -> str:
         or not value.startswith("/")
         or not value.endswith((".yaml", ".yml", ".json"))
     ):
-        raise _Problem(
+        raise _InvalidError(
             "must be an absolute path of a pod YAML on the Airflow workers, like "
             f"/opt/airflow/pod_templates/base.yaml, got {value!r}."
         )
@@ -612,7 +620,7 @@ def _override(value: Any) -> dict[str, Any]:
     if containers is not None and not (
         isinstance(containers, list) and all(isinstance(c, Mapping) for c in containers)
     ):
-        raise _Problem("must be a list of containers.", "spec", "containers")
+        raise _InvalidError("must be a list of containers.", "spec", "containers")
     return pod
 
 
@@ -705,7 +713,7 @@ def _machine_classes(raw: Any) -> dict[str, Any]:
     """`machine_classes:` over the built-ins: a known name keeps the figures it does not set, a
     new name starts from the default class's."""
     if raw is not None and not isinstance(raw, Mapping):
-        raise _Problem(
+        raise _InvalidError(
             "must be a mapping of class name to its figures, like {big: {cpu: '4', memory: "
             f"16Gi}}, got {type(raw).__name__} {raw!r}."
         )
@@ -715,7 +723,9 @@ def _machine_classes(raw: Any) -> dict[str, Any]:
             classes[str(name)] = spec
             continue
         if not isinstance(spec, Mapping):
-            raise _Problem(f"must be a mapping of {list(CLASS_FIELDS)}, got {spec!r}.", str(name))
+            raise _InvalidError(
+                f"must be a mapping of {list(CLASS_FIELDS)}, got {spec!r}.", str(name)
+            )
         base = classes.get(str(name), BUILTIN_CLASSES[DEFAULT_CLASS])
         given = {str(key).replace("-", "_"): value for key, value in spec.items()}
         figures = {f: getattr(base, f) for f in CLASS_FIELDS}
@@ -856,13 +866,13 @@ class _AsIs(_Group):
     def _check_as_is(self) -> _AsIs:
         for name, value in (self.model_extra or {}).items():
             if name in _TOP_TASK_ARGS:
-                raise _Problem(
+                raise _InvalidError(
                     f"is a top-level key of the airflow config: set '{name}' there.", name
                 )
             if name not in self._as_is:
                 close = difflib.get_close_matches(name, [*self._as_is, *type(self).model_fields])
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise _Problem(
+                raise _InvalidError(
                     f"is not an argument the DAG passes as is{hint}; known: "
                     f"{sorted([*type(self).model_fields, *self._as_is])}.",
                     name,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
 from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file
 from kedro_gcs_bridge.dag.storage_check import read_image_filter, storage_plan_for
 from kedro_gcs_bridge.dag.variants import (
@@ -28,7 +29,6 @@ from kedro_gcs_bridge.dag.variants import (
     variant_file_name,
     variant_suffix,
 )
-from kedro_gcs_bridge.planning.config import merge_airflow_config, unknown_keys
 
 if TYPE_CHECKING:
     from kedro.config import AbstractConfigLoader
@@ -188,13 +188,18 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         elif dag.plan is not None:
             for warning in dag.plan.warnings:
                 logger.warning("%s: %s", name, warning)
+            for group, task_id in dag.plan.renamed:
+                logger.warning(
+                    "%s: group %r is task %r (Airflow ids and pod names)", name, group, task_id
+                )
             errors += _storage_problems(dag, pipeline, pipelines, context)
     if errors:
         # A plain ClickException: Kedro's KedroCliError prints sys.exc_info(), which click
         # 8.2+ no longer holds when it shows the error ("NoneType: None").
         raise click.ClickException("kedro-gcs-bridge: no DAG file written.\n" + "\n".join(errors))
     raw.setdefault("default", {})
-    factory = DagFileFactory(str(context.project_path), params.get("params") or {}, tags)
+    planned = {dag.pipeline_name: dag for dag in dags}
+    factory = DagFileFactory(str(context.project_path), params.get("params") or {}, tags, planned)
     raw["default"] = {**raw["default"], CONFIG_KEY: factory}
     context.config_loader["airflow"] = raw
     _rename_variants(dags, params, Path(context.project_path))

@@ -27,12 +27,11 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from kedro_gcs_bridge.config import BridgeConfig, MachineClass, parse_config
 from kedro_gcs_bridge.dag import pod_spec
 from kedro_gcs_bridge.dag.pod_spec import PyCode
 from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
 from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError
-from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
-from kedro_gcs_bridge.planning.machines import MachineClass
 from kedro_gcs_bridge.planning.naming import dag_id, run_prefix_template
 from kedro_gcs_bridge.planning.plan import (
     FINALIZE_RETRY_DELAY,
@@ -206,7 +205,7 @@ class DagFile:
             "project_id": cfg.gcp_project_id,
             "location": cfg.gcp_region,
             "cluster_name": cfg.gcp_gke_cluster_name,
-            "gcp_conn_id": cfg.gcp_conn_id,
+            "gcp_conn_id": cfg.pod.gcp_conn_id,
             "namespace": cfg.k8s_namespace,
         }
         if cfg.k8s_service_account:
@@ -216,12 +215,12 @@ class DagFile:
             "cmds": ["kedro"],
             "get_logs": True,
             "do_xcom_push": False,
-            "on_finish_action": cfg.on_finish_action,
-            "schedule_timeout_seconds": cfg.schedule_timeout_seconds,
-            "startup_timeout_seconds": cfg.startup_timeout_seconds,
-            "deferrable": cfg.deferrable,
+            "on_finish_action": cfg.pod.on_finish_action,
+            "schedule_timeout_seconds": cfg.pod.schedule_timeout_seconds,
+            "startup_timeout_seconds": cfg.pod.startup_timeout_seconds,
+            "deferrable": cfg.pod.deferrable,
             # Run ids hold ':' and '+', which labels do not allow; annotations do.
-            "annotations": {**cfg.pod_annotations, f"{LABEL_PREFIX}/run-id": "{{ run_id }}"},
+            "annotations": {**cfg.pod.annotations, f"{LABEL_PREFIX}/run-id": "{{ run_id }}"},
         }
         return defaults | pod_spec.pod_settings(cfg)
 
@@ -269,8 +268,9 @@ class DagFile:
 
     def run_env(self) -> dict[str, str]:
         """Environment every pod gets: where this run's handoff data lives, and who it is."""
+        handoff, mlflow = self.config.handoff, self.config.mlflow
         env = {
-            **self.config.env_vars,  # the user's plain variables; the bridge's own win
+            **self.config.pod.env,  # the user's plain variables; the bridge's own win
             RUN_PREFIX_ENV: self.run_prefix,
             DAG_ID_ENV: "{{ dag.dag_id }}",
             RUN_ID_ENV: "{{ run_id }}",
@@ -278,20 +278,20 @@ class DagFile:
             KEDRO_ENV_ENV: self.env,
             TRY_ENV: "{{ ti.try_number }}",
             TASK_START_ENV: pod_spec.TASK_START_TEMPLATE,
-            LOCAL_HANDOFF_ENV: "true" if self.config.local_handoff else "false",
-            PARALLEL_THRESHOLD_ENV: str(self.config.parallel_threshold),
-            PARALLEL_CONCURRENCY_ENV: str(self.config.parallel_concurrency),
+            LOCAL_HANDOFF_ENV: "true" if handoff.local_handoff else "false",
+            PARALLEL_THRESHOLD_ENV: str(handoff.parallel_threshold),
+            PARALLEL_CONCURRENCY_ENV: str(handoff.parallel_concurrency),
         }
-        if not self.config.allow_pickle:
+        if not handoff.allow_pickle:
             env[ALLOW_PICKLE_ENV] = "false"
-        if self.config.mlflow_tracking_uri:
-            env[TRACKING_URI_ENV] = self.config.mlflow_tracking_uri
-            env[EXPERIMENT_ENV] = self.config.mlflow_experiment or self.package_name
+        if mlflow.tracking_uri:
+            env[TRACKING_URI_ENV] = mlflow.tracking_uri
+            env[EXPERIMENT_ENV] = mlflow.experiment or self.package_name
             env[LOGICAL_DATE_ENV] = LOGICAL_DATE_TEMPLATE
-            if self.config.mlflow_required:
+            if mlflow.required:
                 env[MLFLOW_REQUIRED_ENV] = "true"
-            if self.config.mlflow_metrics:
-                env[MLFLOW_METRICS_ENV] = ",".join(self.config.mlflow_metrics)
+            if mlflow.metrics:
+                env[MLFLOW_METRICS_ENV] = ",".join(mlflow.metrics)
         if self.plan is not None:
             env[TASKS_ENV] = ",".join(task.task_id for task in self.plan.tasks)
         if self.node_tags:
@@ -311,7 +311,7 @@ class DagFile:
             "gcs-bridge",
             "finalize",
             "--cleanup",
-            self.config.cleanup,
+            self.config.handoff.cleanup,
             "--failed-groups",
             "report",
         ]
@@ -352,7 +352,7 @@ class DagFile:
     def labels(self, task: TaskPlan) -> dict[str, str]:
         """Kubernetes labels of a task's pod (<= 63 characters, `[A-Za-z0-9._-]`)."""
         return {
-            **self.config.pod_labels,
+            **self.config.pod.labels,
             "app.kubernetes.io/managed-by": LABEL_PREFIX,
             f"{LABEL_PREFIX}/group": task.pod_name,
             f"{LABEL_PREFIX}/machine-class": task.machine.name[:63],
@@ -360,7 +360,7 @@ class DagFile:
 
     def tags(self) -> list[str]:
         """Airflow tags of the DAG."""
-        return ["kedro", LABEL_PREFIX, self.package_name, *self.config.tags]
+        return ["kedro", LABEL_PREFIX, self.package_name, *self.config.dag.tags]
 
 
 def build_dag_file(
@@ -430,14 +430,21 @@ class DagFileFactory:
         project_path: str = "",
         create_params: Mapping[str, Any] | None = None,
         node_tags: Sequence[str] = (),
+        planned: Mapping[str, DagFile] | None = None,
     ):
         self.project_path = project_path
         self.create_params = dict(create_params or {})
         self.node_tags = tuple(node_tags)
+        self.planned = dict(planned or {})
 
     @pass_context
     def dag_file(self, context: Context) -> DagFile:
-        """Plans the DAG from the variables kedro-airflow passed to the template."""
+        """The DAG `kedro airflow create` planned for this pipeline before writing (so it is
+        planned once, from the config merged group by group), else one planned from the
+        variables kedro-airflow passed to the template."""
+        planned = self.planned.get(str(context.get("pipeline_name")))
+        if planned is not None:
+            return planned
         return build_dag_file(
             context.get_all(), self.project_path, self.create_params, self.node_tags
         )

@@ -2,7 +2,7 @@
 and of each task, DAG arguments (timeouts, params, callbacks, deadline, docs), the imports they
 need and the command that regenerates the file.
 
-Values were validated by planning (`planning/k8s.py`); here they only become Python literals or
+Values were validated by the config model (`config.py`); here they only become Python literals or
 short expressions (`PyCode`) that `templates/gcs_bridge.j2` writes as they are. No value of a
 Kubernetes Secret is ever known here: only Secret names and keys.
 """
@@ -15,15 +15,18 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from kedro_gcs_bridge.config import TASK_CALLBACKS
+
 if TYPE_CHECKING:
-    from kedro_gcs_bridge.planning.config import BridgeConfig
+    from kedro_gcs_bridge.config import BridgeConfig
     from kedro_gcs_bridge.planning.plan import Plan, TaskPlan
 
-#: The DAG-file names the user's callbacks are imported as.
+#: The DAG-file names the user's callbacks are imported as: the DAG's, then the tasks'.
 CALLBACK_NAMES = {
     "on_failure_callback": "_on_failure_callback",
     "on_success_callback": "_on_success_callback",
 }
+TASK_CALLBACK_NAMES = {name: f"_task{name}" for name in TASK_CALLBACKS}
 _DEADLINE_REFERENCES = {
     "queued_at": "DeadlineReference.DAGRUN_QUEUED_AT",
     "logical_date": "DeadlineReference.DAGRUN_LOGICAL_DATE",
@@ -53,8 +56,8 @@ def _call(function: str, *args: Any) -> PyCode:
 
 def _secrets(config: BridgeConfig) -> list[PyCode]:
     """Airflow `Secret`s: whole Secrets as env (envFrom), then single keys as variables."""
-    whole = [_call("Secret", "env", None, name) for name in config.env_from_secrets]
-    keys = [_call("Secret", "env", ref.env, ref.secret, ref.key) for ref in config.secret_env]
+    whole = [_call("Secret", "env", None, name) for name in config.pod.env_from_secrets]
+    keys = [_call("Secret", "env", ref.env, ref.secret, ref.key) for ref in config.pod.secret_env]
     return whole + keys
 
 
@@ -70,16 +73,17 @@ def _override(pod: Mapping[str, Any]) -> dict[str, Any]:
 
 def pod_settings(config: BridgeConfig) -> dict[str, Any]:
     """Operator arguments every pod of the DAG shares, on top of `DagFile.pod_defaults`."""
+    pod = config.pod
     settings: dict[str, Any] = {
-        "on_finish_action": config.on_finish_action,
-        "security_context": dict(config.security_context["pod"]),
-        "container_security_context": dict(config.security_context["container"]),
+        "on_finish_action": pod.on_finish_action,
+        "security_context": dict(pod.security_context["pod"]),
+        "container_security_context": dict(pod.security_context["container"]),
     }
     optional = {
         "secrets": _secrets(config),
-        "pod_template_file": config.pod_template_file,
-        "full_pod_spec": config.pod_override
-        and _call("PodGenerator.deserialize_model_dict", _override(config.pod_override)),
+        "pod_template_file": pod.template_file,
+        "full_pod_spec": pod.override
+        and _call("PodGenerator.deserialize_model_dict", _override(pod.override)),
     }
     return settings | {key: value for key, value in optional.items() if value}
 
@@ -92,17 +96,17 @@ def task_settings(config: BridgeConfig, task: TaskPlan, local: bool = False) -> 
     and the doc.
     """
     machine = task.machine
-    timeout = machine.execution_timeout or config.execution_timeout
+    timeout = machine.execution_timeout or config.default_args.execution_timeout
     settings: dict[str, Any] = {"doc_md": task_doc(task)}
     if timeout:
         settings["execution_timeout"] = minutes(timeout)
     if local:
         return settings
-    pull_policy = machine.image_pull_policy or config.image_pull_policy
+    pull_policy = machine.image_pull_policy or config.pod.image_pull_policy
     if pull_policy:
         settings["image_pull_policy"] = pull_policy
-    tolerations = machine.tolerations if machine.tolerations is not None else config.tolerations
-    affinity = machine.affinity if machine.affinity is not None else config.affinity
+    tolerations = machine.tolerations if machine.tolerations is not None else config.pod.tolerations
+    affinity = machine.affinity if machine.affinity is not None else config.pod.affinity
     if tolerations:
         settings["tolerations"] = [dict(item) for item in tolerations]
     if affinity:
@@ -112,64 +116,73 @@ def task_settings(config: BridgeConfig, task: TaskPlan, local: bool = False) -> 
 
 def node_selector(config: BridgeConfig, task: TaskPlan) -> dict[str, str]:
     """The task's node selectors: the DAG-wide extras, then its machine class's."""
-    return {**config.node_selector, **task.machine.node_selector()}
+    return {**config.pod.node_selector, **task.machine.node_selector()}
 
 
 def task_defaults(config: BridgeConfig) -> dict[str, Any]:
-    """Airflow `default_args` for scheduling: pool, slots and priority."""
-    defaults: dict[str, Any] = {
-        "pool_slots": config.pool_slots,
-        "priority_weight": config.priority_weight,
-        "weight_rule": config.weight_rule,
+    """Airflow `default_args` from `default_args:`: pool, slots, priority, the tasks'
+    callbacks and the arguments passed as they are."""
+    args = config.default_args
+    defaults: dict[str, Any] = {"pool": args.pool} if args.pool else {}
+    defaults |= {
+        "pool_slots": args.pool_slots,
+        "priority_weight": args.priority_weight,
+        "weight_rule": args.weight_rule,
     }
-    return {"pool": config.pool, **defaults} if config.pool else defaults
+    defaults |= {
+        key: PyCode(name) for key, name in TASK_CALLBACK_NAMES.items() if getattr(args, key)
+    }
+    return defaults | args.as_is()
 
 
 def dag_settings(config: BridgeConfig) -> dict[str, Any]:
     """DAG arguments: run timeout, params for the trigger form, documentation (the file's
     `DAG_DOC`), callbacks and the deadline alert."""
+    dag, deadline = config.dag, config.dag.deadline
     settings: dict[str, Any] = {"doc_md": PyCode("DAG_DOC")}
-    if config.dagrun_timeout:
-        settings["dagrun_timeout"] = minutes(config.dagrun_timeout)
-    if config.params:
-        settings["params"] = dict(config.params)
+    if dag.dagrun_timeout:
+        settings["dagrun_timeout"] = minutes(dag.dagrun_timeout)
+    if dag.params:
+        settings["params"] = dict(dag.params)
     for key, name in CALLBACK_NAMES.items():
-        if getattr(config, key):
+        if getattr(dag, key):
             settings[key] = PyCode(name)
-    if config.deadline is not None:
+    if deadline is not None:
         settings["deadline"] = PyCode(
-            f"DeadlineAlert(reference={_DEADLINE_REFERENCES[config.deadline.reference]}, "
-            f"interval={minutes(config.deadline.minutes)}, "
-            f"callback=SyncCallback({config.deadline.callback!r}))"
+            f"DeadlineAlert(reference={_DEADLINE_REFERENCES[deadline.reference]}, "
+            f"interval={minutes(deadline.minutes)}, "
+            f"callback=SyncCallback({deadline.callback!r}))"
         )
-    return settings
+    return settings | dag.as_is()
 
 
 def imports(config: BridgeConfig, local: bool) -> list[str]:
     """Import lines the knobs in use need, beyond the template's own."""
     lines = []
-    if not local and (config.env_from_secrets or config.secret_env):
+    if not local and (config.pod.env_from_secrets or config.pod.secret_env):
         lines.append("from airflow.providers.cncf.kubernetes.secret import Secret")
-    if not local and config.pod_override:
+    if not local and config.pod.override:
         lines.append("from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator")
-    if config.deadline is not None:
+    if config.dag.deadline is not None:
         lines.append("from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback")
-    for key, name in CALLBACK_NAMES.items():
-        path = getattr(config, key)
-        if path:
-            module, _, function = path.rpartition(".")
-            lines.append(f"from {module} import {function} as {name}")
+    callbacks = [(config.dag, CALLBACK_NAMES), (config.default_args, TASK_CALLBACK_NAMES)]
+    for settings, names in callbacks:
+        for key, name in names.items():
+            path = getattr(settings, key)
+            if path:
+                module, _, function = path.rpartition(".")
+                lines.append(f"from {module} import {function} as {name}")
     return lines
 
 
 def params_arguments(config: BridgeConfig) -> list[str]:
     """`kedro run --params` with each DAG param, rendered by Airflow from the run's params
     (the trigger form's values); JSON keeps strings, numbers, booleans and null typed."""
-    if not config.params:
+    if not config.dag.params:
         return []
     # Double quotes inside: a local process's command is single-quoted by shlex.
     pairs = ",".join(
-        f"{name}={{{{ params[{json.dumps(name)}] | tojson }}}}" for name in config.params
+        f"{name}={{{{ params[{json.dumps(name)}] | tojson }}}}" for name in config.dag.params
     )
     return ["--params", pairs]
 
@@ -229,8 +242,8 @@ def dag_doc(config: BridgeConfig, plan: Plan, title: str, create: str) -> list[s
     """The DAG's doc, line by line: the pipeline's groups and nodes, the datasets crossing
     between groups, and `doc_md` from the config first."""
     lines = [f"# {title}", ""]
-    if config.doc_md:
-        lines += [config.doc_md, ""]
+    if config.dag.doc_md:
+        lines += [config.dag.doc_md, ""]
     lines += [
         "| task | machine class | nodes | datasets it reads from other tasks |",
         "|---|---|---|---|",

@@ -138,6 +138,6 @@ def storage_plan_for(
         locations,
         _made_elsewhere(dag.pipeline_name, pipeline, pipelines),
         _missing_from_image(locations, project),
-        dag.config.local_handoff,
+        dag.config.handoff.local_handoff,
     )
-    return grade(entries, dag.config.local_disk)
+    return grade(entries, dag.config.handoff.local_disk)

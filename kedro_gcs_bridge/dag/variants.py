@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from kedro_gcs_bridge.planning.config import BridgeConfig
+    from kedro_gcs_bridge.config import BridgeConfig
 
 DEFAULT_PIPELINE = "__default__"
 DEFAULT_ENV = "local"

@@ -1,180 +1,35 @@
 """Machine classes: named pod sizes for GKE Autopilot, and the Autopilot rules they must obey.
 
-A machine class is chosen per group with a `machine.<class>` tag. It becomes the pod's resource
-requests (Autopilot bills and schedules on requests) and node selectors (compute class, Spot,
-GPU, machine family, CPU architecture). Everything here is pure: quantities are parsed and
-checked against a table of Autopilot limits, nothing talks to Kubernetes.
+A machine class (read from the config in `config.py`) is chosen per group with a
+`machine.<class>` tag. It becomes the pod's resource requests (Autopilot bills and schedules on
+requests) and node selectors (compute class, Spot, GPU, machine family, CPU architecture).
+Everything here is pure: requests are checked against tables of Autopilot limits, nothing
+talks to Kubernetes.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from dataclasses import dataclass, replace
 
+from kedro_gcs_bridge.config import BUILTIN_CLASSES, DEFAULT_CLASS, MachineClass
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.planning.k8s import (
-    as_affinity,
-    as_image_pull_policy,
-    as_timeout_minutes,
-    as_tolerations,
-)
-from kedro_gcs_bridge.planning.values import as_bool, as_count
+from kedro_gcs_bridge.values import GIB, MIB, cpu_millis, memory_bytes
 
-COMPUTE_CLASS_KEY = "cloud.google.com/compute-class"
-SPOT_KEY = "cloud.google.com/gke-spot"
-ACCELERATOR_KEY = "cloud.google.com/gke-accelerator"
-MACHINE_FAMILY_KEY = "cloud.google.com/machine-family"
-ARCH_KEY = "kubernetes.io/arch"
-GPU_RESOURCE = "nvidia.com/gpu"
-
-
-def selector_keys() -> tuple[str, ...]:
-    """The node selector keys machine classes set (a DAG-wide `node_selector` must not)."""
-    return (COMPUTE_CLASS_KEY, SPOT_KEY, ACCELERATOR_KEY, MACHINE_FAMILY_KEY, ARCH_KEY)
-
-
-GIB = 1024**3
-MIB = 1024**2
-
-_BINARY_SUFFIXES = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5}
-_DECIMAL_SUFFIXES = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "m": 10**-3}
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*$")
-
-
-@dataclass(frozen=True)
-class MachineClass:
-    """A named pod size: resource requests plus the node selectors that pick the hardware.
-
-    Attributes:
-        name: The class name used in `machine.<name>` tags.
-        cpu: CPU request as a Kubernetes quantity ("500m", "2").
-        memory: Memory request ("2Gi").
-        ephemeral_storage: Ephemeral storage request ("1Gi").
-        compute_class: Autopilot compute class (`Balanced`, `Scale-Out`, `Performance`,
-            `Accelerator` or a custom ComputeClass); None is general-purpose.
-        spot: Run on Spot capacity (cheaper, can be preempted: tasks get extra retries).
-        accelerator: GPU type for `cloud.google.com/gke-accelerator` ("nvidia-l4").
-        gpu_count: Number of GPUs (`nvidia.com/gpu` limit).
-        machine_family: Machine family selector ("c3"), usually with `Performance`.
-        arch: CPU architecture selector ("arm64", "amd64").
-        execution_timeout: Minutes a task of this class may run (over `execution_timeout`).
-        image_pull_policy: The container's pull policy (over `image_pull_policy`).
-        tolerations: Pod tolerations in Kubernetes YAML form (over `tolerations`).
-        affinity: Pod affinity in Kubernetes YAML form (over `affinity`).
-    """
-
-    name: str
-    cpu: str = "500m"
-    memory: str = "2Gi"
-    ephemeral_storage: str = "1Gi"
-    compute_class: str | None = None
-    spot: bool = False
-    accelerator: str | None = None
-    gpu_count: int = 0
-    machine_family: str | None = None
-    arch: str | None = None
-    # Pod settings of this class's tasks, over the DAG-wide keys of the same name (not sizes:
-    # kept out of hashing, compared like the rest).
-    execution_timeout: float | None = None
-    image_pull_policy: str | None = None
-    tolerations: tuple[Mapping[str, Any], ...] | None = field(default=None, hash=False)
-    affinity: Mapping[str, Any] | None = field(default=None, hash=False)
-
-    def requests(self) -> dict[str, str]:
-        """The pod's resource requests."""
-        return {
-            "cpu": self.cpu,
-            "memory": self.memory,
-            "ephemeral-storage": self.ephemeral_storage,
-        }
-
-    def limits(self) -> dict[str, str]:
-        """The pod's resource limits: only GPUs (Autopilot derives the rest from requests)."""
-        return {GPU_RESOURCE: str(self.gpu_count)} if self.gpu_count else {}
-
-    def node_selector(self) -> dict[str, str]:
-        """The node selectors that make Autopilot provision the right hardware."""
-        selector: dict[str, str] = {}
-        if self.compute_class:
-            selector[COMPUTE_CLASS_KEY] = self.compute_class
-        if self.spot:
-            selector[SPOT_KEY] = "true"
-        if self.accelerator:
-            selector[ACCELERATOR_KEY] = self.accelerator
-        if self.machine_family:
-            selector[MACHINE_FAMILY_KEY] = self.machine_family
-        if self.arch:
-            selector[ARCH_KEY] = self.arch
-        return selector
-
-    def size_key(self) -> tuple[int, float, float]:
-        """Orders classes from smallest to largest: GPUs, then CPU, then memory."""
-        return (self.gpu_count, cpu_millis(self.cpu), memory_bytes(self.memory))
-
-    def describe(self) -> str:
-        """One line for plans and messages: requests and selectors."""
-        parts = [f"cpu={self.cpu}", f"memory={self.memory}", f"ephemeral={self.ephemeral_storage}"]
-        parts += [f"{key}={value}" for key, value in self.limits().items()]
-        parts += [f"{key}={value}" for key, value in self.node_selector().items()]
-        return " ".join(parts)
-
-
-DEFAULT_CLASS = "default"
-
-BUILTIN_CLASSES: Mapping[str, MachineClass] = {
-    # Autopilot's own default for a pod that requests nothing.
-    DEFAULT_CLASS: MachineClass(DEFAULT_CLASS, cpu="500m", memory="2Gi", ephemeral_storage="1Gi"),
-    "small": MachineClass("small", cpu="250m", memory="1Gi", ephemeral_storage="1Gi"),
-    "medium": MachineClass("medium", cpu="1", memory="4Gi", ephemeral_storage="2Gi"),
-    "large": MachineClass("large", cpu="4", memory="16Gi", ephemeral_storage="5Gi"),
-    "xlarge": MachineClass(
-        "xlarge", cpu="8", memory="32Gi", ephemeral_storage="10Gi", compute_class="Balanced"
-    ),
-    "gpu": MachineClass(
-        "gpu",
-        cpu="4",
-        memory="16Gi",
-        ephemeral_storage="10Gi",
-        accelerator="nvidia-l4",
-        gpu_count=1,
-    ),
-}
-
-
-def _quantity(text: str | int | float, what: str) -> Decimal:
-    match = _QUANTITY.match(str(text))
-    if match is None:
-        raise ConfigError(
-            f"{what} {text!r} is not a Kubernetes quantity; write it like '500m', '2', '4Gi'."
-        )
-    number, suffix = match.groups()
-    try:
-        value = Decimal(number)
-    except InvalidOperation as exc:  # pragma: no cover - the regex admits only numbers
-        raise ConfigError(f"{what} {text!r} is not a number.") from exc
-    if suffix in _BINARY_SUFFIXES:
-        return value * _BINARY_SUFFIXES[suffix]
-    if suffix in _DECIMAL_SUFFIXES:
-        return value * Decimal(str(_DECIMAL_SUFFIXES[suffix]))
-    if suffix:
-        raise ConfigError(
-            f"{what} {text!r} has an unknown unit {suffix!r}; use m, k, M, G, Ki, Mi or Gi."
-        )
-    return value
-
-
-def cpu_millis(cpu: str | int | float) -> float:
-    """CPU quantity in millicores ("500m" -> 500, "2" -> 2000)."""
-    return float(_quantity(cpu, "cpu") * 1000)
-
-
-def memory_bytes(memory: str | int | float) -> float:
-    """Memory or storage quantity in bytes ("2Gi" -> 2147483648)."""
-    return float(_quantity(memory, "memory"))
+__all__ = [
+    "BUILTIN_CLASSES",
+    "DEFAULT_CLASS",
+    "GIB",
+    "MIB",
+    "AutopilotCheck",
+    "MachineClass",
+    "check_autopilot",
+    "cpu_millis",
+    "format_cpu",
+    "format_memory",
+    "memory_bytes",
+]
 
 
 def format_cpu(millis: float) -> str:
@@ -427,60 +282,3 @@ def _raise_to_limits(
         if (cpu, memory) == before:
             break
     return cpu, memory, ephemeral
-
-
-_FIELDS = {f.name for f in fields(MachineClass)} - {"name"}
-
-
-def _as_text(key: str, value: Any) -> str | None:
-    if value is not None and not isinstance(value, str | int | float):
-        raise ConfigError(f"'{key}' must be a plain value like '2' or 4Gi, got {value!r}.")
-    return None if value is None else str(value)
-
-
-_FIELD_TYPES: Mapping[str, Any] = {
-    "gpu_count": as_count,
-    "spot": as_bool,
-    "execution_timeout": as_timeout_minutes,
-    "image_pull_policy": as_image_pull_policy,
-    "tolerations": as_tolerations,
-    "affinity": as_affinity,
-}
-
-
-def parse_machine_classes(raw: Mapping[str, Any] | None) -> dict[str, MachineClass]:
-    """Merges `machine_classes:` from airflow.yml over the built-in classes.
-
-    A known name keeps the built-in figures it does not set; a new name starts from the
-    default class's figures.
-
-    Raises:
-        ConfigError: `raw` or an entry is not a mapping, or an entry has an unknown key or a
-            value of the wrong type.
-    """
-    classes = dict(BUILTIN_CLASSES)
-    if raw is not None and not isinstance(raw, Mapping):
-        raise ConfigError(
-            "'machine_classes' must be a mapping of class name to its figures, like "
-            "{big: {cpu: '4', memory: 16Gi}}, got " + f"{type(raw).__name__} {raw!r}."
-        )
-    for name, spec in (raw or {}).items():
-        if not isinstance(spec, Mapping):
-            raise ConfigError(
-                f"machine_classes.{name} must be a mapping of {sorted(_FIELDS)}, "
-                f"got {type(spec).__name__}."
-            )
-        given = {str(key).replace("-", "_"): value for key, value in spec.items()}
-        unknown = set(given) - _FIELDS
-        if unknown:
-            raise ConfigError(
-                f"machine_classes.{name} has unknown key(s) {sorted(unknown)}; "
-                f"allowed: {sorted(_FIELDS)}."
-            )
-        base = classes.get(str(name), BUILTIN_CLASSES[DEFAULT_CLASS])
-        values = {
-            key: _FIELD_TYPES.get(key, _as_text)(f"machine_classes.{name}.{key}", value)
-            for key, value in given.items()
-        }
-        classes[str(name)] = replace(base, name=str(name), **values)
-    return classes

@@ -59,6 +59,11 @@ def _unique(names: Iterable[str], make: callable, limit: int, joiner: str) -> di
     return {name: result[name] for name in names}
 
 
+def nameless(group_names: Iterable[str]) -> list[str]:
+    """Group names with no letter or digit: nothing of them would name a task or a pod."""
+    return [name for name in group_names if not slugify(name, separator="-")]
+
+
 def task_ids(group_names: Iterable[str]) -> dict[str, str]:
     """Group name -> Airflow task id (`[\\w.-]`, <= 250 characters, unique)."""
     return _unique(

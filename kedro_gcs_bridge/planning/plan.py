@@ -11,8 +11,8 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from kedro_gcs_bridge.config import BridgeConfig
 from kedro_gcs_bridge.errors import PlanError
-from kedro_gcs_bridge.planning.config import BridgeConfig
 from kedro_gcs_bridge.planning.grouping import (
     Grouping,
     NodeSpec,
@@ -22,7 +22,7 @@ from kedro_gcs_bridge.planning.grouping import (
     node_specs,
 )
 from kedro_gcs_bridge.planning.machines import MachineClass, check_autopilot
-from kedro_gcs_bridge.planning.naming import pod_names, python_names, task_ids
+from kedro_gcs_bridge.planning.naming import nameless, pod_names, python_names, task_ids
 
 #: The finalize task's id (a suffix `_1`, `_2`, ... keeps it apart from a group's).
 FINALIZE_TASK = "gcs_bridge_finalize"
@@ -71,7 +71,8 @@ class Plan:
 
     `tasks` are the group tasks; `finalize` is the DAG's last task (MLflow parent status,
     verdict, cleanup), planned here like any task, or None when the config needs none;
-    `run_failed`, with finalize, fails the DAG run when a group failed.
+    `run_failed`, with finalize, fails the DAG run when a group failed. `renamed` holds
+    (group, task id) for each group whose name is not its task id as it is.
     """
 
     pipeline_name: str
@@ -79,6 +80,11 @@ class Plan:
     warnings: tuple[str, ...]
     finalize: TaskPlan | None = None
     run_failed: TaskPlan | None = None
+
+    @property
+    def renamed(self) -> tuple[tuple[str, str], ...]:
+        """(group, task id) for each group whose task id is not its name."""
+        return tuple((t.group, t.task_id) for t in self.tasks if t.group != t.task_id)
 
     def task(self, task_id: str) -> TaskPlan:
         """The task with this id."""
@@ -171,7 +177,7 @@ def _metrics_warnings(nodes: Sequence[NodeSpec], config: BridgeConfig) -> list[s
     return [
         f"mlflow_metrics names '{name}', which no node of this pipeline outputs; nothing is "
         "logged for it. Fix the name or remove it."
-        for name in config.mlflow_metrics
+        for name in config.mlflow.metrics
         if name not in made
     ]
 
@@ -291,6 +297,11 @@ def plan_tasks(
     # has problems, so one run reports every problem.
     machines, problems, warnings = _check_machines(_members(nodes, grouping), config)
     problems = list(grouping.problems) + problems
+    problems += [
+        f"group {name!r} has no letter or digit, so nothing of it would name its task or pod: "
+        f"rename it (its tag '{config.grouping_prefix}{name}' or its `groups:` entry)."
+        for name in nameless(dict.fromkeys(grouping.group_of.values()))
+    ]
     warnings += [*grouping.warnings, *_metrics_warnings(nodes, config)]
     if config.strict and warnings:
         problems += [f"{warning} (an error because strict: true)" for warning in warnings]
