@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
+from kedro_gcs_bridge.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.planning.grouping import NodeSpec
 from kedro_gcs_bridge.planning.image import ImageFilter
 from kedro_gcs_bridge.planning.plan import plan_tasks
@@ -215,16 +215,16 @@ class TestText:
 
 class TestPolicies:
     def test_defaults(self) -> None:
-        config = parse_config({})
-        assert config.local_handoff is True and config.local_disk == "error"
+        handoff = parse_config({}).handoff
+        assert handoff.local_handoff is True and handoff.local_disk == "error"
 
     def test_read_from_config(self) -> None:
-        config = parse_config({"local_handoff": "false", "local_disk": "warn"})
-        assert config.local_handoff is False and config.local_disk == "warn"
+        config = parse_config({"handoff": {"local_handoff": "false", "local_disk": "warn"}})
+        assert config.handoff.local_handoff is False and config.handoff.local_disk == "warn"
 
     def test_unknown_local_disk_policy_names_the_choices(self) -> None:
-        with pytest.raises(ConfigError, match=r"'local_disk: ignore' is not one of \['error', "):
-            parse_config({"local_disk": "ignore"})
+        with pytest.raises(ConfigError, match=r"'handoff.local_disk' must be one of 'error' or 'warn'"):
+            parse_config({"handoff": {"local_disk": "ignore"}})
 
 
 class TestImageFilter:

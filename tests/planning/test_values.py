@@ -1,22 +1,117 @@
-"""Strict reading of booleans and counts: a quoted 'false' is false, junk is a ConfigError."""
+"""Strict reading of booleans and counts: a quoted 'false' is false, junk is a ConfigError, and
+every route a boolean setting takes reads the same words the same way (issue 27, item 2)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from omegaconf import OmegaConf
 
+from kedro_gcs_bridge.config import merge_airflow_config, parse_config
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.planning.values import as_bool, as_count, as_root_url
+from kedro_gcs_bridge.pod.contract import LOCAL_HANDOFF_ENV, MLFLOW_REQUIRED_ENV
+from kedro_gcs_bridge.values import as_bool, as_count, as_root_url
+
+WORDS = {"true": True, "yes": True, "on": True, "1": True}
+WORDS |= {"false": False, "no": False, "off": False, "0": False}
+#: Each word as a user may type it.
+SPELLINGS = [
+    (spelled, value)
+    for word, value in WORDS.items()
+    for spelled in {word, word.upper(), word.title()}
+]
+BAD = ["maybe", "2", "nope", "tru"]
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [(True, True), (False, False), ("false", False), ("No", False), ("TRUE", True), ("yes", True)],
-)
-def test_booleans_and_their_strings(value: object, expected: bool) -> None:
-    assert as_bool("spot", value) is expected
+def _yaml(word: str) -> bool:
+    """airflow.yml, loaded as Kedro's OmegaConfigLoader loads YAML."""
+    raw = OmegaConf.to_container(
+        OmegaConf.create(f"default:\n  handoff:\n    allow_pickle: {word}\n")
+    )
+    return parse_config(merge_airflow_config(raw, "__default__")).handoff.allow_pickle
 
 
-@pytest.mark.parametrize("value", ["off", "", 1, 0, None, [True]])
+def _params(word: str) -> bool:
+    """`kedro airflow create --params handoff.allow_pickle=<word>` (Kedro's _split_params)."""
+    params = OmegaConf.to_container(OmegaConf.from_dotlist([f"handoff.allow_pickle={word}"]))
+    return parse_config(merge_airflow_config({}, "__default__", params)).handoff.allow_pickle
+
+
+def _old_params(word: str) -> bool:
+    """The old flat spelling through `--params allow_pickle=<word>`."""
+    params = OmegaConf.to_container(OmegaConf.from_dotlist([f"allow_pickle={word}"]))
+    with pytest.warns(FutureWarning):
+        return parse_config(merge_airflow_config({}, "__default__", params)).handoff.allow_pickle
+
+
+def _runner(**kwargs: Any) -> Any:
+    from kedro_gcs_bridge.pod.runner import GCSRunner
+
+    return GCSRunner(**kwargs)
+
+
+def _runner_params(word: str) -> bool:
+    """`kedro run --runner-params handoff_local_datasets=<word>`, OmegaConf-typed."""
+    params = OmegaConf.to_container(OmegaConf.from_dotlist([f"handoff_local_datasets={word}"]))
+    return _runner(**params)._handoff_local
+
+
+def _pod_env(word: str, monkeypatch: pytest.MonkeyPatch) -> bool:
+    monkeypatch.setenv(LOCAL_HANDOFF_ENV, word)
+    return _runner()._handoff_local
+
+
+def _pod_env_required(word: str, monkeypatch: pytest.MonkeyPatch) -> bool:
+    from kedro_gcs_bridge.pod.group_run import tracking_required
+
+    monkeypatch.setenv(MLFLOW_REQUIRED_ENV, word)
+    return tracking_required()
+
+
+ROUTES: dict[str, Callable[..., bool]] = {
+    "python": lambda word, _: as_bool("spot", word),
+    "python-runner": lambda word, _: _runner(handoff_local_datasets=word)._handoff_local,
+    "airflow.yml": lambda word, _: _yaml(word),
+    "--params": lambda word, _: _params(word),
+    "--params-old-key": lambda word, _: _old_params(word),
+    "--runner-params": lambda word, _: _runner_params(word),
+    "pod-env-local-handoff": _pod_env,
+    "pod-env-mlflow-required": _pod_env_required,
+}
+
+
+class TestOneBooleanForEveryRoute:
+    @pytest.mark.parametrize("route", ROUTES)
+    @pytest.mark.parametrize(("word", "expected"), SPELLINGS)
+    def test_every_word_means_the_same(
+        self, route: str, word: str, expected: bool, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert ROUTES[route](word, monkeypatch) is expected
+
+    @pytest.mark.parametrize("route", ROUTES)
+    @pytest.mark.parametrize("word", BAD)
+    def test_anything_else_names_the_key_and_the_words(
+        self, route: str, word: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        with pytest.raises(ConfigError) as caught:
+            ROUTES[route](word, monkeypatch)
+        message = str(caught.value)
+        assert "true/false/yes/no/on/off/1/0" in message
+        assert any(
+            key in message
+            for key in ("allow_pickle", "handoff_local_datasets", "spot", "mlflow_required")
+        )
+
+    @pytest.mark.parametrize(
+        ("value", "expected"), [(True, True), (False, False), (1, True), (0, False)]
+    )
+    def test_real_booleans_and_numbers(self, value: object, expected: bool) -> None:
+        assert as_bool("spot", value) is expected
+
+
+@pytest.mark.parametrize("value", ["", 2, -1, 0.0, None, [True]])
 def test_anything_else_is_not_a_boolean(value: object) -> None:
     with pytest.raises(ConfigError, match=r"'spot' must be true or false"):
         as_bool("spot", value)
