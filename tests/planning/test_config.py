@@ -10,14 +10,38 @@ from typing import Any
 import pytest
 from conftest import CREATE, Edit, Job, run_jobs
 
-from kedro_gcs_bridge.dag.dagfile import build_dag_file
-from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.planning.config import (
+from kedro_gcs_bridge.config import (
+    MOVED,
     BridgeConfig,
     merge_airflow_config,
     parse_config,
     unknown_keys,
 )
+from kedro_gcs_bridge.dag.dagfile import build_dag_file
+from kedro_gcs_bridge.errors import ConfigError, DeprecatedKeyWarning
+
+#: The origin's keys (kedro-airflow + GKE): top-level, with their meaning.
+ORIGIN_KEYS = (
+    "grouping grouping_prefix resources_tag_prefix gcp_project_id gcp_region "
+    "gcp_gke_cluster_name k8s_namespace k8s_service_account docker_image start_date "
+    "max_active_runs schedule_interval catchup owner depends_on_past email_on_failure "
+    "email_on_retry retries retry_delay"
+).split()
+
+
+def nested(path: str, value: Any) -> dict[str, Any]:
+    """`("pod.labels", v)` -> `{"pod": {"labels": v}}`."""
+    *groups, key = path.split(".")
+    config: dict[str, Any] = {key: value}
+    for group in reversed(groups):
+        config = {group: config}
+    return config
+
+
+def read(config: Any, path: str) -> Any:
+    for part in path.split("."):
+        config = getattr(config, part)
+    return config
 
 
 class TestMerge:
@@ -40,6 +64,29 @@ class TestMerge:
     def test_missing_or_empty_sections(self, raw: dict[str, Any]) -> None:
         assert merge_airflow_config(raw, "p", {"x": 1}) == {"x": 1}
 
+    def test_groups_merge_key_by_key(self) -> None:
+        raw = {
+            "default": {"mlflow": {"tracking_uri": "http://m", "required": False}},
+            "p": {"mlflow": {"required": True}},
+        }
+        params = {"mlflow": {"experiment": "x"}, "pod.deferrable": "true"}
+        merged = merge_airflow_config(raw, "p", params)
+        assert merged["mlflow"] == {"tracking_uri": "http://m", "required": True, "experiment": "x"}
+        assert merged["pod"] == {"deferrable": "true"}
+
+    def test_dotted_params_reach_nested_keys(self) -> None:
+        """`kedro airflow create --params mlflow.required=true` as Kedro's _split_params
+        hands it over (nested by OmegaConf), over the file's `mlflow:`."""
+        from omegaconf import OmegaConf
+
+        params = OmegaConf.to_container(OmegaConf.from_dotlist(["mlflow.required=true"]))
+        raw = {"default": {"mlflow": {"tracking_uri": "http://m.example.com"}}}
+        config = parse_config(merge_airflow_config(raw, "p", params))
+        assert (config.mlflow.required, config.mlflow.tracking_uri) == (
+            True,
+            "http://m.example.com",
+        )
+
     def test_merge_is_shallow_like_kedro_airflow(self) -> None:
         raw = {
             "default": {"machine_classes": {"big": {"cpu": "4"}}},
@@ -57,8 +104,8 @@ class TestParse:
                 "max_active_runs": 3,
                 "retries": "2",
                 "catchup": "false",
-                "deferrable": "yes",
-                "tags": ["nightly", 7],
+                "pod": {"deferrable": "yes"},
+                "dag": {"tags": ["nightly", 7]},
                 # Template variables and unknown keys are not config: they are ignored.
                 "pipeline": object(),
                 "team_owner": "data",
@@ -67,11 +114,12 @@ class TestParse:
         assert config.gcp_project_id == "example-project"
         assert config.k8s_namespace == "kedro"
         assert (config.max_active_runs, config.retries) == (3, 2)
-        assert (config.catchup, config.deferrable) == (False, True)
-        assert config.tags == ("nightly", "7")
+        assert (config.catchup, config.pod.deferrable) == (False, True)
+        assert config.dag.tags == ("nightly", "7")
 
     def test_null_keeps_the_default(self) -> None:
         assert parse_config({"retries": None, "k8s_namespace": None}) == BridgeConfig()
+        assert parse_config({"pod": {"labels": None}, "mlflow": None}) == BridgeConfig()
 
     @pytest.mark.parametrize(
         ("value", "expected"),
@@ -127,7 +175,11 @@ class TestParse:
             ("retries", 1.5),
             ("max_active_runs", "many"),
             ("spot_retries", True),
-            ("schedule_timeout_seconds", "-5"),
+            ("pod.schedule_timeout_seconds", "-5"),
+            ("pod.lables", {}),
+            ("default_args.retries", 2),
+            ("default_args.queu", "q"),
+            ("mlflow.budget_seconds", 0),
             ("retry_delay", "5"),
             ("retry_delay", True),
             ("grouping_prefix", ""),
@@ -139,8 +191,8 @@ class TestParse:
     )
     def test_bad_value_names_the_key(self, key: str, value: Any) -> None:
         with pytest.raises(ConfigError) as caught:
-            parse_config({key: value})
-        assert key in str(caught.value)
+            parse_config(nested(key, value))
+        assert f"'{key}" in str(caught.value)
 
     @pytest.mark.parametrize(
         ("key", "value", "suggestion"),
@@ -155,24 +207,117 @@ class TestParse:
         with pytest.raises(ConfigError) as caught:
             parse_config({key: value})
         message = str(caught.value)
-        assert "Kedro 1.x" in message
-        assert f"set '{key}: {suggestion}'" in message
+        assert f"'{key}'" in message and "Kedro 1.x" in message
+        assert f"set '{suggestion}' instead" in message
         assert f"Tag nodes '{suggestion}<name>'" in message
 
     def test_a_single_tag_string_is_one_tag(self) -> None:
-        try:
-            tags = parse_config({"tags": "nightly"}).tags
-        except ConfigError as exc:
-            assert "tags" in str(exc)
-        else:
-            assert tags == ("nightly",)
+        assert parse_config({"dag": {"tags": "nightly"}}).dag.tags == ("nightly",)
 
     @pytest.mark.parametrize(
-        ("key", "value"), [("tags", 5), ("machine_classes", ["big"])], ids=["tags", "classes"]
+        ("key", "value"),
+        [("dag.tags", 5), ("machine_classes", ["big"]), ("pod", "x")],
+        ids=["tags", "classes", "group"],
     )
     def test_wrong_container_type_is_a_config_error(self, key: str, value: Any) -> None:
-        with pytest.raises(ConfigError, match=key):
-            parse_config({key: value})
+        with pytest.raises(ConfigError, match=f"'{key}'"):
+            parse_config(nested(key, value))
+
+    def test_budget_seconds(self) -> None:
+        assert BridgeConfig().mlflow.budget_seconds == 30
+        assert parse_config({"mlflow": {"budget_seconds": 5}}).mlflow.budget_seconds == 5
+
+
+class TestTopLevel:
+    def test_the_origins_keys_stay_at_the_top(self) -> None:
+        top = {*BridgeConfig.model_fields, "schedule_interval"}
+        assert set(ORIGIN_KEYS) <= top
+        assert len(top) <= 35, sorted(top)
+
+    def test_default_args_pass_other_task_arguments_as_is(self) -> None:
+        config = parse_config({"default_args": {"queue": "gpu", "email": ["a@b.c"], "pool": "p"}})
+        assert config.default_args.as_is() == {"queue": "gpu", "email": ["a@b.c"]}
+        assert config.default_args.pool == "p"
+
+    def test_the_as_is_arguments_are_airflows(self) -> None:
+        import inspect
+
+        sdk = pytest.importorskip("airflow.sdk")
+        from kedro_gcs_bridge.config import DAG_ARGS_AS_IS, TASK_ARGS_AS_IS, TASK_CALLBACKS
+
+        task_args = set(inspect.signature(sdk.BaseOperator.__init__).parameters)
+        assert TASK_ARGS_AS_IS | set(TASK_CALLBACKS) <= task_args
+        assert DAG_ARGS_AS_IS <= set(inspect.signature(sdk.DAG.__init__).parameters)
+
+
+#: One good value for each old flat spelling.
+OLD_VALUES: dict[str, Any] = {
+    "pod_labels": {"team": "data"},
+    "pod_annotations": {"a.example.com/x": "y"},
+    "pod_template_file": "/opt/pod.yaml",
+    "pod_override": {"spec": {"priorityClassName": "b"}},
+    "security_context": {"container": {"readOnlyRootFilesystem": True}},
+    "env_from_secrets": ["bulk"],
+    "secret_env": {"TOKEN": "s:k"},
+    "tolerations": [{"key": "k", "operator": "Exists"}],
+    "affinity": {"nodeAffinity": {}},
+    "node_selector": {"pool": "batch"},
+    "image_pull_policy": "Always",
+    "on_finish_action": "keep_pod",
+    "deferrable": True,
+    "gcp_conn_id": "gke",
+    "schedule_timeout_seconds": 60,
+    "startup_timeout_seconds": 60,
+    "env_vars": {"LOG_LEVEL": "INFO"},
+    "mlflow_tracking_uri": "http://m.example.com",
+    "mlflow_experiment": "e",
+    "mlflow_required": True,
+    "mlflow_metrics": ["metrics"],
+    "execution_timeout": 30,
+    "pool": "kedro",
+    "pool_slots": 2,
+    "priority_weight": 3,
+    "weight_rule": "absolute",
+    "tags": ["nightly"],
+    "doc_md": "doc",
+    "params": {"lr": 0.1},
+    "dagrun_timeout": 60,
+    "deadline": {"minutes": 5, "callback": "a.b"},
+    "on_failure_callback": "a.b",
+    "on_success_callback": "a.b",
+    "allow_pickle": False,
+    "local_handoff": False,
+    "local_disk": "warn",
+    "cleanup": "always",
+    "parallel_threshold": 1000,
+    "parallel_concurrency": 2,
+}
+
+
+class TestOldSpellings:
+    def test_every_moved_key_has_a_case(self) -> None:
+        assert set(OLD_VALUES) == set(MOVED)
+
+    @pytest.mark.parametrize("old", sorted(OLD_VALUES))
+    def test_is_read_with_a_warning_naming_the_new_spelling(self, old: str) -> None:
+        new = MOVED[old]
+        with pytest.warns(DeprecatedKeyWarning) as caught:
+            old_way = parse_config({old: OLD_VALUES[old]})
+        (warning,) = caught
+        assert str(warning.message) == (
+            f"airflow config key '{old}' is deprecated: write it as '{new}'."
+        )
+        assert read(old_way, new) == read(parse_config(nested(new, OLD_VALUES[old])), new)
+
+    def test_a_bad_old_value_is_named_as_written(self) -> None:
+        with pytest.warns(DeprecatedKeyWarning), pytest.raises(ConfigError) as caught:
+            parse_config({"pod_labels": {"team": "Data team"}})
+        assert "'pod_labels.team' 'Data team' is not a Kubernetes label value" in str(caught.value)
+
+    def test_old_and_new_spelling_together_is_an_error(self) -> None:
+        with pytest.warns(DeprecatedKeyWarning), pytest.raises(ConfigError) as caught:
+            parse_config({"pod_labels": {"a": "b"}, "pod": {"labels": {"c": "d"}}})
+        assert "'pod_labels' and 'pod.labels' are both set; keep 'pod.labels'" in str(caught.value)
 
 
 class TestHelpers:
@@ -221,16 +366,16 @@ BAD_CONFIGS: list[tuple[dict[str, Any], str, str]] = [
     ({"k8s_namespace": "a" * 64}, "k8s_namespace", "63"),
     ({"k8s_service_account": "Kedro Runner"}, "k8s_service_account", "RFC 1123"),
     ({"k8s_service_account": "runner."}, "k8s_service_account", "RFC 1123"),
-    ({"mlflow_tracking_uri": "htp:/oops"}, "mlflow_tracking_uri", "did you mean 'http'"),
-    ({"mlflow_tracking_uri": "http://"}, "mlflow_tracking_uri", "host"),
-    ({"mlflow_tracking_uri": "https:/mlflow.example.com"}, "mlflow_tracking_uri", "host"),
-    ({"mlflow_tracking_uri": "mlruns"}, "mlflow_tracking_uri", "file:///"),
-    ({"mlflow_tracking_uri": "sqlite://"}, "mlflow_tracking_uri", "sqlite:///"),
-    ({"mlflow_tracking_uri": "file://mlruns"}, "mlflow_tracking_uri", "file:///"),
-    ({"mlflow_tracking_uri": "postgresql:///db"}, "mlflow_tracking_uri", "host"),
+    ({"mlflow": {"tracking_uri": "htp:/oops"}}, "mlflow.tracking_uri", "did you mean 'http'"),
+    ({"mlflow": {"tracking_uri": "http://"}}, "mlflow.tracking_uri", "host"),
+    ({"mlflow": {"tracking_uri": "https:/mlflow.example.com"}}, "mlflow.tracking_uri", "host"),
+    ({"mlflow": {"tracking_uri": "mlruns"}}, "mlflow.tracking_uri", "file:///"),
+    ({"mlflow": {"tracking_uri": "sqlite://"}}, "mlflow.tracking_uri", "sqlite:///"),
+    ({"mlflow": {"tracking_uri": "file://mlruns"}}, "mlflow.tracking_uri", "file:///"),
+    ({"mlflow": {"tracking_uri": "postgresql:///db"}}, "mlflow.tracking_uri", "host"),
     (
-        {"mlflow_tracking_uri": "https://alice:pw@mlflow.example.com"},
-        "mlflow_tracking_uri",
+        {"mlflow": {"tracking_uri": "https://alice:pw@mlflow.example.com"}},
+        "mlflow.tracking_uri",
         "alice:***@mlflow.example.com",
     ),
     ({"schedule": "@daly"}, "schedule", "did you mean '@daily'"),
@@ -242,7 +387,7 @@ BAD_CONFIGS: list[tuple[dict[str, Any], str, str]] = [
     ({"dag_id": "my dag!"}, "dag_id", "letters, digits"),
     ({"dag_id": "x" * 251}, "dag_id", "250"),
     ({"dag_id": ""}, "dag_id", "letters, digits"),
-    ({"cleanup": "sometimes"}, "cleanup", "never, on_success, always"),
+    ({"handoff": {"cleanup": "sometimes"}}, "handoff.cleanup", "'never', 'on_success' or 'always'"),
     ({"pod_backend": "docker"}, "pod_backend", "'gke'"),
 ]
 
@@ -300,14 +445,14 @@ class TestCheckedAtCreateTime:
             {"max_active_runs": 1},
             {"k8s_namespace": "kedro-prod"},
             {"k8s_service_account": "kedro.runner-1"},
-            {"mlflow_tracking_uri": "http://127.0.0.1:5000"},
-            {"mlflow_tracking_uri": "https://mlflow.example.com/base"},
-            {"mlflow_tracking_uri": "databricks"},
-            {"mlflow_tracking_uri": "databricks://profile"},
-            {"pod_backend": "local", "mlflow_tracking_uri": "file:///tmp/mlruns"},
-            {"pod_backend": "local", "mlflow_tracking_uri": "sqlite:///tmp/mlflow.db"},
-            {"mlflow_tracking_uri": "postgresql+psycopg2://mlflow@db:5432/mlflow"},
-            {"mlflow_tracking_uri": "mysql://db/mlflow"},
+            {"mlflow": {"tracking_uri": "http://127.0.0.1:5000"}},
+            {"mlflow": {"tracking_uri": "https://mlflow.example.com/base"}},
+            {"mlflow": {"tracking_uri": "databricks"}},
+            {"mlflow": {"tracking_uri": "databricks://profile"}},
+            {"pod_backend": "local", "mlflow": {"tracking_uri": "file:///tmp/mlruns"}},
+            {"pod_backend": "local", "mlflow": {"tracking_uri": "sqlite:///tmp/mlflow.db"}},
+            {"mlflow": {"tracking_uri": "postgresql+psycopg2://mlflow@db:5432/mlflow"}},
+            {"mlflow": {"tracking_uri": "mysql://db/mlflow"}},
             {"schedule": "@once"},
             {"schedule": "@continuous"},
             {"schedule": "@quarterly"},
@@ -321,7 +466,9 @@ class TestCheckedAtCreateTime:
     def test_good_values_are_kept(self, config: dict[str, Any]) -> None:
         parsed = parse_config(config)
         for key, value in config.items():
-            assert getattr(parsed, key) == value
+            if isinstance(value, dict):
+                ((key, value),) = ((f"{key}.{k}", v) for k, v in value.items())
+            assert read(parsed, key) == value
 
 
 def _identity(value: Any) -> Any:

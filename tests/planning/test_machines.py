@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kedro_gcs_bridge.config import parse_config
 from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.planning.machines import (
     BUILTIN_CLASSES,
@@ -17,8 +18,11 @@ from kedro_gcs_bridge.planning.machines import (
     format_cpu,
     format_memory,
     memory_bytes,
-    parse_machine_classes,
 )
+
+
+def parse_machine_classes(raw: object) -> dict[str, MachineClass]:
+    return parse_config({"machine_classes": raw}).machine_classes
 
 
 class TestQuantities:
@@ -124,9 +128,14 @@ class TestParseMachineClasses:
         ("raw", "fragments"),
         [
             pytest.param(
-                {"x": {"gpus": 1}}, ["machine_classes.x", "unknown key(s) ['gpus']"], id="key"
+                {"x": {"gpus": 1}},
+                ["'machine_classes.x.gpus' is not a known key; known: ['cpu'"],
+                id="key",
             ),
-            pytest.param({"x": "big"}, ["machine_classes.x must be a mapping"], id="not-mapping"),
+            pytest.param({"x": "big"}, ["'machine_classes.x' must be a mapping"], id="not-mapping"),
+            pytest.param(
+                {"x": {"spot": "maybe"}}, ["'machine_classes.x.spot' must be true"], id="bool"
+            ),
         ],
     )
     def test_bad_entry_names_it(self, raw: dict[str, object], fragments: list[str]) -> None:
@@ -135,12 +144,12 @@ class TestParseMachineClasses:
         for fragment in fragments:
             assert fragment in str(caught.value)
 
-    @pytest.mark.parametrize("text", ["false", "no"])
+    @pytest.mark.parametrize("text", ["false", "no", "off", "0"])
     def test_spot_false_as_a_string_is_false(self, text: str) -> None:
         assert parse_machine_classes({"x": {"spot": text}})["x"].spot is False
 
     def test_gpu_count_that_is_not_a_number_is_a_config_error(self) -> None:
-        with pytest.raises(ConfigError, match="gpu_count"):
+        with pytest.raises(ConfigError, match="'machine_classes.x.gpu_count' must be a whole"):
             parse_machine_classes({"x": {"gpu_count": "two", "accelerator": "nvidia-l4"}})
 
 
