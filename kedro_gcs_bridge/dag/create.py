@@ -139,6 +139,19 @@ def _rename_variants(dags: Sequence[DagFile], params: Mapping[str, Any], path: P
     ctx.call_on_close(partial(restore, files))
 
 
+def plan_notes(dag: DagFile) -> list[str]:
+    """What create says about a planned DAG, once each: the plan's warnings, then each group
+    whose name is not its task id as it is."""
+    plan = dag.plan
+    if plan is None:
+        return []
+    renamed = [
+        f"group {group!r} is task {task_id!r} (task ids keep letters, digits, '_', '.', '-')"
+        for group, task_id in plan.renamed
+    ]
+    return [*plan.warnings, *renamed]
+
+
 def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     """Plans the pipelines `kedro airflow create` asked for; stops it on any problem.
 
@@ -186,12 +199,8 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         if dag.error:
             errors.append(dag.error)
         elif dag.plan is not None:
-            for warning in dag.plan.warnings:
-                logger.warning("%s: %s", name, warning)
-            for group, task_id in dag.plan.renamed:
-                logger.warning(
-                    "%s: group %r is task %r (Airflow ids and pod names)", name, group, task_id
-                )
+            for note in plan_notes(dag):
+                logger.warning("%s: %s", name, note)
             errors += _storage_problems(dag, pipeline, pipelines, context)
     if errors:
         # A plain ClickException: Kedro's KedroCliError prints sys.exc_info(), which click

@@ -247,7 +247,7 @@ class TestTopLevel:
 
         task_args = set(inspect.signature(sdk.BaseOperator.__init__).parameters)
         assert TASK_ARGS_AS_IS | set(TASK_CALLBACKS) <= task_args
-        assert DAG_ARGS_AS_IS <= set(inspect.signature(sdk.DAG.__init__).parameters)
+        assert set(inspect.signature(sdk.DAG.__init__).parameters) >= DAG_ARGS_AS_IS
 
 
 #: One good value for each old flat spelling.
@@ -466,9 +466,10 @@ class TestCheckedAtCreateTime:
     def test_good_values_are_kept(self, config: dict[str, Any]) -> None:
         parsed = parse_config(config)
         for key, value in config.items():
+            path, given = key, value
             if isinstance(value, dict):
-                ((key, value),) = ((f"{key}.{k}", v) for k, v in value.items())
-            assert read(parsed, key) == value
+                ((path, given),) = ((f"{key}.{k}", v) for k, v in value.items())
+            assert read(parsed, path) == given
 
 
 def _identity(value: Any) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from test_config import nested, read
 
 from kedro_gcs_bridge.config import (

@@ -149,7 +149,7 @@ class TestParseMachineClasses:
         assert parse_machine_classes({"x": {"spot": text}})["x"].spot is False
 
     def test_gpu_count_that_is_not_a_number_is_a_config_error(self) -> None:
-        with pytest.raises(ConfigError, match="'machine_classes.x.gpu_count' must be a whole"):
+        with pytest.raises(ConfigError, match=r"'machine_classes\.x\.gpu_count' must be a whole"):
             parse_machine_classes({"x": {"gpu_count": "two", "accelerator": "nvidia-l4"}})
 
 

@@ -17,6 +17,7 @@ from kedro_gcs_bridge.planning.naming import (
     RUN_SEGMENT_TEMPLATE,
     TASK_ID_MAX,
     dag_id,
+    nameless,
     pod_names,
     python_names,
     run_prefix_template,
@@ -194,3 +195,8 @@ class TestRunPrefix:
         segments = [run_segment(run_id) for run_id in run_ids]
         assert len(set(segments)) == len(run_ids)
         assert all("/" not in segment for segment in segments)
+
+
+def test_nameless_group_names_are_those_without_a_letter_or_digit() -> None:
+    names = ["-", "_", ".", "--", "a", "données_日本", "7", "_x"]
+    assert nameless(names) == ["-", "_", ".", "--"]

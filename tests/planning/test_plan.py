@@ -7,8 +7,8 @@ import pytest
 from conftest import ancestors, has_cycle, random_pipelines
 from hypothesis import given, settings
 
+from kedro_gcs_bridge.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.errors import PlanError
-from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.planning.grouping import NodeSpec
 from kedro_gcs_bridge.planning.plan import Plan, boundary_datasets, node_specs, plan_tasks
 
@@ -225,6 +225,25 @@ class TestPlanErrors:
         nodes = [spec("a", tags="airflow.b"), spec("b", tags="airflow.c")]
         (problem,) = problems(nodes)
         assert "group 'b' (nodes ['a']) has the same name as node 'b'" in problem
+
+    @pytest.mark.parametrize("group", ["-", "_", ".", "-.-"])
+    def test_a_group_name_with_no_letter_or_digit_is_refused(self, group: str) -> None:
+        (problem,) = problems([spec("a", "", "x", f"airflow.{group}"), spec("b", "x", "")])
+        assert f"group {group!r} has no letter or digit" in problem
+        assert f"its tag 'airflow.{group}'" in problem
+
+    def test_groups_whose_task_id_differs_are_listed_once(self) -> None:
+        from kedro_gcs_bridge.dag.create import plan_notes
+        from kedro_gcs_bridge.dag.dagfile import DagFile
+
+        nodes = [spec("a", "", "x", "airflow.données_日本"), spec("b", "x", "", "airflow.ok")]
+        plan = plan_tasks("p", nodes, config())
+        assert plan.renamed == (("données_日本", "donnees_Ri_Ben"),)
+        dag = DagFile("d", "pkg", "p", "local", "", config(), plan)
+        assert plan_notes(dag) == [
+            "group 'données_日本' is task 'donnees_Ri_Ben' (task ids keep letters, digits, "
+            "'_', '.', '-')"
+        ]
 
 
 class TestBoundaryDatasets:

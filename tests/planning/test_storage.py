@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.config import BridgeConfig, parse_config
+from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.planning.grouping import NodeSpec
 from kedro_gcs_bridge.planning.image import ImageFilter
 from kedro_gcs_bridge.planning.plan import plan_tasks
@@ -223,7 +223,9 @@ class TestPolicies:
         assert config.handoff.local_handoff is False and config.handoff.local_disk == "warn"
 
     def test_unknown_local_disk_policy_names_the_choices(self) -> None:
-        with pytest.raises(ConfigError, match=r"'handoff.local_disk' must be one of 'error' or 'warn'"):
+        with pytest.raises(
+            ConfigError, match=r"'handoff.local_disk' must be one of 'error' or 'warn'"
+        ):
             parse_config({"handoff": {"local_disk": "ignore"}})
 
 
