@@ -21,12 +21,27 @@ from kedro_gcs_bridge.dag.dagfile import build_dag_file
 from kedro_gcs_bridge.errors import ConfigError, DeprecatedKeyWarning
 
 #: The origin's keys (kedro-airflow + GKE): top-level, with their meaning.
-ORIGIN_KEYS = (
-    "grouping grouping_prefix resources_tag_prefix gcp_project_id gcp_region "
-    "gcp_gke_cluster_name k8s_namespace k8s_service_account docker_image start_date "
-    "max_active_runs schedule_interval catchup owner depends_on_past email_on_failure "
-    "email_on_retry retries retry_delay"
-).split()
+ORIGIN_KEYS = [
+    "grouping",
+    "grouping_prefix",
+    "resources_tag_prefix",
+    "gcp_project_id",
+    "gcp_region",
+    "gcp_gke_cluster_name",
+    "k8s_namespace",
+    "k8s_service_account",
+    "docker_image",
+    "start_date",
+    "max_active_runs",
+    "schedule_interval",
+    "catchup",
+    "owner",
+    "depends_on_past",
+    "email_on_failure",
+    "email_on_retry",
+    "retries",
+    "retry_delay",
+]
 
 
 def nested(path: str, value: Any) -> dict[str, Any]:
