@@ -16,11 +16,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import json
 import keyword
 import math
 import re
 import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -658,8 +660,8 @@ class MachineClass:
     arch: Text | None = _doc(None, "kubernetes.io/arch (arm64 needs Scale-Out)")
     execution_timeout: Minutes | None = _doc(None, "minutes; over default_args.execution_timeout")
     image_pull_policy: PullPolicy | None = _doc(None, "over pod.image_pull_policy")
-    tolerations: Tolerations | None = dataclasses.field(default=None, hash=False)
-    affinity: Affinity | None = dataclasses.field(default=None, hash=False)
+    tolerations: Tolerations | None = _doc(None, "over pod.tolerations, Kubernetes YAML form")
+    affinity: Affinity | None = _doc(None, "over pod.affinity, Kubernetes YAML form")
 
     def requests(self) -> dict[str, str]:
         """The pod's resource requests."""
@@ -763,6 +765,7 @@ class PodSettings(_Group):
         "`seccompProfile: RuntimeDefault`; container `allowPrivilegeEscalation: false`, "
         "`capabilities: {drop: [ALL]}`, `runAsNonRoot: true`",
         shown="non-root",
+        yaml="{}",
         example="{container: {readOnlyRootFilesystem: true}}",
         note="over the non-root defaults",
     )
@@ -779,6 +782,7 @@ class PodSettings(_Group):
         tuple,
         "`{VAR: <secret>:<key>}`: one variable from one Secret key; only names reach the DAG file",
         shown="`{}`",
+        yaml="{}",
         example="{MLFLOW_TRACKING_TOKEN: mlflow-auth:token}",
     )
     node_selector: Annotated[dict[str, str], _check(_node_selector)] = _doc(
@@ -886,8 +890,11 @@ class _AsIs(_Group):
 
 
 class DefaultArgs(_AsIs):
-    """`default_args:`: Airflow task arguments of every task; others in `TASK_ARGS_AS_IS` pass
-    as they are."""
+    """`default_args:`: Airflow arguments of every task; these others pass as they are:
+    `email`, `queue`, `executor`, `executor_config`, `max_active_tis_per_dag`,
+    `max_active_tis_per_dagrun`, `max_retry_delay`, `retry_exponential_backoff`, `run_as_user`,
+    `trigger_rule`, `wait_for_downstream`, `ignore_first_depends_on_past`,
+    `wait_for_past_depends_before_skipping`, `logger_name`, `sla`."""
 
     _as_is = TASK_ARGS_AS_IS
     execution_timeout: Minutes | None = _doc(
@@ -907,15 +914,17 @@ class DefaultArgs(_AsIs):
         "`on_retry_callback`, `on_execute_callback`, `on_skipped_callback`)",
         example="my_team.alerts.task_failed",
     )
-    on_success_callback: DottedPath | None = None
-    on_retry_callback: DottedPath | None = None
-    on_execute_callback: DottedPath | None = None
-    on_skipped_callback: DottedPath | None = None
+    on_success_callback: DottedPath | None = _doc(None, "likewise, when a task succeeds")
+    on_retry_callback: DottedPath | None = _doc(None, "likewise, when a task is retried")
+    on_execute_callback: DottedPath | None = _doc(None, "likewise, when a task starts")
+    on_skipped_callback: DottedPath | None = _doc(None, "likewise, when a task is skipped")
 
 
 class DagSettings(_AsIs):
-    """`dag:`: arguments of the DAG beyond the origin's top-level ones; others in
-    `DAG_ARGS_AS_IS` pass as they are."""
+    """`dag:`: arguments of the DAG beyond the top-level ones; these others pass as they are:
+    `max_active_tasks`, `max_consecutive_failed_dag_runs`, `is_paused_upon_creation`,
+    `fail_fast`, `dag_display_name`, `owner_links`, `access_control`, `template_searchpath`,
+    `render_template_as_native_obj`."""
 
     _as_is = DAG_ARGS_AS_IS
     tags: Annotated[tuple[str, ...], _check(_words)] = _doc(
@@ -931,7 +940,7 @@ class DagSettings(_AsIs):
     dagrun_timeout: Minutes | None = _doc(None, "minutes a DAG run may take (> 0)", example=480)
     deadline: Deadline | None = _doc(
         None,
-        "`{minutes: N, callback: import.path, reference: queued_at|logical_date}`: an Airflow 3 "
+        "`{minutes: N, callback: import.path, reference: queued_at or logical_date}`: an Airflow 3 "
         "deadline alert per DAG run",
         example="{minutes: 120, callback: my_team.alerts.late_run}",
     )
@@ -941,7 +950,7 @@ class DagSettings(_AsIs):
         "it must be importable on the scheduler and workers",
         example="my_team.alerts.notify",
     )
-    on_success_callback: DottedPath | None = None
+    on_success_callback: DottedPath | None = _doc(None, "likewise, when a DAG run succeeds")
 
 
 class HandoffSettings(_Group):
@@ -965,7 +974,7 @@ class HandoffSettings(_Group):
         128 * MIB,
         "frames this large in memory cross as parallel parts: bytes or a quantity (`256Mi`)",
         shown="`128Mi`",
-        example="128Mi",
+        yaml="128Mi",
     )
     parallel_concurrency: AtLeastOne = _doc(8, "parts uploaded, or ranges read, at once")
 
@@ -1050,6 +1059,7 @@ class BridgeConfig(BaseModel):
         None,
         "`schedule_interval` (or its Airflow 3 name `schedule`): a cron (checked with croniter, "
         "as Airflow does), an Airflow preset (`@once`, `@daily`, ...) or null",
+        init=True,
     )
     max_active_runs: AtLeastOne = _doc(1, "at least 1", init=True)
     catchup: Bool = _doc(False, "", init=True)
@@ -1314,3 +1324,176 @@ def unknown_keys(merged: Mapping[str, Any]) -> list[str]:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         notes.append(f"airflow config key '{key}' is not used by kedro-gcs-bridge{hint}")
     return notes
+
+
+# --- the README's reference and the init file, generated from the fields above ----------------
+
+REPO = Path(__file__).resolve().parents[1]
+INIT_FILE = Path(__file__).with_name("project_files") / "airflow.yml"
+README = REPO / "README.md"
+README_TITLE = "## Config reference (`conf/<env>/airflow.yml`)"
+_INTRO = """\
+`default:` keys apply to every pipeline; a key named after a pipeline overrides them for that
+pipeline's DAG; `kedro airflow create --params k=v` overrides both (kedro-airflow's merge;
+the groups `pod:`, `mlflow:`, `default_args:`, `dag:` and `handoff:` merge key by key, and
+`--params mlflow.required=true` sets one key of a group). Every key is checked when the DAG is
+created, with the rules Airflow, Kubernetes and MLflow apply later: a bad value stops `kedro
+airflow create` with an error naming each key path, and no DAG file is written. Booleans are
+`true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0` (any case) on every route. The old flat
+spellings of grouped keys (`pod_labels`, `mlflow_tracking_uri`, `cleanup`, ...) are still read,
+each with a one-line deprecation warning naming its new path. This table and the file `kedro
+gcs-bridge init` writes are generated from `kedro_gcs_bridge/config.py` (`python -m
+kedro_gcs_bridge.config`)."""
+_CLASSES_TEXT = """\
+A class has {fields} ({tasks} are over the DAG-wide keys of the same name). Each is checked against
+Autopilot's limits for its compute class (Scale-Out on `arch: arm64` has its own) or GPU type: a
+request Autopilot would reject (above a maximum) is an error; one it would silently raise (under
+a minimum, off the memory:CPU ratio, CPU not a multiple of 250m on clusters without bursting) is
+a warning that shows the figure Autopilot would bill. The figures come from Google's Autopilot
+cost calculator (`GoogleCloudPlatform/autopilot-cost-calculator`, `config.ini`), which copies
+Google's "Resource requests in Autopilot" page. For `nvidia-l4` and `nvidia-tesla-t4` only the
+per-pod bounds are verified; going above the per-GPU-count rows this package knows is a warning
+that says they are unverified. Other GPU types are left to Autopilot."""
+#: Machine classes the init file shows, as YAML text per field (every field once).
+_CLASS_EXAMPLES = {
+    "highmem": {"cpu": '"2"', "memory": "12Gi", "ephemeral_storage": "5Gi"}
+    | {"compute_class": "Balanced", "spot": "true", "arch": "amd64", "machine_family": "n2d"},
+    "trainer": {"cpu": '"4"', "memory": "16Gi", "accelerator": "nvidia-l4", "gpu_count": "1"}
+    | {"execution_timeout": "240", "image_pull_policy": "IfNotPresent"}
+    | {"tolerations": "[{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]"}
+    | {"affinity": "{nodeAffinity: {}}"},
+}
+
+
+def _extra(info: Any) -> dict[str, Any]:
+    return dict(info.json_schema_extra or {})
+
+
+def _default(info: Any) -> Any:
+    return info.default_factory() if info.default_factory else info.default
+
+
+def _yaml(value: Any) -> str:
+    """A default as YAML flow text."""
+    if isinstance(value, tuple | list | Mapping):
+        value = list(value) if not isinstance(value, Mapping) else dict(value)
+        return json.dumps(value).replace('"', "")
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "null" if value is None else json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def _fields() -> list[tuple[str, Any]]:
+    """(key path, field) of every key, the groups' after the top level's, in model order."""
+    top = [(name, info) for name, info in BridgeConfig.model_fields.items() if name not in _GROUPS]
+    nested = [
+        (f"{group}.{name}", info)
+        for group, model in _GROUPS.items()
+        for name, info in model.model_fields.items()
+    ]
+    return top + nested
+
+
+def _group_doc(model: type[_Group]) -> str:
+    return " ".join((model.__doc__ or "").split("`: ", 1)[-1].split())
+
+
+def _label(path: str) -> str:
+    return f"`{_SCHEDULE_ALIAS}` / `schedule`" if path == "schedule" else f"`{path}`"
+
+
+def reference_markdown() -> str:
+    """The README's "Config reference" section."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for path, info in _fields():
+        group = _GROUPS.get(path.split(".")[0]) if "." in path else None
+        if group is not None and path.endswith(f".{next(iter(group.model_fields))}"):
+            rows.append(f"| `{path.split('.')[0]}:` | | {_group_doc(group)} |")
+        shown = _extra(info).get("shown") or f"`{_yaml(_default(info))}`"
+        shown = "none" if shown == "`null`" else shown
+        rows.append(f"| {_label(path)} | {shown} | {info.description or ''} |")
+    classes = [
+        "| class | cpu | memory | ephemeral | selectors |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for machine in BUILTIN_CLASSES.values():
+        selectors = ", ".join(f"`{k}: {v}`" for k, v in machine.node_selector().items())
+        limits = ", ".join(f"`{k}: {v}`" for k, v in machine.limits().items())
+        figures = f"{machine.cpu} | {machine.memory} | {machine.ephemeral_storage}"
+        classes.append(
+            f"| `{machine.name}` | {figures} | {', '.join(filter(None, (selectors, limits)))} |"
+        )
+    fields = ", ".join(f"`{name}`" for name in CLASS_FIELDS)
+    tasks = ", ".join(f"`{name}`" for name in CLASS_FIELDS[-4:])
+    parts = [
+        README_TITLE,
+        _INTRO,
+        "\n".join(rows),
+        "Machine classes (built-in):",
+        "\n".join(classes),
+    ]
+    return "\n\n".join([*parts, _CLASSES_TEXT.format(fields=fields, tasks=tasks)]) + "\n"
+
+
+def _init_line(key: str, info: Any, prefix: str | None = None) -> str:
+    extra = _extra(info)
+    on = extra.get("init") and _default(info) is None and "example" in extra
+    value = extra["example"] if on else extra.get("yaml") or _yaml(_default(info))
+    note = extra.get("note") or info.description or ""
+    if "example" in extra and not on:
+        note += f"; e.g. {extra['example']}"
+    prefix = prefix or ("  " if extra.get("init") else "  # ")
+    line = f"{prefix}{key}: {value}"
+    return _noted(line, note) if note else line
+
+
+_INIT_HEADER = """\
+# kedro-gcs-bridge: how `kedro airflow create -j templates/gcs_bridge.j2` builds the DAG.
+# `default:` applies to every pipeline; a key named after a pipeline overrides it for that
+# pipeline's DAG; `kedro airflow create --params key=value` overrides both.
+# A commented key shows its default: remove the `# ` to set it. README "Config reference"
+# says what each key does (generated: python -m kedro_gcs_bridge.config).
+default:"""
+
+
+def _noted(line: str, note: str) -> str:
+    return f"{line:<39} # {note}"
+
+
+def _class_lines() -> list[str]:
+    notes = {f.name: f.default.description for f in dataclasses.fields(MachineClass)[1:]}
+    lines = [_noted("  # machine_classes:", "over the built-ins; a new class starts from default")]
+    for name, figures in _CLASS_EXAMPLES.items():
+        lines.append(f"  #   {name}:")
+        lines += [_noted(f"  #     {key}: {value}", notes[key]) for key, value in figures.items()]
+    return lines
+
+
+def init_yaml() -> str:
+    """The commented airflow.yml `kedro gcs-bridge init` writes."""
+    lines = [_INIT_HEADER]
+    for name, info in BridgeConfig.model_fields.items():
+        model = _GROUPS.get(name)
+        if name == "schedule":
+            lines.append(_init_line(_SCHEDULE_ALIAS, info, "  "))
+            lines.append(_noted("  # schedule: null", "Airflow 3's name of schedule_interval"))
+        elif name == "machine_classes":
+            lines += _class_lines()
+        elif model is not None:
+            lines.append(_noted(f"  # {name}:", _group_doc(model).split(";")[0]))
+            lines += [_init_line(key, field, "  #   ") for key, field in model.model_fields.items()]
+        else:
+            lines.append(_init_line(name, info))
+    return "\n".join(lines) + "\n"
+
+
+def _readme_with(section: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(README_TITLE)
+    end = text.find("\n## ", start + 1)
+    return text[:start] + section + text[end if end != -1 else len(text) :]
+
+
+if __name__ == "__main__":  # python -m kedro_gcs_bridge.config: rewrite both
+    INIT_FILE.write_text(init_yaml(), encoding="utf-8")
+    README.write_text(_readme_with(reference_markdown()), encoding="utf-8")
