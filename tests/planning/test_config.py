@@ -54,7 +54,8 @@ def nested(path: str, value: Any) -> dict[str, Any]:
 
 
 def read(config: Any, path: str) -> Any:
-    for part in path.split("."):
+    """The value at a key path (`pod.labels`; `schedule_interval` is read as `schedule`)."""
+    for part in path.replace("schedule_interval", "schedule").split("."):
         config = getattr(config, part)
     return config
 

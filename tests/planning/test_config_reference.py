@@ -1,35 +1,36 @@
-"""The config keys stay documented where users read them: every key the parser accepts is in the
-file `kedro gcs-bridge init` writes (commented, with its default) and in the README's config
-reference (with its default), the init file parses as it is and uncommented, and the README's
-production checklist keeps the issue's order. Also the two large-data keys, `parallel_threshold`
-and `parallel_concurrency`, read strictly."""
+"""The config keys stay documented where users read them, generated from the model: the README's
+config reference and the file `kedro gcs-bridge init` writes are what `config.py` makes of its
+fields (a test fails when either drifts: run `python -m kedro_gcs_bridge.config`), every key is
+in both with its default, the init file parses as it is and uncommented, and the README's
+production checklist keeps the issue's order. Also the two large-data keys, read strictly."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from test_config import read
 
-from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.planning.config import (
+from kedro_gcs_bridge import config as model
+from kedro_gcs_bridge.config import (
+    CLASS_FIELDS,
+    INIT_FILE,
+    README,
+    README_TITLE,
     BridgeConfig,
     accepted_keys,
     merge_airflow_config,
     parse_config,
 )
-from kedro_gcs_bridge.planning.machines import MachineClass
+from kedro_gcs_bridge.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
-INIT_FILE = REPO / "kedro_gcs_bridge" / "project_files" / "airflow.yml"
-README = REPO / "README.md"
 #: A commented line that is YAML once its `# ` goes: a key, or a list item.
 _COMMENTED_YAML = re.compile(r"^(\s*)# (\s*)(?=[a-z_][\w.-]*:|- )")
-#: Fields of a machine class a user sets (its name is the mapping key).
-CLASS_FIELDS = sorted(f.name for f in fields(MachineClass) if f.name != "name")
+#: Every key path but the groups themselves.
+KEYS = [key for key in accepted_keys() if key not in model._GROUPS]
+REGENERATE = "out of date: run `python -m kedro_gcs_bridge.config`"
 
 
 def uncomment(text: str) -> str:
@@ -40,36 +41,35 @@ def uncomment(text: str) -> str:
 def _section(text: str, title: str) -> str:
     start = text.index(f"\n## {title}")
     end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else len(text)]
+    return text[start + 1 : end + 1 if end != -1 else len(text)]
 
 
 def reference_rows() -> dict[str, str]:
-    """README config reference: key -> its default cell (`a / b` rows give each key its part)."""
+    """README config reference: key path -> its default cell."""
     rows: dict[str, str] = {}
     for line in _section(README.read_text("utf-8"), "Config reference").splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) < 3 or not cells[0].startswith("`"):
-            continue
-        keys = re.findall(r"`([a-z0-9_]+)`", cells[0])
-        defaults = [part.strip() for part in cells[1].split(" / ")]
-        for i, key in enumerate(keys):
-            rows[key] = defaults[i] if len(defaults) == len(keys) else cells[1]
+        if len(cells) >= 3 and cells[0].startswith("`"):
+            for key in re.findall(r"`([a-z0-9_.]+)`", cells[0]):
+                rows[key] = cells[1]
     return rows
 
 
-def _written(value: Any) -> str:
-    """A default as the README writes it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+class TestGenerated:
+    def test_the_init_file_is_the_models(self) -> None:
+        assert INIT_FILE.read_text("utf-8") == model.init_yaml(), REGENERATE
+
+    def test_the_readme_reference_is_the_models(self) -> None:
+        section = _section(README.read_text("utf-8"), "Config reference")
+        assert section.startswith(README_TITLE)
+        assert section == model.reference_markdown() + "\n", REGENERATE
 
 
 class TestInitFile:
-    @pytest.mark.parametrize("key", accepted_keys())
+    @pytest.mark.parametrize("key", KEYS)
     def test_lists_every_key(self, key: str) -> None:
-        assert re.search(rf"^\s*(# )?{key}:", INIT_FILE.read_text("utf-8"), re.MULTILINE), key
+        short = key.rsplit(".", 1)[-1]
+        assert re.search(rf"^\s*(# )?(\s*){short}:", INIT_FILE.read_text("utf-8"), re.M), key
 
     @pytest.mark.parametrize("field", CLASS_FIELDS)
     def test_lists_every_machine_class_field(self, field: str) -> None:
@@ -85,40 +85,50 @@ class TestInitFile:
         assert config.missing_deployment_keys() == []
 
     def test_uncommented_it_sets_every_key(self) -> None:
-        raw = yaml.safe_load(uncomment(INIT_FILE.read_text("utf-8")))
-        assert set(accepted_keys()) <= set(raw["default"])
+        raw = yaml.safe_load(uncomment(INIT_FILE.read_text("utf-8")))["default"]
+        for key in KEYS:
+            group, _, field = key.rpartition(".")
+            assert field in (raw[group] if group else raw), key
 
     def test_shows_the_defaults(self) -> None:
         """A key with a plain default is written with it (commented or not)."""
         raw = yaml.safe_load(uncomment(INIT_FILE.read_text("utf-8")))["default"]
         parsed, default = parse_config(raw), BridgeConfig()
-        plain = (bool, int, float, str)
-        for key in accepted_keys():
-            value = getattr(default, key, None)
-            if isinstance(value, plain) and key not in ("dag_id",):
-                assert getattr(parsed, key) == value, key
+        for key in KEYS:
+            value = read(default, key)
+            if isinstance(value, bool | int | float | str):
+                assert read(parsed, key) == value, key
 
 
 class TestReadmeReference:
-    @pytest.mark.parametrize("key", accepted_keys())
+    @pytest.mark.parametrize("key", KEYS)
     def test_lists_every_key_with_a_default(self, key: str) -> None:
         rows = reference_rows()
         assert key in rows, key
         assert rows[key], f"{key} has no default in the README"
 
-    def test_plain_defaults_are_the_parsers(self) -> None:
+    def test_plain_defaults_are_the_models(self) -> None:
         rows, default = reference_rows(), BridgeConfig()
-        for key in accepted_keys():
-            value = getattr(default, key, None)
-            if isinstance(value, bool | int | float | str) and key in rows:
-                if key in ("parallel_threshold",):
-                    continue  # written as a quantity, checked below
-                assert rows[key] == f"`{_written(value)}`", (key, rows[key])
-        assert rows["parallel_threshold"] == "`128Mi`"
+        for key in KEYS:
+            value = read(default, key)
+            if isinstance(value, bool | int | float | str) and key != "handoff.parallel_threshold":
+                written = (
+                    str(value).lower()
+                    if isinstance(value, bool)
+                    else f"{value:g}"
+                    if isinstance(value, float)
+                    else str(value)
+                )
+                assert rows[key] == f"`{written}`", (key, rows[key])
+        assert rows["handoff.parallel_threshold"] == "`128Mi`"
 
     def test_names_every_machine_class_field(self) -> None:
         reference = _section(README.read_text("utf-8"), "Config reference")
         assert [f for f in CLASS_FIELDS if f"`{f}`" not in reference] == []
+
+    def test_says_what_happens_to_old_spellings(self) -> None:
+        reference = " ".join(_section(README.read_text("utf-8"), "Config reference").split())
+        assert "old flat spellings" in reference and "deprecation warning" in reference
 
     def test_production_checklist_is_in_the_issues_order(self) -> None:
         checklist = _section(README.read_text("utf-8"), "Production checklist")
@@ -132,8 +142,8 @@ class TestReadmeReference:
 
 class TestParallelTransfer:
     def test_defaults(self) -> None:
-        config = BridgeConfig()
-        assert (config.parallel_threshold, config.parallel_concurrency) == (128 * 2**20, 8)
+        handoff = BridgeConfig().handoff
+        assert (handoff.parallel_threshold, handoff.parallel_concurrency) == (128 * 2**20, 8)
 
     @pytest.mark.parametrize(
         ("value", "size"),
@@ -146,10 +156,12 @@ class TestParallelTransfer:
         ],
     )
     def test_threshold_is_bytes_or_a_quantity(self, value: Any, size: int) -> None:
-        assert parse_config({"parallel_threshold": value}).parallel_threshold == size
+        config = parse_config({"handoff": {"parallel_threshold": value}})
+        assert config.handoff.parallel_threshold == size
 
     def test_concurrency(self) -> None:
-        assert parse_config({"parallel_concurrency": "4"}).parallel_concurrency == 4
+        config = parse_config({"handoff": {"parallel_concurrency": "4"}})
+        assert config.handoff.parallel_concurrency == 4
 
     @pytest.mark.parametrize(
         ("key", "value"),
@@ -168,5 +180,5 @@ class TestParallelTransfer:
     )
     def test_bad_value_names_the_key(self, key: str, value: Any) -> None:
         with pytest.raises(ConfigError) as caught:
-            parse_config({key: value})
-        assert f"'{key}'" in str(caught.value)
+            parse_config({"handoff": {key: value}})
+        assert f"'handoff.{key}'" in str(caught.value)
