@@ -58,33 +58,43 @@ BATCH_TOLERATION = {
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 #: Every knob of issue 15 at once.
 ALL_KNOBS: dict[str, Any] = {
-    "cleanup": "on_success",
-    "execution_timeout": 30,
-    "dagrun_timeout": 240,
-    "pool": "kedro",
-    "pool_slots": 2,
-    "priority_weight": 5,
-    "weight_rule": "absolute",
-    "on_finish_action": "delete_pod",
-    "image_pull_policy": "Always",
-    "security_context": {"container": {"readOnlyRootFilesystem": True}},
-    "pod_labels": {"team": "data", "cost-center": "cc-42"},
-    "pod_annotations": {"policy.example.com/owner": "Data team"},
-    "node_selector": {"cloud.google.com/gke-nodepool": "batch"},
-    "env_vars": {"LOG_LEVEL": "INFO"},
-    "env_from_secrets": ["bulk-env"],
-    "secret_env": {"MLFLOW_TRACKING_TOKEN": "mlflow-auth:token"},
-    "tolerations": [BATCH_TOLERATION],
-    "affinity": AFFINITY,
-    "pod_override": {
-        "metadata": {"annotations": {"from-override": "yes"}},
-        "spec": {"priorityClassName": "batch-low"},
+    "handoff": {"cleanup": "on_success", "parallel_threshold": "64Mi", "parallel_concurrency": 4},
+    "default_args": {
+        "execution_timeout": 30,
+        "pool": "kedro",
+        "pool_slots": 2,
+        "priority_weight": 5,
+        "weight_rule": "absolute",
+        "on_retry_callback": "alerts15.notify",
+        "queue": "kedro-queue",
+        "max_active_tis_per_dag": 3,
     },
-    "doc_md": "Nightly training of the spaceflights model.",
-    "params": {"lr": 0.1, "model": "ridge"},
-    "on_failure_callback": "alerts15.notify",
-    "on_success_callback": "alerts15.notify",
-    "deadline": {"minutes": 300, "callback": "alerts15.late"},
+    "pod": {
+        "on_finish_action": "delete_pod",
+        "image_pull_policy": "Always",
+        "security_context": {"container": {"readOnlyRootFilesystem": True}},
+        "labels": {"team": "data", "cost-center": "cc-42"},
+        "annotations": {"policy.example.com/owner": "Data team"},
+        "node_selector": {"cloud.google.com/gke-nodepool": "batch"},
+        "env": {"LOG_LEVEL": "INFO"},
+        "env_from_secrets": ["bulk-env"],
+        "secret_env": {"MLFLOW_TRACKING_TOKEN": "mlflow-auth:token"},
+        "tolerations": [BATCH_TOLERATION],
+        "affinity": AFFINITY,
+        "override": {
+            "metadata": {"annotations": {"from-override": "yes"}},
+            "spec": {"priorityClassName": "batch-low"},
+        },
+    },
+    "dag": {
+        "dagrun_timeout": 240,
+        "doc_md": "Nightly training of the spaceflights model.",
+        "params": {"lr": 0.1, "model": "ridge"},
+        "on_failure_callback": "alerts15.notify",
+        "on_success_callback": "alerts15.notify",
+        "deadline": {"minutes": 300, "callback": "alerts15.late"},
+        "max_active_tasks": 7,
+    },
     "machine_classes": {
         "gpu": {
             "execution_timeout": 90,
@@ -92,9 +102,13 @@ ALL_KNOBS: dict[str, Any] = {
             "image_pull_policy": "IfNotPresent",
         }
     },
-    "parallel_threshold": "64Mi",
-    "parallel_concurrency": 4,
 }
+
+
+def nested(path: str, value: Any) -> dict[str, Any]:
+    """`("pod.labels", v)` -> `{"pod": {"labels": v}}`."""
+    group, _, key = path.rpartition(".")
+    return {group: {key: value}} if group else {key: value}
 
 
 def identity(value: Any) -> Any:
@@ -180,7 +194,8 @@ def workdir() -> Iterator[Path]:
 def knobs_dag(workdir: Path) -> Any:
     folder = workdir / "all"
     folder.mkdir()
-    config = {**ALL_KNOBS, "pod_template_file": str(workdir / "pod.yaml")}
+    pod = {**ALL_KNOBS["pod"], "template_file": str(workdir / "pod.yaml")}
+    config = {**ALL_KNOBS, "pod": pod}
     return load(render(folder, {"mlflow_tracking_uri": "https://mlflow.example.com"}, **config))
 
 
@@ -193,7 +208,7 @@ def knobs_pods(knobs_dag: Any) -> dict[str, Any]:
 def default_dag(workdir: Path) -> Any:
     folder = workdir / "defaults"
     folder.mkdir()
-    return load(render(folder, cleanup="on_success"))
+    return load(render(folder, handoff={"cleanup": "on_success"}))
 
 
 def container(pod: Any) -> Any:
@@ -253,6 +268,17 @@ class TestTaskKnobs:
         task_doc = knobs_dag.get_task("b").doc_md
         assert "Nodes:\n- `b`" in task_doc and "`d1` (from `a`)" in task_doc
         assert "Writes:\n- `d2`" in task_doc
+
+    def test_default_args_reach_every_task_as_they_are(self, knobs_dag: Any) -> None:
+        import alerts15
+
+        for task in knobs_dag.tasks:
+            if task.task_id == "gcs_bridge_run_failed":
+                continue
+            assert (task.queue, task.max_active_tis_per_dag) == ("kedro-queue", 3)
+            callbacks = task.on_retry_callback
+            assert alerts15.notify in (callbacks if isinstance(callbacks, list) else [callbacks])
+        assert knobs_dag.max_active_tasks == 7
 
     def test_callbacks_are_the_users_functions(self, knobs_dag: Any) -> None:
         import alerts15
@@ -463,32 +489,34 @@ class TestRegenerateLine:
 #: One bad value of each knob (`doc_md` takes any text); the reader's own cases are in
 #: tests/planning/test_k8s.py and test_config*.py.
 BAD_KNOBS: list[tuple[str, Any]] = [
-    ("execution_timeout", 0),
-    ("dagrun_timeout", "long"),
-    ("pool", ""),
-    ("pool_slots", 0),
-    ("priority_weight", -1),
-    ("weight_rule", "heaviest"),
-    ("on_finish_action", "delete_failed_pod"),
-    ("security_context", {"pod": {"runAsUser": 0}}),
-    ("pod_labels", {"team": "Data team"}),
-    ("pod_annotations", {"kedro-gcs-bridge/group": "x"}),
-    ("node_selector", {"cloud.google.com/gke-accelerator": "nvidia-l4"}),
-    ("env_vars", {"MLFLOW_TRACKING_TOKEN": "abc"}),
-    ("env_from_secrets", ["Bad_Name"]),
-    ("secret_env", {"TOKEN": "no-key"}),
-    ("image_pull_policy", "sometimes"),
-    ("tolerations", [{"operator": "Maybe"}]),
-    ("affinity", {"nodeAfinity": {}}),
-    ("pod_template_file", "pod.yaml"),
-    ("pod_override", {"kind": "Pod"}),
-    ("params", {"lr": "0.1,0.2"}),
-    ("on_failure_callback", "notify"),
-    ("on_success_callback", "not a path"),
-    ("deadline", {"minutes": 60}),
+    ("default_args.execution_timeout", 0),
+    ("dag.dagrun_timeout", "long"),
+    ("default_args.pool", ""),
+    ("default_args.pool_slots", 0),
+    ("default_args.priority_weight", -1),
+    ("default_args.weight_rule", "heaviest"),
+    ("default_args.queu", "q"),
+    ("pod.on_finish_action", "delete_failed_pod"),
+    ("pod.security_context", {"pod": {"runAsUser": 0}}),
+    ("pod.labels", {"team": "Data team"}),
+    ("pod.annotations", {"kedro-gcs-bridge/group": "x"}),
+    ("pod.node_selector", {"cloud.google.com/gke-accelerator": "nvidia-l4"}),
+    ("pod.env", {"MLFLOW_TRACKING_TOKEN": "abc"}),
+    ("pod.env_from_secrets", ["Bad_Name"]),
+    ("pod.secret_env", {"TOKEN": "no-key"}),
+    ("pod.image_pull_policy", "sometimes"),
+    ("pod.tolerations", [{"operator": "Maybe"}]),
+    ("pod.affinity", {"nodeAfinity": {}}),
+    ("pod.template_file", "pod.yaml"),
+    ("pod.override", {"kind": "Pod"}),
+    ("dag.params", {"lr": "0.1,0.2"}),
+    ("dag.on_failure_callback", "notify"),
+    ("dag.on_success_callback", "not a path"),
+    ("dag.deadline", {"minutes": 60}),
     ("machine_classes", {"gpu": {"image_pull_policy": "sometimes"}}),
-    ("parallel_threshold", "lots"),
-    ("parallel_concurrency", 0),
+    ("handoff.parallel_threshold", "lots"),
+    ("handoff.parallel_concurrency", 0),
+    ("pod_labels", {"team": "Data team"}),  # an old spelling is named as written
 ]
 
 
@@ -498,10 +526,10 @@ class TestBadValuesWriteNoDag:
         self, key: str, value: Any, tmp_path: Path
     ) -> None:
         dag = build_dag_file(
-            {**TestRegenerateLine.VARIABLES, "pipeline": three_nodes(), key: value}
+            {**TestRegenerateLine.VARIABLES, "pipeline": three_nodes(), **nested(key, value)}
         )
         assert dag.plan is None and f"'{key}" in (dag.error or "")
-        text = render(tmp_path, **{key: value}).read_text("utf-8")
+        text = render(tmp_path, **nested(key, value)).read_text("utf-8")
         assert text.count("raise ImportError") == 1 and "GKEStartPodOperator" not in text
 
 
@@ -520,7 +548,7 @@ def test_all_knobs_dag_parses_about_as_fast_as_the_default(workdir: Path, knobs_
 
     plain = workdir / "plain"
     plain.mkdir()
-    render(plain, cleanup="on_success")
+    render(plain, handoff={"cleanup": "on_success"})
     knobs, default = parse(workdir / "all"), parse(plain)
     print(f"parse: all knobs {knobs * 1000:.1f} ms, defaults {default * 1000:.1f} ms")
     assert knobs <= 1.5 * default + 0.05

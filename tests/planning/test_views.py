@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import dot_graph, mermaid_graph
 
-from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
+from kedro_gcs_bridge.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.planning.grouping import NodeSpec
 from kedro_gcs_bridge.planning.plan import Plan, plan_tasks
 from kedro_gcs_bridge.planning.views import plan_dot, plan_mermaid, plan_text, render_plan
