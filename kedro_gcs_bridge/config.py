@@ -633,35 +633,41 @@ Affinity = Annotated[dict[str, Any], _check(_affinity)]
 # --- the model ---------------------------------------------------------------------------------
 
 
-def _doc(default: Any = None, text: str = "", **extra: Any) -> Any:
-    """A field with its README text; `extra`: `shown` (the default as the README writes it),
-    `example` (what the init file shows), `init` (the init file sets it, uncommented)."""
-    factory = {"default_factory": default} if callable(default) else {"default": default}
-    return Field(**factory, description=text, json_schema_extra=extra or None)
+_STRICT = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
-_STRICT = ConfigDict(frozen=True, extra="forbid")
-
-
-@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid", use_attribute_docstrings=True))
 class MachineClass:
     """A named pod size (`machine.<name>` tag): resource requests plus the node selectors that
     pick the hardware, and pod settings of its tasks over the DAG-wide keys."""
 
     name: str
-    cpu: Text = _doc("500m", "CPU request, a Kubernetes quantity")
-    memory: Text = _doc("2Gi", "memory request")
-    ephemeral_storage: Text = _doc("1Gi", "ephemeral storage request")
-    compute_class: Text | None = _doc(None, "Autopilot compute class; none = general-purpose")
-    spot: Bool = _doc(False, "Spot pods: cheaper, preemptible (tasks get spot_retries more)")
-    accelerator: Text | None = _doc(None, "GPU type (cloud.google.com/gke-accelerator)")
-    gpu_count: Count = _doc(0, "nvidia.com/gpu limit")
-    machine_family: Text | None = _doc(None, "cloud.google.com/machine-family")
-    arch: Text | None = _doc(None, "kubernetes.io/arch (arm64 needs Scale-Out)")
-    execution_timeout: Minutes | None = _doc(None, "minutes; over default_args.execution_timeout")
-    image_pull_policy: PullPolicy | None = _doc(None, "over pod.image_pull_policy")
-    tolerations: Tolerations | None = _doc(None, "over pod.tolerations, Kubernetes YAML form")
-    affinity: Affinity | None = _doc(None, "over pod.affinity, Kubernetes YAML form")
+    cpu: Text = "500m"
+    """CPU request, a Kubernetes quantity"""
+    memory: Text = "2Gi"
+    """memory request"""
+    ephemeral_storage: Text = "1Gi"
+    """ephemeral storage request"""
+    compute_class: Text | None = None
+    """Autopilot compute class; none = general-purpose"""
+    spot: Bool = False
+    """Spot pods: cheaper, preemptible (tasks get spot_retries more)"""
+    accelerator: Text | None = None
+    """GPU type (cloud.google.com/gke-accelerator)"""
+    gpu_count: Count = 0
+    """nvidia.com/gpu limit"""
+    machine_family: Text | None = None
+    """cloud.google.com/machine-family"""
+    arch: Text | None = None
+    """kubernetes.io/arch (arm64 needs Scale-Out)"""
+    execution_timeout: Minutes | None = None
+    """minutes; over default_args.execution_timeout"""
+    image_pull_policy: PullPolicy | None = None
+    """over pod.image_pull_policy"""
+    tolerations: Tolerations | None = None
+    """over pod.tolerations, Kubernetes YAML form"""
+    affinity: Affinity | None = None
+    """over pod.affinity, Kubernetes YAML form"""
 
     def requests(self) -> dict[str, str]:
         """The pod's resource requests."""
@@ -750,94 +756,67 @@ class Deadline(_Group):
 class PodSettings(_Group):
     """`pod:`: the Kubernetes pod of every task, in Kubernetes' own field names."""
 
-    labels: Annotated[dict[str, str], _check(_labels)] = _doc(
-        dict,
-        "extra labels (cost attribution, policy); the bridge's and Airflow's own are refused",
-        example="{team: data, cost-center: cc-42}",
+    labels: Annotated[dict[str, str], _check(_labels)] = {}
+    """extra labels (cost attribution, policy); the bridge's and Airflow's own are refused"""
+    annotations: Annotated[dict[str, str], _check(_annotations)] = {}
+    """extra annotations (any text values)"""
+    security_context: Annotated[dict[str, dict[str, Any]], _check(_security_context)] = Field(
+        default_factory=lambda: _security_context({})
     )
-    annotations: Annotated[dict[str, str], _check(_annotations)] = _doc(
-        dict, "extra annotations (any text values)", example="{policy.example.com/owner: data-team}"
+    """`{pod: {...}, container: {...}}` merged field by field over the defaults: pod `runAsNonRoot:
+    true`, `runAsUser`/`runAsGroup`/`fsGroup` 1000 (the image's user), `seccompProfile:
+    RuntimeDefault`; container `allowPrivilegeEscalation: false`, `capabilities: {drop: [ALL]}`,
+    `runAsNonRoot: true`"""
+    env: Annotated[dict[str, str], _check(_env)] = {}
+    """plain, non-secret variables; names that say PASSWORD/TOKEN/SECRET/... are refused (use
+    `pod.secret_env`)"""
+    env_from_secrets: Annotated[tuple[str, ...], _check(_secret_names)] = ()
+    """Kubernetes Secrets whose every key becomes a variable (envFrom)"""
+    secret_env: Annotated[tuple[SecretRef, ...], _check(_secret_env)] = ()
+    """`{VAR: <secret>:<key>}`: one variable from one Secret key; only names reach the DAG file"""
+    node_selector: Annotated[dict[str, str], _check(_node_selector)] = {}
+    """extra node selectors (compute class, Spot, GPU, machine family and arch belong to machine
+    classes)"""
+    tolerations: Tolerations = ()
+    """in Kubernetes YAML form; a machine class's own win"""
+    affinity: Affinity | None = None
+    """in Kubernetes YAML form; a machine class's own wins"""
+    template_file: Annotated[str, _check(_template_file)] | None = None
+    """absolute path of a pod YAML on the Airflow workers, under every pod"""
+    override: Annotated[dict[str, Any], _check(_override)] | None = None
+    """`{metadata: ..., spec: ...}` merged under every pod (the keys above win)"""
+    image_pull_policy: PullPolicy | None = None
+    """`Always`, `IfNotPresent`, `Never`; a machine class's own wins"""
+    on_finish_action: Literal["delete_succeeded_pod", "delete_pod", "keep_pod"] = (
+        "delete_succeeded_pod"
     )
-    security_context: Annotated[dict[str, dict[str, Any]], _check(_security_context)] = _doc(
-        lambda: _security_context({}),
-        "`{pod: {...}, container: {...}}` merged field by field over the defaults: pod "
-        "`runAsNonRoot: true`, `runAsUser`/`runAsGroup`/`fsGroup` 1000 (the image's user), "
-        "`seccompProfile: RuntimeDefault`; container `allowPrivilegeEscalation: false`, "
-        "`capabilities: {drop: [ALL]}`, `runAsNonRoot: true`",
-        shown="non-root",
-        yaml="{}",
-        example="{container: {readOnlyRootFilesystem: true}}",
-        note="over the non-root defaults",
-    )
-    env: Annotated[dict[str, str], _check(_env)] = _doc(
-        dict,
-        "plain, non-secret variables; names that say PASSWORD/TOKEN/SECRET/... are refused "
-        "(use `pod.secret_env`)",
-        example="{LOG_LEVEL: INFO}",
-    )
-    env_from_secrets: Annotated[tuple[str, ...], _check(_secret_names)] = _doc(
-        tuple, "Kubernetes Secrets whose every key becomes a variable (envFrom)"
-    )
-    secret_env: Annotated[tuple[SecretRef, ...], _check(_secret_env)] = _doc(
-        tuple,
-        "`{VAR: <secret>:<key>}`: one variable from one Secret key; only names reach the DAG file",
-        shown="`{}`",
-        yaml="{}",
-        example="{MLFLOW_TRACKING_TOKEN: mlflow-auth:token}",
-    )
-    node_selector: Annotated[dict[str, str], _check(_node_selector)] = _doc(
-        dict,
-        "extra node selectors (compute class, Spot, GPU, machine family and arch belong to "
-        "machine classes)",
-        example="{topology.kubernetes.io/zone: europe-west1-b}",
-    )
-    tolerations: Tolerations = _doc(tuple, "in Kubernetes YAML form; a machine class's own win")
-    affinity: Affinity | None = _doc(
-        None, "in Kubernetes YAML form; a machine class's own wins", example="{nodeAffinity: {...}}"
-    )
-    template_file: Annotated[str, _check(_template_file)] | None = _doc(
-        None,
-        "absolute path of a pod YAML on the Airflow workers, under every pod",
-        example="/opt/airflow/pod_templates/base.yaml",
-    )
-    override: Annotated[dict[str, Any], _check(_override)] | None = _doc(
-        None,
-        "`{metadata: ..., spec: ...}` merged under every pod (the keys above win)",
-        example="{spec: {priorityClassName: batch}}",
-    )
-    image_pull_policy: PullPolicy | None = _doc(
-        None, "`Always`, `IfNotPresent`, `Never`; a machine class's own wins", shown="Kubernetes'"
-    )
-    on_finish_action: Literal["delete_succeeded_pod", "delete_pod", "keep_pod"] = _doc(
-        "delete_succeeded_pod", "failed pods stay for `kubectl logs` / `describe`"
-    )
-    schedule_timeout_seconds: Count = _doc(1200, "Autopilot may need minutes to add a node")
-    startup_timeout_seconds: Count = _doc(600, "image pull and start")
-    deferrable: Bool = _doc(False, "no Airflow worker slot is held while a pod runs")
-    gcp_conn_id: Text = _doc("google_cloud_default", "Airflow connection that reaches the cluster")
+    """failed pods stay for `kubectl logs` / `describe`"""
+    schedule_timeout_seconds: Count = 1200
+    """Autopilot may need minutes to add a node"""
+    startup_timeout_seconds: Count = 600
+    """image pull and start"""
+    deferrable: Bool = False
+    """no Airflow worker slot is held while a pod runs"""
+    gcp_conn_id: Text = "google_cloud_default"
+    """Airflow connection that reaches the cluster"""
 
 
 class MlflowSettings(_Group):
     """`mlflow:`: one MLflow parent run per DAG run, a child run per group."""
 
-    tracking_uri: Annotated[str, _check(_tracking_uri)] | None = _doc(
-        None,
-        "MLflow on (none = off): `http(s)://host`, `databricks[://profile]`, `file:///abs/path`, "
-        "`sqlite:///abs/path.db`, `postgresql`/`mysql`/`mssql[+driver]://host/db`; a token goes "
-        "in `pod.secret_env`",
-        example="https://mlflow.example.com",
-    )
-    experiment: Text | None = _doc(None, "experiment of the parent runs", shown="the package name")
-    required: Bool = _doc(False, "`true`: a tracking failure fails the task; `false`: best effort")
-    metrics: Annotated[tuple[str, ...], _check(_words)] = _doc(
-        tuple,
-        "datasets whose values (a number, or a dict of numbers) are logged as metrics on the "
-        "child run of the group that outputs them",
-        example="[metrics]",
-    )
-    budget_seconds: Annotated[float, _check(_seconds)] = _doc(
-        30, "seconds all tracking calls of one pod may take; then tracking is off for the pod"
-    )
+    tracking_uri: Annotated[str, _check(_tracking_uri)] | None = None
+    """MLflow on (none = off): `http(s)://host`, `databricks[://profile]`, `file:///abs/path`,
+    `sqlite:///abs/path.db`, `postgresql`/`mysql`/`mssql[+driver]://host/db`; a token goes in
+    `pod.secret_env`"""
+    experiment: Text | None = None
+    """experiment of the parent runs"""
+    required: Bool = False
+    """`true`: a tracking failure fails the task; `false`: best effort"""
+    metrics: Annotated[tuple[str, ...], _check(_words)] = ()
+    """datasets whose values (a number, or a dict of numbers) are logged as metrics on the child run
+    of the group that outputs them"""
+    budget_seconds: Annotated[float, _check(_seconds)] = 30
+    """seconds all tracking calls of one pod may take; then tracking is off for the pod"""
 
 
 #: Airflow task arguments `default_args:` passes as they are (a subset of BaseOperator's).
@@ -863,7 +842,7 @@ _TOP_TASK_ARGS += ("retry_delay",)
 class _AsIs(_Group):
     """A group that also passes other Airflow arguments as they are (`_as_is` names them)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", use_attribute_docstrings=True)
     _as_is: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
@@ -897,27 +876,27 @@ class DefaultArgs(_AsIs):
     `wait_for_past_depends_before_skipping`, `logger_name`, `sla`."""
 
     _as_is = TASK_ARGS_AS_IS
-    execution_timeout: Minutes | None = _doc(
-        None, "minutes a task may run (> 0); a machine class's own wins", example=60
-    )
-    pool: Annotated[str, _check(_pool)] | None = _doc(
-        None, "Airflow pool of every task (create it in Airflow)", example="kedro"
-    )
-    pool_slots: AtLeastOne = _doc(1, "slots each task takes in its pool")
-    priority_weight: Count = _doc(1, "Airflow priority")
-    weight_rule: Literal["downstream", "upstream", "absolute"] = _doc(
-        "downstream", "how priority weights add up"
-    )
-    on_failure_callback: DottedPath | None = _doc(
-        None,
-        "import path of a function called when a task fails (also `on_success_callback`, "
-        "`on_retry_callback`, `on_execute_callback`, `on_skipped_callback`)",
-        example="my_team.alerts.task_failed",
-    )
-    on_success_callback: DottedPath | None = _doc(None, "likewise, when a task succeeds")
-    on_retry_callback: DottedPath | None = _doc(None, "likewise, when a task is retried")
-    on_execute_callback: DottedPath | None = _doc(None, "likewise, when a task starts")
-    on_skipped_callback: DottedPath | None = _doc(None, "likewise, when a task is skipped")
+    execution_timeout: Minutes | None = None
+    """minutes a task may run (> 0); a machine class's own wins"""
+    pool: Annotated[str, _check(_pool)] | None = None
+    """Airflow pool of every task (create it in Airflow)"""
+    pool_slots: AtLeastOne = 1
+    """slots each task takes in its pool"""
+    priority_weight: Count = 1
+    """Airflow priority"""
+    weight_rule: Literal["downstream", "upstream", "absolute"] = "downstream"
+    """how priority weights add up"""
+    on_failure_callback: DottedPath | None = None
+    """import path of a function called when a task fails (also `on_success_callback`,
+    `on_retry_callback`, `on_execute_callback`, `on_skipped_callback`)"""
+    on_success_callback: DottedPath | None = None
+    """likewise, when a task succeeds"""
+    on_retry_callback: DottedPath | None = None
+    """likewise, when a task is retried"""
+    on_execute_callback: DottedPath | None = None
+    """likewise, when a task starts"""
+    on_skipped_callback: DottedPath | None = None
+    """likewise, when a task is skipped"""
 
 
 class DagSettings(_AsIs):
@@ -927,56 +906,42 @@ class DagSettings(_AsIs):
     `render_template_as_native_obj`."""
 
     _as_is = DAG_ARGS_AS_IS
-    tags: Annotated[tuple[str, ...], _check(_words)] = _doc(
-        tuple, "extra Airflow tags", example="[nightly, team-x]"
-    )
-    doc_md: Text | None = _doc(None, "text put first in the DAG's doc in Airflow's UI")
-    params: Annotated[dict[str, Any], _check(_params)] = _doc(
-        dict,
-        "trigger-form params passed to every group's `kedro run --params` as rendered for the "
-        "run; scalars without `,`",
-        example="{learning_rate: 0.01, model: ridge}",
-    )
-    dagrun_timeout: Minutes | None = _doc(None, "minutes a DAG run may take (> 0)", example=480)
-    deadline: Deadline | None = _doc(
-        None,
-        "`{minutes: N, callback: import.path, reference: queued_at or logical_date}`: an Airflow 3 "
-        "deadline alert per DAG run",
-        example="{minutes: 120, callback: my_team.alerts.late_run}",
-    )
-    on_failure_callback: DottedPath | None = _doc(
-        None,
-        "import path of a function called when a DAG run fails (also `on_success_callback`); "
-        "it must be importable on the scheduler and workers",
-        example="my_team.alerts.notify",
-    )
-    on_success_callback: DottedPath | None = _doc(None, "likewise, when a DAG run succeeds")
+    tags: Annotated[tuple[str, ...], _check(_words)] = ()
+    """extra Airflow tags"""
+    doc_md: Text | None = None
+    """text put first in the DAG's doc in Airflow's UI"""
+    params: Annotated[dict[str, Any], _check(_params)] = {}
+    """trigger-form params passed to every group's `kedro run --params` as rendered for the run;
+    scalars without `,`"""
+    dagrun_timeout: Minutes | None = None
+    """minutes a DAG run may take (> 0)"""
+    deadline: Deadline | None = None
+    """`{minutes: N, callback: import.path, reference: queued_at or logical_date}`: an Airflow 3
+    deadline alert per DAG run"""
+    on_failure_callback: DottedPath | None = None
+    """import path of a function called when a DAG run fails (also `on_success_callback`); it must
+    be importable on the scheduler and workers"""
+    on_success_callback: DottedPath | None = None
+    """likewise, when a DAG run succeeds"""
 
 
 class HandoffSettings(_Group):
     """`handoff:`: what crosses the run prefix between pods, and when the prefix goes."""
 
-    allow_pickle: Bool = _doc(True, "`false`: a value only pickle can carry fails its task")
-    local_handoff: Bool = _doc(
-        True,
-        "a catalog dataset on local disk that crosses pods travels through the run prefix in its "
-        "own catalog type; `false`: such a dataset is an error",
-    )
-    local_disk: Literal["error", "warn"] = _doc(
-        "error",
-        "`warn`: raw inputs missing from the image and outputs left on a pod's disk only warn "
-        "(the DAG is written and the warning says what is lost)",
-    )
-    cleanup: Literal["never", "on_success", "always"] = _doc(
-        "never", "`on_success` / `always`: the last task deletes the run prefix"
-    )
-    parallel_threshold: Annotated[int, _check(byte_size_value)] = _doc(
-        128 * MIB,
-        "frames this large in memory cross as parallel parts: bytes or a quantity (`256Mi`)",
-        shown="`128Mi`",
-        yaml="128Mi",
-    )
-    parallel_concurrency: AtLeastOne = _doc(8, "parts uploaded, or ranges read, at once")
+    allow_pickle: Bool = True
+    """`false`: a value only pickle can carry fails its task"""
+    local_handoff: Bool = True
+    """a catalog dataset on local disk that crosses pods travels through the run prefix in its own
+    catalog type; `false`: such a dataset is an error"""
+    local_disk: Literal["error", "warn"] = "error"
+    """`warn`: raw inputs missing from the image and outputs left on a pod's disk only warn (the DAG
+    is written and the warning says what is lost)"""
+    cleanup: Literal["never", "on_success", "always"] = "never"
+    """`on_success` / `always`: the last task deletes the run prefix"""
+    parallel_threshold: Annotated[int, _check(byte_size_value)] = 128 * MIB
+    """frames this large in memory cross as parallel parts: bytes or a quantity (`256Mi`)"""
+    parallel_concurrency: AtLeastOne = 8
+    """parts uploaded, or ranges read, at once"""
 
 
 _GROUPS: dict[str, type[_Group]] = {
@@ -991,95 +956,62 @@ _GROUPS: dict[str, type[_Group]] = {
 class BridgeConfig(BaseModel):
     """Everything the planner and the template need from the merged airflow config."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
 
-    gcp_project_id: Text | None = _doc(
-        None, "GCP project of the GKE cluster", shown="required", example="my-project", init=True
+    gcp_project_id: Text | None = None
+    """GCP project of the GKE cluster"""
+    gcp_region: Text | None = None
+    """cluster location (region or zone)"""
+    gcp_gke_cluster_name: Text | None = None
+    """GKE Autopilot cluster"""
+    docker_image: Text | None = None
+    """the project's image (see `docker/`); pin it by `@sha256` in production"""
+    gcs_bridge_root: RootUrl | None = None
+    """`gs://bucket[/path]` (with `pod_backend: local` any absolute URL): run prefixes live under
+    `<root>/<dag_id>/<run_id>/`"""
+    k8s_namespace: Annotated[str, _check(_kubernetes_name(_DNS_LABEL, 63))] = "default"
+    """namespace of the pods (RFC 1123 label, <= 63 characters)"""
+    k8s_service_account: Annotated[str, _check(_kubernetes_name(_DNS_SUBDOMAIN, 253))] | None = None
+    """Kubernetes SA bound to a GCP SA (Workload Identity)"""
+    grouping: Bool = True
+    """`false`: every node is its own task"""
+    grouping_prefix: Annotated[str, _check(_tag_prefix)] = "airflow."
+    """tag prefix that groups nodes"""
+    groups: Annotated[dict[str, tuple[str, ...]], _check(_groups)] = {}
+    """group name -> node names, `tag:<tag>` or `namespace:<ns>`: groups without editing code"""
+    resources_tag_prefix: Annotated[str, _check(_tag_prefix)] = "machine."
+    """tag prefix that picks the machine class"""
+    machine_classes: Annotated[dict[str, MachineClass], _check(_machine_classes)] = Field(
+        default_factory=lambda: dict(BUILTIN_CLASSES)
     )
-    gcp_region: Text | None = _doc(
-        None,
-        "cluster location (region or zone)",
-        shown="required",
-        example="europe-west1",
-        init=True,
-    )
-    gcp_gke_cluster_name: Text | None = _doc(
-        None, "GKE Autopilot cluster", shown="required", example="my-autopilot", init=True
-    )
-    docker_image: Text | None = _doc(
-        None,
-        "the project's image (see `docker/`); pin it by `@sha256` in production",
-        shown="required",
-        example="europe-west1-docker.pkg.dev/my-project/kedro/my-project:latest",
-        init=True,
-    )
-    gcs_bridge_root: RootUrl | None = _doc(
-        None,
-        "`gs://bucket[/path]` (with `pod_backend: local` any absolute URL): run prefixes live "
-        "under `<root>/<dag_id>/<run_id>/`",
-        shown="required",
-        example="gs://my-bucket/kedro-gcs-bridge",
-        init=True,
-    )
-    k8s_namespace: Annotated[str, _check(_kubernetes_name(_DNS_LABEL, 63))] = _doc(
-        "default", "namespace of the pods (RFC 1123 label, <= 63 characters)", init=True
-    )
-    k8s_service_account: Annotated[str, _check(_kubernetes_name(_DNS_SUBDOMAIN, 253))] | None = (
-        _doc(
-            None, "Kubernetes SA bound to a GCP SA (Workload Identity)", example="kedro", init=True
-        )
-    )
-    grouping: Bool = _doc(True, "`false`: every node is its own task")
-    grouping_prefix: Annotated[str, _check(_tag_prefix)] = _doc(
-        "airflow.", "tag prefix that groups nodes"
-    )
-    groups: Annotated[dict[str, tuple[str, ...]], _check(_groups)] = _doc(
-        dict,
-        "group name -> node names, `tag:<tag>` or `namespace:<ns>`: groups without editing code",
-        example="{split: [create_model_input_table_node, split_data_node]}",
-    )
-    resources_tag_prefix: Annotated[str, _check(_tag_prefix)] = _doc(
-        "machine.", "tag prefix that picks the machine class"
-    )
-    machine_classes: Annotated[dict[str, MachineClass], _check(_machine_classes)] = _doc(
-        lambda: dict(BUILTIN_CLASSES), "redefine or add classes (below)", shown="built-ins"
-    )
-    default_machine_class: Text = _doc(DEFAULT_CLASS, "class of groups with no machine tag")
-    spot_retries: Count = _doc(3, "extra retries for tasks on a Spot class")
-    strict: Bool = _doc(False, "warnings (mixed machine tags, raised requests) become errors")
-    dag_id: Annotated[str, _check(_dag_id)] | None = _doc(
-        None,
-        "DAG id; letters, digits, `_`, `.`, `-`, <= 250 characters",
-        shown="`<package>__<pipeline>__<env>`",
-    )
-    start_date: Annotated[tuple[int, ...], _check(_start_date)] = _doc(
-        (2023, 1, 1), "a list like `[2023, 1, 1]` or `'2023-01-01'` (UTC)", init=True
-    )
-    schedule: Annotated[str | None, _check(_schedule)] = _doc(
-        None,
-        "`schedule_interval` (or its Airflow 3 name `schedule`): a cron (checked with croniter, "
-        "as Airflow does), an Airflow preset (`@once`, `@daily`, ...) or null",
-        init=True,
-    )
-    max_active_runs: AtLeastOne = _doc(1, "at least 1", init=True)
-    catchup: Bool = _doc(False, "", init=True)
-    owner: Text = _doc("airflow", "", init=True)
-    depends_on_past: Bool = _doc(False, "", init=True)
-    email_on_failure: Bool = _doc(False, "", init=True)
-    email_on_retry: Bool = _doc(False, "", init=True)
-    retries: Count = _doc(1, "", init=True)
-    retry_delay: Annotated[float, _check(lambda v: _minutes(v, above_zero=False))] = _doc(
-        5.0, "minutes, >= 0", init=True
-    )
-    pod_backend: Literal["gke", "local"] = _doc(
-        "gke", "`local`: the same tasks as local processes, for `airflow dags test`"
-    )
-    local_root: RootUrl | None = _doc(
-        None,
-        "run prefixes of the `local` backend (an absolute URL)",
-        shown="`file://<project>/.gcs-bridge-runs`",
-        example="file:///tmp/kedro-runs",
-    )
+    """redefine or add classes (below)"""
+    default_machine_class: Text = DEFAULT_CLASS
+    """class of groups with no machine tag"""
+    spot_retries: Count = 3
+    """extra retries for tasks on a Spot class"""
+    strict: Bool = False
+    """warnings (mixed machine tags, raised requests) become errors"""
+    dag_id: Annotated[str, _check(_dag_id)] | None = None
+    """DAG id; letters, digits, `_`, `.`, `-`, <= 250 characters"""
+    start_date: Annotated[tuple[int, ...], _check(_start_date)] = (2023, 1, 1)
+    """a list like `[2023, 1, 1]` or `'2023-01-01'` (UTC)"""
+    schedule: Annotated[str | None, _check(_schedule)] = None
+    """`schedule_interval` (or its Airflow 3 name `schedule`): a cron (checked with croniter, as
+    Airflow does), an Airflow preset (`@once`, `@daily`, ...) or null"""
+    max_active_runs: AtLeastOne = 1
+    """at least 1"""
+    catchup: Bool = False
+    owner: Text = "airflow"
+    depends_on_past: Bool = False
+    email_on_failure: Bool = False
+    email_on_retry: Bool = False
+    retries: Count = 1
+    retry_delay: Annotated[float, _check(lambda v: _minutes(v, above_zero=False))] = 5.0
+    """minutes, >= 0"""
+    pod_backend: Literal["gke", "local"] = "gke"
+    """`local`: the same tasks as local processes, for `airflow dags test`"""
+    local_root: RootUrl | None = None
+    """run prefixes of the `local` backend (an absolute URL)"""
     pod: PodSettings = Field(default_factory=PodSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     default_args: DefaultArgs = Field(default_factory=DefaultArgs)
@@ -1105,6 +1037,80 @@ class BridgeConfig(BaseModel):
             return getattr(getattr(self, group), field)
         return super().__getattr__(name)  # type: ignore[misc]
 
+
+#: How the README and the init file show keys: the default as the README writes it, an
+#: example (in the init file's comment), the value the init file writes.
+_SHOWN = {
+    "pod.security_context": "non-root",
+    "pod.secret_env": "`{}`",
+    "pod.image_pull_policy": "Kubernetes'",
+    "mlflow.experiment": "the package name",
+    "handoff.parallel_threshold": "`128Mi`",
+    "gcp_project_id": "required",
+    "gcp_region": "required",
+    "gcp_gke_cluster_name": "required",
+    "docker_image": "required",
+    "gcs_bridge_root": "required",
+    "machine_classes": "built-ins",
+    "dag_id": "`<package>__<pipeline>__<env>`",
+    "local_root": "`file://<project>/.gcs-bridge-runs`",
+}
+_EXAMPLES = {
+    "pod.labels": "{team: data, cost-center: cc-42}",
+    "pod.annotations": "{policy.example.com/owner: data-team}",
+    "pod.security_context": "{container: {readOnlyRootFilesystem: true}}",
+    "pod.env": "{LOG_LEVEL: INFO}",
+    "pod.secret_env": "{MLFLOW_TRACKING_TOKEN: mlflow-auth:token}",
+    "pod.node_selector": "{topology.kubernetes.io/zone: europe-west1-b}",
+    "pod.affinity": "{nodeAffinity: {...}}",
+    "pod.template_file": "/opt/airflow/pod_templates/base.yaml",
+    "pod.override": "{spec: {priorityClassName: batch}}",
+    "mlflow.tracking_uri": "https://mlflow.example.com",
+    "mlflow.metrics": "[metrics]",
+    "default_args.execution_timeout": 60,
+    "default_args.pool": "kedro",
+    "default_args.on_failure_callback": "my_team.alerts.task_failed",
+    "dag.tags": "[nightly, team-x]",
+    "dag.params": "{learning_rate: 0.01, model: ridge}",
+    "dag.dagrun_timeout": 480,
+    "dag.deadline": "{minutes: 120, callback: my_team.alerts.late_run}",
+    "dag.on_failure_callback": "my_team.alerts.notify",
+    "gcp_project_id": "my-project",
+    "gcp_region": "europe-west1",
+    "gcp_gke_cluster_name": "my-autopilot",
+    "docker_image": "europe-west1-docker.pkg.dev/my-project/kedro/my-project:latest",
+    "gcs_bridge_root": "gs://my-bucket/kedro-gcs-bridge",
+    "k8s_service_account": "kedro",
+    "groups": "{split: [create_model_input_table_node, split_data_node]}",
+    "local_root": "file:///tmp/kedro-runs",
+}
+_INIT_VALUES = {
+    "pod.security_context": "{}",
+    "pod.secret_env": "{}",
+    "handoff.parallel_threshold": "128Mi",
+}
+#: Keys the init file sets (uncommented): the origin's and the deployment's.
+_INIT_SET = frozenset(
+    {
+        "catchup",
+        "depends_on_past",
+        "docker_image",
+        "email_on_failure",
+        "email_on_retry",
+        "gcp_gke_cluster_name",
+        "gcp_project_id",
+        "gcp_region",
+        "gcs_bridge_root",
+        "k8s_namespace",
+        "k8s_service_account",
+        "max_active_runs",
+        "owner",
+        "retries",
+        "retry_delay",
+        "schedule",
+        "start_date",
+    }
+)
 
 # --- reading a merged config -------------------------------------------------------------------
 
@@ -1365,8 +1371,8 @@ _CLASS_EXAMPLES = {
 }
 
 
-def _extra(info: Any) -> dict[str, Any]:
-    return dict(info.json_schema_extra or {})
+def _described(info: Any) -> str:
+    return " ".join((info.description or "").split())
 
 
 def _default(info: Any) -> Any:
@@ -1409,9 +1415,9 @@ def reference_markdown() -> str:
         group = _GROUPS.get(path.split(".")[0]) if "." in path else None
         if group is not None and path.endswith(f".{next(iter(group.model_fields))}"):
             rows.append(f"| `{path.split('.')[0]}:` | | {_group_doc(group)} |")
-        shown = _extra(info).get("shown") or f"`{_yaml(_default(info))}`"
+        shown = _SHOWN.get(path) or f"`{_yaml(_default(info))}`"
         shown = "none" if shown == "`null`" else shown
-        rows.append(f"| {_label(path)} | {shown} | {info.description or ''} |")
+        rows.append(f"| {_label(path)} | {shown} | {_described(info)} |")
     classes = [
         "| class | cpu | memory | ephemeral | selectors |",
         "| --- | --- | --- | --- | --- |",
@@ -1435,15 +1441,12 @@ def reference_markdown() -> str:
     return "\n\n".join([*parts, _CLASSES_TEXT.format(fields=fields, tasks=tasks)]) + "\n"
 
 
-def _init_line(key: str, info: Any, prefix: str | None = None) -> str:
-    extra = _extra(info)
-    on = extra.get("init") and _default(info) is None and "example" in extra
-    value = extra["example"] if on else extra.get("yaml") or _yaml(_default(info))
-    note = extra.get("note") or info.description or ""
-    if "example" in extra and not on:
-        note += f"; e.g. {extra['example']}"
-    prefix = prefix or ("  " if extra.get("init") else "  # ")
-    line = f"{prefix}{key}: {value}"
+def _init_line(path: str, info: Any, prefix: str | None = None, key: str = "") -> str:
+    example, chosen = _EXAMPLES.get(path), path in _INIT_SET
+    shows_example = chosen and _default(info) is None and example is not None
+    value = example if shows_example else _INIT_VALUES.get(path) or _yaml(_default(info))
+    note = _described(info) + (f"; e.g. {example}" if example and not shows_example else "")
+    line = f"{prefix or ('  ' if chosen else '  # ')}{key or path.rsplit('.', 1)[-1]}: {value}"
     return _noted(line, note) if note else line
 
 
@@ -1461,7 +1464,7 @@ def _noted(line: str, note: str) -> str:
 
 
 def _class_lines() -> list[str]:
-    notes = {f.name: f.default.description for f in dataclasses.fields(MachineClass)[1:]}
+    notes = {name: _described(info) for name, info in MachineClass.__pydantic_fields__.items()}
     lines = [_noted("  # machine_classes:", "over the built-ins; a new class starts from default")]
     for name, figures in _CLASS_EXAMPLES.items():
         lines.append(f"  #   {name}:")
@@ -1475,13 +1478,14 @@ def init_yaml() -> str:
     for name, info in BridgeConfig.model_fields.items():
         model = _GROUPS.get(name)
         if name == "schedule":
-            lines.append(_init_line(_SCHEDULE_ALIAS, info, "  "))
+            lines.append(_init_line("schedule", info, "  ", _SCHEDULE_ALIAS))
             lines.append(_noted("  # schedule: null", "Airflow 3's name of schedule_interval"))
         elif name == "machine_classes":
             lines += _class_lines()
         elif model is not None:
             lines.append(_noted(f"  # {name}:", _group_doc(model).split(";")[0]))
-            lines += [_init_line(key, field, "  #   ") for key, field in model.model_fields.items()]
+            fields = model.model_fields.items()
+            lines += [_init_line(f"{name}.{key}", field, "  #   ") for key, field in fields]
         else:
             lines.append(_init_line(name, info))
     return "\n".join(lines) + "\n"

@@ -118,13 +118,17 @@ class TestPodImports:
 #: Part of the package -> the parts it may import (the package root is always allowed).
 LAYERS: dict[str, frozenset[str]] = {
     "errors": frozenset(),
-    "planning": frozenset({"planning", "errors"}),
-    "tracking": frozenset({"tracking", "planning", "errors"}),
-    "pod": frozenset({"pod", "tracking", "planning", "errors"}),
-    "dag": frozenset({"dag", "pod", "tracking", "planning", "errors"}),
-    "ops": frozenset({"ops", "pod", "tracking", "planning", "errors"}),
+    "values": frozenset({"errors"}),
+    "config": frozenset({"values", "errors"}),
+    "planning": frozenset({"planning", "config", "values", "errors"}),
+    "tracking": frozenset({"tracking", "planning", "config", "values", "errors"}),
+    "pod": frozenset({"pod", "tracking", "planning", "config", "values", "errors"}),
+    "dag": frozenset({"dag", "pod", "tracking", "planning", "config", "values", "errors"}),
+    "ops": frozenset({"ops", "pod", "tracking", "planning", "config", "values", "errors"}),
     "hooks": frozenset({"dag"}),  # lazily, under `kedro airflow create` only
-    "cli": frozenset({"cli", "ops", "dag", "pod", "tracking", "planning", "errors"}),
+    "cli": frozenset(
+        {"cli", "ops", "dag", "pod", "tracking", "planning", "config", "values", "errors"}
+    ),
     "__init__": frozenset({"pod"}),  # GCSRunner, on first use
 }
 
