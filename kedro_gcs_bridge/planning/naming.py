@@ -17,6 +17,7 @@ from urllib.parse import quote
 from slugify import slugify
 
 TASK_ID_MAX = 250
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 #: 63 (RFC 1123) minus the operator's "-" + 8 random characters.
 POD_NAME_MAX = 54
 _HASH_LEN = 6
@@ -61,7 +62,7 @@ def _unique(names: Iterable[str], make: callable, limit: int, joiner: str) -> di
 
 def nameless(group_names: Iterable[str]) -> list[str]:
     """Group names with no letter or digit: nothing of them would name a task or a pod."""
-    return [name for name in group_names if not slugify(name, separator="-")]
+    return [name for name in group_names if not _LETTER_OR_DIGIT.search(name)]
 
 
 def task_ids(group_names: Iterable[str]) -> dict[str, str]:

@@ -175,7 +175,7 @@ def _check_machines(
 def _metrics_warnings(nodes: Sequence[NodeSpec], config: BridgeConfig) -> list[str]:
     made = {base_name(output) for node in nodes for output in node.outputs}
     return [
-        f"mlflow_metrics names '{name}', which no node of this pipeline outputs; nothing is "
+        f"mlflow.metrics names '{name}', which no node of this pipeline outputs; nothing is "
         "logged for it. Fix the name or remove it."
         for name in config.mlflow.metrics
         if name not in made
@@ -281,7 +281,7 @@ def plan_tasks(
 
     Returns:
         The plan, with warnings (mixed machine tags, requests Autopilot would raise, unknown
-        `mlflow_metrics` datasets) and, when the config asks for one, the finalize task.
+        `mlflow.metrics` datasets) and, when the config asks for one, the finalize task.
 
     Raises:
         PlanError: With every problem found: two group tags on a node, a cyclic grouping,
