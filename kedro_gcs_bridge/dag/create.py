@@ -193,7 +193,8 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
                 "conf_source": params.get("conf_source") or "",
             },
             str(context.project_path),
-            node_tags=tags,
+            params.get("params") or {},
+            tags,
         )
         dags.append(dag)
         if dag.error:

@@ -415,7 +415,7 @@ class TestHooksDisabled:
 
 BROKEN = {
     "two_group_tags": ["preprocess_companies_node", "airflow.companies", "airflow.shuttles"],
-    "colon_prefix": ["'grouping_prefix: airflow:'", "Kedro 1.x", "set 'grouping_prefix: airflow.'"],
+    "colon_prefix": ["'grouping_prefix' 'airflow:'", "Kedro 1.x", "set 'airflow.' instead"],
     "cycle": [
         "invalid grouping that creates a cycle",
         "{'create_model_input_table_node', 'split_data_node'}",

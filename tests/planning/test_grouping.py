@@ -8,8 +8,8 @@ import pytest
 from conftest import has_cycle, random_pipelines
 from hypothesis import given, settings
 
-from kedro_gcs_bridge.errors import ConfigError, PlanError
 from kedro_gcs_bridge.config import parse_config
+from kedro_gcs_bridge.errors import ConfigError, PlanError
 from kedro_gcs_bridge.planning.grouping import (
     NodeSpec,
     assign_groups,
