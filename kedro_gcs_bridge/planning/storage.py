@@ -275,7 +275,7 @@ def grade(entries: Sequence[StorageEntry], local_disk: str = "error") -> Storage
 
     Args:
         entries: From `classify`.
-        local_disk: `error` or `warn` (`config.LOCAL_DISK_POLICIES`).
+        local_disk: `error` or `warn` (the config's `handoff.local_disk`).
 
     Returns:
         The storage plan: errors name the dataset and the remedy; warnings (local_disk:
