@@ -13,9 +13,12 @@ generated from the fields here (`python -m kedro_gcs_bridge.config` rewrites bot
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as dt
 import difflib
+import functools
+import itertools
 import json
 import keyword
 import math
@@ -633,10 +636,10 @@ Affinity = Annotated[dict[str, Any], _check(_affinity)]
 # --- the model ---------------------------------------------------------------------------------
 
 
-_STRICT = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+_STRICT = ConfigDict(frozen=True, extra="forbid")
 
 
-@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid", use_attribute_docstrings=True))
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class MachineClass:
     """A named pod size (`machine.<name>` tag): resource requests plus the node selectors that
     pick the hardware, and pod settings of its tasks over the DAG-wide keys."""
@@ -842,7 +845,7 @@ _TOP_TASK_ARGS += ("retry_delay",)
 class _AsIs(_Group):
     """A group that also passes other Airflow arguments as they are (`_as_is` names them)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="allow")
     _as_is: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
@@ -956,7 +959,7 @@ _GROUPS: dict[str, type[_Group]] = {
 class BridgeConfig(BaseModel):
     """Everything the planner and the template need from the merged airflow config."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     gcp_project_id: Text | None = None
     """GCP project of the GKE cluster"""
@@ -1371,8 +1374,23 @@ _CLASS_EXAMPLES = {
 }
 
 
-def _described(info: Any) -> str:
-    return " ".join((info.description or "").split())
+@functools.cache
+def _docstrings() -> dict[str, str]:
+    """`Class.field` -> the string under the field here (read when the docs are generated, so
+    importing the model does not parse its own source)."""
+    docs = {}
+    for cls in ast.parse(Path(__file__).read_text(encoding="utf-8")).body:
+        for field, text in itertools.pairwise(getattr(cls, "body", [])):
+            if isinstance(field, ast.AnnAssign) and isinstance(text, ast.Expr):
+                docs[f"{cls.name}.{ast.unparse(field.target)}"] = " ".join(text.value.value.split())
+    return docs
+
+
+def _described(path: str, model: type | None = None) -> str:
+    """A key path's description: `pod.labels`, `retries`, or a field of `model`."""
+    group, _, name = path.rpartition(".")
+    owner = model or _GROUPS.get(group, BridgeConfig)
+    return _docstrings().get(f"{owner.__name__}.{name}", "")
 
 
 def _default(info: Any) -> Any:
@@ -1417,7 +1435,7 @@ def reference_markdown() -> str:
             rows.append(f"| `{path.split('.')[0]}:` | | {_group_doc(group)} |")
         shown = _SHOWN.get(path) or f"`{_yaml(_default(info))}`"
         shown = "none" if shown == "`null`" else shown
-        rows.append(f"| {_label(path)} | {shown} | {_described(info)} |")
+        rows.append(f"| {_label(path)} | {shown} | {_described(path)} |")
     classes = [
         "| class | cpu | memory | ephemeral | selectors |",
         "| --- | --- | --- | --- | --- |",
@@ -1445,7 +1463,7 @@ def _init_line(path: str, info: Any, prefix: str | None = None, key: str = "") -
     example, chosen = _EXAMPLES.get(path), path in _INIT_SET
     shows_example = chosen and _default(info) is None and example is not None
     value = example if shows_example else _INIT_VALUES.get(path) or _yaml(_default(info))
-    note = _described(info) + (f"; e.g. {example}" if example and not shows_example else "")
+    note = _described(path) + (f"; e.g. {example}" if example and not shows_example else "")
     line = f"{prefix or ('  ' if chosen else '  # ')}{key or path.rsplit('.', 1)[-1]}: {value}"
     return _noted(line, note) if note else line
 
@@ -1464,7 +1482,7 @@ def _noted(line: str, note: str) -> str:
 
 
 def _class_lines() -> list[str]:
-    notes = {name: _described(info) for name, info in MachineClass.__pydantic_fields__.items()}
+    notes = {name: _described(name, MachineClass) for name in CLASS_FIELDS}
     lines = [_noted("  # machine_classes:", "over the built-ins; a new class starts from default")]
     for name, figures in _CLASS_EXAMPLES.items():
         lines.append(f"  #   {name}:")
