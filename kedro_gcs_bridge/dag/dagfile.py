@@ -20,7 +20,6 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from jinja2 import pass_context
@@ -33,7 +32,7 @@ from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
 from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError
 from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.planning.machines import MachineClass
-from kedro_gcs_bridge.planning.naming import dag_id, run_prefix_template
+from kedro_gcs_bridge.planning.naming import dag_id, local_runs_root, run_prefix_template
 from kedro_gcs_bridge.planning.plan import (
     FINALIZE_RETRY_DELAY,
     Plan,
@@ -143,8 +142,6 @@ class DagFile:
     #: pipeline filtered the same way (`KEDRO_GCS_BRIDGE_TAGS`).
     node_tags: tuple[str, ...] = ()
 
-    task_env_key = TASK_ENV
-
     @staticmethod
     def py(value: Any, indent: int = 0) -> Markup:
         """A value as a Python literal, marked safe for the autoescaping template.
@@ -164,7 +161,7 @@ class DagFile:
     def run_prefix(self) -> str:
         """The run prefix as an Airflow template."""
         if self.local:
-            root = self.config.local_root or (Path(self.project_path) / ".gcs-bridge-runs").as_uri()
+            root = self.config.local_root or local_runs_root(self.project_path)
         else:
             root = self.config.gcs_bridge_root or ""
         return run_prefix_template(root)
