@@ -36,12 +36,12 @@ class BridgeGroup(click.Group):
     included, since they run inside this group's `invoke`)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_COMMANDS)
+        return sorted({*_COMMANDS, *self.commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = _COMMANDS.get(cmd_name)
         if found is None:
-            return None
+            return super().get_command(ctx, cmd_name)
         module, name = found
         command: click.Command = getattr(importlib.import_module(f"{__name__}.{module}"), name)
         return command

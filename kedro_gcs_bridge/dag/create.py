@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file
+from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory
 from kedro_gcs_bridge.dag.storage_check import read_image_filter, storage_plan_for
 from kedro_gcs_bridge.dag.variants import (
     VariantFile,
@@ -161,6 +161,8 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     errors: list[str] = [conf_problem] if conf_problem else []
     dags: list[DagFile] = []
     tags = list(params.get("tags") or [])
+    # The template gets this factory: it renders the plans made here, never plans again.
+    factory = DagFileFactory(str(context.project_path), params.get("params") or {}, tags)
     for name in names:
         pipeline = pipelines.get(name)
         if pipeline is None:
@@ -170,7 +172,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         merged = merge_airflow_config(raw, name, params.get("params"))
         for note in unknown_keys(merged):
             logger.warning(note)
-        dag = build_dag_file(
+        dag = factory.plan(
             {
                 **merged,
                 "pipeline": pipeline,
@@ -178,9 +180,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
                 "env": params.get("env") or "local",
                 "package_name": project.PACKAGE_NAME,
                 "conf_source": params.get("conf_source") or "",
-            },
-            str(context.project_path),
-            node_tags=tags,
+            }
         )
         dags.append(dag)
         if dag.error:
@@ -194,7 +194,6 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         # 8.2+ no longer holds when it shows the error ("NoneType: None").
         raise click.ClickException("kedro-gcs-bridge: no DAG file written.\n" + "\n".join(errors))
     raw.setdefault("default", {})
-    factory = DagFileFactory(str(context.project_path), params.get("params") or {}, tags)
     raw["default"] = {**raw["default"], CONFIG_KEY: factory}
     context.config_loader["airflow"] = raw
     _rename_variants(dags, params, Path(context.project_path))

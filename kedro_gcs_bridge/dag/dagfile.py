@@ -30,7 +30,7 @@ from kedro_gcs_bridge.dag import pod_spec
 from kedro_gcs_bridge.dag.pod_spec import PyCode
 from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
 from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError
-from kedro_gcs_bridge.planning.config import BridgeConfig, parse_config
+from kedro_gcs_bridge.planning.config import TEMPLATE_VARIABLES, BridgeConfig, parse_config
 from kedro_gcs_bridge.planning.machines import MachineClass
 from kedro_gcs_bridge.planning.naming import dag_id, local_runs_root, run_prefix_template
 from kedro_gcs_bridge.planning.plan import (
@@ -419,6 +419,22 @@ def _plan(
     return plan, None
 
 
+#: Template variables that are not config: kedro-airflow's own, and the factory itself.
+_NOT_CONFIG = TEMPLATE_VARIABLES | {"gcs_bridge"}
+
+
+def _plan_key(variables: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a plan depends on: the pipeline, env, package, conf source and merged config."""
+    config = {key: value for key, value in variables.items() if key not in _NOT_CONFIG}
+    return (
+        str(variables["pipeline_name"]),
+        str(variables["env"]),
+        str(variables["package_name"]),
+        str(variables.get("conf_source") or ""),
+        json.dumps(config, sort_keys=True, default=repr),
+    )
+
+
 class DagFileFactory:
     """The object the template sees as `gcs_bridge`."""
 
@@ -431,13 +447,23 @@ class DagFileFactory:
         self.project_path = project_path
         self.create_params = dict(create_params or {})
         self.node_tags = tuple(node_tags)
+        self._planned: dict[tuple[str, ...], DagFile] = {}
+
+    def plan(self, variables: Mapping[str, Any]) -> DagFile:
+        """The DAG file of one pipeline, planned once per pipeline, env and config: the hook
+        plans it before kedro-airflow writes anything, and the template renders that plan."""
+        key = _plan_key(variables)
+        if key not in self._planned:
+            self._planned[key] = build_dag_file(
+                variables, self.project_path, self.create_params, self.node_tags
+            )
+        return self._planned[key]
 
     @pass_context
     def dag_file(self, context: Context) -> DagFile:
-        """Plans the DAG from the variables kedro-airflow passed to the template."""
-        return build_dag_file(
-            context.get_all(), self.project_path, self.create_params, self.node_tags
-        )
+        """The DAG of the variables kedro-airflow passed to the template (planned once)."""
+        jinja_globals = context.environment.globals  # `range`, `dict`, ...: not config
+        return self.plan({k: v for k, v in context.get_all().items() if k not in jinja_globals})
 
     def __repr__(self) -> str:
         return "<kedro-gcs-bridge DAG file factory>"
