@@ -97,6 +97,7 @@ def measured_run(project: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     prefix = f"{tmp_path_factory.mktemp('measured').as_uri()}/spaceflights/manual__1"
     pipeline = pipelines["__default__"]
     read = {name for node in pipeline.nodes for name in node.inputs}
+    HandoffStore(prefix, task="setup").mark("spaceflights", "manual__1")
     for node in pipeline.nodes:
         store = HandoffStore(prefix, task=node.name)
         for output in sorted(set(node.outputs) & read):
@@ -345,6 +346,39 @@ class TestSuggest:
         found = json.loads((run.project / "suggestion.json").read_text(encoding="utf-8"))
         assert set(found) >= {"ungrouped", "current", "suggested", "model"}
         assert "pod start: 30.0 s" in run.stderr
+
+
+class TestCatalogAndRuns:
+    def test_a_bad_root_is_a_usage_error(self, project: Any) -> None:
+        result = cli(project, "catalog", "--root", "s3://bucket/data")
+        assert result.exit_code == 2, said(result)
+        assert "gs://" in result.stderr
+
+    def test_a_bad_age_names_the_option(self, project: Any) -> None:
+        result = cli(project, "runs", "gc", "--older-than", "soon")
+        assert result.exit_code == 2, said(result)
+        assert "Invalid value for '--older-than': 'soon' is not an age" in result.stderr
+
+    def test_runs_list_and_gc_read_the_root_given(self, project: Any, measured_run: str) -> None:
+        root = measured_run.rsplit("/", 2)[0]
+        listed = lines_of(cli(project, "runs", "list", "--root", root))
+        assert listed[0] == f"1 run(s) under {root}"
+        assert listed[1].startswith("spaceflights  manual__1  groups 7  ")
+        dry = lines_of(
+            cli(project, "runs", "gc", "--older-than", "0s", "--dry-run", "--root", root)
+        )
+        assert dry[0].startswith(f"would delete {measured_run} (")
+        assert dry[-1].startswith("1 run(s), ") and dry[-1].endswith(" would be freed")
+
+    def test_finalize_without_a_run_prefix_says_how_to_give_one(
+        self, project: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("KEDRO_GCS_BRIDGE_RUN_PREFIX", raising=False)
+        result = cli(project, "finalize")
+        assert result.exit_code == 1, said(result)
+        assert result.stderr == (
+            "Error: no run prefix: pass --prefix or set KEDRO_GCS_BRIDGE_RUN_PREFIX.\n"
+        )
 
 
 class TestInit:

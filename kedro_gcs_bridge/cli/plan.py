@@ -16,7 +16,8 @@ from kedro_gcs_bridge.cli.options import (
     params_option,
     pipeline_option,
 )
-from kedro_gcs_bridge.planning.views import FORMATS
+from kedro_gcs_bridge.planning.storage import remedies_once, storage_text
+from kedro_gcs_bridge.planning.views import FORMATS, render_plan
 
 if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
@@ -38,9 +39,6 @@ def plan(
     output: Path | None,
 ) -> None:
     """Print the Airflow tasks of a pipeline: nodes, machine class, upstream, crossing data."""
-    from kedro_gcs_bridge.planning.storage import storage_text
-    from kedro_gcs_bridge.planning.views import render_plan
-
     (dag,), catalog, _ = access.dag_files(metadata, [pipeline_name], env, params)
     if dag.plan is None:
         raise click.ClickException(dag.error or "no plan")
@@ -76,8 +74,6 @@ def validate(
 
 def _report(metadata: ProjectMetadata, name: str, dag: Any, catalog: Any) -> bool:
     """Says what is wrong with one pipeline's DAG (errors, warnings); True when it is valid."""
-    from kedro_gcs_bridge.planning.storage import remedies_once
-
     if dag.error:
         click.secho(f"{name}: ERROR\n{dag.error}", fg="red")
         return False

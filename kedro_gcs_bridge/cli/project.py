@@ -4,12 +4,15 @@ entries to GCS in a catalog env of their own."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from kedro_gcs_bridge.cli import access
+from kedro_gcs_bridge.dag.catalog_env import catalog_env, check_env, parse_root, upload_commands
+from kedro_gcs_bridge.errors import CatalogEnvError
 
 if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
@@ -68,12 +71,10 @@ def init(metadata: ProjectMetadata, force: bool) -> None:
     )
 
 
-def _usage(check: Any) -> Any:
+def _usage(check: Callable[[str], str]) -> Callable[..., str]:
     """A click callback from a checker that raises CatalogEnvError: a usage error (exit 2)."""
 
     def callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
-        from kedro_gcs_bridge.errors import CatalogEnvError
-
         try:
             return check(value)
         except CatalogEnvError as exc:
@@ -82,23 +83,11 @@ def _usage(check: Any) -> Any:
     return callback
 
 
-def _parse_root(value: str) -> str:
-    from kedro_gcs_bridge.dag.catalog_env import parse_root
-
-    return parse_root(value)
-
-
-def _check_env(value: str) -> str:
-    from kedro_gcs_bridge.dag.catalog_env import check_env
-
-    return check_env(value)
-
-
 @click.command()
 @click.option(
     "--root",
     required=True,
-    callback=_usage(_parse_root),
+    callback=_usage(parse_root),
     help="gs://bucket[/path] to move local-disk data under.",
 )
 @click.option(
@@ -107,15 +96,13 @@ def _check_env(value: str) -> str:
     "target_env",
     default="gcs",
     show_default=True,
-    callback=_usage(_check_env),
+    callback=_usage(check_env),
     help="Env to write.",
 )
 @click.option("--force", is_flag=True, help="Overwrite conf/<env>/catalog.yml if it exists.")
 @click.pass_obj
 def catalog(metadata: ProjectMetadata, root: str, target_env: str, force: bool) -> None:
     """Write conf/<env>/catalog.yml: every local-disk catalog entry, its filepath on GCS."""
-    from kedro_gcs_bridge.dag.catalog_env import catalog_env, upload_commands
-
     config, raw_paths, conf = access.catalog_sources(metadata)
     target = conf / target_env / "catalog.yml"
     shown = target.relative_to(metadata.project_path)

@@ -9,6 +9,10 @@ import click
 
 from kedro_gcs_bridge.cli import access
 from kedro_gcs_bridge.cli.options import env_option
+from kedro_gcs_bridge.errors import GCSBridgeError
+from kedro_gcs_bridge.ops.finalize import finish_run
+from kedro_gcs_bridge.ops.runs import delete_runs, parse_age, scan_runs, select_for_gc
+from kedro_gcs_bridge.planning.views import human_size
 
 if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
@@ -25,18 +29,10 @@ def runs() -> None:
 
 def _scan_runs(url: str) -> list[Any]:
     """The run prefixes under a root; skipped objects are printed."""
-    from kedro_gcs_bridge.ops.runs import scan_runs
-
     scan = scan_runs(url)
     for problem in scan.problems:
         click.secho(f"warning: {problem}", fg="yellow")
     return scan.runs
-
-
-def _size(size: float) -> str:
-    from kedro_gcs_bridge.planning.views import human_size
-
-    return human_size(size)
 
 
 @runs.command("list")
@@ -53,14 +49,11 @@ def list_command(metadata: ProjectMetadata, root: str | None, env: str) -> None:
         when = run.last_write.strftime("%Y-%m-%d %H:%M:%S") if run.last_write else "-"
         click.echo(
             f"{run.dag_id}  {run.run}  groups {len(run.groups_done)}{expected}  "
-            f"{run.outcome}  {_size(run.size)}  {when}"
+            f"{run.outcome}  {human_size(run.size)}  {when}"
         )
 
 
 def _age(ctx: click.Context, param: click.Parameter, value: str) -> dt.timedelta:
-    from kedro_gcs_bridge.errors import GCSBridgeError
-    from kedro_gcs_bridge.ops.runs import parse_age
-
     try:
         return parse_age(value)
     except GCSBridgeError as exc:
@@ -85,15 +78,15 @@ def gc_command(
     env: str,
 ) -> None:
     """Delete whole run prefixes by age; nothing outside the root is touched."""
-    from kedro_gcs_bridge.ops.runs import delete_runs, select_for_gc
-
     url = access.runs_root(metadata, root, env)
     chosen = select_for_gc(_scan_runs(url), older_than, keep_failed, dt.datetime.now(dt.UTC))
     verb = "would delete" if dry_run else "deleting"
     for run in chosen:
-        click.echo(f"{verb} {run.url} ({run.outcome}, {_size(run.size)})")
+        click.echo(f"{verb} {run.url} ({run.outcome}, {human_size(run.size)})")
     freed = sum(run.size for run in chosen) if dry_run else delete_runs(url, chosen)
-    click.echo(f"{len(chosen)} run(s), {_size(freed)} {'would be freed' if dry_run else 'freed'}")
+    click.echo(
+        f"{len(chosen)} run(s), {human_size(freed)} {'would be freed' if dry_run else 'freed'}"
+    )
 
 
 @click.command()
@@ -121,8 +114,6 @@ def finalize(cleanup: str, prefix: str | None, tasks: str | None, failed_groups:
 
     An error of its own (storage, MLflow) exits 1 too, so Airflow retries it.
     """
-    from kedro_gcs_bridge.ops.finalize import finish_run
-
     from_env, variable = access.run_prefix_from_env()
     prefix = prefix or from_env
     if not prefix:

@@ -17,12 +17,14 @@ from kedro_gcs_bridge.cli.options import (
     pipeline_option,
 )
 from kedro_gcs_bridge.planning import suggest as model
+from kedro_gcs_bridge.planning.grouping import NodeSpec, group_pipeline, node_specs
+from kedro_gcs_bridge.planning.machines import memory_bytes
+from kedro_gcs_bridge.planning.plan import node_classes
 
 if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
 
     from kedro_gcs_bridge.planning.config import BridgeConfig
-    from kedro_gcs_bridge.planning.grouping import NodeSpec
 
 FORMATS = ("text", "yaml", "json")
 
@@ -77,8 +79,6 @@ def suggest(
     output: Path | None,
 ) -> None:
     """Suggest `groups:` from a measured run: fewer pods where they cost more than they give."""
-    from kedro_gcs_bridge.planning.machines import memory_bytes
-
     bound = memory_bytes(max_memory) if max_memory else None
     nodes, config, group_of, persisted = _suggest_inputs(metadata, pipeline_name, env, params)
     # What is said about the inputs goes to stderr for the machine-readable formats.
@@ -93,7 +93,7 @@ def suggest(
     )
     cost = model.cost_model(pod_start, kedro_start, round_trip_ms)
     said.append(f"pod start: {cost.pod_start_s:.1f} s ({pod_start_from})")
-    classes = _node_classes(nodes, config)
+    classes = node_classes(nodes, config)
     result = model.suggest_groups(
         nodes, figures.measurements, classes, group_of, cost, objective, allow_mixed, bound
     )
@@ -124,18 +124,10 @@ def _render(
     return "\n".join(lines) + "\n" + model.suggestion_text(result, cost)
 
 
-def _node_classes(nodes: list[NodeSpec], config: BridgeConfig) -> dict[str, str]:
-    from kedro_gcs_bridge.planning.plan import node_classes
-
-    return node_classes(nodes, config)
-
-
 def _suggest_inputs(
     metadata: ProjectMetadata, pipeline_name: str, env: str, params: dict[str, Any]
 ) -> tuple[list[NodeSpec], BridgeConfig, dict[str, str], frozenset[str]]:
     """The pipeline's nodes, its config, its current groups and its persisted datasets."""
-    from kedro_gcs_bridge.planning.grouping import group_pipeline, node_specs
-
     raw, catalog = access.load_project(metadata, env)
     found = access.pipeline(pipeline_name)
     config = access.bridge_config(raw, pipeline_name, params)
