@@ -114,7 +114,7 @@ def plan(grouping: bool) -> tuple[list[Task], Any]:
     import yaml
     from kedro.framework.project import pipelines
 
-    from kedro_gcs_bridge.planning.config import merge_airflow_config, parse_config
+    from kedro_gcs_bridge.config import merge_airflow_config, parse_config
     from kedro_gcs_bridge.planning.plan import node_specs, plan_tasks
 
     raw = yaml.safe_load((EXAMPLE / "conf" / "base" / "airflow.yml").read_text()) or {}

@@ -32,14 +32,20 @@ def _airflow_create_params() -> Mapping[str, Any] | None:
 
 
 def _template_uses_bridge(params: Mapping[str, Any]) -> bool:
+    """Whether the `-j` template reads the `gcs_bridge` variable this hook provides (parsed
+    by Jinja: a comment or text that merely names it does not count)."""
     jinja_file = params.get("jinja_file")
     if not jinja_file:
         return False
+    import jinja2  # kedro-airflow's dependency: present under `kedro airflow create`
+    from jinja2 import meta
+
     try:
         with open(jinja_file, encoding="utf-8") as handle:  # noqa: PTH123
-            return "gcs_bridge" in handle.read()
-    except OSError:
-        return False
+            parsed = jinja2.Environment(autoescape=True).parse(handle.read())
+    except (OSError, UnicodeDecodeError, jinja2.TemplateSyntaxError):
+        return False  # kedro-airflow reports it when it renders the template
+    return "gcs_bridge" in meta.find_undeclared_variables(parsed)
 
 
 class AirflowCreateHook:

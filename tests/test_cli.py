@@ -1,29 +1,123 @@
-"""`kedro gcs-bridge plan | validate | init`, run for real in copies of the example project.
+"""`kedro gcs-bridge ...` in a copy of the example project.
 
-Every command is run once per session (see `CLI_JOBS` in conftest.py).
+In-process through Click's CliRunner (the project bootstrapped once for the module), and
+through the real `kedro` CLI once per command family whose stdout matters: Kedro prints its
+own log record there before any plugin code runs, so `-o FILE` is what gives a clean file.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import click
 import pytest
-from conftest import EXAMPLE, REPO, TEMPLATE, KedroRun, dot_graph, mermaid_graph
+from click.testing import CliRunner, Result
+from conftest import (
+    EXAMPLE,
+    LOCAL_DISK_WARN,
+    REPO,
+    TEMPLATE,
+    Job,
+    KedroRun,
+    dot_graph,
+    make_project,
+    mermaid_graph,
+    run_jobs,
+)
+
+from kedro_gcs_bridge.cli import BridgeGroup, commands
+from kedro_gcs_bridge.cli.options import STDOUT_NOTE
+from kedro_gcs_bridge.errors import ConfigError
 
 PARQUET = "data/02_intermediate/preprocessed_companies.parquet"
 MODEL = "data/06_models/regressor.pickle"
 CARRIED = "carried through the run prefix"
 DRAWINGS = {"mermaid": (mermaid_graph, "flowchart"), "dot": (dot_graph, "digraph")}
+WARN = ("--params", LOCAL_DISK_WARN)
+PACKAGE = REPO / "kedro_gcs_bridge"
 
 
-def plan_lines(run: KedroRun) -> list[str]:
-    assert run.returncode == 0, run.describe()
-    return run.stdout.splitlines()
+# --- In-process: the example project bootstrapped once --------------------------------------
 
 
-def drawing(run: KedroRun, first: str) -> str:
-    """The drawing in a command's stdout (Kedro's log lines share stdout)."""
-    lines = plan_lines(run)
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The ProjectMetadata of a copy of the example project, bootstrapped in this process."""
+    from kedro.framework.startup import bootstrap_project
+
+    path = make_project(tmp_path_factory.mktemp("cli"), "spaceflights", Job(()))
+    metadata = bootstrap_project(path)
+    yield metadata
+    # bootstrap_project put the copy's src/ on sys.path; its modules go with it.
+    sys.path[:] = [entry for entry in sys.path if entry != str(path / "src")]
+    for name in [m for m in sys.modules if m.split(".")[0] == metadata.package_name]:
+        del sys.modules[name]
+
+
+def cli(metadata: Any, *args: str) -> Result:
+    """`kedro gcs-bridge <args>` in-process, stdout and stderr apart."""
+    return CliRunner().invoke(commands, ["gcs-bridge", *args], obj=metadata)
+
+
+def said(result: Result) -> str:
+    return f"exit {result.exit_code}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+
+
+def lines_of(result: Result) -> list[str]:
+    assert result.exit_code == 0, said(result)
+    return result.stdout.splitlines()
+
+
+def drawing(text: str, first: str) -> str:
+    """The drawing in a command's stdout (Kedro's log record may come first)."""
+    lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(first))
     return "\n".join(lines[start:]) + "\n"
+
+
+@pytest.fixture(scope="module")
+def plan_text(project: Any) -> Result:
+    return cli(project, "plan", *WARN)
+
+
+@pytest.fixture(scope="module")
+def measured_run(project: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A run prefix of the example's ungrouped DAG, committed through the real store: every
+    node a task of 10 s, after a 30 s pod start, saving each dataset another node reads."""
+    from kedro.framework.project import pipelines
+
+    from kedro_gcs_bridge.pod.store import HandoffStore
+
+    prefix = f"{tmp_path_factory.mktemp('measured').as_uri()}/spaceflights/manual__1"
+    pipeline = pipelines["__default__"]
+    read = {name for node in pipeline.nodes for name in node.inputs}
+    HandoffStore(prefix, task="setup").mark("spaceflights", "manual__1")
+    for node in pipeline.nodes:
+        store = HandoffStore(prefix, task=node.name)
+        for output in sorted(set(node.outputs) & read):
+            store.save(output, {"rows": list(range(100))})
+        extra = {"node_seconds": {node.name: 10.0}, "pod_start_seconds": 30.0}
+        store.write_manifest([node.name], "2026-12-01T00:00:00+00:00", extra)
+    return prefix
+
+
+# --- The real `kedro` CLI, once per family whose stdout matters --------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory: pytest.TempPathFactory, measured_run: str) -> dict[str, KedroRun]:
+    suggest = ("gcs-bridge", "suggest", "--from", measured_run, "--round-trip-ms", "0")
+    jobs = {
+        "plan_dot_file": Job(("gcs-bridge", "plan", "--format", "dot", "-o", "plan.dot", *WARN)),
+        "suggest_json_file": Job((*suggest, "--format", "json", "-o", "suggestion.json")),
+    }
+    return run_jobs(tmp_path_factory.mktemp("real"), jobs)
 
 
 class TestPlan:
@@ -54,17 +148,15 @@ class TestPlan:
         ids=["companies", "split", "evaluate"],
     )
     def test_text_lists_tasks_nodes_machine_upstream_and_data(
-        self, block: list[str], cli_runs: dict[str, KedroRun]
+        self, block: list[str], plan_text: Result
     ) -> None:
-        lines = plan_lines(cli_runs["plan_text"])
+        lines = lines_of(plan_text)
         start = lines.index(block[0])
         assert lines[start : start + len(block)] == block
         assert "Pipeline __default__: 5 task(s)" in lines
 
-    def test_text_flags_a_crossing_dataset_on_local_disk(
-        self, cli_runs: dict[str, KedroRun]
-    ) -> None:
-        lines = plan_lines(cli_runs["plan_text"])
+    def test_text_flags_a_crossing_dataset_on_local_disk(self, plan_text: Result) -> None:
+        lines = lines_of(plan_text)
         flagged = [line for line in lines if "LOCAL DISK" in line]
         assert [line.split("  [")[0] for line in flagged] == [
             "  out:      preprocessed_companies",
@@ -80,12 +172,14 @@ class TestPlan:
         # In memory, handed over through the run prefix: not flagged.
         assert "  in:       X_train <- split" in lines
 
+    def test_text_is_not_machine_readable_so_no_note(self, plan_text: Result) -> None:
+        assert STDOUT_NOTE not in plan_text.stderr
+
     @pytest.mark.parametrize("fmt", ["mermaid", "dot"])
-    def test_drawing_has_one_box_per_task_and_labelled_edges(
-        self, fmt: str, cli_runs: dict[str, KedroRun]
-    ) -> None:
+    def test_drawing_has_one_box_per_task_and_labelled_edges(self, fmt: str, project: Any) -> None:
         parse, first = DRAWINGS[fmt]
-        boxes, edges = parse(drawing(cli_runs[f"plan_{fmt}"], first))
+        result = cli(project, "plan", "--format", fmt, *WARN)
+        boxes, edges = parse(drawing("\n".join(lines_of(result)), first))
         assert sorted(boxes) == sorted(
             ["companies", "shuttles", "split", "train_model_node", "evaluate_model_node"]
         )
@@ -104,32 +198,51 @@ class TestPlan:
         assert "regressor (local disk)" in edges[("train_model_node", "evaluate_model_node")]
         # model_input_table is made and read inside `split`: it never crosses.
         assert not any("model_input_table" in label for label in edges.values())
+        # On stdout, Kedro's own log record may come first: stderr says so, and what to do.
+        assert result.stderr.splitlines() == [STDOUT_NOTE]
 
-    def test_without_grouping_every_dataset_between_nodes_is_an_edge(
-        self, cli_runs: dict[str, KedroRun]
-    ) -> None:
-        boxes, edges = mermaid_graph(drawing(cli_runs["plan_mermaid_ungrouped"], "flowchart"))
+    def test_without_grouping_every_dataset_between_nodes_is_an_edge(self, project: Any) -> None:
+        params = f"grouping=false,{LOCAL_DISK_WARN}"
+        result = cli(project, "plan", "--format", "mermaid", "--params", params)
+        boxes, edges = mermaid_graph(drawing(result.stdout, "flowchart"))
         assert len(boxes) == 7
         label = "model_input_table (local disk)"
         assert edges[("create_model_input_table_node", "split_data_node")] == label
 
-    def test_output_file_holds_only_the_drawing(self, cli_runs: dict[str, KedroRun]) -> None:
-        run = cli_runs["plan_dot_file"]
+    @pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+    def test_output_file_holds_exactly_the_drawing(
+        self, fmt: str, project: Any, tmp_path: Path
+    ) -> None:
+        target = tmp_path / f"plan.{fmt}"
+        written = cli(project, "plan", "--format", fmt, "-o", str(target), *WARN)
+        assert lines_of(written) == [f"wrote {target}"]
+        assert STDOUT_NOTE not in written.stderr
+        shown = cli(project, "plan", "--format", fmt, *WARN)
+        assert target.read_text(encoding="utf-8") == drawing(shown.stdout, DRAWINGS[fmt][1])
+
+    def test_an_unwritable_output_is_one_error(self, project: Any, tmp_path: Path) -> None:
+        target = tmp_path / "missing" / "plan.dot"
+        result = cli(project, "plan", "--format", "dot", "-o", str(target), *WARN)
+        assert result.exit_code == 1, said(result)
+        assert "plan.dot" in result.stderr and "Traceback" not in result.stderr
+
+    def test_the_real_cli_writes_a_file_graphviz_reads(
+        self, real_runs: dict[str, KedroRun]
+    ) -> None:
+        run = real_runs["plan_dot_file"]
         assert run.returncode == 0, run.describe()
         assert "wrote plan.dot" in run.output
-        text = (run.project / "plan.dot").read_text(encoding="utf-8")
         # Every line is part of the graph: the file can go straight to Graphviz.
-        boxes, edges = dot_graph(text)
+        boxes, edges = dot_graph((run.project / "plan.dot").read_text(encoding="utf-8"))
         assert len(boxes) == 5 and len(edges) == 5
-        assert text == drawing(cli_runs["plan_dot"], "digraph")
 
 
 class TestValidate:
-    def test_local_disk_crossing_is_an_error_without_local_handoff(
-        self, cli_runs: dict[str, KedroRun]
-    ) -> None:
-        run = cli_runs["validate_local_disk"]
-        assert run.returncode == 1, run.describe()
+    def test_local_disk_crossing_is_an_error_without_local_handoff(self, project: Any) -> None:
+        params = f"local_handoff=false,{LOCAL_DISK_WARN}"
+        result = cli(project, "validate", "--params", params)
+        assert result.exit_code == 1, said(result)
+        output = " ".join(result.output.split())
         error = (
             "error: dataset 'preprocessed_companies' is saved on local disk "
             f"({PARQUET}) by task companies and read by task(s) split in other pods, which "
@@ -139,48 +252,245 @@ class TestValidate:
             "errors above: set `local_handoff: true` so the run prefix carries it, "
             "or move it to GCS: `kedro gcs-bridge catalog --root gs://<bucket>/<path>`"
         )
-        assert f"__default__: {error}" in run.output
-        assert f"data_processing: {error}" in run.output
+        assert f"__default__: {error}" in output
+        assert f"data_processing: {error}" in output
         # A remedy several errors share is said once, after them.
-        assert run.output.count("__default__: remedy for the ") >= 1
-        assert remedy in run.output
-        assert "Remedy: set `local_handoff: true`" not in run.output.split("data_science")[0]
-        assert "__default__: ok" not in run.output
+        assert output.count("__default__: remedy for the ") >= 1
+        assert remedy in output
+        assert "Remedy: set `local_handoff: true`" not in output.split("data_science")[0]
+        assert "__default__: ok" not in output
         # data_science does not hold the node that makes it, but crosses with its model.
-        assert "data_science: error: dataset 'preprocessed_companies'" not in run.output
+        assert "data_science: error: dataset 'preprocessed_companies'" not in output
         assert (
             f"data_science: error: dataset 'regressor' is saved on local disk ({MODEL}) by task "
             "train_model_node and read by task(s) evaluate_model_node in other pods"
-        ) in run.output
+        ) in output
+
+    def test_every_pipeline_is_ok_with_local_disk_allowed(self, project: Any) -> None:
+        from kedro.framework.project import pipelines
+
+        lines = lines_of(cli(project, "validate", *WARN))
+        assert "__default__: ok, 5 task(s)" in lines
+        ok = [line.split(":")[0] for line in lines if ": ok, " in line]
+        assert ok == sorted(pipelines)
+
+    def test_an_unknown_pipeline_is_named(self, project: Any) -> None:
+        result = cli(project, "validate", "-p", "nope", *WARN)
+        assert result.exit_code == 1
+        assert "Pipeline nope not found; registered: ['__default__'," in result.stderr
+
+
+class TestSuggest:
+    def test_text_compares_groupings_in_a_table(self, project: Any, measured_run: str) -> None:
+        lines = lines_of(cli(project, "suggest", "--from", measured_run, "--round-trip-ms", "0"))
+        assert lines[0] == f"7 task manifest(s) read from {measured_run}"
+        assert lines[1].startswith("pod start: 30.0 s (measured: median task start")
+        header = next(i for i, line in enumerate(lines) if line.startswith("grouping "))
+        assert lines[header].split() == [
+            "grouping",
+            "tasks",
+            "makespan",
+            "pod-seconds",
+            "bytes",
+            "via",
+            "GCS",
+        ]
+        width = len(lines[header])
+        rows = lines[header + 1 : header + 7]
+        assert set(rows[0]) == {"-", " "}  # the rule under the header
+        assert [row.split()[0] for row in rows[1:]] == [
+            "ungrouped",
+            "current",
+            "suggested",
+            "kedro-airflow",
+            "kedro-airflow",
+        ]
+        assert {len(row) for row in rows} == {width}  # one column width for every row
+        assert "Paste into airflow.yml:" in lines
+
+    @pytest.mark.parametrize("fmt", ["json", "yaml"])
+    def test_machine_formats_say_the_rest_on_stderr(
+        self, fmt: str, project: Any, measured_run: str
+    ) -> None:
+        result = cli(project, "suggest", "--from", measured_run, "--format", fmt)
+        assert result.exit_code == 0, said(result)
+        assert STDOUT_NOTE in result.stderr.splitlines()
+        assert "pod start: 30.0 s" in result.stderr
+        assert "pod start" not in result.stdout
+
+    def test_output_file_holds_only_the_json(
+        self, project: Any, measured_run: str, tmp_path: Path
+    ) -> None:
+        target = tmp_path / "suggestion.json"
+        result = cli(
+            project, "suggest", "--from", measured_run, "--format", "json", "-o", str(target)
+        )
+        assert lines_of(result) == [f"wrote {target}"]
+        assert STDOUT_NOTE not in result.stderr
+        found = json.loads(target.read_text(encoding="utf-8"))
+        assert found["ungrouped"]["tasks"] == 7
+        assert found["model"]["pod_start_s"] == 30.0
+
+    def test_a_package_error_is_one_line_and_exit_1(self, project: Any, measured_run: str) -> None:
+        result = cli(project, "suggest", "--from", measured_run, "--max-memory", "lots")
+        assert result.exit_code == 1, said(result)
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("Error: ") and "lots" in line
+
+    def test_the_real_cli_writes_valid_json_to_the_file(
+        self, real_runs: dict[str, KedroRun]
+    ) -> None:
+        run = real_runs["suggest_json_file"]
+        assert run.returncode == 0, run.describe()
+        assert "wrote suggestion.json" in run.stdout
+        found = json.loads((run.project / "suggestion.json").read_text(encoding="utf-8"))
+        assert set(found) >= {"ungrouped", "current", "suggested", "model"}
+        assert "pod start: 30.0 s" in run.stderr
+
+
+class TestCatalogAndRuns:
+    def test_a_bad_root_is_a_usage_error(self, project: Any) -> None:
+        result = cli(project, "catalog", "--root", "s3://bucket/data")
+        assert result.exit_code == 2, said(result)
+        assert "gs://" in result.stderr
+
+    def test_a_bad_age_names_the_option(self, project: Any) -> None:
+        result = cli(project, "runs", "gc", "--older-than", "soon")
+        assert result.exit_code == 2, said(result)
+        assert "Invalid value for '--older-than': 'soon' is not an age" in result.stderr
+
+    def test_runs_list_and_gc_read_the_root_given(self, project: Any, measured_run: str) -> None:
+        root = measured_run.rsplit("/", 2)[0]
+        listed = lines_of(cli(project, "runs", "list", "--root", root))
+        assert listed[0] == f"1 run(s) under {root}"
+        assert listed[1].startswith("spaceflights  manual__1  groups 7  ")
+        dry = lines_of(
+            cli(project, "runs", "gc", "--older-than", "0s", "--dry-run", "--root", root)
+        )
+        assert dry[0].startswith(f"would delete {measured_run} (")
+        assert dry[-1].startswith("1 run(s), ") and dry[-1].endswith(" would be freed")
+
+    def test_finalize_without_a_run_prefix_says_how_to_give_one(
+        self, project: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("KEDRO_GCS_BRIDGE_RUN_PREFIX", raising=False)
+        result = cli(project, "finalize")
+        assert result.exit_code == 1, said(result)
+        assert result.stderr == (
+            "Error: no run prefix: pass --prefix or set KEDRO_GCS_BRIDGE_RUN_PREFIX.\n"
+        )
 
 
 class TestInit:
-    def test_writes_the_template_and_keeps_existing_config(
-        self, cli_runs: dict[str, KedroRun]
-    ) -> None:
-        run = cli_runs["init"]
-        assert run.returncode == 0, run.describe()
-        assert (run.project / "templates/gcs_bridge.j2").read_bytes() == TEMPLATE.read_bytes()
+    """init reads no Kedro session: a bare metadata object is enough."""
+
+    @pytest.fixture
+    def folder(self, tmp_path: Path) -> Path:
+        project = tmp_path / "project"
+        (project / "conf/base").mkdir(parents=True)
         config = "conf/base/airflow.yml"
-        assert (run.project / config).read_bytes() == (EXAMPLE / config).read_bytes()
-        assert "wrote templates/gcs_bridge.j2" in run.output
-        assert "skipped conf/base/airflow.yml (exists; --force overwrites it)" in run.output
+        (project / config).write_bytes((EXAMPLE / config).read_bytes())
+        return project
 
-    def test_force_replaces_the_config(self, cli_runs: dict[str, KedroRun]) -> None:
-        run = cli_runs["init_force"]
-        assert run.returncode == 0, run.describe()
-        shipped = REPO / "kedro_gcs_bridge/project_files/airflow.yml"
-        written = run.project / "conf/base/airflow.yml"
-        assert written.read_bytes() == shipped.read_bytes()
-        assert "wrote conf/base/airflow.yml" in run.output
-        assert "skipped" not in run.output
+    def init(self, folder: Path, *args: str) -> Result:
+        return cli(SimpleNamespace(project_path=folder), "init", *args)
 
-    @pytest.mark.parametrize("job", ["init", "init_force"])
-    def test_copies_the_docker_folder(self, job: str, cli_runs: dict[str, KedroRun]) -> None:
-        run = cli_runs[job]
+    def test_writes_the_template_and_keeps_existing_config(self, folder: Path) -> None:
+        result = self.init(folder)
+        assert result.exit_code == 0, said(result)
+        assert (folder / "templates/gcs_bridge.j2").read_bytes() == TEMPLATE.read_bytes()
+        config = "conf/base/airflow.yml"
+        assert (folder / config).read_bytes() == (EXAMPLE / config).read_bytes()
+        assert "wrote   templates/gcs_bridge.j2" in result.stdout
+        assert "skipped conf/base/airflow.yml (exists; --force overwrites it)" in result.stdout
+
+    def test_force_replaces_the_config(self, folder: Path) -> None:
+        result = self.init(folder, "--force")
+        assert result.exit_code == 0, said(result)
+        shipped = PACKAGE / "project_files/airflow.yml"
+        assert (folder / "conf/base/airflow.yml").read_bytes() == shipped.read_bytes()
+        assert "wrote   conf/base/airflow.yml" in result.stdout
+        assert "skipped" not in result.stdout
+
+    @pytest.mark.parametrize("force", [False, True])
+    def test_copies_the_docker_folder(self, force: bool, folder: Path) -> None:
+        self.init(folder, *(["--force"] if force else []))
         shipped = sorted(p.relative_to(REPO) for p in (REPO / "docker").rglob("*") if p.is_file())
-        copied = run.project / "docker"
-        written = sorted(p.relative_to(run.project) for p in copied.rglob("*") if p.is_file())
+        copied = folder / "docker"
+        written = sorted(p.relative_to(folder) for p in copied.rglob("*") if p.is_file())
         assert written == shipped
         for relative in shipped:
-            assert (run.project / relative).read_bytes() == (REPO / relative).read_bytes()
+            assert (folder / relative).read_bytes() == (REPO / relative).read_bytes()
+
+
+class TestErrorHandler:
+    def group_with(self, error: Exception) -> click.Group:
+        root = click.Group("root")
+        group = BridgeGroup("gcs-bridge")
+        root.add_command(group)
+        nested = click.Group("nested")
+        group.add_command(nested)
+
+        @nested.command()
+        def fails() -> None:
+            raise error
+
+        return root
+
+    def test_a_package_error_anywhere_below_is_one_line_and_exit_1(self) -> None:
+        root = self.group_with(ConfigError("'x' is wrong: set it to y"))
+        result = CliRunner().invoke(root, ["gcs-bridge", "nested", "fails"])
+        assert result.exit_code == 1
+        assert result.stderr == "Error: 'x' is wrong: set it to y\n"
+
+    def test_other_errors_are_not_hidden(self) -> None:
+        root = self.group_with(RuntimeError("a bug"))
+        result = CliRunner().invoke(root, ["gcs-bridge", "nested", "fails"])
+        assert isinstance(result.exception, RuntimeError)
+
+    def test_every_command_is_listed_and_loads(self) -> None:
+        group = commands.commands["gcs-bridge"]
+        context = click.Context(group)
+        names = group.list_commands(context)
+        assert names == [
+            "catalog",
+            "finalize",
+            "init",
+            "plan",
+            "replay",
+            "runs",
+            "suggest",
+            "validate",
+        ]
+        for name in names:
+            assert isinstance(group.get_command(context, name), click.Command), name
+
+    def test_loading_the_entry_point_loads_no_command_family(self) -> None:
+        # Kedro imports it for every command, a pod's `kedro run` included.
+        code = (
+            "import sys, kedro_gcs_bridge.cli; "
+            "print(sorted(m for m in sys.modules if m.startswith('kedro_gcs_bridge.')))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert done.stdout.strip() == "['kedro_gcs_bridge.cli', 'kedro_gcs_bridge.errors']"
+
+
+class TestOneSource:
+    def test_the_local_runs_folder_is_named_once(self) -> None:
+        found = [
+            path.relative_to(PACKAGE).as_posix()
+            for path in sorted(PACKAGE.rglob("*.py"))
+            if '".gcs-bridge-runs"' in path.read_text(encoding="utf-8")
+        ]
+        assert found == ["planning/naming.py"]
+
+    def test_machine_tags_are_read_in_one_place(self) -> None:
+        found = [
+            path.relative_to(PACKAGE).as_posix()
+            for path in sorted(PACKAGE.rglob("*.py"))
+            if "resources_tag_prefix" in path.read_text(encoding="utf-8")
+            and "startswith(prefix)" in path.read_text(encoding="utf-8")
+        ]
+        assert found == ["planning/plan.py"]

@@ -20,19 +20,18 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from kedro_gcs_bridge.config import BridgeConfig, MachineClass, parse_config
+from kedro_gcs_bridge.config import TEMPLATE_VARIABLES, BridgeConfig, MachineClass, parse_config
 from kedro_gcs_bridge.dag import pod_spec
 from kedro_gcs_bridge.dag.pod_spec import PyCode
 from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
 from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError
-from kedro_gcs_bridge.planning.naming import dag_id, run_prefix_template
+from kedro_gcs_bridge.planning.naming import dag_id, local_runs_root, run_prefix_template
 from kedro_gcs_bridge.planning.plan import (
     FINALIZE_RETRY_DELAY,
     Plan,
@@ -142,8 +141,6 @@ class DagFile:
     #: pipeline filtered the same way (`KEDRO_GCS_BRIDGE_TAGS`).
     node_tags: tuple[str, ...] = ()
 
-    task_env_key = TASK_ENV
-
     @staticmethod
     def py(value: Any, indent: int = 0) -> Markup:
         """A value as a Python literal, marked safe for the autoescaping template.
@@ -163,7 +160,7 @@ class DagFile:
     def run_prefix(self) -> str:
         """The run prefix as an Airflow template."""
         if self.local:
-            root = self.config.local_root or (Path(self.project_path) / ".gcs-bridge-runs").as_uri()
+            root = self.config.local_root or local_runs_root(self.project_path)
         else:
             root = self.config.gcs_bridge_root or ""
         return run_prefix_template(root)
@@ -422,6 +419,22 @@ def _plan(
     return plan, None
 
 
+#: Template variables that are not config: kedro-airflow's own, and the factory itself.
+_NOT_CONFIG = TEMPLATE_VARIABLES | {"gcs_bridge"}
+
+
+def _plan_key(variables: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a plan depends on: the pipeline, env, package, conf source and merged config."""
+    config = {key: value for key, value in variables.items() if key not in _NOT_CONFIG}
+    return (
+        str(variables["pipeline_name"]),
+        str(variables["env"]),
+        str(variables["package_name"]),
+        str(variables.get("conf_source") or ""),
+        json.dumps(config, sort_keys=True, default=repr),
+    )
+
+
 class DagFileFactory:
     """The object the template sees as `gcs_bridge`."""
 
@@ -436,6 +449,16 @@ class DagFileFactory:
         self.create_params = dict(create_params or {})
         self.node_tags = tuple(node_tags)
         self.planned = dict(planned or {})
+        self._planned: dict[tuple[str, ...], DagFile] = {}
+
+    def plan(self, variables: Mapping[str, Any]) -> DagFile:
+        """The DAG file of one pipeline, planned once per pipeline, env and config."""
+        key = _plan_key(variables)
+        if key not in self._planned:
+            self._planned[key] = build_dag_file(
+                variables, self.project_path, self.create_params, self.node_tags
+            )
+        return self._planned[key]
 
     @pass_context
     def dag_file(self, context: Context) -> DagFile:
@@ -445,9 +468,8 @@ class DagFileFactory:
         planned = self.planned.get(str(context.get("pipeline_name")))
         if planned is not None:
             return planned
-        return build_dag_file(
-            context.get_all(), self.project_path, self.create_params, self.node_tags
-        )
+        jinja_globals = context.environment.globals  # `range`, `dict`, ...: not config
+        return self.plan({k: v for k, v in context.get_all().items() if k not in jinja_globals})
 
     def __repr__(self) -> str:
         return "<kedro-gcs-bridge DAG file factory>"

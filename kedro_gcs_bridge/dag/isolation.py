@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from kedro_gcs_bridge.dag.storage_check import read_image_filter
+from kedro_gcs_bridge.planning.naming import LOCAL_RUNS_DIR
 
 #: Folder names never copied into a task's project: replay's own run roots, environments,
 #: version control and caches (an image built with a sensible ignore file lacks them too).
@@ -30,7 +31,7 @@ _NEVER_COPIED = frozenset(
         ".venv",
         "venv",
         "__pycache__",
-        ".gcs-bridge-runs",
+        LOCAL_RUNS_DIR,
         ".ruff_cache",
         ".pytest_cache",
         ".mypy_cache",

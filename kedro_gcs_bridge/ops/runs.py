@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError, StorageUnreachableError
 from kedro_gcs_bridge.ops.finalize import OUTCOME_OBJECT
-from kedro_gcs_bridge.planning.values import as_root_url
 from kedro_gcs_bridge.pod.backend import Backend, open_backend
 from kedro_gcs_bridge.pod.store import MARKER_KIND, MARKER_OBJECT
+from kedro_gcs_bridge.values import as_root_url
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import hashlib
 import keyword
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import quote
 
 from slugify import slugify
@@ -28,6 +29,9 @@ _HASH_LEN = 6
 #: expression in Airflow.
 RUN_SEGMENT_TEMPLATE = "{{ run_id | urlencode }}"
 DAG_SEGMENT_TEMPLATE = "{{ dag.dag_id }}"
+#: The project folder that holds run prefixes when no root is set (the `local` backend,
+#: `replay`, `runs list/gc`); replay never copies it into a task's project.
+LOCAL_RUNS_DIR = ".gcs-bridge-runs"
 
 
 def run_segment(run_id: str) -> str:
@@ -38,6 +42,11 @@ def run_segment(run_id: str) -> str:
 def run_prefix_template(root: str) -> str:
     """The run prefix as an Airflow template: `<root>/<dag_id>/<run_id>`."""
     return f"{root.rstrip('/')}/{DAG_SEGMENT_TEMPLATE}/{RUN_SEGMENT_TEMPLATE}"
+
+
+def local_runs_root(project_path: str | Path) -> str:
+    """`file://<project>/.gcs-bridge-runs`: the root of run prefixes when none is set."""
+    return (Path(project_path) / LOCAL_RUNS_DIR).as_uri()
 
 
 def _short_hash(text: str) -> str:

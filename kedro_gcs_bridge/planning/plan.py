@@ -99,6 +99,23 @@ class Plan:
         return [(up, task.task_id) for task in self.tasks for up in task.upstream]
 
 
+def machine_tags(node: NodeSpec, prefix: str) -> list[str]:
+    """The machine classes a node's `machine.<class>` tags name (`prefix`: the config's
+    `resources_tag_prefix`), in tag order: the one reader of those tags."""
+    return [tag[len(prefix) :] for tag in sorted(node.tags) if tag.startswith(prefix)]
+
+
+def node_classes(nodes: Sequence[NodeSpec], config: BridgeConfig) -> dict[str, str]:
+    """Node -> the machine class its pod gets on its own, as the plan chooses it: the largest
+    class its tags name, else the default class; a class the config lacks keeps its name."""
+    found = {}
+    for node in nodes:
+        machine, _, _ = _machine_for_group(node.name, [node], config)
+        tagged = machine_tags(node, config.resources_tag_prefix)
+        found[node.name] = machine.name if machine is not None else tagged[0]
+    return found
+
+
 def _machine_for_group(
     group: str,
     nodes: Sequence[NodeSpec],
@@ -108,9 +125,8 @@ def _machine_for_group(
     prefix = config.resources_tag_prefix
     wanted: dict[str, list[str]] = {}
     for node in nodes:
-        for tag in sorted(node.tags):
-            if tag.startswith(prefix):
-                wanted.setdefault(tag[len(prefix) :], []).append(node.name)
+        for name in machine_tags(node, prefix):
+            wanted.setdefault(name, []).append(node.name)
     errors = [
         f"unknown machine class '{name}' (tag '{prefix}{name}') on node(s) {sorted(users)}; "
         f"known classes: {sorted(config.machine_classes)}. Define it under machine_classes "

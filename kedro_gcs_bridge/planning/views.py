@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 # Only a type here: `kedro gcs-bridge` reads FORMATS when Kedro loads its commands, which
@@ -125,3 +125,19 @@ def human_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"  # pragma: no cover
+
+
+def replay_table(rows: Sequence[tuple[str, str, float, int, Sequence[str]]]) -> str:
+    """The tasks a replay ran: (task, state, seconds, bytes out, nodes) per row."""
+    # The `dag` extra: Kedro reads FORMATS from this module in a pod, which lacks tabulate.
+    from tabulate import tabulate
+
+    return tabulate(
+        [
+            (task, state, f"{seconds:.1f}", str(out), ", ".join(nodes))
+            for task, state, seconds, out, nodes in rows
+        ],
+        headers=("task", "state", "seconds", "bytes out", "nodes"),
+        tablefmt="plain",
+        disable_numparse=True,
+    )

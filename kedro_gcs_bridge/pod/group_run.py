@@ -24,7 +24,6 @@ from kedro.framework.hooks import hook_impl
 
 from kedro_gcs_bridge.errors import TrackingError
 from kedro_gcs_bridge.planning.grouping import base_name
-from kedro_gcs_bridge.planning.values import as_bool
 from kedro_gcs_bridge.pod.contract import (
     DAG_ID_ENV,
     EXPERIMENT_ENV,
@@ -37,6 +36,7 @@ from kedro_gcs_bridge.pod.contract import (
     env_value,
 )
 from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker, brief, metric_values
+from kedro_gcs_bridge.values import as_bool
 
 if TYPE_CHECKING:
     from kedro_gcs_bridge.pod.store import HandoffStore

@@ -28,7 +28,6 @@ from kedro.runner import SequentialRunner
 
 from kedro_gcs_bridge.errors import ConfigError, HandoffError
 from kedro_gcs_bridge.planning.grouping import base_name, boundary_datasets, node_specs
-from kedro_gcs_bridge.planning.values import as_bool, as_count
 from kedro_gcs_bridge.pod.catalog import entry_of, is_memory, local_path
 from kedro_gcs_bridge.pod.contract import (
     ALLOW_PICKLE_ENV,
@@ -49,6 +48,7 @@ from kedro_gcs_bridge.pod.contract import (
     env_mapping,
     env_value,
 )
+from kedro_gcs_bridge.values import as_bool, as_count
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline

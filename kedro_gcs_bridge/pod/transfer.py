@@ -53,9 +53,9 @@ from typing import TYPE_CHECKING, Any
 import google_crc32c
 
 from kedro_gcs_bridge.errors import HandoffError
-from kedro_gcs_bridge.planning.values import as_count
 from kedro_gcs_bridge.pod.contract import PARALLEL_CONCURRENCY_ENV, PARALLEL_THRESHOLD_ENV
 from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS, POLARS_IPC
+from kedro_gcs_bridge.values import as_count
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -20,9 +20,9 @@ from _processes import run
 from _runs import make_run
 from mlflow import MlflowClient
 
+from kedro_gcs_bridge.config import parse_config
 from kedro_gcs_bridge.ops.finalize import finish_run, task_states, verdict
 from kedro_gcs_bridge.ops.runs import list_runs
-from kedro_gcs_bridge.planning.config import parse_config
 from kedro_gcs_bridge.planning.grouping import NodeSpec
 from kedro_gcs_bridge.planning.machines import MachineClass
 from kedro_gcs_bridge.planning.plan import (

@@ -16,14 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kedro.pipeline import Pipeline, node
 
-from kedro_gcs_bridge.planning.config import parse_config
+from kedro_gcs_bridge.config import parse_config
 from kedro_gcs_bridge.planning.grouping import (
     NodeSpec,
     group_edges,
     group_pipeline,
     node_specs,
 )
-from kedro_gcs_bridge.planning.plan import plan_tasks
+from kedro_gcs_bridge.planning.plan import node_classes, plan_tasks
 from kedro_gcs_bridge.planning.suggest import (
     CostModel,
     Measurements,
@@ -31,6 +31,7 @@ from kedro_gcs_bridge.planning.suggest import (
     memory_grouping,
     namespace_grouping,
     suggest_groups,
+    suggestion_text,
 )
 
 PREFIX = "airflow."
@@ -190,6 +191,45 @@ class TestSearch:
         for key in ("ungrouped", "current", "suggested"):
             assert {"tasks", "makespan_s", "pod_seconds", "bytes"} <= set(payload[key])
         assert isinstance(payload["suggested"]["groups"], dict)
+
+
+class TestMachineClasses:
+    @pytest.mark.parametrize(
+        "tags",
+        ["", "machine.small", "machine.medium machine.xlarge", "machine.large machine.medium"],
+    )
+    def test_a_node_gets_the_class_the_plan_gives_its_pod(self, tags: str) -> None:
+        nodes = [spec("n", "a", "b", tags)]
+        config = parse_config({})
+        (task,) = plan_tasks("p", nodes, config).tasks
+        assert node_classes(nodes, config) == {"n": task.machine.name}
+
+    def test_a_class_the_config_lacks_keeps_its_name(self) -> None:
+        nodes = [spec("n", "a", "b", "machine.huge")]
+        assert node_classes(nodes, parse_config({})) == {"n": "huge"}
+
+
+class TestReport:
+    def test_the_table_lines_up_every_grouping(self, spaceflights_nodes: list[NodeSpec]) -> None:
+        current = dict(group_pipeline("p", spaceflights_nodes, PREFIX).group_of)
+        measured = Measurements({n.name: 30.0 for n in spaceflights_nodes})
+        result = suggest_groups(spaceflights_nodes, measured, {}, current)
+        lines = suggestion_text(result, MODEL).splitlines()
+        table = lines[: lines.index("")]
+        assert table[0].split() == [
+            "grouping",
+            "tasks",
+            "makespan",
+            "pod-seconds",
+            "bytes",
+            "via",
+            "GCS",
+        ]
+        assert set(table[1]) == {"-", " "}
+        assert len(table) == 7 and len({len(line) for line in table}) == 1
+        # Numbers are right-aligned: every makespan ends where its header does.
+        end = table[0].index("makespan") + len("makespan")
+        assert all(line[end - 1] == "s" for line in table[2:])
 
 
 class TestKedroAirflowGroupings:

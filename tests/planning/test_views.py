@@ -8,7 +8,13 @@ from conftest import dot_graph, mermaid_graph
 from kedro_gcs_bridge.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.planning.grouping import NodeSpec
 from kedro_gcs_bridge.planning.plan import Plan, plan_tasks
-from kedro_gcs_bridge.planning.views import plan_dot, plan_mermaid, plan_text, render_plan
+from kedro_gcs_bridge.planning.views import (
+    plan_dot,
+    plan_mermaid,
+    plan_text,
+    render_plan,
+    replay_table,
+)
 
 
 @pytest.fixture
@@ -124,3 +130,14 @@ class TestDrawings:
 
     def test_text_is_the_default_format(self, grouped: Plan) -> None:
         assert render_plan(grouped, "text") == plan_text(grouped)
+
+
+def test_replay_table_has_a_column_per_figure() -> None:
+    table = replay_table(
+        [("companies", "success", 3.04, 1200, ["a"]), ("split", "failed", 12.0, 0, ["b", "c"])]
+    ).splitlines()
+    assert table[0].split() == ["task", "state", "seconds", "bytes", "out", "nodes"]
+    assert table[1].split() == ["companies", "success", "3.0", "1200", "a"]
+    assert table[2].split() == ["split", "failed", "12.0", "0", "b,", "c"]
+    start = table[0].index("nodes")
+    assert [line[start:].rstrip() for line in table] == ["nodes", "a", "b, c"]

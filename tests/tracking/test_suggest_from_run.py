@@ -24,9 +24,8 @@ import pytest
 from _processes import run
 from mlflow import MlflowClient
 
-from kedro_gcs_bridge.cli import _mlflow_run_id
 from kedro_gcs_bridge.planning.naming import run_segment
-from kedro_gcs_bridge.planning.suggest import pod_start_choice
+from kedro_gcs_bridge.planning.suggest import mlflow_run_id, pod_start_choice
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.tracking.tracker import RUN_PREFIX_TAG
 
@@ -219,7 +218,7 @@ class TestFromMlflowRun:
     ],
 )
 def test_what_from_names(source: str, run_id: str | None) -> None:
-    assert _mlflow_run_id(source) == run_id
+    assert mlflow_run_id(source) == run_id
 
 
 @pytest.mark.parametrize(

@@ -30,10 +30,10 @@ from _processes import run
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
+from kedro_gcs_bridge.config import parse_config
 from kedro_gcs_bridge.dag.replay import TaskResult, load_dag_tasks
 from kedro_gcs_bridge.dag.replay import replay as replay_tasks
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.planning.config import parse_config
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.pod.group_run import UNAVAILABLE
 from kedro_gcs_bridge.pod.store import HandoffStore

@@ -1,0 +1,92 @@
+"""`kedro gcs-bridge plan | validate`: a pipeline's task plan, and whether pipelines would
+become valid DAGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kedro_gcs_bridge.cli import access
+from kedro_gcs_bridge.cli.options import (
+    emit,
+    env_option,
+    output_option,
+    params_option,
+    pipeline_option,
+)
+from kedro_gcs_bridge.planning.storage import remedies_once, storage_text
+from kedro_gcs_bridge.planning.views import FORMATS, render_plan
+
+if TYPE_CHECKING:
+    from kedro.framework.startup import ProjectMetadata
+
+
+@click.command()
+@pipeline_option
+@env_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@params_option
+@output_option
+@click.pass_obj
+def plan(
+    metadata: ProjectMetadata,
+    pipeline_name: str,
+    env: str,
+    fmt: str,
+    params: dict[str, Any],
+    output: Path | None,
+) -> None:
+    """Print the Airflow tasks of a pipeline: nodes, machine class, upstream, crossing data."""
+    (dag,), catalog, _ = access.dag_files(metadata, [pipeline_name], env, params)
+    if dag.plan is None:
+        raise click.ClickException(dag.error or "no plan")
+    storage = access.storage_plan(metadata, dag, catalog)
+    notes = storage.local_disk_edges() if storage is not None else {}
+    text = render_plan(dag.plan, fmt, notes)
+    if fmt == "text" and storage is not None:
+        text += "\n" + storage_text(storage)
+    emit(text, output, machine_readable=fmt != "text")
+
+
+@click.command()
+@click.option(
+    "-p", "--pipeline", "pipeline_names", multiple=True, help="Default: every registered one."
+)
+@env_option
+@params_option
+@click.pass_obj
+def validate(
+    metadata: ProjectMetadata, pipeline_names: tuple[str, ...], env: str, params: dict[str, Any]
+) -> None:
+    """Check pipelines would become valid DAGs; exit 1 on any error."""
+    names = list(pipeline_names) or access.pipeline_names()
+    files, catalog, raw = access.dag_files(metadata, names, env, params)
+    failed = False
+    for name, dag in zip(names, files, strict=True):
+        for note in access.config_warnings(raw, name, params):
+            click.secho(f"{name}: warning: {note}", fg="yellow")
+        failed |= not _report(metadata, name, dag, catalog)
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _report(metadata: ProjectMetadata, name: str, dag: Any, catalog: Any) -> bool:
+    """Says what is wrong with one pipeline's DAG (errors, warnings); True when it is valid."""
+    if dag.error:
+        click.secho(f"{name}: ERROR\n{dag.error}", fg="red")
+        return False
+    if dag.plan is None:  # build_dag_file sets either a plan or an error
+        raise click.ClickException(f"{name}: no plan and no error")
+    storage = access.storage_plan(metadata, dag, catalog)
+    storage_warnings = storage.warnings if storage is not None else ()
+    for warning in (*dag.plan.warnings, *storage_warnings):
+        click.secho(f"{name}: warning: {warning}", fg="yellow")
+    if storage is not None and storage.errors:
+        click.secho(f"{name}: ERROR", fg="red")
+        for line in remedies_once(storage.errors):
+            click.secho(f"{name}: {line}", fg="red")
+        return False
+    click.secho(f"{name}: ok, {len(dag.plan.tasks)} task(s)", fg="green")
+    return True

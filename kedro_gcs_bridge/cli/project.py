@@ -1,0 +1,126 @@
+"""`kedro gcs-bridge init | catalog`: set a project up, and move its local-disk catalog
+entries to GCS in a catalog env of their own."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from kedro_gcs_bridge.cli import access
+from kedro_gcs_bridge.dag.catalog_env import catalog_env, check_env, parse_root, upload_commands
+from kedro_gcs_bridge.errors import CatalogEnvError
+
+if TYPE_CHECKING:
+    from kedro.framework.startup import ProjectMetadata
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _resource(name: str) -> Path:
+    """A file shipped with the package (wheel) or, in a source checkout, from the repo root."""
+    packaged = _PACKAGE / "_resources" / name
+    return packaged if packaged.exists() else _PACKAGE.parent / name
+
+
+def init_files() -> list[tuple[Path, str]]:
+    """(source, destination relative to the project) for every file `init` copies."""
+    files = [
+        (_resource("templates") / "gcs_bridge.j2", "templates/gcs_bridge.j2"),
+        (_PACKAGE / "project_files" / "airflow.yml", "conf/base/airflow.yml"),
+    ]
+    docker = _resource("docker")
+    files += [
+        (source, f"docker/{source.relative_to(docker)}")
+        for source in sorted(docker.rglob("*"))
+        if source.is_file()
+    ]
+    return files
+
+
+def copy_init_files(project_path: Path, force: bool) -> tuple[list[str], list[str]]:
+    """Copies the init files into a project; returns (written, skipped because they exist)."""
+    written, skipped = [], []
+    for source, relative in init_files():
+        target = project_path / relative
+        if target.exists() and not force:
+            skipped.append(relative)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(relative)
+    return written, skipped
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.pass_obj
+def init(metadata: ProjectMetadata, force: bool) -> None:
+    """Copy the DAG template, a commented conf/base/airflow.yml and docker/ into the project."""
+    written, skipped = copy_init_files(Path(metadata.project_path), force)
+    for relative in written:
+        click.secho(f"wrote   {relative}", fg="green")
+    for relative in skipped:
+        click.secho(f"skipped {relative} (exists; --force overwrites it)", fg="yellow")
+    click.echo(
+        "Next: tag nodes airflow.<group> / machine.<class>, fill conf/base/airflow.yml, then "
+        "`kedro gcs-bridge plan` and `kedro airflow create -j templates/gcs_bridge.j2`."
+    )
+
+
+def _usage(check: Callable[[str], str]) -> Callable[..., str]:
+    """A click callback from a checker that raises CatalogEnvError: a usage error (exit 2)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        try:
+            return check(value)
+        except CatalogEnvError as exc:
+            raise click.UsageError(str(exc)) from exc
+
+    return callback
+
+
+@click.command()
+@click.option(
+    "--root",
+    required=True,
+    callback=_usage(parse_root),
+    help="gs://bucket[/path] to move local-disk data under.",
+)
+@click.option(
+    "-e",
+    "--env",
+    "target_env",
+    default="gcs",
+    show_default=True,
+    callback=_usage(check_env),
+    help="Env to write.",
+)
+@click.option("--force", is_flag=True, help="Overwrite conf/<env>/catalog.yml if it exists.")
+@click.pass_obj
+def catalog(metadata: ProjectMetadata, root: str, target_env: str, force: bool) -> None:
+    """Write conf/<env>/catalog.yml: every local-disk catalog entry, its filepath on GCS."""
+    config, raw_paths, conf = access.catalog_sources(metadata)
+    target = conf / target_env / "catalog.yml"
+    shown = target.relative_to(metadata.project_path)
+    if target.exists() and not force:
+        raise click.ClickException(f"{shown} exists; --force overwrites it.")
+    env = catalog_env(config, root, str(metadata.project_path))
+    for name, path in env.outside.items():
+        click.secho(f"left alone: {name} ({path} is outside the project)", fg="yellow")
+    if not env.entries:
+        click.echo("No catalog entry is on local disk: nothing to write.")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(env.yaml(root, target_env), encoding="utf-8")
+    click.secho(f"wrote {shown}: {len(env.entries)} local-disk entries moved to {root}", fg="green")
+    for name, (old, new) in env.moved.items():
+        click.echo(f"  {name}: {old} -> {new}")
+    commands = upload_commands(raw_paths, root)
+    if commands:
+        click.echo("Upload the raw inputs:")
+        click.echo("".join(f"  {command}\n" for command in commands), nl=False)
+    click.echo(f"Next: kedro airflow create -j templates/gcs_bridge.j2 -e {target_env}")

@@ -1,0 +1,106 @@
+"""What a measured run says: node seconds, dataset bytes and pod starts from its manifests,
+and which run `suggest --from` names (a run prefix URL or an MLflow run id)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kedro_gcs_bridge.planning.suggest.model import Measurements
+
+
+def mlflow_run_id(source: str) -> str | None:
+    """The MLflow run id `--from` names: `mlflow:<run id>`, or a bare 32-hex run id (never a
+    run prefix, which always holds `<dag_id>/<run_id>`); None for a run prefix URL."""
+    if source.startswith("mlflow:"):
+        return source.removeprefix("mlflow:").strip()
+    return source if re.fullmatch(r"[0-9a-f]{32}", source) else None
+
+
+def measured_pod_start(manifests: Sequence[dict[str, Any]]) -> tuple[float, int] | None:
+    """The median `pod_start_seconds` the run's groups measured (task start to first node),
+    and how many measured it; None when none did (no `KEDRO_GCS_BRIDGE_TASK_START`)."""
+    measured = [
+        float(value)
+        for value in (manifest.get("pod_start_seconds") for manifest in manifests)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    ]
+    return (statistics.median(measured), len(measured)) if measured else None
+
+
+def pod_start_choice(
+    given: float | None, kedro_start: float | None, manifests: Sequence[dict[str, Any]]
+) -> tuple[float | None, float | None, str]:
+    """(pod start, kedro start, where the pod start is from): `--pod-start`, else the run's
+    measured median, else the model's default.
+
+    A measured pod start runs to the first node, so it holds `kedro run`'s start already: the
+    model's kedro start is then 0 unless `--kedro-start` is given.
+    """
+    if given is not None:
+        return given, kedro_start, "--pod-start"
+    measured = measured_pod_start(manifests)
+    if measured is None:
+        return None, kedro_start, "the model's default: the run measured no pod start"
+    median, count = measured
+    source = f"measured: median task start -> first node of {count} task(s)"
+    if kedro_start is None:
+        source += ", `kedro run` start included (--kedro-start 0)"
+    return median, 0.0 if kedro_start is None else kedro_start, source
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """What the manifests of one run prefix say.
+
+    Attributes:
+        measurements: Node seconds and dataset bytes.
+        tasks: How many groups committed a manifest.
+        estimated_nodes: Nodes whose seconds are their group's wall time split evenly (a
+            manifest written before node timings were recorded).
+    """
+
+    measurements: Measurements
+    tasks: int
+    estimated_nodes: tuple[str, ...]
+
+
+def _seconds_between(start: Any, end: Any) -> float:
+
+    try:
+        delta = dt.datetime.fromisoformat(str(end)) - dt.datetime.fromisoformat(str(start))
+    except ValueError:
+        return 0.0
+    return max(delta.total_seconds(), 0.0)
+
+
+def figures_from_manifests(
+    manifests: Sequence[Mapping[str, Any]], persisted: frozenset[str] = frozenset()
+) -> RunFigures:
+    """Node seconds and dataset bytes from a run's committed manifests (parsed JSON).
+
+    Sizes the run did not measure (datasets internal to a group) are assumed to be the
+    median measured size.
+    """
+    seconds: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    estimated: list[str] = []
+    for manifest in manifests:
+        timed = manifest.get("node_seconds")
+        nodes = [str(name) for name in manifest.get("nodes", [])]
+        if isinstance(timed, Mapping) and timed:
+            seconds.update({str(k): float(v) for k, v in timed.items()})
+        elif nodes:
+            wall = _seconds_between(manifest.get("started_at"), manifest.get("finished_at"))
+            seconds.update(dict.fromkeys(nodes, wall / len(nodes)))
+            estimated += nodes
+        for name, record in manifest.get("datasets", {}).items():
+            sizes[str(name)] = int(record.get("size", 0))
+    known = sorted(sizes.values())
+    default = known[len(known) // 2] if known else 0
+    measured = Measurements(seconds, sizes, default, persisted)
+    return RunFigures(measured, len(manifests), tuple(sorted(estimated)))

@@ -1,0 +1,97 @@
+"""The hook under `kedro airflow create`: which templates it serves, and one plan per pipeline
+shared by the hook (before any file is written) and the template (that renders it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+from conftest import EXAMPLE, TEMPLATE
+from kedro.pipeline import Pipeline, node
+
+from kedro_gcs_bridge.dag import dagfile
+from kedro_gcs_bridge.dag.dagfile import DagFileFactory
+from kedro_gcs_bridge.hooks import _template_uses_bridge
+
+
+class TestTemplateCheck:
+    @pytest.mark.parametrize(
+        ("text", "uses"),
+        [
+            ("{% set dag = gcs_bridge.dag_file() %}{{ dag.dag_id }}", True),
+            ("{% if gcs_bridge is defined %}ok{% endif %}", True),
+            # Naming it is not using it: kedro-airflow's own template, with a note.
+            ("{# not the gcs_bridge template #}{{ dag_name }}", False),
+            ("# run with gcs_bridge later\n{{ pipeline_name }}", False),
+            ("{% set gcs_bridge = 1 %}{{ gcs_bridge }}", False),
+            ("{% if gcs_bridge %}", False),  # a syntax error: kedro-airflow reports it
+        ],
+        ids=["calls", "tests", "comment", "text", "own-variable", "broken"],
+    )
+    def test_the_template_must_read_the_variable(
+        self, text: str, uses: bool, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "dag.j2"
+        path.write_text(text, encoding="utf-8")
+        assert _template_uses_bridge({"jinja_file": str(path)}) is uses
+
+    def test_the_shipped_template_is_recognised(self) -> None:
+        assert _template_uses_bridge({"jinja_file": str(TEMPLATE)})
+
+    def test_no_or_missing_template_is_not(self, tmp_path: Path) -> None:
+        assert not _template_uses_bridge({})
+        assert not _template_uses_bridge({"jinja_file": str(tmp_path / "missing.j2")})
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _render(factory: DagFileFactory, variables: dict[str, Any], target: Path) -> None:
+    """Renders the shipped template as kedro-airflow does (its own variables + the config)."""
+    environment = jinja2.Environment(
+        autoescape=True, loader=jinja2.FileSystemLoader(TEMPLATE.parent), lstrip_blocks=True
+    )
+    environment.filters["slugify"] = _identity
+    environment.get_template(TEMPLATE.name).stream(
+        dag_name=variables["package_name"], node_objs={}, **variables, gcs_bridge=factory
+    ).dump(str(target))
+
+
+class TestOnePlan:
+    def test_the_template_renders_the_plan_the_hook_made(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        planned: list[str] = []
+        plan_tasks = dagfile.plan_tasks
+
+        def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+            planned.append(name)
+            return plan_tasks(name, *args, **kwargs)
+
+        monkeypatch.setattr(dagfile, "plan_tasks", counting)
+        example = yaml.safe_load((EXAMPLE / "conf/base/airflow.yml").read_text(encoding="utf-8"))
+        pipeline = Pipeline([node(_identity, "a", "b", name="n1"), node(_identity, "b", "c")])
+        variables = {
+            **example["default"],
+            "local_disk": "warn",
+            "pipeline": pipeline,
+            "pipeline_name": "__default__",
+            "env": "local",
+            "package_name": "pkg",
+            "conf_source": "",
+        }
+        factory = DagFileFactory(str(tmp_path))
+        dag = factory.plan(variables)  # the hook, before kedro-airflow writes
+        assert dag.error is None and planned == ["__default__"]
+        _render(factory, variables, tmp_path / "pkg_dag.py")
+        assert planned == ["__default__"]
+        assert f"dag_id={dag.dag_id!r}".replace("'", '"') in (tmp_path / "pkg_dag.py").read_text(
+            encoding="utf-8"
+        )
+        # Another config is another plan.
+        factory.plan({**variables, "retries": 3})
+        assert planned == ["__default__", "__default__"]
