@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
-from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory
+from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file
 from kedro_gcs_bridge.dag.storage_check import read_image_filter, storage_plan_for
 from kedro_gcs_bridge.dag.variants import (
     VariantFile,
@@ -174,8 +174,6 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     errors: list[str] = [conf_problem] if conf_problem else []
     dags: list[DagFile] = []
     tags = list(params.get("tags") or [])
-    # The template gets this factory: it renders the plans made here, never plans again.
-    factory = DagFileFactory(str(context.project_path), params.get("params") or {}, tags)
     for name in names:
         pipeline = pipelines.get(name)
         if pipeline is None:
@@ -185,7 +183,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         merged = merge_airflow_config(raw, name, params.get("params"))
         for note in unknown_keys(merged):
             logger.warning(note)
-        dag = factory.plan(
+        dag = build_dag_file(
             {
                 **merged,
                 "pipeline": pipeline,
