@@ -38,14 +38,25 @@ def _template_uses_bridge(params: Mapping[str, Any]) -> bool:
     if not jinja_file:
         return False
     import jinja2  # kedro-airflow's dependency: present under `kedro airflow create`
-    from jinja2 import meta
+    from jinja2 import meta, nodes
 
+    environment = jinja2.Environment(autoescape=True)
     try:
         with open(jinja_file, encoding="utf-8") as handle:  # noqa: PTH123
-            parsed = jinja2.Environment(autoescape=True).parse(handle.read())
+            parsed = environment.parse(handle.read())
     except (OSError, UnicodeDecodeError, jinja2.TemplateSyntaxError):
         return False  # kedro-airflow reports it when it renders the template
+    # kedro-airflow renders with its own filters (`slugify` in the stock template): stand-ins
+    # let Jinja's analysis compile the template without them.
+    for used in parsed.find_all(nodes.Filter):
+        environment.filters.setdefault(used.name, _identity_filter)
+    for used in parsed.find_all(nodes.Test):
+        environment.tests.setdefault(used.name, _identity_filter)
     return "gcs_bridge" in meta.find_undeclared_variables(parsed)
+
+
+def _identity_filter(value: Any, *_: Any, **__: Any) -> Any:
+    return value
 
 
 class AirflowCreateHook:

@@ -28,8 +28,11 @@ class TestTemplateCheck:
             ("# run with gcs_bridge later\n{{ pipeline_name }}", False),
             ("{% set gcs_bridge = 1 %}{{ gcs_bridge }}", False),
             ("{% if gcs_bridge %}", False),  # a syntax error: kedro-airflow reports it
+            # kedro-airflow's own filter, unknown to a plain Jinja environment.
+            ("{{ dag_name | slugify }}{{ gcs_bridge.dag_file() }}", True),
+            ("{{ dag_name | slugify }}{% if x is odd_one %}{% endif %}", False),
         ],
-        ids=["calls", "tests", "comment", "text", "own-variable", "broken"],
+        ids=["calls", "tests", "comment", "text", "own-variable", "broken", "filter", "test"],
     )
     def test_the_template_must_read_the_variable(
         self, text: str, uses: bool, tmp_path: Path
@@ -40,6 +43,13 @@ class TestTemplateCheck:
 
     def test_the_shipped_template_is_recognised(self) -> None:
         assert _template_uses_bridge({"jinja_file": str(TEMPLATE)})
+
+    def test_kedro_airflows_stock_template_is_not(self) -> None:
+        import kedro_airflow
+
+        stock = Path(kedro_airflow.__file__).parent / "airflow_dag_template.j2"
+        assert stock.is_file()
+        assert not _template_uses_bridge({"jinja_file": str(stock)})
 
     def test_no_or_missing_template_is_not(self, tmp_path: Path) -> None:
         assert not _template_uses_bridge({})
