@@ -31,6 +31,11 @@ from kedro_gcs_bridge.pod.formats import (
 from kedro_gcs_bridge.pod.runner import GCSRunner
 from kedro_gcs_bridge.pod.store import HandoffStore
 
+NOT_A_BOOLEAN = (
+    "'allow_pickle' must be true or false (accepted: true/false/yes/no/on/off/1/0, any case), "
+    "got 'maybe'"
+)
+
 
 class Model:
     """Stands for a trained model: something only pickle can carry."""
@@ -287,7 +292,7 @@ class TestPickleCanBeForbidden:
             monkeypatch.setenv(ALLOW_PICKLE_ENV, "maybe")
         arguments = {"allow_pickle": "maybe"} if route == "argument" else {}
         error = raised(ConfigError, prefix, **arguments)
-        assert "'allow_pickle' must be true or false (accepted: true/false/yes/no/on/off/1/0, any case), got 'maybe'" in str(error)
+        assert NOT_A_BOOLEAN in str(error)
 
     def test_unreadable_airflow_yml_value_names_the_setting(self) -> None:
         dag = build_dag_file({**DAG_VARIABLES, "allow_pickle": "maybe"})
@@ -344,4 +349,4 @@ class TestRunnerParams:
     ) -> None:
         run = runner_param_runs["maybe"]
         assert run.returncode != 0
-        assert "'allow_pickle' must be true or false (accepted: true/false/yes/no/on/off/1/0, any case), got 'maybe'" in run.output, run.describe()
+        assert NOT_A_BOOLEAN in run.output, run.describe()
