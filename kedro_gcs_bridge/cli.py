@@ -414,7 +414,7 @@ def _replay_tracking(uri: str | None) -> dict[str, str]:
     if not uri:
         return {}
     from kedro_gcs_bridge.errors import GCSBridgeError
-    from kedro_gcs_bridge.pod.contract import TRACKING_URI_ENV
+    from kedro_gcs_bridge.pod.context import TRACKING_URI_ENV
     from kedro_gcs_bridge.tracking.tracker import open_local_store
 
     try:
@@ -513,7 +513,7 @@ def _summary(results: Sequence[Any], prefix: str, pod_start_delay: float = 0.0) 
     from kedro_gcs_bridge.pod.store import HandoffStore
 
     try:
-        manifests = {m["task"]: m for m in HandoffStore(prefix, task="replay").manifests()}
+        manifests = {m.task: m for m in HandoffStore(prefix, task="replay").manifests()}
     except Exception:  # noqa: BLE001 - the table is still useful without byte counts
         manifests = {}
     return (
@@ -554,7 +554,8 @@ def _timing(
 def _task_table(results: Sequence[Any], manifests: dict[str, Any]) -> str:
     rows = [("task", "state", "seconds", "bytes out", "nodes")]
     for result in results:
-        out = sum(r["size"] for r in manifests.get(result.task_id, {}).get("datasets", {}).values())
+        manifest = manifests.get(result.task_id)
+        out = manifest.bytes_out if manifest is not None else 0
         rows.append(
             (
                 result.task_id,
@@ -596,9 +597,9 @@ def _task_table(results: Sequence[Any], manifests: dict[str, Any]) -> str:
 def finalize(cleanup: str, prefix: str | None, tasks: str | None, failed_groups: str) -> None:
     """End a DAG run: set the MLflow parent run's status, clean up; exit 1 if a group failed."""
     from kedro_gcs_bridge.ops.finalize import finish_run
-    from kedro_gcs_bridge.pod.contract import RUN_PREFIX_ENV
+    from kedro_gcs_bridge.pod.context import RUN_PREFIX_ENV, TaskContext
 
-    prefix = prefix or os.environ.get(RUN_PREFIX_ENV)
+    prefix = prefix or TaskContext.from_env().run_prefix
     if not prefix:
         raise click.ClickException(f"no run prefix: pass --prefix or set {RUN_PREFIX_ENV}.")
     from kedro_gcs_bridge.errors import GCSBridgeError
@@ -667,7 +668,8 @@ def _run_manifests(url: str) -> list[dict[str, Any]]:
     from kedro_gcs_bridge.pod.store import HandoffStore
 
     try:
-        manifests = HandoffStore(url, task="suggest").manifests()
+        # suggest reads parsed JSON until planning/suggest.py takes `Manifest` models.
+        manifests = [m.to_json() for m in HandoffStore(url, task="suggest").manifests()]
     except GCSBridgeError as exc:
         raise click.ClickException(str(exc)) from exc
     if not manifests:
@@ -718,10 +720,10 @@ def _measured_run(
     The tracking URI for `mlflow:<run id>`: `--mlflow-tracking-uri`, else
     `$MLFLOW_TRACKING_URI`, else airflow.yml's `mlflow_tracking_uri` (`tracking_uris`: the
     option's and the config's)."""
-    from kedro_gcs_bridge.pod.contract import TRACKING_URI_ENV, env_value
+    from kedro_gcs_bridge.pod.context import TRACKING_URI_ENV
 
     given, configured = tracking_uris
-    url = _suggest_source(source, given or env_value(TRACKING_URI_ENV) or configured, err)
+    url = _suggest_source(source, given or os.environ.get(TRACKING_URI_ENV) or configured, err)
     return url, _run_manifests(url)
 
 

@@ -96,7 +96,7 @@ _RESERVED_LABELS = frozenset(
         "already_checked",
     }
 )
-#: The bridge's own pod environment (pod/contract.py) and the tracking URI (its own key).
+#: The bridge's own pod environment (pod/context.py) and the tracking URI (its own key).
 _RESERVED_ENV_PREFIX = "KEDRO_GCS_BRIDGE_"
 _RESERVED_ENV = frozenset({"MLFLOW_TRACKING_URI"})
 #: Names that say "credential": such values belong in a Kubernetes Secret (secret_env).

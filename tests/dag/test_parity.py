@@ -13,7 +13,7 @@ from conftest import KEDRO, RUN_ID, TEMPLATE, Job, kedro_env, make_project
 
 from kedro_gcs_bridge.dag.replay import load_dag_tasks
 from kedro_gcs_bridge.planning.naming import run_segment
-from kedro_gcs_bridge.pod.contract import KEDRO_ENV_ENV, TAGS_ENV
+from kedro_gcs_bridge.pod.context import KEDRO_ENV_ENV, TAGS_ENV
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 TAGS = "airflow.companies,airflow.shuttles,airflow.split"

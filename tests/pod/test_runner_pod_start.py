@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from _processes import run
 
-from kedro_gcs_bridge.pod.contract import TASK_START_ENV
+from kedro_gcs_bridge.pod.context import TASK_START_ENV
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[2]

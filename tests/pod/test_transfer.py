@@ -35,7 +35,7 @@ from kedro_gcs_bridge.errors import (
     NotCommittedError,
 )
 from kedro_gcs_bridge.ops.runs import delete_runs, scan_runs
-from kedro_gcs_bridge.pod.contract import PARALLEL_THRESHOLD_ENV as THRESHOLD_ENV
+from kedro_gcs_bridge.pod.context import PARALLEL_THRESHOLD_ENV as THRESHOLD_ENV
 from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.pod.transfer import (
