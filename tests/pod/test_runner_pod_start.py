@@ -68,7 +68,7 @@ def _run_group(root: Path, case: str) -> Group:
     cmd = [str(KEDRO), "run", "--runner", "kedro_gcs_bridge.GCSRunner", "--nodes", GROUP]
     result = run(cmd, project, env, timeout=300)
     manifests = HandoffStore(prefix, task="inspect").manifests() if result.returncode == 0 else []
-    return Group(result, manifests[0] if manifests else {}, told)
+    return Group(result, manifests[0].to_json() if manifests else {}, told)
 
 
 CASES = ("set", "naive", "missing", "empty", "garbage", "future")
