@@ -148,9 +148,7 @@ def _folders(fs: Any, path: str) -> list[str]:
 _Model = TypeVar("_Model", Manifest, OutcomeRecord, RunMarker)
 
 
-def _read(
-    backend: Backend, path: str, model: type[_Model], problems: list[str]
-) -> _Model | None:
+def _read(backend: Backend, path: str, model: type[_Model], problems: list[str]) -> _Model | None:
     """An object of the run prefix as its model, or None (reported in `problems` when it
     exists but cannot be read: damaged, not JSON, or of a newer major protocol version)."""
     try:
