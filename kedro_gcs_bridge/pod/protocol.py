@@ -9,37 +9,55 @@ Layout (computed by `RunLayout` and nowhere else)::
     <prefix>/_mlflow/run.json                       the MLflow parent run of the DAG run
 
 The run marker, every manifest, every record in it and the outcome record carry the protocol
-version (`PROTOCOL_VERSION`, "major.minor"). A reader refuses a newer major version
-(`ProtocolVersionError`, naming both versions and what to do); a newer minor version, or any
-field this version does not know, loads and is said once per process. An object without a
-version was written before versions existed: it reads as "1.0".
+version (`PROTOCOL_VERSION`, "major.minor"; the checks are `pod/schema.py`'s): a reader refuses
+a newer major version and says once per process when it meets fields it does not know.
 
-`TaskContext` is the contract between a generated DAG and its pods: `to_env()` is what the DAG
-writer puts in a pod's environment, `from_env()` the only reader of it in a pod.
+`TaskContext` (`pod/context.py`, re-exported here) is the contract between a generated DAG and
+its pods: `to_env()` is what the DAG writer puts in a pod's environment, `from_env()` the only
+reader of it in a pod.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import json
-import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from kedro_gcs_bridge.errors import MetadataError, ProtocolVersionError
+from kedro_gcs_bridge.errors import MetadataError
+from kedro_gcs_bridge.pod.context import TaskContext
+from kedro_gcs_bridge.pod.schema import (
+    INT_OR_NONE,
+    NUMBER,
+    PROTOCOL_VERSION,
+    STR_OR_NONE,
+    VERSION_KEY,
+    Kind,
+    checked,
+    dumps,
+    json_of,
+    now,
+    parse_json,
+)
 
-logger = logging.getLogger(__name__)
-
-#: The run-prefix protocol this version writes and reads: a newer minor version only adds
-#: fields an older reader may ignore; a newer major version is refused.
-PROTOCOL_VERSION = "1.0"
-_VERSION_KEY = "protocol"
-_VERSION = re.compile(r"(\d{1,4})\.(\d{1,4})")
-#: The version of an object written before versions existed.
-_UNVERSIONED = "1.0"
+__all__ = [
+    "MARKER_KIND",
+    "MARKER_OBJECT",
+    "OBJECT_NAME",
+    "OUTCOME_OBJECT",
+    "PROTOCOL_VERSION",
+    "Manifest",
+    "OutcomeRecord",
+    "Part",
+    "Record",
+    "RunLayout",
+    "RunMarker",
+    "TaskContext",
+    "dumps",
+    "now",
+    "object_key",
+]
 
 MARKER_OBJECT = "_gcs_bridge_run.json"
 MARKER_KIND = "kedro-gcs-bridge run prefix"
@@ -128,124 +146,7 @@ class RunLayout:
         return self.run_object(OUTCOME_OBJECT)
 
 
-# --- versions and field checks -----------------------------------------------------------------
-class _Notice:
-    """Unknown fields are said once per process, not once per object."""
-
-    given = False
-
-
-def _checked_version(payload: Mapping[str, Any], what: str) -> str:
-    """The object's protocol version; refuses a newer major version.
-
-    Raises:
-        ProtocolVersionError: A newer major version than this one reads.
-        MetadataError: The version is not "major.minor".
-    """
-    version = payload.get(_VERSION_KEY, _UNVERSIONED)
-    match = _VERSION.fullmatch(version) if isinstance(version, str) else None
-    if match is None:
-        raise MetadataError(f"{what} is damaged: protocol {version!r} is not a version like 1.0.")
-    if int(match[1]) > int(PROTOCOL_VERSION.split(".", maxsplit=1)[0]):
-        raise ProtocolVersionError(
-            f"{what} was written with run-prefix protocol {version} by a newer "
-            f"kedro-gcs-bridge; this one reads protocol {PROTOCOL_VERSION} and refuses it. Two "
-            "images met in one run prefix (a retried or cleared task pulled another image): "
-            "finish the run on one image (pin the image by digest), or re-run it from the start."
-        )
-    return version
-
-
-def _notice_unknown(what: str, version: str, unknown: set[str]) -> None:
-    if not unknown or _Notice.given:
-        return
-    _Notice.given = True
-    logger.warning(
-        "%s has fields this kedro-gcs-bridge (protocol %s) does not know: %s (written with "
-        "protocol %s); they are ignored. Said once per process.",
-        what,
-        PROTOCOL_VERSION,
-        ", ".join(sorted(unknown)),
-        version,
-    )
-
-
-_Kind = type | tuple[type, ...]
-
-
-def _kind(kind: _Kind) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(k.__name__ for k in kinds)
-
-
-def _checked(
-    payload: Any, required: Mapping[str, _Kind], optional: Mapping[str, _Kind], what: str
-) -> dict[str, Any]:
-    """The known fields of a JSON object, each of the right type (booleans never pass as
-    numbers); a newer major version is refused, unknown fields are said once.
-
-    Raises:
-        MetadataError: Not an object, or a field is missing or of the wrong type.
-        ProtocolVersionError: A newer major version.
-    """
-    if not isinstance(payload, dict):
-        raise MetadataError(f"{what} is a JSON {type(payload).__name__}, not an object.")
-    version = _checked_version(payload, what)
-    problems = [f"'{name}' is missing" for name in required if name not in payload]
-    problems += [
-        f"'{name}' is not {_kind(kind)}"
-        for name, kind in {**required, **optional}.items()
-        if name in payload
-        and (not isinstance(payload[name], kind) or isinstance(payload[name], bool))
-    ]
-    if problems:
-        raise MetadataError(f"{what} is damaged: {', '.join(problems)}.")
-    known = {*required, *optional, _VERSION_KEY}
-    _notice_unknown(what, version, set(payload) - known)
-    return {name: payload[name] for name in payload if name in known} | {_VERSION_KEY: version}
-
-
-def _json_of(value: Any) -> dict[str, Any]:
-    """A model as JSON-safe data: None fields left out, tuples as lists."""
-    out: dict[str, Any] = {}
-    for item in fields(value):
-        current = getattr(value, item.name)
-        if current is None:
-            continue
-        if isinstance(current, tuple):
-            current = [part.to_json() if hasattr(part, "to_json") else part for part in current]
-        elif isinstance(current, Mapping):
-            current = {k: v.to_json() if hasattr(v, "to_json") else v for k, v in current.items()}
-        out[item.name] = current
-    return out
-
-
-def now() -> str:
-    """The current UTC time as the objects of a run prefix record it."""
-    return dt.datetime.now(dt.UTC).isoformat()
-
-
-def parse_json(raw: bytes, what: str) -> Any:
-    """JSON bytes read from the run prefix.
-
-    Raises:
-        MetadataError: Not JSON.
-    """
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MetadataError(f"{what} is not valid JSON ({exc}).") from exc
-
-
-def dumps(payload: Any) -> bytes:
-    """The JSON bytes the store writes for metadata (stable key order)."""
-    return json.dumps(payload, indent=2, sort_keys=True).encode()
-
-
 # --- the objects ----------------------------------------------------------------------------
-_INT_OR_NONE = (int, type(None))
-_STR_OR_NONE = (str, type(None))
-_NUMBER = (int, float)
 
 
 @dataclass(frozen=True)
@@ -263,21 +164,21 @@ class Part:
     @classmethod
     def from_json(cls, payload: Any, where: str) -> Part:
         """A part read from a record (`where` names it in errors)."""
-        known = _checked(payload, _PART_FIELDS, {}, where)
+        known = checked(payload, _PART_FIELDS, {}, where)
         if known["size"] < 1:
             raise MetadataError(f"{where} is damaged: its size is {known['size']}.")
         return cls(known["size"], known["generation"], known["crc32c"])
 
 
-_PART_FIELDS: Mapping[str, _Kind] = {"size": int, "generation": _INT_OR_NONE, "crc32c": str}
-_RECORD_FIELDS: Mapping[str, _Kind] = {
+_PART_FIELDS: Mapping[str, Kind] = {"size": int, "generation": INT_OR_NONE, "crc32c": str}
+_RECORD_FIELDS: Mapping[str, Kind] = {
     "dataset": str,
     "format": str,
     "object": str,
     "path": str,
     "size": int,
     "crc32c": str,
-    "generation": _INT_OR_NONE,
+    "generation": INT_OR_NONE,
     "producer_task": str,
     "attempt": int,
     "saved_at": str,
@@ -305,7 +206,7 @@ class Record:
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON-safe data (no `parts` when it is one object)."""
-        payload = _json_of(self) | {"extra": dict(self.extra), "generation": self.generation}
+        payload = json_of(self) | {"extra": dict(self.extra), "generation": self.generation}
         if not self.parts:
             payload.pop("parts")
         return payload
@@ -319,7 +220,7 @@ class Record:
                 up to the size.
             ProtocolVersionError: A newer major protocol version.
         """
-        known = _checked(payload, _RECORD_FIELDS, {"parts": list}, where)
+        known = checked(payload, _RECORD_FIELDS, {"parts": list}, where)
         parts = tuple(
             Part.from_json(part, f"part {index} of {where}")
             for index, part in enumerate(known.pop("parts", ()))
@@ -329,24 +230,24 @@ class Record:
         return cls(**known, parts=parts)
 
 
-_MANIFEST_FIELDS: Mapping[str, _Kind] = {
+_MANIFEST_FIELDS: Mapping[str, Kind] = {
     "task": str,
     "nodes": list,
     "attempt": int,
     "datasets": dict,
 }
 #: What a group measured (`GCSRunner`), read by `suggest`, `runs` and replay.
-_MEASURED_FIELDS: Mapping[str, _Kind] = {
-    "attempt_id": _STR_OR_NONE,
-    "started_at": _STR_OR_NONE,
-    "finished_at": _STR_OR_NONE,
-    "kedro_run_id": _STR_OR_NONE,
+_MEASURED_FIELDS: Mapping[str, Kind] = {
+    "attempt_id": STR_OR_NONE,
+    "started_at": STR_OR_NONE,
+    "finished_at": STR_OR_NONE,
+    "kedro_run_id": STR_OR_NONE,
     "dag_tasks": list,
     "node_seconds": dict,
     "loaded_bytes": dict,
-    "first_node_at": _STR_OR_NONE,
-    "task_start_at": _STR_OR_NONE,
-    "pod_start_seconds": _NUMBER,
+    "first_node_at": STR_OR_NONE,
+    "task_start_at": STR_OR_NONE,
+    "pod_start_seconds": NUMBER,
 }
 
 
@@ -378,7 +279,7 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as JSON-safe data."""
-        return _json_of(self)
+        return json_of(self)
 
     def to_bytes(self) -> bytes:
         """The manifest as the store writes it."""
@@ -393,7 +294,7 @@ class Manifest:
             ProtocolVersionError: A newer major protocol version.
         """
         what = f"manifest {where}"
-        known = _checked(payload, _MANIFEST_FIELDS, _MEASURED_FIELDS, what)
+        known = checked(payload, _MANIFEST_FIELDS, _MEASURED_FIELDS, what)
         datasets = {
             str(name): Record.from_json(record, f"the record of dataset '{name}' in {what}")
             for name, record in known.pop("datasets").items()
@@ -454,7 +355,7 @@ class RunMarker:
 
     def to_json(self) -> dict[str, Any]:
         """The marker as JSON-safe data."""
-        return _json_of(self) | {"dag_id": self.dag_id, "run_id": self.run_id}
+        return json_of(self) | {"dag_id": self.dag_id, "run_id": self.run_id}
 
     @classmethod
     def from_bytes(cls, raw: bytes, where: str) -> RunMarker:
@@ -468,12 +369,12 @@ class RunMarker:
         payload = parse_json(raw, what)
         if not isinstance(payload, dict) or payload.get("kind") != MARKER_KIND:
             raise MetadataError(f"{what} is not a kedro-gcs-bridge run marker.")
-        known = _checked(
+        known = checked(
             payload,
             {"kind": str},
             {
-                "dag_id": _STR_OR_NONE,
-                "run_id": _STR_OR_NONE,
+                "dag_id": STR_OR_NONE,
+                "run_id": STR_OR_NONE,
                 "package_version": str,
                 "created_at": str,
             },
@@ -484,7 +385,7 @@ class RunMarker:
             run_id=known.get("run_id"),
             package_version=known.get("package_version", "?"),
             created_at=known.get("created_at", "?"),
-            protocol=known[_VERSION_KEY],
+            protocol=known[VERSION_KEY],
         )
 
 
@@ -500,7 +401,7 @@ class OutcomeRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The outcome as JSON-safe data."""
-        return _json_of(self)
+        return json_of(self)
 
     @classmethod
     def from_bytes(cls, raw: bytes, where: str) -> OutcomeRecord:
@@ -511,7 +412,7 @@ class OutcomeRecord:
             ProtocolVersionError: A newer major protocol version.
         """
         what = f"outcome record {where}"
-        known = _checked(
+        known = checked(
             parse_json(raw, what),
             {"outcome": str},
             {"tasks": list, "incomplete": list, "finished_at": str},
@@ -526,5 +427,5 @@ class OutcomeRecord:
         except ValueError as exc:
             raise MetadataError(f"{what} is damaged: {exc}.") from exc
         return cls(
-            known["outcome"], tasks, incomplete, known.get("finished_at", "?"), known[_VERSION_KEY]
+            known["outcome"], tasks, incomplete, known.get("finished_at", "?"), known[VERSION_KEY]
         )

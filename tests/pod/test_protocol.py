@@ -19,7 +19,7 @@ from _gcs_emulator import BUCKET
 from kedro_gcs_bridge.errors import ConfigError, MetadataError, ProtocolVersionError
 from kedro_gcs_bridge.ops.runs import scan_runs
 from kedro_gcs_bridge.pod import context as context_module
-from kedro_gcs_bridge.pod import protocol
+from kedro_gcs_bridge.pod import schema
 from kedro_gcs_bridge.pod.context import (
     ALLOW_PICKLE_ENV,
     MLFLOW_BUDGET_ENV,
@@ -30,13 +30,13 @@ from kedro_gcs_bridge.pod.context import (
 from kedro_gcs_bridge.pod.protocol import PROTOCOL_VERSION, Manifest, Record, RunMarker
 from kedro_gcs_bridge.pod.store import HandoffStore
 
-PROTOCOL_LOGGER = "kedro_gcs_bridge.pod.protocol"
+PROTOCOL_LOGGER = "kedro_gcs_bridge.pod.schema"
 
 
 @pytest.fixture(autouse=True)
 def _fresh_notice(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test is a fresh process as far as the once-per-process notice goes."""
-    monkeypatch.setattr(protocol._Notice, "given", False)
+    monkeypatch.setattr(schema._Notice, "given", False)
     yield
 
 
