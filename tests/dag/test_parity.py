@@ -90,7 +90,7 @@ def test_tags_conf_source_and_env_reach_the_pods(project: Path) -> None:
     )
     assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-3000:]
     assert prefix == f"{root}/{dag_id}/{run_segment(RUN_ID)}"
-    saved = {m["task"]: set(m["datasets"]) for m in HandoffStore(prefix, task="x").manifests()}
+    saved = {m.task: set(m.datasets) for m in HandoffStore(prefix, task="x").manifests()}
     # The whole registered pipeline would make X_train, ... boundaries of `split`.
     assert saved["split"] == set()
     assert saved["companies"] == {"preprocessed_companies"}
