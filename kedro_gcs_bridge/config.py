@@ -393,7 +393,7 @@ _RESERVED_LABELS = frozenset(
     {"app.kubernetes.io/managed-by", "dag_id", "task_id", "run_id", "try_number", "map_index"}
     | {"kubernetes_pod_operator", "airflow_version", "airflow_kpo_in_cluster", "already_checked"}
 )
-#: The bridge's own pod environment (pod/contract.py) and the tracking URI (its own key).
+#: The bridge's own pod environment (pod/context.py) and the tracking URI (its own key).
 _RESERVED_ENV_PREFIX = "KEDRO_GCS_BRIDGE_"
 _RESERVED_ENV = frozenset({"MLFLOW_TRACKING_URI"})
 #: Names that say "credential": such values belong in a Kubernetes Secret (secret_env).

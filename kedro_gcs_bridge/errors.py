@@ -65,6 +65,10 @@ class MetadataError(HandoffError):
     """A manifest or a record in it is missing, not JSON, or lacks a field or has a wrong type."""
 
 
+class ProtocolVersionError(HandoffError):
+    """An object under the run prefix was written with a newer major run-prefix protocol."""
+
+
 class SymlinkError(HandoffError):
     """A local object under the run prefix is a symlink, or resolves outside the prefix."""
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from kedro_gcs_bridge.config import BridgeConfig
     from kedro_gcs_bridge.dag.dagfile import DagFile
     from kedro_gcs_bridge.planning.storage import StoragePlan
+    from kedro_gcs_bridge.pod.protocol import Manifest
 
 #: What the DAG-writing commands import beyond the pod's install (the `dag` extra).
 _DAG_EXTRA_MODULES = ("jinja2", "slugify")
@@ -187,7 +188,7 @@ def runs_root(metadata: ProjectMetadata, root: str | None, env: str) -> str:
     return str(configured or local_runs_root(metadata))
 
 
-def read_manifests(prefix: str, reader: str) -> list[dict[str, Any]]:
+def read_manifests(prefix: str, reader: str) -> list[Manifest]:
     """The committed manifests under a run prefix (`reader` names who reads, for errors)."""
     from kedro_gcs_bridge.pod.store import HandoffStore
 
@@ -196,20 +197,20 @@ def read_manifests(prefix: str, reader: str) -> list[dict[str, Any]]:
 
 def run_prefix_from_env() -> tuple[str | None, str]:
     """The run prefix the pod's environment names, and the variable's name."""
-    from kedro_gcs_bridge.pod.contract import RUN_PREFIX_ENV, env_value
+    from kedro_gcs_bridge.pod.context import RUN_PREFIX_ENV, TaskContext
 
-    return env_value(RUN_PREFIX_ENV), RUN_PREFIX_ENV
+    return TaskContext.from_env().run_prefix, RUN_PREFIX_ENV
 
 
 def tracking_uri_from_env() -> str | None:
     """`$MLFLOW_TRACKING_URI`, if set."""
-    from kedro_gcs_bridge.pod.contract import TRACKING_URI_ENV, env_value
+    from kedro_gcs_bridge.pod.context import TaskContext
 
-    return env_value(TRACKING_URI_ENV)
+    return TaskContext.from_env().tracking_uri
 
 
 def tracking_env(uri: str) -> dict[str, str]:
     """The environment that points a replayed task at an MLflow store."""
-    from kedro_gcs_bridge.pod.contract import TRACKING_URI_ENV
+    from kedro_gcs_bridge.pod.context import TRACKING_URI_ENV
 
     return {TRACKING_URI_ENV: uri}

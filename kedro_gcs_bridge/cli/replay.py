@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
 
     from kedro_gcs_bridge.dag.isolation import TaskDirs
+    from kedro_gcs_bridge.pod.protocol import Manifest
 
 #: The bucket `--emulator` makes in its in-memory GCS.
 _EMULATOR_BUCKET = "kedro-gcs-bridge-replay"
@@ -204,7 +205,7 @@ def _summary(results: Sequence[Any], prefix: str, pod_start_delay: float = 0.0) 
     from kedro_gcs_bridge.planning.views import replay_table
 
     try:
-        manifests = {m["task"]: m for m in access.read_manifests(prefix, "replay")}
+        manifests = {m.task: m for m in access.read_manifests(prefix, "replay")}
     except Exception:  # noqa: BLE001 - the table is still useful without byte counts
         manifests = {}
     rows = [
@@ -214,9 +215,9 @@ def _summary(results: Sequence[Any], prefix: str, pod_start_delay: float = 0.0) 
     return replay_table(rows) + "\n" + _timing(results, manifests, prefix, pod_start_delay)
 
 
-def _bytes_out(manifest: Mapping[str, Any] | None) -> int:
+def _bytes_out(manifest: Manifest | None) -> int:
     """The bytes a task's manifest records for its outputs (0 without a manifest)."""
-    return sum(record["size"] for record in (manifest or {}).get("datasets", {}).values())
+    return manifest.bytes_out if manifest is not None else 0
 
 
 def _timing(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
 
     from kedro_gcs_bridge.config import BridgeConfig
+    from kedro_gcs_bridge.pod.protocol import Manifest
 
 FORMATS = ("text", "yaml", "json")
 
@@ -159,7 +160,7 @@ def _run_prefix(source: str, tracking_uri: str | None, said: list[str]) -> str:
     return prefix
 
 
-def _manifests(url: str) -> list[dict[str, Any]]:
+def _manifests(url: str) -> list[Manifest]:
     manifests = access.read_manifests(url, "suggest")
     if not manifests:
         raise click.ClickException(

@@ -39,29 +39,7 @@ from kedro_gcs_bridge.planning.plan import (
     node_specs,
     plan_tasks,
 )
-from kedro_gcs_bridge.pod.contract import (
-    ALLOW_PICKLE_ENV,
-    DAG_ID_ENV,
-    EXPERIMENT_ENV,
-    KEDRO_ENV_ENV,
-    LOCAL_HANDOFF_ENV,
-    LOGICAL_DATE_ENV,
-    MLFLOW_METRICS_ENV,
-    MLFLOW_REQUIRED_ENV,
-    PARALLEL_CONCURRENCY_ENV,
-    PARALLEL_THRESHOLD_ENV,
-    PIPELINE_ENV,
-    RUN_ID_ENV,
-    RUN_PREFIX_ENV,
-    TAGS_ENV,
-    TASK_ENV,
-    TASK_START_ENV,
-    TASK_STATES_ENV,
-    TASKS_ENV,
-    TRACKING_URI_ENV,
-    TRY_ENV,
-    UPSTREAM_ENV,
-)
+from kedro_gcs_bridge.pod.context import TaskContext
 
 RUNNER = "kedro_gcs_bridge.GCSRunner"
 
@@ -249,10 +227,7 @@ class DagFile:
     def task_env(self, task: TaskPlan) -> dict[str, str]:
         """What one task's pod gets on top of `run_env`: its id, and which task made each
         boundary dataset it loads (the consumer reads that task's committed manifest)."""
-        env = {TASK_ENV: task.task_id}
-        if task.inputs:
-            env[UPSTREAM_ENV] = json.dumps(dict(task.inputs), sort_keys=True)
-        return env
+        return TaskContext(task=task.task_id, upstream=dict(task.inputs)).to_env()
 
     def machine_classes(self) -> list[MachineClass]:
         """The machine classes the tasks use, each once, in task order."""
@@ -265,35 +240,33 @@ class DagFile:
 
     def run_env(self) -> dict[str, str]:
         """Environment every pod gets: where this run's handoff data lives, and who it is."""
-        handoff, mlflow = self.config.handoff, self.config.mlflow
-        env = {
-            **self.config.pod.env,  # the user's plain variables; the bridge's own win
-            RUN_PREFIX_ENV: self.run_prefix,
-            DAG_ID_ENV: "{{ dag.dag_id }}",
-            RUN_ID_ENV: "{{ run_id }}",
-            PIPELINE_ENV: self.pipeline_name,
-            KEDRO_ENV_ENV: self.env,
-            TRY_ENV: "{{ ti.try_number }}",
-            TASK_START_ENV: pod_spec.TASK_START_TEMPLATE,
-            LOCAL_HANDOFF_ENV: "true" if handoff.local_handoff else "false",
-            PARALLEL_THRESHOLD_ENV: str(handoff.parallel_threshold),
-            PARALLEL_CONCURRENCY_ENV: str(handoff.parallel_concurrency),
+        handoff = self.config.handoff
+        mlflow = self.config.mlflow.tracking_uri
+        context = TaskContext(
+            run_prefix=self.run_prefix,
+            pipeline=self.pipeline_name,
+            kedro_env=self.env,
+            local_handoff=handoff.local_handoff,
+            parallel_threshold=handoff.parallel_threshold,
+            parallel_concurrency=handoff.parallel_concurrency,
+            allow_pickle=None if handoff.allow_pickle else False,
+            tracking_uri=mlflow or None,
+            experiment=(self.config.mlflow.experiment or self.package_name) if mlflow else None,
+            mlflow_required=True if mlflow and self.config.mlflow.required else None,
+            mlflow_metrics=tuple(self.config.mlflow.metrics) if mlflow else (),
+            tasks=tuple(task.task_id for task in self.plan.tasks) if self.plan else (),
+            tags=tuple(self.node_tags),
+        )
+        rendered = {
+            "dag_id": "{{ dag.dag_id }}",
+            "run_id": "{{ run_id }}",
+            "try_number": "{{ ti.try_number }}",
+            "task_start": pod_spec.TASK_START_TEMPLATE,
         }
-        if not handoff.allow_pickle:
-            env[ALLOW_PICKLE_ENV] = "false"
-        if mlflow.tracking_uri:
-            env[TRACKING_URI_ENV] = mlflow.tracking_uri
-            env[EXPERIMENT_ENV] = mlflow.experiment or self.package_name
-            env[LOGICAL_DATE_ENV] = LOGICAL_DATE_TEMPLATE
-            if mlflow.required:
-                env[MLFLOW_REQUIRED_ENV] = "true"
-            if mlflow.metrics:
-                env[MLFLOW_METRICS_ENV] = ",".join(mlflow.metrics)
-        if self.plan is not None:
-            env[TASKS_ENV] = ",".join(task.task_id for task in self.plan.tasks)
-        if self.node_tags:
-            env[TAGS_ENV] = ",".join(self.node_tags)
-        return env
+        if mlflow:
+            rendered["logical_date"] = LOGICAL_DATE_TEMPLATE
+        # The user's plain variables first; the bridge's own win.
+        return {**self.config.pod.env, **context.to_env(rendered)}
 
     @property
     def finalize(self) -> TaskPlan | None:
@@ -332,7 +305,7 @@ class DagFile:
 
     def finalize_env(self, task: TaskPlan) -> dict[str, str]:
         """What the finalize pod gets on top of `run_env`: the task states Airflow recorded."""
-        return {TASK_ENV: task.task_id, TASK_STATES_ENV: TASK_STATES_TEMPLATE}
+        return TaskContext(task=task.task_id).to_env({"task_states": TASK_STATES_TEMPLATE})
 
     def upstream_vars(self, task: TaskPlan) -> list[str]:
         """The DAG-file variables of a task's upstream tasks."""

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 from kedro_gcs_bridge.errors import ReplayError
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.planning.plan import RUN_FAILED_TASK
-from kedro_gcs_bridge.pod.contract import RUN_PREFIX_ENV, TASK_START_ENV
+from kedro_gcs_bridge.pod.context import RUN_PREFIX_ENV, TASK_START_ENV
 
 if TYPE_CHECKING:
     from kedro_gcs_bridge.dag.isolation import TaskDirs
+    from kedro_gcs_bridge.pod.protocol import Manifest
 
 
 @dataclass(frozen=True)
@@ -64,15 +65,16 @@ class TaskResult:
 
 
 def kedro_start_seconds(
-    results: Sequence[TaskResult], manifests: Mapping[str, Mapping[str, Any]]
+    results: Sequence[TaskResult], manifests: Mapping[str, Manifest]
 ) -> float | None:
     """The median of what each successful task spent outside its nodes and its pod start
     delay (`kedro run` start, handoff, exit): the model's `kedro_start_s` for this machine.
     None when no task has a manifest with node timings."""
+    timed = {task: m.node_seconds for task, m in manifests.items() if m.node_seconds}
     spent = [
-        r.seconds - r.pod_start_s - sum(manifests[r.task_id]["node_seconds"].values())
+        r.seconds - r.pod_start_s - sum(timed[r.task_id].values())
         for r in results
-        if r.state == "success" and manifests.get(r.task_id, {}).get("node_seconds")
+        if r.state == "success" and r.task_id in timed
     ]
     return statistics.median(spent) if spent else None
 

@@ -10,7 +10,6 @@ the parent run's status is set only when it differs, the outcome record is overw
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
@@ -18,21 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.pod.contract import (
-    EXPERIMENT_ENV,
-    RUN_ID_ENV,
-    TASK_STATES_ENV,
-    TASKS_ENV,
-    TRACKING_URI_ENV,
-    env_list,
-    env_value,
-)
+from kedro_gcs_bridge.pod.context import TASK_STATES_ENV, TaskContext
 from kedro_gcs_bridge.pod.group_run import best_effort
+from kedro_gcs_bridge.pod.protocol import OUTCOME_OBJECT, OutcomeRecord, now
 from kedro_gcs_bridge.pod.store import HandoffStore
 
-logger = logging.getLogger(__name__)
+__all__ = ["OUTCOME_OBJECT", "RunOutcome", "finish_run", "task_states", "verdict"]
 
-OUTCOME_OBJECT = "_run.json"
+logger = logging.getLogger(__name__)
 #: Airflow task states that count as done: `skipped` is a choice the DAG made, not a failure.
 DONE_STATES = frozenset({"success", "skipped"})
 
@@ -97,18 +89,19 @@ def verdict(
     )
 
 
-def _finish_parent(store: HandoffStore, succeeded: bool) -> str | None:
+def _finish_parent(store: HandoffStore, succeeded: bool, context: TaskContext) -> str | None:
     """Sets the MLflow parent's status; a failure raises only with `mlflow_required: true`."""
-    uri = env_value(TRACKING_URI_ENV)
+    uri = context.tracking_uri
     if not uri:
         return None
     from kedro_gcs_bridge.tracking.tracker import Tracker
 
     return best_effort(
         uri,
-        lambda: Tracker(uri, store, env_value(EXPERIMENT_ENV)).finish_parent(succeeded),
+        lambda: Tracker(uri, store, context.experiment).finish_parent(succeeded),
         "while finalize set the parent run's status (Airflow retries finalize)",
         "the parent run's status is not set. The DAG run's outcome is not affected",
+        context,
     )
 
 
@@ -121,15 +114,10 @@ def _record_or_clean(
         if store.fs.exists(store.root):
             store.fs.rm(store.root, recursive=True)
         return deleted
-    store.write_json(
-        f"{store.root}/{OUTCOME_OBJECT}",
-        {
-            "outcome": "success" if not incomplete else "failed",
-            "tasks": list(expected),
-            "incomplete": list(incomplete),
-            "finished_at": dt.datetime.now(dt.UTC).isoformat(),
-        },
+    outcome = OutcomeRecord(
+        "success" if not incomplete else "failed", tuple(expected), incomplete, now()
     )
+    store.write_json(store.layout.outcome, outcome.to_json())
     return None
 
 
@@ -138,6 +126,7 @@ def finish_run(
     tasks: list[str] | None = None,
     cleanup: str = "never",
     states: Mapping[str, str] | None = None,
+    context: TaskContext | None = None,
 ) -> RunOutcome:
     """Ends a DAG run: the verdict, the MLflow parent run's status, the outcome or cleanup.
 
@@ -148,19 +137,22 @@ def finish_run(
             run is never touched by cleanup.
         states: Task id -> Airflow state; default `$KEDRO_GCS_BRIDGE_TASK_STATES`. Without
             states the groups' manifests decide.
+        context: The pod's context (tasks, states, tracking); default
+            `TaskContext.from_env()`.
 
     Raises:
         TrackingError: MLflow failed and `mlflow_required: true` (Airflow retries finalize).
         ConfigError: The task states are not valid JSON.
     """
+    context = context or TaskContext.from_env()
     store = HandoffStore(prefix, task="finalize")
-    expected = tasks if tasks is not None else env_list(TASKS_ENV)
+    expected = tasks if tasks is not None else list(context.tasks)
     if states is None:
-        states = task_states(env_value(TASK_STATES_ENV), env_value(RUN_ID_ENV))
-    manifests = set() if states is not None else {m["task"] for m in store.manifests()}
+        states = task_states(context.task_states, context.run_id)
+    manifests = set() if states is not None else {m.task for m in store.manifests()}
     succeeded, incomplete = verdict(expected, states, manifests)
     # The parent's status first: cleanup may delete the object that names the parent run.
-    status = _finish_parent(store, not incomplete)
+    status = _finish_parent(store, not incomplete, context)
     deleted = _record_or_clean(store, cleanup, expected, incomplete)
     judged_by = "airflow" if states is not None else "manifests"
     return RunOutcome(succeeded, incomplete, status, deleted, judged_by)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import re
 import threading
@@ -20,10 +19,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError, StorageUnreachableError
-from kedro_gcs_bridge.ops.finalize import OUTCOME_OBJECT
+from kedro_gcs_bridge.errors import (
+    ConfigError,
+    GCSBridgeError,
+    MetadataError,
+    ProtocolVersionError,
+    StorageUnreachableError,
+)
 from kedro_gcs_bridge.pod.backend import Backend, open_backend
-from kedro_gcs_bridge.pod.store import MARKER_KIND, MARKER_OBJECT
+from kedro_gcs_bridge.pod.protocol import Manifest, OutcomeRecord, RunLayout, RunMarker
 from kedro_gcs_bridge.values import as_root_url
 
 logger = logging.getLogger(__name__)
@@ -141,8 +145,12 @@ def _folders(fs: Any, path: str) -> list[str]:
     return sorted(e["name"].rstrip("/") for e in entries if e["type"] == "directory")
 
 
-def _read_json(backend: Backend, path: str, problems: list[str]) -> Any:
-    """A small JSON object, or None (reported in `problems` when it exists but is unreadable)."""
+_Model = TypeVar("_Model", Manifest, OutcomeRecord, RunMarker)
+
+
+def _read(backend: Backend, path: str, model: type[_Model], problems: list[str]) -> _Model | None:
+    """An object of the run prefix as its model, or None (reported in `problems` when it
+    exists but cannot be read: damaged, not JSON, or of a newer major protocol version)."""
     try:
         data = backend.read_json(path)
     except OSError as exc:
@@ -151,21 +159,14 @@ def _read_json(backend: Backend, path: str, problems: list[str]) -> Any:
     if data is None:
         return None
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        problems.append(f"skipped {path}: not JSON")
+        return model.from_bytes(data, path)
+    except (MetadataError, ProtocolVersionError) as exc:
+        problems.append(f"skipped {path}: {exc}")
         return None
 
 
 def _is_marked(backend: Backend, path: str, problems: list[str]) -> bool:
-    marker_path = f"{path}/{MARKER_OBJECT}"
-    marker = _read_json(backend, marker_path, problems)
-    if marker is None:
-        return False
-    if not isinstance(marker, dict) or marker.get("kind") != MARKER_KIND:
-        problems.append(f"skipped {marker_path}: not a kedro-gcs-bridge run marker")
-        return False
-    return True
+    return _read(backend, RunLayout(path).marker, RunMarker, problems) is not None
 
 
 def _manifest_tasks(
@@ -174,36 +175,26 @@ def _manifest_tasks(
     """(tasks with a manifest, the DAG's tasks as a manifest records them)."""
     done: set[str] = set()
     expected: tuple[str, ...] = ()
-    folder = f"{path}/manifests/"
+    folder = f"{RunLayout(path).manifests_dir}/"
     for name in sorted(files):
         relative = name[len(folder) :] if name.startswith(folder) else ""
         if not relative.endswith(".json") or "/" in relative:
             continue
-        manifest = _read_json(backend, name, problems)
+        manifest = _read(backend, name, Manifest, problems)
         if manifest is None:
             continue
-        task = manifest.get("task") if isinstance(manifest, dict) else None
-        if not isinstance(task, str):
-            problems.append(f"skipped {name}: a manifest with no 'task'")
-            continue
-        done.add(task)
-        tasks = manifest.get("dag_tasks")
-        if not expected and isinstance(tasks, list) and all(isinstance(t, str) for t in tasks):
-            expected = tuple(tasks)
+        done.add(manifest.task)
+        if not expected and manifest.dag_tasks:
+            expected = manifest.dag_tasks
     return done, expected
 
 
 def _outcome(
     backend: Backend, path: str, done: set[str], expected: tuple[str, ...], problems: list[str]
 ) -> tuple[str, tuple[str, ...]]:
-    record_path = f"{path}/{OUTCOME_OBJECT}"
-    record = _read_json(backend, record_path, problems)
-    if isinstance(record, dict) and record.get("outcome") in {"success", "failed"}:
-        tasks = record.get("tasks")
-        listed = isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)
-        return str(record["outcome"]), tuple(tasks) if listed else expected
+    record = _read(backend, RunLayout(path).outcome, OutcomeRecord, problems)
     if record is not None:
-        problems.append(f"skipped {record_path}: no 'outcome' of success or failed")
+        return record.outcome, record.tasks or expected
     if expected and set(expected) <= done:
         return "success", expected
     return "incomplete", expected

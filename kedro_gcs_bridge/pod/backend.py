@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import fcntl
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -288,7 +287,7 @@ class GCSBackend(Backend):
             return
         self.fs.call(
             "POST",
-            f"{self.fs._location}/upload/storage/v1/b/{bucket}/o",
+            upload_url(self.fs, bucket),
             uploadType="media",
             name=key,
             ifGenerationMatch=str(generation),
@@ -297,6 +296,17 @@ class GCSBackend(Backend):
             json_out=True,
         )
         self.fs.invalidate_cache(path)
+
+
+def upload_url(fs: Any, bucket: str) -> str:
+    """GCS's media-upload endpoint of a bucket, from gcsfs's public JSON API base (which
+    follows `STORAGE_EMULATOR_HOST` and custom endpoints).
+
+    gcsfs has no public call for a conditional upload with a given generation, nor one that
+    returns the stored object's metadata for a streamed body: those requests go through
+    `GCSFileSystem.call`/`_call` (gcsfs's request helper, retries included).
+    """
+    return f"{fs.base.removesuffix('storage/v1/')}upload/storage/v1/b/{bucket}/o"
 
 
 _BACKENDS: dict[str, type[Backend]] = {
@@ -339,6 +349,50 @@ def _locked(folder: str) -> Iterator[None]:
         os.close(descriptor)
 
 
-def dumps(payload: Any) -> bytes:
-    """The JSON bytes the store writes for metadata (stable key order)."""
-    return json.dumps(payload, indent=2, sort_keys=True).encode()
+_STORAGE_MODULES = ("gcsfs", "aiohttp", "requests", "google.auth", "google.api_core", "fsspec")
+
+
+def storage_cause(exc: BaseException) -> BaseException | None:
+    """The storage failure behind an exception (network, HTTP, I/O), if that is what it is.
+
+    Such an error must not make the store try another format: the data was fine, the
+    storage was not.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        module = type(current).__module__
+        if isinstance(current, OSError | TimeoutError) or module.startswith(_STORAGE_MODULES):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def storage_error(
+    exc: BaseException, doing: str, url: str, then: str = "", any_error: bool = False
+) -> HandoffError | None:
+    """The one wording of a storage failure: a HandoffError naming what was being done to
+    which object, or None when `exc` is not a storage failure (unless `any_error`)."""
+    if isinstance(exc, HandoffError):
+        return exc
+    cause = storage_cause(exc) or (exc if any_error else None)
+    if cause is None:
+        return None
+    tail = f" {then}" if then else ""
+    return HandoffError(
+        f"storage error while {doing} {url}: {type(cause).__name__}: {cause}.{tail}"
+    )
+
+
+@contextmanager
+def storage_errors(doing: str, url: str, then: str = "", any_error: bool = False) -> Iterator[None]:
+    """Turns a storage failure (network, HTTP, I/O) into a HandoffError naming the object;
+    other errors pass through unchanged (all of them become one with `any_error`)."""
+    try:
+        yield
+    except Exception as exc:
+        error = storage_error(exc, doing, url, then, any_error)
+        if error is None or error is exc:
+            raise
+        raise error from exc

@@ -28,9 +28,14 @@ import logging
 import math
 import re
 import sys
+import tempfile
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import fsspec
 
 from kedro_gcs_bridge.errors import ForbiddenFormatError
 
@@ -405,3 +410,44 @@ def rebuild(value: Any, extra: Mapping[str, Any]) -> Any:
         series.name = extra.get("name")
         return series
     return value
+
+
+#: Where verified bytes are handed to kedro-datasets for decoding (process memory).
+_STAGING = "memory:///kedro-gcs-bridge-verified"
+
+
+def label(fmt: Format | str, extra: Mapping[str, Any] | None = None) -> str:
+    """A format as logs and messages name it: `pandas.ParquetDataset` for a catalog type."""
+    if isinstance(fmt, str):
+        catalog = (extra or {}).get("catalog")
+        return str(catalog["type"]) if fmt == CATALOG and catalog else fmt
+    return fmt.dataset_type if fmt.name == CATALOG else fmt.name
+
+
+def decode_staged(dataset: str, fmt: Format, data: bytes) -> Any:
+    """Decodes with the format's kedro-datasets dataset, from a file in process memory."""
+    from kedro.io import AbstractDataset
+
+    staging = f"{_STAGING}/{uuid.uuid4().hex}.{fmt.extension}"
+    memory = fsspec.filesystem("memory")
+    memory.pipe_file(staging, data)
+    try:
+        reader = AbstractDataset.from_config(dataset, fmt.dataset_config(staging, None))
+        return reader.load()
+    finally:
+        memory.rm_file(staging)  # rm(recursive=True) would copy the bytes to size them
+
+
+def decode_catalog(dataset: str, fmt: Format, data: bytes) -> Any:
+    """Decodes verified bytes with a catalog type: from process memory, or, for a type that
+    reads local paths only, from a private temporary file holding exactly those bytes."""
+    from kedro.io import AbstractDataset
+
+    try:
+        return decode_staged(dataset, fmt, data)
+    except Exception as exc:  # noqa: BLE001 - retried from a local file; its error is raised
+        logger.debug("%s cannot read %s from memory (%s)", fmt.dataset_type, dataset, exc)
+    with tempfile.TemporaryDirectory(prefix="kedro-gcs-bridge-") as folder:
+        staging = f"{folder}/{uuid.uuid4().hex}.{fmt.extension}"
+        Path(staging).write_bytes(data)
+        return AbstractDataset.from_config(dataset, fmt.dataset_config(staging, None)).load()

@@ -15,7 +15,6 @@ never hidden behind a tracking error.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,19 +23,8 @@ from kedro.framework.hooks import hook_impl
 
 from kedro_gcs_bridge.errors import TrackingError
 from kedro_gcs_bridge.planning.grouping import base_name
-from kedro_gcs_bridge.pod.contract import (
-    DAG_ID_ENV,
-    EXPERIMENT_ENV,
-    KEDRO_ENV_ENV,
-    LOGICAL_DATE_ENV,
-    MLFLOW_METRICS_ENV,
-    MLFLOW_REQUIRED_ENV,
-    RUN_ID_ENV,
-    env_list,
-    env_value,
-)
+from kedro_gcs_bridge.pod.context import TaskContext
 from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker, brief, metric_values
-from kedro_gcs_bridge.values import as_bool
 
 if TYPE_CHECKING:
     from kedro_gcs_bridge.pod.store import HandoffStore
@@ -47,13 +35,13 @@ UNAVAILABLE = "MLflow tracking unavailable"
 T = TypeVar("T")
 
 
-def tracking_required() -> bool:
-    """`mlflow_required: true` reached this process (`KEDRO_GCS_BRIDGE_MLFLOW_REQUIRED`)."""
-    value = env_value(MLFLOW_REQUIRED_ENV)
-    return False if value is None else as_bool("mlflow_required", value)
-
-
-def best_effort(uri: str, action: Callable[[], T], required: str, unavailable: str) -> T | None:
+def best_effort(
+    uri: str,
+    action: Callable[[], T],
+    required: str,
+    unavailable: str,
+    context: TaskContext | None = None,
+) -> T | None:
     """Runs an MLflow action; on failure raises with `mlflow_required: true`, else warns once.
 
     Args:
@@ -61,6 +49,7 @@ def best_effort(uri: str, action: Callable[[], T], required: str, unavailable: s
         action: What to do against the server.
         required: When it failed, for the error when tracking is required.
         unavailable: What happens instead, for the warning when it is not.
+        context: The pod's context (`mlflow_required`); default `TaskContext.from_env()`.
 
     Raises:
         TrackingError: The server failed and `mlflow_required: true`.
@@ -68,7 +57,7 @@ def best_effort(uri: str, action: Callable[[], T], required: str, unavailable: s
     try:
         return action()
     except Exception as exc:  # MLflow, HTTP and database errors alike
-        if tracking_required():
+        if (context or TaskContext.from_env()).mlflow_required:
             raise TrackingError(
                 f"MLflow tracking server {uri} failed {required} ({brief(exc)}), and "
                 "mlflow_required is true. Check the server, or set mlflow_required: false "
@@ -78,16 +67,16 @@ def best_effort(uri: str, action: Callable[[], T], required: str, unavailable: s
         return None
 
 
-def _identity(store: HandoffStore, pipeline: str) -> RunIdentity:
+def _identity(store: HandoffStore, pipeline: str, context: TaskContext) -> RunIdentity:
     from kedro.framework import project
 
     return RunIdentity(
-        dag_id=os.environ.get(DAG_ID_ENV) or "local",
-        airflow_run_id=os.environ.get(RUN_ID_ENV) or store.prefix,
+        dag_id=context.dag_id or "local",
+        airflow_run_id=context.run_id or store.prefix,
         pipeline=pipeline,
-        env=os.environ.get(KEDRO_ENV_ENV) or "local",
+        env=context.kedro_env or "local",
         project=str(project.PACKAGE_NAME or ""),
-        logical_date=env_value(LOGICAL_DATE_ENV) or "",
+        logical_date=context.logical_date or "",
     )
 
 
@@ -124,16 +113,18 @@ class GroupTracking:
     ended: bool = False
 
     @classmethod
-    def start(cls, uri: str, store: HandoffStore, catalog: Any, pipeline: str) -> GroupTracking:
+    def start(
+        cls, uri: str, store: HandoffStore, catalog: Any, pipeline: str, context: TaskContext
+    ) -> GroupTracking:
         """Finds or creates the parent run, logs the parameters on it, opens the child run."""
         import mlflow
 
-        tracker = Tracker(uri, store, os.environ.get(EXPERIMENT_ENV))
-        parent_id, experiment_id = tracker.parent_run(_identity(store, pipeline))
+        tracker = Tracker(uri, store, context.experiment)
+        parent_id, experiment_id = tracker.parent_run(_identity(store, pipeline, context))
         tracker.log_params_once(parent_id, _parameters(catalog))
         child_id = tracker.child_run(parent_id, experiment_id, store.task)
         logger.info("MLflow: parent run %s, child run %s (%s)", parent_id, child_id, uri)
-        collector = MetricsCollector(env_list(MLFLOW_METRICS_ENV))
+        collector = MetricsCollector(list(context.mlflow_metrics))
         outer = mlflow.active_run()
         if outer is not None:
             # Another plugin (kedro-mlflow) opened a run for this process: it stays the active
@@ -200,17 +191,23 @@ class GroupTracking:
 
 
 def start_group_tracking(
-    uri: str, store: HandoffStore, catalog: Any, pipeline: str
+    uri: str,
+    store: HandoffStore,
+    catalog: Any,
+    pipeline: str,
+    context: TaskContext | None = None,
 ) -> GroupTracking | None:
     """Opens the group's child run; None (after one warning) when tracking is unavailable.
 
     Raises:
         TrackingError: The server failed and `mlflow_required: true`.
     """
+    context = context or TaskContext.from_env()
     return best_effort(
         uri,
-        lambda: GroupTracking.start(uri, store, catalog, pipeline),
+        lambda: GroupTracking.start(uri, store, catalog, pipeline, context),
         "before the group's nodes ran",
         f"task {store.task} runs without tracking. The data and the task's outcome are not "
         "affected; set mlflow_required: true to fail instead",
+        context,
     )

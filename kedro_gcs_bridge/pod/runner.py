@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -26,29 +25,11 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractDataset
 from kedro.runner import SequentialRunner
 
-from kedro_gcs_bridge.errors import ConfigError, HandoffError
+from kedro_gcs_bridge.errors import HandoffError
 from kedro_gcs_bridge.planning.grouping import base_name, boundary_datasets, node_specs
 from kedro_gcs_bridge.pod.catalog import entry_of, is_memory, local_path
-from kedro_gcs_bridge.pod.contract import (
-    ALLOW_PICKLE_ENV,
-    DAG_ID_ENV,
-    LOCAL_HANDOFF_ENV,
-    PIPELINE_ENV,
-    RUN_ID_ENV,
-    RUN_PREFIX_ENV,
-    TAGS_ENV,
-    TASK_ENV,
-    TASK_START_ENV,
-    TASKS_ENV,
-    TRACKING_URI_ENV,
-    TRY_ENV,
-    UPSTREAM_ENV,
-    env_datetime,
-    env_list,
-    env_mapping,
-    env_value,
-)
-from kedro_gcs_bridge.values import as_bool, as_count
+from kedro_gcs_bridge.pod.context import PIPELINE_ENV, RUN_PREFIX_ENV, TaskContext
+from kedro_gcs_bridge.values import as_bool
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -118,14 +99,15 @@ def _handed_out(data: Any) -> Any:
     return _copy_with_mode(data, copy_mode=_infer_copy_mode(data))
 
 
-def _setting(key: str, value: Any, env: str | None, default: bool) -> bool:
-    """A boolean setting: the Python/runner-param value, else the env var, else the default.
+def _setting(key: str, value: Any, from_env: bool | None, default: bool) -> bool:
+    """A boolean setting: the Python/runner-param value, else the pod's context, else the
+    default.
 
     One strict reader for every route (`values.as_bool`): OmegaConf hands `--runner-params
     allow_pickle=false` over as the boolean False, which must stay False.
     """
-    if value is None and env is not None:
-        value = env_value(env)
+    if value is None:
+        value = from_env
     return default if value is None else as_bool(key, value)
 
 
@@ -200,7 +182,7 @@ class _NodeTimer:
 
 
 def _measured(
-    timer: _NodeTimer, store: HandoffStore, run_id: str | None, expected: list[str]
+    timer: _NodeTimer, store: HandoffStore, run_id: str | None, context: TaskContext
 ) -> dict[str, Any]:
     """The manifest's extra fields: what `kedro gcs-bridge suggest` reads to model the DAG.
 
@@ -208,22 +190,17 @@ def _measured(
     """
     return {
         "kedro_run_id": run_id,
-        "dag_tasks": expected,
+        "dag_tasks": context.tasks,
         "node_seconds": {name: round(seconds, 6) for name, seconds in timer.seconds.items()},
         "loaded_bytes": {name: record.size for name, record in sorted(store.loaded.items())},
         "first_node_at": timer.first_node_at,
-        **_pod_start(timer.first_node_at),
+        **_pod_start(timer.first_node_at, context.task_start),
     }
 
 
-def _pod_start(first_node_at: str | None) -> dict[str, Any]:
+def _pod_start(first_node_at: str | None, started: dt.datetime | None) -> dict[str, Any]:
     """`task_start_at` and `pod_start_seconds` (task start to first node) when the task's start
     is known (`KEDRO_GCS_BRIDGE_TASK_START`); a missing or unreadable start omits them."""
-    try:
-        started = env_datetime(TASK_START_ENV)
-    except ConfigError as exc:
-        logger.warning("No pod start measurement: %s", exc)
-        return {}
     if started is None:
         return {}
     fields: dict[str, Any] = {"task_start_at": started.isoformat()}
@@ -280,13 +257,14 @@ class GCSRunner(SequentialRunner):
         self._pipeline_name = pipeline
         self._task = task
         self._allow_pickle = allow_pickle
+        self._context = TaskContext.from_env()
         self._handoff_local = _setting(
-            "handoff_local_datasets", handoff_local_datasets, LOCAL_HANDOFF_ENV, True
+            "handoff_local_datasets", handoff_local_datasets, self._context.local_handoff, True
         )
         self._full_pipeline = full_pipeline
 
     def _resolve_prefix(self) -> str:
-        prefix = self._prefix or os.environ.get(RUN_PREFIX_ENV)
+        prefix = self._prefix or self._context.run_prefix
         if not prefix:
             raise HandoffError(
                 "GCSRunner needs a run prefix: the generated DAG sets "
@@ -307,19 +285,22 @@ class GCSRunner(SequentialRunner):
                 f"GCSRunner: pipeline '{name}' is not registered (from {PIPELINE_ENV} or the "
                 f"`pipeline` runner param); registered: {sorted(pipelines)}."
             )
-        tags = env_list(TAGS_ENV)
+        tags = self._context.tags
         # The DAG was planned from the pipeline filtered by `kedro airflow create --tags`.
         return pipeline.only_nodes_with_tags(*tags) if tags else pipeline
 
     def _open_store(self, pipeline: Pipeline) -> HandoffStore:
         from kedro_gcs_bridge.pod.store import HandoffStore
+        from kedro_gcs_bridge.pod.transfer import TransferSettings
 
+        context = self._context
         store = HandoffStore(
             self._resolve_prefix(),
-            task=self._task or env_value(TASK_ENV) or _task_of(pipeline),
-            attempt=as_count(TRY_ENV, env_value(TRY_ENV) or 1, minimum=1),
-            allow_pickle=_setting("allow_pickle", self._allow_pickle, ALLOW_PICKLE_ENV, True),
-            upstream=env_mapping(UPSTREAM_ENV),
+            task=self._task or context.task or _task_of(pipeline),
+            attempt=context.attempt,
+            allow_pickle=_setting("allow_pickle", self._allow_pickle, context.allow_pickle, True),
+            upstream=context.upstream,
+            transfer=TransferSettings.from_context(context),
         )
         store.check_reachable()
         return store
@@ -389,7 +370,7 @@ class GCSRunner(SequentialRunner):
             sorted(saved) or "nothing",
             store.prefix,
         )
-        store.mark(env_value(DAG_ID_ENV), env_value(RUN_ID_ENV))
+        store.mark(self._context.dag_id, self._context.run_id)
         store.start_attempt()
         if hook_manager is None:
             from kedro.framework.hooks.manager import _create_hook_manager
@@ -411,23 +392,23 @@ class GCSRunner(SequentialRunner):
                 raise
             finally:
                 hook_manager.unregister(timer)
-            expected = [t for t in os.environ.get(TASKS_ENV, "").split(",") if t]
-            store.write_manifest(selected, started_at, _measured(timer, store, run_id, expected))
+            measured = _measured(timer, store, run_id, self._context)
+            store.write_manifest(selected, started_at, measured)
             if tracking is not None:  # best effort: the manifest above is the commit
                 tracking.record(selected, timer.seconds, store, failed=False)
         return result
 
     def _name(self) -> str:
-        return self._pipeline_name or os.environ.get(PIPELINE_ENV) or "__default__"
+        return self._pipeline_name or self._context.pipeline or "__default__"
 
     def _start_tracking(self, store: HandoffStore, catalog: Any, registered_name: str) -> Any:
         """Opens the group's MLflow child run when a tracking URI is configured.
 
         None when there is none, or (after one warning) when the server is unavailable.
         """
-        uri = env_value(TRACKING_URI_ENV)
+        uri = self._context.tracking_uri
         if uri is None:
             return None
         from kedro_gcs_bridge.pod.group_run import start_group_tracking
 
-        return start_group_tracking(uri, store, catalog, registered_name)
+        return start_group_tracking(uri, store, catalog, registered_name, self._context)

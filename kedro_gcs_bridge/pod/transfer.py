@@ -45,7 +45,6 @@ import asyncio
 import base64
 import concurrent.futures
 import io
-import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -53,9 +52,10 @@ from typing import TYPE_CHECKING, Any
 import google_crc32c
 
 from kedro_gcs_bridge.errors import HandoffError
-from kedro_gcs_bridge.pod.contract import PARALLEL_CONCURRENCY_ENV, PARALLEL_THRESHOLD_ENV
+from kedro_gcs_bridge.pod.backend import upload_url
+from kedro_gcs_bridge.pod.context import TaskContext
 from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS, POLARS_IPC
-from kedro_gcs_bridge.values import as_count
+from kedro_gcs_bridge.pod.protocol import Part
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -63,8 +63,6 @@ if TYPE_CHECKING:
 MIB = 2**20
 #: The smallest part `TransferSettings.sized_for` cuts (a request per part must still pay off).
 MIN_PART_SIZE = 4 * MIB
-#: Settings a pod's environment tunes (bytes; a count), set by the DAG from airflow.yml.
-_ENV_FIELDS = {"threshold": PARALLEL_THRESHOLD_ENV, "concurrency": PARALLEL_CONCURRENCY_ENV}
 #: numpy dtype kinds Arrow can hand over without converting (ints, floats, datetimes, ...).
 _PLAIN_KINDS = frozenset("iufmM")
 
@@ -93,19 +91,22 @@ class TransferSettings:
         return replace(self, part_size=min(self.part_size, fitting))
 
     @classmethod
+    def from_context(cls, context: TaskContext) -> TransferSettings:
+        """The defaults, with the threshold and concurrency the DAG set from airflow.yml."""
+        values = {
+            "threshold": context.parallel_threshold,
+            "concurrency": context.parallel_concurrency,
+        }
+        return cls(**{name: value for name, value in values.items() if value is not None})
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TransferSettings:
-        """The defaults, with the threshold and concurrency a pod's environment sets.
+        """The settings a pod's environment gives (`TaskContext.from_env`).
 
         Raises:
             ConfigError: A variable is not a whole number >= 1.
         """
-        environ = os.environ if environ is None else environ
-        values = {
-            field_name: as_count(variable, environ[variable].strip(), minimum=1)
-            for field_name, variable in _ENV_FIELDS.items()
-            if variable in environ
-        }
-        return cls(**values)
+        return cls.from_context(TaskContext.from_env(environ))
 
 
 def _feather_write(value: Any, sink: Any) -> None:
@@ -142,19 +143,6 @@ def wants_parallel(fmt_name: str, value: Any, settings: TransferSettings) -> boo
 def crc32c_text(checksum: google_crc32c.Checksum) -> str:
     """A crc32c as GCS writes it (base64 of the big-endian digest)."""
     return base64.b64encode(checksum.digest()).decode()
-
-
-@dataclass(frozen=True)
-class Part:
-    """One uploaded part: its size, its generation and the server's crc32c of it."""
-
-    size: int
-    generation: int | None
-    crc32c: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The part as a record stores it."""
-        return {"size": self.size, "generation": self.generation, "crc32c": self.crc32c}
 
 
 class PartWriter(io.RawIOBase):
@@ -257,9 +245,10 @@ async def _media_upload(fs: Any, path: str, data: memoryview) -> Part:
     """One GCS media upload (a single request, gcsfs retries it); the stored part."""
     bucket, key, _ = fs.split_path(path)
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+    # No public gcsfs call streams a body and returns the stored object (see `upload_url`).
     stored = await fs._call(
         "POST",
-        f"{fs._location}/upload/storage/v1/b/{bucket}/o",
+        upload_url(fs, bucket),
         uploadType="media",
         name=key,
         headers=headers,
@@ -299,7 +288,7 @@ def remove_paths(fs: Any, paths: list[str]) -> None:
 
     async def remove(path: str) -> None:
         try:
-            await fs._rm_file(path)
+            await fs._rm_file(path)  # fsspec's async API (coroutines are `_`-named)
         except FileNotFoundError:
             return
 
@@ -334,7 +323,7 @@ def read_parts(
 
     async def fetch(index: int, start: int, end: int, offset: int) -> None:
         async with slots:
-            data = await fs._cat_file(
+            data = await fs._cat_file(  # fsspec's async API, as `_rm_file` above
                 paths[index], start=start, end=end, generation=parts[index].generation
             )
         if len(data) != end - start:

@@ -13,7 +13,7 @@ from conftest import KEDRO, RUN_ID, TEMPLATE, Job, kedro_env, make_project
 
 from kedro_gcs_bridge.dag.replay import load_dag_tasks
 from kedro_gcs_bridge.planning.naming import run_segment
-from kedro_gcs_bridge.pod.contract import KEDRO_ENV_ENV, TAGS_ENV
+from kedro_gcs_bridge.pod.context import KEDRO_ENV_ENV, TAGS_ENV
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 TAGS = "airflow.companies,airflow.shuttles,airflow.split"
@@ -90,7 +90,7 @@ def test_tags_conf_source_and_env_reach_the_pods(project: Path) -> None:
     )
     assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-3000:]
     assert prefix == f"{root}/{dag_id}/{run_segment(RUN_ID)}"
-    saved = {m["task"]: set(m["datasets"]) for m in HandoffStore(prefix, task="x").manifests()}
+    saved = {m.task: set(m.datasets) for m in HandoffStore(prefix, task="x").manifests()}
     # The whole registered pipeline would make X_train, ... boundaries of `split`.
     assert saved["split"] == set()
     assert saved["companies"] == {"preprocessed_companies"}

@@ -345,8 +345,8 @@ class TestPodKnobs:
     def test_parallel_transfer_settings_reach_every_pod(
         self, dag: str, threshold: int, concurrency: int, request: pytest.FixtureRequest
     ) -> None:
-        from kedro_gcs_bridge.pod.contract import PARALLEL_CONCURRENCY_ENV as CONCURRENCY_ENV
-        from kedro_gcs_bridge.pod.contract import PARALLEL_THRESHOLD_ENV as THRESHOLD_ENV
+        from kedro_gcs_bridge.pod.context import PARALLEL_CONCURRENCY_ENV as CONCURRENCY_ENV
+        from kedro_gcs_bridge.pod.context import PARALLEL_THRESHOLD_ENV as THRESHOLD_ENV
         from kedro_gcs_bridge.pod.transfer import TransferSettings
 
         for pod in pods(request.getfixturevalue(dag)).values():

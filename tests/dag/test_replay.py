@@ -25,6 +25,7 @@ from kedro_gcs_bridge.dag.replay import (
 )
 from kedro_gcs_bridge.dag.replay import replay as replay_tasks
 from kedro_gcs_bridge.planning.naming import run_segment
+from kedro_gcs_bridge.pod.protocol import Manifest
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,16 +207,16 @@ class TestReplay:
         dag = create_dag(project, base_env)
         assert replay(project, dag, base_env).returncode == 0
         store = HandoffStore(run_prefix(project), task="inspect")
-        before = {m["task"]: m for m in store.manifests()}
+        before = {m.task: m for m in store.manifests()}
         only = ("--task", "train_model_node", "--task", "evaluate_model_node")
         keep = ("--keep-task-dirs", str(project / "task-dirs"))
         result = replay(project, dag, base_env, *only, *keep)
         assert result.returncode == 0, result.stdout[-3000:]
         assert "[2/2]" in result.stdout
         assert kept_metrics(project) == reference_metrics
-        after = {m["task"]: m for m in store.manifests()}
+        after = {m.task: m for m in store.manifests()}
         assert after["split"] == before["split"]  # upstream untouched
-        assert after["train_model_node"]["finished_at"] > before["train_model_node"]["finished_at"]
+        assert after["train_model_node"].finished_at > before["train_model_node"].finished_at
 
     def test_replay_through_a_local_gcs_emulator(
         self, workdir: Path, base_env: dict[str, str], reference_metrics: dict[str, float]
@@ -316,8 +317,8 @@ class TestIsolation:
         assert handed.returncode == 0, handed.stdout[-3000:]
         assert "[3/3]" in handed.stdout and "preprocessed_companies.parquet" not in handed.stdout
         store = HandoffStore(run_prefix(project, self.DAG_ID), task="inspect")
-        companies = next(m for m in store.manifests() if m["task"] == "companies")
-        assert self.CROSSING in companies["datasets"]
+        companies = next(m for m in store.manifests() if m.task == "companies")
+        assert self.CROSSING in companies.datasets
 
 
 DELAY = 3.0
@@ -405,10 +406,9 @@ class TestTiming:
             TaskResult("c", "success", 5.5, pod_start_s=3.0),
             TaskResult("d", "failed", 1.0),
         ]
+        timed = {"a": {"x": 0.5}, "b": {"y": 2.0, "z": 1.0}, "c": {"w": 0.5}}
         manifests = {
-            "a": {"node_seconds": {"x": 0.5}},
-            "b": {"node_seconds": {"y": 2.0, "z": 1.0}},
-            "c": {"node_seconds": {"w": 0.5}},
+            task: Manifest(task, (), 1, {}, node_seconds=seconds) for task, seconds in timed.items()
         }
         assert kedro_start_seconds(results, manifests) == pytest.approx(2.0)
         assert kedro_start_seconds(results, {}) is None

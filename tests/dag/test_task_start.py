@@ -20,7 +20,7 @@ from conftest import template_context
 from kedro.pipeline import Pipeline, node
 
 from kedro_gcs_bridge.dag.replay import ReplayTask, run_task
-from kedro_gcs_bridge.pod.contract import TASK_START_ENV
+from kedro_gcs_bridge.pod.context import TASK_START_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -167,8 +167,8 @@ class TestOnlyMarkedRunPrefixes:
         (run,) = scan.runs
         assert run.groups_done == ("a",) and run.outcome == "incomplete"
         problems = "\n".join(scan.problems)
-        assert "dag/run/manifests/x.json" in problems and "no 'task'" in problems
-        assert "dag/run/manifests/y.json" in problems and "not JSON" in problems
+        assert "dag/run/manifests/x.json" in problems and "'task' is missing" in problems
+        assert "dag/run/manifests/y.json" in problems and "not valid JSON" in problems
         assert "a/e/_gcs_bridge_run.json" in problems and "a/f/_gcs_bridge_run.json" in problems
 
     def test_delete_refuses_an_unmarked_folder_even_at_run_depth(self, root: str) -> None:

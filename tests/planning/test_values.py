@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from kedro_gcs_bridge.config import merge_airflow_config, parse_config
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.pod.contract import LOCAL_HANDOFF_ENV, MLFLOW_REQUIRED_ENV
+from kedro_gcs_bridge.pod.context import LOCAL_HANDOFF_ENV, MLFLOW_REQUIRED_ENV, TaskContext
 from kedro_gcs_bridge.values import as_bool, as_count, as_root_url
 
 WORDS = {"true": True, "yes": True, "on": True, "1": True}
@@ -64,10 +64,8 @@ def _pod_env(word: str, monkeypatch: pytest.MonkeyPatch) -> bool:
 
 
 def _pod_env_required(word: str, monkeypatch: pytest.MonkeyPatch) -> bool:
-    from kedro_gcs_bridge.pod.group_run import tracking_required
-
     monkeypatch.setenv(MLFLOW_REQUIRED_ENV, word)
-    return tracking_required()
+    return bool(TaskContext.from_env().mlflow_required)
 
 
 ROUTES: dict[str, Callable[..., bool]] = {
@@ -101,7 +99,13 @@ class TestOneBooleanForEveryRoute:
         assert "true/false/yes/no/on/off/1/0" in message
         assert any(
             key in message
-            for key in ("allow_pickle", "handoff_local_datasets", "spot", "mlflow_required")
+            for key in (
+                "allow_pickle",
+                "handoff_local_datasets",
+                "local_handoff",
+                "spot",
+                "mlflow_required",
+            )
         )
 
     @pytest.mark.parametrize(

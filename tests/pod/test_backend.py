@@ -20,7 +20,7 @@ from _precondition_proxy import PreconditionProxy, Target, target_of
 from gcsfs.retry import HttpError
 
 from kedro_gcs_bridge.errors import SupersededAttemptError
-from kedro_gcs_bridge.pod.backend import Backend, open_backend
+from kedro_gcs_bridge.pod.backend import Backend, open_backend, upload_url
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 #: Threads in each race (the machine has 2 cores; the race is forced by barriers, not load).
@@ -211,6 +211,13 @@ class TestPreconditionProxy:
             fs.call("DELETE", "b/{}/o/{}", bucket, key, ifMetagenerationMatch="5")
         assert "does not enforce ifMetagenerationMatch" in str(caught.value)
         assert fs.cat_file(path) == b"v1"
+
+
+@pytest.mark.usefixtures("gcs_emulator")
+def test_the_upload_endpoint_comes_from_gcsfs_public_base() -> None:
+    """What gcsfs's own uploads use (its private `_location`), from its public `base`."""
+    fs = gcs()
+    assert upload_url(fs, "b") == f"{fs._location}/upload/storage/v1/b/b/o"
 
 
 class TestExclusiveCreate:

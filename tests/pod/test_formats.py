@@ -19,7 +19,7 @@ from kedro.pipeline import node, pipeline
 
 from kedro_gcs_bridge.dag.dagfile import build_dag_file
 from kedro_gcs_bridge.errors import ConfigError, ForbiddenFormatError
-from kedro_gcs_bridge.pod.contract import ALLOW_PICKLE_ENV
+from kedro_gcs_bridge.pod.context import ALLOW_PICKLE_ENV
 from kedro_gcs_bridge.pod.formats import (
     FEATHER,
     JSON,

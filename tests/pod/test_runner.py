@@ -22,8 +22,9 @@ from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline, node, pipeline
 
 from kedro_gcs_bridge.errors import ForbiddenFormatError, HandoffError
+from kedro_gcs_bridge.pod.protocol import MARKER_OBJECT
 from kedro_gcs_bridge.pod.runner import GCSRunner
-from kedro_gcs_bridge.pod.store import MARKER_OBJECT, HandoffStore
+from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[2]
 KEDRO = Path(sys.executable).parent / "kedro"

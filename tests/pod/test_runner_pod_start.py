@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from _processes import run
 
-from kedro_gcs_bridge.pod.contract import TASK_START_ENV
+from kedro_gcs_bridge.pod.context import TASK_START_ENV
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def _run_group(root: Path, case: str) -> Group:
     cmd = [str(KEDRO), "run", "--runner", "kedro_gcs_bridge.GCSRunner", "--nodes", GROUP]
     result = run(cmd, project, env, timeout=300)
     manifests = HandoffStore(prefix, task="inspect").manifests() if result.returncode == 0 else []
-    return Group(result, manifests[0] if manifests else {}, told)
+    return Group(result, manifests[0].to_json() if manifests else {}, told)
 
 
 CASES = ("set", "naive", "missing", "empty", "garbage", "future")

@@ -31,7 +31,8 @@ from kedro_gcs_bridge.errors import (
 )
 from kedro_gcs_bridge.pod.backend import crc32c_of, open_backend
 from kedro_gcs_bridge.pod.formats import CATALOG, catalog_format
-from kedro_gcs_bridge.pod.store import HandoffStore, RunLayout, object_key
+from kedro_gcs_bridge.pod.protocol import RunLayout, object_key
+from kedro_gcs_bridge.pod.store import HandoffStore
 
 FRAME = pd.DataFrame(
     {
@@ -161,14 +162,10 @@ class TestRoundTrip:
             "manifests/split.json",
         ]
         assert store.attempt_id.startswith("a2-")
-        assert (manifest["task"], manifest["attempt"], manifest["nodes"]) == (
-            "split",
-            2,
-            ["split_node"],
-        )
-        assert set(manifest["datasets"]) == {"X_train", "features.x"}
-        assert manifest["datasets"]["X_train"]["object"] == f"{store.attempt_id}.feather"
-        assert manifest["datasets"]["X_train"]["size"] > 0
+        assert (manifest.task, manifest.attempt, manifest.nodes) == ("split", 2, ("split_node",))
+        assert set(manifest.datasets) == {"X_train", "features.x"}
+        assert manifest.datasets["X_train"].object == f"{store.attempt_id}.feather"
+        assert manifest.datasets["X_train"].size > 0
 
     def test_layout_is_computed_in_one_place(self) -> None:
         layout = RunLayout("bucket/root/dag/run")

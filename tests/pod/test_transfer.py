@@ -7,6 +7,7 @@ The threshold and part sizes are lowered so that a ~1 MB frame takes the paralle
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -15,8 +16,9 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +37,7 @@ from kedro_gcs_bridge.errors import (
     NotCommittedError,
 )
 from kedro_gcs_bridge.ops.runs import delete_runs, scan_runs
-from kedro_gcs_bridge.pod.contract import PARALLEL_THRESHOLD_ENV as THRESHOLD_ENV
+from kedro_gcs_bridge.pod.context import PARALLEL_THRESHOLD_ENV as THRESHOLD_ENV
 from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.pod.transfer import (
@@ -182,22 +184,28 @@ class TestParallelRoundTrip:
         data = bytearray(producer.fs.cat_file(part))
         data[100] ^= 0xFF
         producer.fs.pipe_file(part, bytes(data))
+        # Read what is there now, not the pinned generations.
+        _rewrite_record(
+            producer, lambda record: [p.update(generation=None) for p in record["parts"]]
+        )
         consumer = HandoffStore(prefix, task="consumer", transfer=SMALL)
-        consumer._commits["producer"] = {**producer.manifests()[0]}
-        record_json = consumer._commits["producer"]["datasets"]["frame"]
-        for entry in record_json["parts"]:
-            entry["generation"] = None  # read what is there now, not the pinned generation
         with pytest.raises(ChecksumError, match="does not match its record"):
             consumer.load("frame", producer_task="producer")
 
     def test_parts_that_do_not_add_up_are_damaged_metadata(self, prefix: str) -> None:
         producer = save_and_commit(prefix, big_frame())
-        manifest = producer.manifests()[0]
-        manifest["datasets"]["frame"]["parts"][0]["size"] += 1
+        _rewrite_record(producer, lambda record: record["parts"][0].update(size=1))
         consumer = HandoffStore(prefix, task="consumer", transfer=SMALL)
-        consumer._commits["producer"] = manifest
         with pytest.raises(MetadataError, match="do not add up"):
             consumer.load("frame", producer_task="producer")
+
+
+def _rewrite_record(producer: HandoffStore, change: Callable[[dict[str, Any]], Any]) -> None:
+    """Changes the committed record of `frame` in the producer's manifest object."""
+    path = producer.manifest_path("producer")
+    manifest = json.loads(producer.fs.cat_file(path))
+    change(manifest["datasets"]["frame"])
+    producer.fs.pipe_file(path, json.dumps(manifest).encode())
 
 
 def encoded(frame: pd.DataFrame) -> bytes:

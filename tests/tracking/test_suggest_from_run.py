@@ -77,7 +77,7 @@ def _replayed(root: Path, uri: str, env: dict[str, str]) -> TrackedRun:
     assert found is not None
     every = client.search_runs([found.experiment_id])
     roles = {r.data.tags["kedro_gcs_bridge.role"]: r.info.run_id for r in every}
-    manifests = HandoffStore(prefix, task="inspect").manifests()
+    manifests = [m.to_json() for m in HandoffStore(prefix, task="inspect").manifests()]
     return TrackedRun(
         project, env, prefix, roles["parent"], roles["child"], float(makespan.group(1)), manifests
     )

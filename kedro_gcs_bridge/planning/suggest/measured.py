@@ -8,9 +8,32 @@ import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kedro_gcs_bridge.planning.suggest.model import Measurements
+
+
+class _Sized(Protocol):
+    @property
+    def size(self) -> int: ...
+
+
+class MeasuredManifest(Protocol):
+    """What suggest reads of a group's manifest (`pod/protocol.py`'s `Manifest` is one; planning
+    does not import the pod side, so the shape is stated here)."""
+
+    @property
+    def nodes(self) -> Sequence[str]: ...
+    @property
+    def datasets(self) -> Mapping[str, _Sized]: ...
+    @property
+    def node_seconds(self) -> Mapping[str, float] | None: ...
+    @property
+    def started_at(self) -> str | None: ...
+    @property
+    def finished_at(self) -> str | None: ...
+    @property
+    def pod_start_seconds(self) -> float | None: ...
 
 
 def mlflow_run_id(source: str) -> str | None:
@@ -21,19 +44,19 @@ def mlflow_run_id(source: str) -> str | None:
     return source if re.fullmatch(r"[0-9a-f]{32}", source) else None
 
 
-def measured_pod_start(manifests: Sequence[dict[str, Any]]) -> tuple[float, int] | None:
+def measured_pod_start(manifests: Sequence[MeasuredManifest]) -> tuple[float, int] | None:
     """The median `pod_start_seconds` the run's groups measured (task start to first node),
     and how many measured it; None when none did (no `KEDRO_GCS_BRIDGE_TASK_START`)."""
     measured = [
-        float(value)
-        for value in (manifest.get("pod_start_seconds") for manifest in manifests)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        float(manifest.pod_start_seconds)
+        for manifest in manifests
+        if manifest.pod_start_seconds is not None and manifest.pod_start_seconds >= 0
     ]
     return (statistics.median(measured), len(measured)) if measured else None
 
 
 def pod_start_choice(
-    given: float | None, kedro_start: float | None, manifests: Sequence[dict[str, Any]]
+    given: float | None, kedro_start: float | None, manifests: Sequence[MeasuredManifest]
 ) -> tuple[float | None, float | None, str]:
     """(pod start, kedro start, where the pod start is from): `--pod-start`, else the run's
     measured median, else the model's default.
@@ -79,9 +102,9 @@ def _seconds_between(start: Any, end: Any) -> float:
 
 
 def figures_from_manifests(
-    manifests: Sequence[Mapping[str, Any]], persisted: frozenset[str] = frozenset()
+    manifests: Sequence[MeasuredManifest], persisted: frozenset[str] = frozenset()
 ) -> RunFigures:
-    """Node seconds and dataset bytes from a run's committed manifests (parsed JSON).
+    """Node seconds and dataset bytes from a run's committed manifests.
 
     Sizes the run did not measure (datasets internal to a group) are assumed to be the
     median measured size.
@@ -90,16 +113,14 @@ def figures_from_manifests(
     sizes: dict[str, int] = {}
     estimated: list[str] = []
     for manifest in manifests:
-        timed = manifest.get("node_seconds")
-        nodes = [str(name) for name in manifest.get("nodes", [])]
-        if isinstance(timed, Mapping) and timed:
-            seconds.update({str(k): float(v) for k, v in timed.items()})
+        nodes = list(manifest.nodes)
+        if manifest.node_seconds:
+            seconds.update(manifest.node_seconds)
         elif nodes:
-            wall = _seconds_between(manifest.get("started_at"), manifest.get("finished_at"))
+            wall = _seconds_between(manifest.started_at, manifest.finished_at)
             seconds.update(dict.fromkeys(nodes, wall / len(nodes)))
             estimated += nodes
-        for name, record in manifest.get("datasets", {}).items():
-            sizes[str(name)] = int(record.get("size", 0))
+        sizes.update({name: record.size for name, record in manifest.datasets.items()})
     known = sorted(sizes.values())
     default = known[len(known) // 2] if known else 0
     measured = Measurements(seconds, sizes, default, persisted)
