@@ -27,7 +27,7 @@ from kedro_gcs_bridge.pod.contract import (
     env_list,
     env_value,
 )
-from kedro_gcs_bridge.pod.group_run import best_effort
+from kedro_gcs_bridge.pod.group_run import best_effort, tracking_budget
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 logger = logging.getLogger(__name__)
@@ -102,11 +102,13 @@ def _finish_parent(store: HandoffStore, succeeded: bool) -> str | None:
     uri = env_value(TRACKING_URI_ENV)
     if not uri:
         return None
+    from kedro_gcs_bridge.tracking.budget import Budget
     from kedro_gcs_bridge.tracking.tracker import Tracker
 
+    budget = Budget(tracking_budget())
     return best_effort(
         uri,
-        lambda: Tracker(uri, store, env_value(EXPERIMENT_ENV)).finish_parent(succeeded),
+        lambda: Tracker(uri, store, env_value(EXPERIMENT_ENV), budget).finish_parent(succeeded),
         "while finalize set the parent run's status (Airflow retries finalize)",
         "the parent run's status is not set. The DAG run's outcome is not affected",
     )

@@ -34,6 +34,9 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_EXPERIMENT"
 #: "true": a tracking failure fails the task (`mlflow_required`); unset: tracking is best effort.
 MLFLOW_REQUIRED_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_REQUIRED"
+#: Seconds (a float): all of a pod's tracking calls together (`mlflow.budget_seconds`); when
+#: they are spent tracking is off for the rest of the pod. Unset: 30.
+MLFLOW_BUDGET_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_BUDGET"
 #: Comma-separated datasets whose values (numbers, dicts of numbers) go to the group's child run.
 MLFLOW_METRICS_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_METRICS"
 #: The DAG run's logical date (or its run id when it has none): names the MLflow parent run.

@@ -28,13 +28,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from kedro_gcs_bridge.errors import TrackingError
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
+from kedro_gcs_bridge.tracking.budget import Budget, BudgetSpentError
+from kedro_gcs_bridge.tracking.client import Metric, Run, TrackingClient, make_client
 
 logger = logging.getLogger(__name__)
 
@@ -239,54 +238,58 @@ def _numbers_in(values: Mapping[Any, Any], prefix: str) -> dict[str, float]:
 
 
 class Tracker:
-    """The MLflow side of one group pod (or of the finalize task)."""
+    """The MLflow side of one group pod (or of the finalize task).
 
-    def __init__(self, uri: str, store: RunObjects, experiment: str | None = None) -> None:
-        bound_http_requests()
-        open_local_store(uri)
-        from mlflow import MlflowClient
+    Every call goes through `client` (REST for an http(s) server, else `MlflowClient`) and
+    within `budget`: all of them together take at most its seconds.
+    """
 
+    def __init__(
+        self,
+        uri: str,
+        store: RunObjects,
+        experiment: str | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.uri = uri
         self.store = store
-        self.client: MlflowClient = MlflowClient(tracking_uri=uri)
+        self.budget = budget or Budget()
+        self.client: TrackingClient = make_client(uri, self.budget)
         self.experiment_name = experiment or "Default"
 
     # --- the parent run -----------------------------------------------------------------
     def _experiment_id(self) -> str:
-        from mlflow.exceptions import MlflowException
-
-        found = self.client.get_experiment_by_name(self.experiment_name)
+        found = self.client.experiment(self.experiment_name)
         if found is not None:
-            if EXPERIMENT_KIND_TAG not in found.tags:  # a kind the user chose stays
-                self.client.set_experiment_tag(
-                    found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
-                )
-            return str(found.experiment_id)
+            experiment_id, tags = found
+            if EXPERIMENT_KIND_TAG not in tags:  # a kind the user chose stays
+                self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            return experiment_id
         try:
-            return str(
-                self.client.create_experiment(
-                    self.experiment_name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
-                )
+            return self.client.create_experiment(
+                self.experiment_name, {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
             )
-        except MlflowException:  # another pod created it a moment ago
-            found = self.client.get_experiment_by_name(self.experiment_name)
-            if found is None:
+        except BudgetSpentError:
+            raise
+        except Exception:  # another pod created it a moment ago
+            again = self.client.experiment(self.experiment_name)
+            if again is None:
                 raise
-            return str(found.experiment_id)
+            return again[0]
 
     def recorded_parent(self) -> dict[str, str] | None:
         """The parent run recorded under the run prefix, if a group recorded it."""
         recorded = self.store.read_run_object(PARENT_OBJECT)
         return None if recorded is None else {k: str(v) for k, v in recorded.items()}
 
-    def _tagged_parents(self, experiment_id: str, identity: RunIdentity) -> list[Any]:
+    def _tagged_parents(self, experiment_id: str, identity: RunIdentity) -> list[Run]:
         query = (
             f"tags.`{TAG}.dag_id` = '{_quote(identity.dag_id)}' and "
             f"tags.`{TAG}.airflow_run_id` = '{_quote(identity.airflow_run_id)}' and "
             f"tags.`{TAG}.role` = 'parent'"
         )
-        runs = self.client.search_runs([experiment_id], filter_string=query, max_results=50)
-        return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+        runs = self.client.search_runs(experiment_id, query, max_results=50)
+        return sorted(runs, key=lambda run: (run.start_time, run.run_id))
 
     def parent_run(self, identity: RunIdentity) -> tuple[str, str]:
         """(parent run id, experiment id) for this DAG run, created once.
@@ -302,13 +305,13 @@ class Tracker:
         existing = self._tagged_parents(experiment_id, identity)
         created = None
         if existing:
-            candidate = existing[0].info.run_id
+            candidate = existing[0].run_id
         else:
             candidate = created = self.client.create_run(
                 experiment_id,
-                tags=identity.tags() | {RUN_PREFIX_TAG: self.store.prefix},
-                run_name=identity.run_name(),
-            ).info.run_id
+                identity.tags() | {RUN_PREFIX_TAG: self.store.prefix},
+                identity.run_name(),
+            )
         record = {"run_id": candidate, "experiment_id": experiment_id, "tracking_uri": self.uri}
         # The object under the run prefix is the arbiter: the first group to create it wins,
         # every other group uses what it says and deletes a parent run it made in vain.
@@ -321,33 +324,33 @@ class Tracker:
 
     def log_params_once(self, parent_id: str, params: Mapping[str, Any]) -> None:
         """Logs the Kedro parameters on the parent; equal values logged again are no-ops."""
-        from mlflow.entities import Param
-        from mlflow.exceptions import MlflowException
-
         flat = flatten_params(params)
-        logged = self.client.get_run(parent_id).data.params
-        new = [Param(key, value) for key, value in sorted(flat.items()) if key not in logged]
-        for start in range(0, len(new), 100):
-            try:
-                self.client.log_batch(parent_id, params=new[start : start + 100])
-            except MlflowException as exc:  # a concurrent group logged them
-                logger.debug("Parameters already on the parent run: %s", exc)
+        if not flat:
+            return
+        logged = self.client.get_run(parent_id).params
+        new = {key: value for key, value in sorted(flat.items()) if key not in logged}
+        try:
+            self.client.log_batch(parent_id, params=new)
+        except BudgetSpentError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a concurrent group logged them
+            logger.debug("Parameters already on the parent run: %s", exc)
 
     # --- the child run of a group -------------------------------------------------------
     def child_run(self, parent_id: str, experiment_id: str, task: str) -> str:
-        """The group's child run: the one a previous attempt created, or a new one."""
+        """The group's child run, RUNNING: the one a previous attempt created, or a new one."""
         query = (
             f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{TAG}.task` = '{_quote(task)}'"
         )
-        runs = self.client.search_runs([experiment_id], filter_string=query, max_results=5)
+        runs = self.client.search_runs(experiment_id, query, max_results=5)
         if runs:
-            return str(runs[0].info.run_id)
-        return str(
-            self.client.create_run(
-                experiment_id,
-                tags={"mlflow.parentRunId": parent_id, f"{TAG}.task": task, f"{TAG}.role": "child"},
-                run_name=task,
-            ).info.run_id
+            if runs[0].status != "RUNNING":  # a retry resumes the run its first attempt ended
+                self.client.set_status(runs[0].run_id, "RUNNING")
+            return runs[0].run_id
+        return self.client.create_run(
+            experiment_id,
+            {"mlflow.parentRunId": parent_id, f"{TAG}.task": task, f"{TAG}.role": "child"},
+            task,
         )
 
     def log_group(
@@ -365,18 +368,17 @@ class Tracker:
         Args:
             values: Figures of the group's metrics datasets (`mlflow_metrics`), by metric key.
         """
-        from mlflow.entities import Metric, RunTag
-
         now = _millis()
         figures = {metric_key(f"node_seconds/{name}"): s for name, s in durations.items()}
         figures |= {"handoff_bytes_in": bytes_in, "handoff_bytes_out": bytes_out}
         figures |= dict(values or {})
-        metrics = [Metric(key, value, now, attempt) for key, value in figures.items()]
-        tags = [
-            RunTag(f"{TAG}.nodes", ",".join(nodes)[:5000]),
-            RunTag(f"{TAG}.attempt", str(attempt)),
-        ]
+        metrics = [Metric(key, float(value), now, attempt) for key, value in figures.items()]
+        tags = {f"{TAG}.nodes": ",".join(nodes)[:5000], f"{TAG}.attempt": str(attempt)}
         self.client.log_batch(child_id, metrics=metrics, tags=tags)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        """Sets a run's final status."""
+        self.client.set_status(run_id, status)
 
     # --- the end of the DAG run ---------------------------------------------------------
     def finish_parent(self, succeeded: bool) -> str | None:
@@ -385,9 +387,9 @@ class Tracker:
         if recorded is None:
             return None
         status = "FINISHED" if succeeded else "FAILED"
-        current = self.client.get_run(recorded["run_id"]).info.status
+        current = self.client.get_run(recorded["run_id"]).status
         if current != status:
-            self.client.set_terminated(recorded["run_id"], status)
+            self.client.set_status(recorded["run_id"], status)
         return status
 
 
