@@ -8,12 +8,14 @@ stays, and the other is deleted. Every group logs into its own child run (`paren
 reused on retries. The parent's status is set once, by the DAG's final `finalize` task, from
 the task states Airflow recorded. The parent's run prefix tag leads back from an MLflow run
 id to the run's data and manifests (`parent_run_prefix`, for `kedro gcs-bridge suggest --from
-mlflow:<run id>`). MLflow is imported only when a tracking URI is configured.
+mlflow:<run id>`).
 
-Tracking watches the pipeline; it must not stop it. Every `Tracker` bounds MLflow's HTTP
-retries and timeouts for its process (`bound_http_requests`), so an unreachable server fails
-a call within seconds, and a local store (`sqlite:`, `file:`) is first opened under an
-exclusive lock beside its file, so processes starting together never migrate its schema twice.
+Tracking watches the pipeline; it must not stop it. A `Tracker` makes its calls through
+`client.py` (MLflow's REST API for an http(s) server, so pods never import mlflow; else
+`MlflowClient`), all of them within one `Budget` (`budget.py`): whatever MLflow's own retry and
+timeout variables say, a dead server costs the process at most the budget. A local store
+(`sqlite:`, `file:`) is first opened under an exclusive lock beside its file, so processes
+starting together never migrate its schema twice.
 """
 
 from __future__ import annotations
