@@ -258,6 +258,8 @@ class Tracker:
         self.budget = budget or Budget()
         self.client: TrackingClient = make_client(uri, self.budget)
         self.experiment_name = experiment or "Default"
+        #: The parent run this tracker created and recorded (it has no parameters yet).
+        self.created_parent: str | None = None
 
     # --- the parent run -----------------------------------------------------------------
     def _experiment_id(self) -> str:
@@ -322,6 +324,8 @@ class Tracker:
         if created is not None and winner["run_id"] != created:
             self.client.delete_run(created)
             logger.info("Another group created parent run %s first; using it", winner["run_id"])
+        elif created is not None:
+            self.created_parent = created
         return winner["run_id"], winner["experiment_id"]
 
     def log_params_once(self, parent_id: str, params: Mapping[str, Any]) -> None:
@@ -329,7 +333,8 @@ class Tracker:
         flat = flatten_params(params)
         if not flat:
             return
-        logged = self.client.get_run(parent_id).params
+        fresh = parent_id == self.created_parent  # made a moment ago: nothing logged on it yet
+        logged = {} if fresh else self.client.get_run(parent_id).params
         new = {key: value for key, value in sorted(flat.items()) if key not in logged}
         try:
             self.client.log_batch(parent_id, params=new)

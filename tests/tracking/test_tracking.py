@@ -304,6 +304,45 @@ print("mlflow imported:", "mlflow" in sys.modules)
     assert "mlflow imported: False" in result.stdout
 
 
+def test_a_tracked_group_never_imports_mlflow(tmp_path: Path, mlflow_server: str) -> None:
+    """Against an http(s) server the group talks MLflow's REST API: no `import mlflow` (1.5-2 s)
+    in the pod, and its parent and child runs are there all the same."""
+    code = f"""
+import sys
+from kedro.io import DataCatalog
+from kedro.pipeline import node, pipeline
+from kedro_gcs_bridge import GCSRunner
+p = pipeline([node(lambda: {{"a": 1}}, None, "x", name="make"),
+              node(lambda x: x, "x", "y", name="use")])
+runner = GCSRunner(prefix={(tmp_path / "run").as_uri()!r}, full_pipeline=p)
+runner.run(p.only_nodes("make"), DataCatalog())
+print("mlflow imported:", "mlflow" in sys.modules)
+"""
+    experiment = f"no-import-{uuid.uuid4().hex[:6]}"
+    environment = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": mlflow_server,
+        "KEDRO_GCS_BRIDGE_MLFLOW_EXPERIMENT": experiment,
+        "KEDRO_GCS_BRIDGE_MLFLOW_REQUIRED": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mlflow imported: False" in result.stdout
+    parents, children = runs_of(mlflow_server, experiment)
+    assert [p.info.status for p in parents] == ["RUNNING"]  # finalize sets it
+    (child,) = children
+    assert child.info.status == "FINISHED"
+    assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    assert "node_seconds/make" in child.data.metrics
+
+
 def test_parameters_are_flattened_for_mlflow() -> None:
     params = {"model_options": {"test_size": 0.2, "features": ["a", "b"]}, "seed": 3, "empty": {}}
     assert flatten_params(params) == {
