@@ -281,15 +281,14 @@ class LibraryClient:
     def __init__(self, uri: str, budget: Budget) -> None:
         from kedro_gcs_bridge.tracking.tracker import bound_http_requests, open_local_store
 
-        def connect() -> Any:
-            bound_http_requests()
-            open_local_store(uri)
-            from mlflow import MlflowClient
-
-            return MlflowClient(tracking_uri=uri)
+        bound_http_requests()
+        # Importing mlflow and creating a local store's schema once (under its lock, which has
+        # a wait of its own) are work on this machine, not calls to a server: not budgeted.
+        open_local_store(uri)
+        from mlflow import MlflowClient
 
         self.budget = budget
-        self.client = budget.call(connect)
+        self.client = MlflowClient(tracking_uri=uri)
 
     def _call(self, action: Callable[[Any], T]) -> T:
         return self.budget.call(lambda: action(self.client))
