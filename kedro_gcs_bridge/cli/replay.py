@@ -109,7 +109,7 @@ def _replay_tracking(uri: str | None) -> dict[str, str]:
     """The environment that points every replayed task at `uri`; a local store made first."""
     if not uri:
         return {}
-    from kedro_gcs_bridge.tracking.tracker import open_local_store
+    from kedro_gcs_bridge.tracking.library import open_local_store
 
     # Before any task starts, so parallel tasks find the schema made (see the tracker).
     open_local_store(uri)

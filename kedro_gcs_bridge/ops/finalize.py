@@ -18,7 +18,7 @@ from typing import Any
 
 from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.pod.context import TASK_STATES_ENV, TaskContext
-from kedro_gcs_bridge.pod.group_run import best_effort
+from kedro_gcs_bridge.pod.group_run import best_effort, tracking_budget
 from kedro_gcs_bridge.pod.protocol import OUTCOME_OBJECT, OutcomeRecord, now
 from kedro_gcs_bridge.pod.store import HandoffStore
 
@@ -96,9 +96,10 @@ def _finish_parent(store: HandoffStore, succeeded: bool, context: TaskContext) -
         return None
     from kedro_gcs_bridge.tracking.tracker import Tracker
 
+    budget = tracking_budget(context)
     return best_effort(
         uri,
-        lambda: Tracker(uri, store, context.experiment).finish_parent(succeeded),
+        lambda: Tracker(uri, store, context.experiment, budget).finish_parent(succeeded),
         "while finalize set the parent run's status (Airflow retries finalize)",
         "the parent run's status is not set. The DAG run's outcome is not affected",
         context,

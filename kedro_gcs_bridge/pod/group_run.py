@@ -1,11 +1,14 @@
 """The MLflow child run of one group pod: opened before its nodes run, filled in after.
 
-While the nodes run, the child run is MLflow's active run in this process, so a node's own
-`mlflow.log_metric(...)` lands in its group's child run. The values of the group's metrics
-datasets (`mlflow_metrics` in airflow.yml) are logged on it too.
+While the nodes run, `MLFLOW_RUN_ID` names the child run, so a node's own
+`mlflow.log_metric(...)` lands in its group's child run (MLflow resumes the run it names); the
+bridge itself never imports mlflow for an http(s) server (`tracking/client.py`). The values of
+the group's metrics datasets (`mlflow_metrics` in airflow.yml) are logged on it too.
 
 Tracking is best effort: a tracking server that cannot be reached or fails costs the pod one
-warning naming the URI (and at most a few seconds, see `tracker.HTTP_LIMITS`); the data, the
+warning naming the URI, and all of the pod's tracking calls together take at most the tracking
+budget (`mlflow.budget_seconds`, `KEDRO_GCS_BRIDGE_MLFLOW_BUDGET`, whatever MLflow's own retry
+variables say); once it is spent tracking is off for the rest of the pod. The data, the
 manifest and the task's outcome do not depend on it. With `mlflow_required: true` the pod
 stops before its nodes run instead (`TrackingError`). Once the nodes ran, recording is best
 effort whatever the setting: the manifest is already committed, and a node's own error is
@@ -15,6 +18,8 @@ never hidden behind a tracking error.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,7 +29,9 @@ from kedro.framework.hooks import hook_impl
 from kedro_gcs_bridge.errors import TrackingError
 from kedro_gcs_bridge.planning.grouping import base_name
 from kedro_gcs_bridge.pod.context import TaskContext
-from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker, brief, metric_values
+from kedro_gcs_bridge.tracking.budget import DEFAULT_BUDGET_SECONDS, Budget
+from kedro_gcs_bridge.tracking.library import brief
+from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker, metric_values
 
 if TYPE_CHECKING:
     from kedro_gcs_bridge.pod.store import HandoffStore
@@ -32,7 +39,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE = "MLflow tracking unavailable"
+#: MLflow's variable naming the run its fluent API (`mlflow.log_metric`) resumes.
+RUN_ID_VAR = "MLFLOW_RUN_ID"
 T = TypeVar("T")
+
+
+def tracking_budget(context: TaskContext) -> Budget:
+    """The pod's tracking budget: `mlflow.budget_seconds` as it reached the pod, else 30 s."""
+    return Budget(context.mlflow_budget or DEFAULT_BUDGET_SECONDS)
 
 
 def best_effort(
@@ -80,6 +94,14 @@ def _identity(store: HandoffStore, pipeline: str, context: TaskContext) -> RunId
     )
 
 
+def _active_fluent_run() -> str | None:
+    """The id of the MLflow run another plugin made active here (mlflow is then imported)."""
+    if "mlflow" not in sys.modules:
+        return None
+    active = sys.modules["mlflow"].active_run()
+    return None if active is None else str(active.info.run_id)
+
+
 def _parameters(catalog: Any) -> Mapping[str, Any]:
     if "parameters" not in catalog:
         return {}
@@ -111,21 +133,20 @@ class GroupTracking:
     uses_active_run: bool = True
     collector: MetricsCollector = field(default_factory=lambda: MetricsCollector([]))
     ended: bool = False
+    previous_run_id: str | None = None
 
     @classmethod
     def start(
         cls, uri: str, store: HandoffStore, catalog: Any, pipeline: str, context: TaskContext
     ) -> GroupTracking:
         """Finds or creates the parent run, logs the parameters on it, opens the child run."""
-        import mlflow
-
-        tracker = Tracker(uri, store, context.experiment)
+        tracker = Tracker(uri, store, context.experiment, tracking_budget(context))
         parent_id, experiment_id = tracker.parent_run(_identity(store, pipeline, context))
         tracker.log_params_once(parent_id, _parameters(catalog))
         child_id = tracker.child_run(parent_id, experiment_id, store.task)
         logger.info("MLflow: parent run %s, child run %s (%s)", parent_id, child_id, uri)
         collector = MetricsCollector(list(context.mlflow_metrics))
-        outer = mlflow.active_run()
+        outer = _active_fluent_run()
         if outer is not None:
             # Another plugin (kedro-mlflow) opened a run for this process: it stays the active
             # run (nodes' own mlflow calls land there, as that plugin promises); the group's
@@ -133,14 +154,14 @@ class GroupTracking:
             logger.info(
                 "MLflow run %s of another plugin is active: node metrics go there; the "
                 "bridge logs its figures into child run %s directly.",
-                outer.info.run_id,
+                outer,
                 child_id,
             )
             return cls(tracker, parent_id, child_id, uses_active_run=False, collector=collector)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(experiment_id=experiment_id)
-        mlflow.start_run(run_id=child_id)
-        return cls(tracker, parent_id, child_id, collector=collector)
+        made = cls(tracker, parent_id, child_id, collector=collector)
+        made.previous_run_id = os.environ.get(RUN_ID_VAR)
+        os.environ[RUN_ID_VAR] = child_id  # a node's own mlflow call resumes the child run
+        return made
 
     def record(
         self, nodes: list[str], seconds: Mapping[str, float], store: HandoffStore, failed: bool
@@ -174,16 +195,31 @@ class GroupTracking:
         if self.ended:
             return
         self.ended = True
+        if self.uses_active_run:
+            self._leave_fluent_run()
         try:
-            import mlflow
-
-            current = mlflow.active_run() if self.uses_active_run else None
-            if current is not None and current.info.run_id == self.child_id:
-                mlflow.end_run(status)  # leaves MLflow's run stack even if the call fails
-            else:
-                self.tracker.client.set_terminated(self.child_id, status)
+            self.tracker.end_run(self.child_id, status)
         except Exception as exc:  # noqa: BLE001 - tracking never changes a task's outcome
             logger.debug("MLflow: could not end child run %s: %s", self.child_id, exc)
+
+    def _leave_fluent_run(self) -> None:
+        """Restores `MLFLOW_RUN_ID`, and takes the child run off MLflow's run stack if a
+        node's own mlflow call put it there: its status is set through the budgeted client
+        above, never by `mlflow.end_run` (MLflow's retries) or MLflow's exit handler."""
+        if self.previous_run_id is None:
+            os.environ.pop(RUN_ID_VAR, None)
+        else:
+            os.environ[RUN_ID_VAR] = self.previous_run_id
+        if "mlflow" not in sys.modules:
+            return
+        try:
+            from mlflow.tracking import fluent
+
+            stack = fluent._active_run_stack.get()
+            if stack and stack[-1].info.run_id == self.child_id:
+                stack.pop()
+        except Exception as exc:  # noqa: BLE001 - an MLflow without that stack
+            logger.debug("MLflow: could not leave child run %s: %s", self.child_id, exc)
 
     def end(self) -> None:
         """Ends the child run if `record` did not (an error before it)."""
@@ -201,6 +237,7 @@ def start_group_tracking(
 
     Raises:
         TrackingError: The server failed and `mlflow_required: true`.
+        ConfigError: The tracking budget is not a number of seconds above 0.
     """
     context = context or TaskContext.from_env()
     return best_effort(

@@ -8,33 +8,34 @@ stays, and the other is deleted. Every group logs into its own child run (`paren
 reused on retries. The parent's status is set once, by the DAG's final `finalize` task, from
 the task states Airflow recorded. The parent's run prefix tag leads back from an MLflow run
 id to the run's data and manifests (`parent_run_prefix`, for `kedro gcs-bridge suggest --from
-mlflow:<run id>`). MLflow is imported only when a tracking URI is configured.
+mlflow:<run id>`).
 
-Tracking watches the pipeline; it must not stop it. Every `Tracker` bounds MLflow's HTTP
-retries and timeouts for its process (`bound_http_requests`), so an unreachable server fails
-a call within seconds, and a local store (`sqlite:`, `file:`) is first opened under an
-exclusive lock beside its file, so processes starting together never migrate its schema twice.
+Tracking watches the pipeline; it must not stop it. A `Tracker` makes its calls through
+`client.py` (MLflow's REST API for an http(s) server, so pods never import mlflow; else
+`MlflowClient`), all of them within one `Budget` (`budget.py`): whatever MLflow's own retry and
+timeout variables say, a dead server costs the process at most the budget. A local store
+(`sqlite:`, `file:`) is first opened under an exclusive lock beside its file, so processes
+starting together never migrate its schema twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import logging
-import os
 import re
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote, urlsplit
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from kedro_gcs_bridge.errors import TrackingError
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
+from kedro_gcs_bridge.tracking.budget import Budget, BudgetSpentError
+from kedro_gcs_bridge.tracking.client import Metric, Run, TrackingClient, make_client
+from kedro_gcs_bridge.tracking.library import (
+    bound_http_requests,
+    brief,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,98 +46,10 @@ PARENT_OBJECT = "_mlflow/run.json"
 RUN_PREFIX_TAG = f"{TAG}.run_prefix"
 _METRIC_KEY = re.compile(r"[^\w\-. /]")
 _PARAM_VALUE_MAX = 6000
-
-#: MLflow's HTTP client settings for this process (defaults: 7 retries, backoff 2, 120 s
-#: timeout: minutes per call against a dead server). With these a call to an unreachable
-#: server fails within ~8 s (two tries of 4 s; urllib3 sleeps only before a second retry).
-#: Values the user set win.
-HTTP_LIMITS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "4",
-}
 #: The experiment tag that makes the MLflow 3 UI open an experiment on its runs table
 #: (classic ML) instead of the GenAI overview.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
-#: How long a process waits for another one to create a local store's schema.
-_LOCK_WAIT_SECONDS = 120.0
-
-
-class _QuietMlflowRetries(logging.Filter):
-    """Drops urllib3's per-retry warnings for MLflow calls: one warning says tracking failed."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not (message.startswith("Retrying") and "/api/2.0/mlflow" in message)
-
-
-_RETRY_FILTER = _QuietMlflowRetries()
-
-
-def bound_http_requests(environ: dict[str, str] | None = None) -> None:
-    """Sets MLflow's HTTP retry and timeout settings for this process unless already set."""
-    target = os.environ if environ is None else environ
-    for name, value in HTTP_LIMITS.items():
-        target.setdefault(name, value)
-    logging.getLogger("urllib3.connectionpool").addFilter(_RETRY_FILTER)
-
-
-def brief(exc: BaseException) -> str:
-    """An exception in one short line, for a warning."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:240]}{'...' if len(text) > 240 else ''}"
-
-
-def local_store_path(uri: str) -> Path | None:
-    """The file or folder of a local tracking store (`sqlite:///x.db`, `file:///mlruns`)."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.split("+", 1)[0]
-    if scheme == "sqlite":
-        rest = uri.split(":///", 1)[1] if ":///" in uri else ""
-        return Path(unquote(rest)) if rest and rest != ":memory:" else None
-    if scheme == "file":
-        return Path(unquote(parts.path))
-    return None
-
-
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
-    with lock_path.open("a") as handle:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError as exc:
-                if time.monotonic() > deadline:
-                    raise TrackingError(
-                        f"{lock_path} stayed locked for {_LOCK_WAIT_SECONDS:.0f} s: another "
-                        "process is creating the tracking store; remove the lock if none is."
-                    ) from exc
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def open_local_store(uri: str) -> None:
-    """Creates a local store's schema once, under a lock beside it; other URIs: nothing.
-
-    MLflow migrates a new SQLite store when a process first opens it; two processes doing that
-    at once corrupt it. Holding `<file>.lock` while opening makes the later ones find it made.
-    MLflow keeps the opened store for the process, so this costs one open per process.
-    """
-    path = local_store_path(uri)
-    if path is None:
-        return
-    from mlflow import MlflowClient
-
-    with _exclusive(path.with_name(path.name + ".lock")):
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 @dataclass(frozen=True)
@@ -239,54 +152,60 @@ def _numbers_in(values: Mapping[Any, Any], prefix: str) -> dict[str, float]:
 
 
 class Tracker:
-    """The MLflow side of one group pod (or of the finalize task)."""
+    """The MLflow side of one group pod (or of the finalize task).
 
-    def __init__(self, uri: str, store: RunObjects, experiment: str | None = None) -> None:
-        bound_http_requests()
-        open_local_store(uri)
-        from mlflow import MlflowClient
+    Every call goes through `client` (REST for an http(s) server, else `MlflowClient`) and
+    within `budget`: all of them together take at most its seconds.
+    """
 
+    def __init__(
+        self,
+        uri: str,
+        store: RunObjects,
+        experiment: str | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.uri = uri
         self.store = store
-        self.client: MlflowClient = MlflowClient(tracking_uri=uri)
+        self.budget = budget or Budget()
+        self.client: TrackingClient = make_client(uri, self.budget)
         self.experiment_name = experiment or "Default"
+        #: The parent run this tracker created and recorded (it has no parameters yet).
+        self.created_parent: str | None = None
 
     # --- the parent run -----------------------------------------------------------------
     def _experiment_id(self) -> str:
-        from mlflow.exceptions import MlflowException
-
-        found = self.client.get_experiment_by_name(self.experiment_name)
+        found = self.client.experiment(self.experiment_name)
         if found is not None:
-            if EXPERIMENT_KIND_TAG not in found.tags:  # a kind the user chose stays
-                self.client.set_experiment_tag(
-                    found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
-                )
-            return str(found.experiment_id)
+            experiment_id, tags = found
+            if EXPERIMENT_KIND_TAG not in tags:  # a kind the user chose stays
+                self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            return experiment_id
         try:
-            return str(
-                self.client.create_experiment(
-                    self.experiment_name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
-                )
+            return self.client.create_experiment(
+                self.experiment_name, {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
             )
-        except MlflowException:  # another pod created it a moment ago
-            found = self.client.get_experiment_by_name(self.experiment_name)
-            if found is None:
+        except BudgetSpentError:
+            raise
+        except Exception:  # another pod created it a moment ago
+            again = self.client.experiment(self.experiment_name)
+            if again is None:
                 raise
-            return str(found.experiment_id)
+            return again[0]
 
     def recorded_parent(self) -> dict[str, str] | None:
         """The parent run recorded under the run prefix, if a group recorded it."""
         recorded = self.store.read_run_object(PARENT_OBJECT)
         return None if recorded is None else {k: str(v) for k, v in recorded.items()}
 
-    def _tagged_parents(self, experiment_id: str, identity: RunIdentity) -> list[Any]:
+    def _tagged_parents(self, experiment_id: str, identity: RunIdentity) -> list[Run]:
         query = (
             f"tags.`{TAG}.dag_id` = '{_quote(identity.dag_id)}' and "
             f"tags.`{TAG}.airflow_run_id` = '{_quote(identity.airflow_run_id)}' and "
             f"tags.`{TAG}.role` = 'parent'"
         )
-        runs = self.client.search_runs([experiment_id], filter_string=query, max_results=50)
-        return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+        runs = self.client.search_runs(experiment_id, query, max_results=50)
+        return sorted(runs, key=lambda run: (run.start_time, run.run_id))
 
     def parent_run(self, identity: RunIdentity) -> tuple[str, str]:
         """(parent run id, experiment id) for this DAG run, created once.
@@ -302,13 +221,13 @@ class Tracker:
         existing = self._tagged_parents(experiment_id, identity)
         created = None
         if existing:
-            candidate = existing[0].info.run_id
+            candidate = existing[0].run_id
         else:
             candidate = created = self.client.create_run(
                 experiment_id,
-                tags=identity.tags() | {RUN_PREFIX_TAG: self.store.prefix},
-                run_name=identity.run_name(),
-            ).info.run_id
+                identity.tags() | {RUN_PREFIX_TAG: self.store.prefix},
+                identity.run_name(),
+            )
         record = {"run_id": candidate, "experiment_id": experiment_id, "tracking_uri": self.uri}
         # The object under the run prefix is the arbiter: the first group to create it wins,
         # every other group uses what it says and deletes a parent run it made in vain.
@@ -317,37 +236,40 @@ class Tracker:
         if created is not None and winner["run_id"] != created:
             self.client.delete_run(created)
             logger.info("Another group created parent run %s first; using it", winner["run_id"])
+        elif created is not None:
+            self.created_parent = created
         return winner["run_id"], winner["experiment_id"]
 
     def log_params_once(self, parent_id: str, params: Mapping[str, Any]) -> None:
         """Logs the Kedro parameters on the parent; equal values logged again are no-ops."""
-        from mlflow.entities import Param
-        from mlflow.exceptions import MlflowException
-
         flat = flatten_params(params)
-        logged = self.client.get_run(parent_id).data.params
-        new = [Param(key, value) for key, value in sorted(flat.items()) if key not in logged]
-        for start in range(0, len(new), 100):
-            try:
-                self.client.log_batch(parent_id, params=new[start : start + 100])
-            except MlflowException as exc:  # a concurrent group logged them
-                logger.debug("Parameters already on the parent run: %s", exc)
+        if not flat:
+            return
+        fresh = parent_id == self.created_parent  # made a moment ago: nothing logged on it yet
+        logged = {} if fresh else self.client.get_run(parent_id).params
+        new = {key: value for key, value in sorted(flat.items()) if key not in logged}
+        try:
+            self.client.log_batch(parent_id, params=new)
+        except BudgetSpentError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a concurrent group logged them
+            logger.debug("Parameters already on the parent run: %s", exc)
 
     # --- the child run of a group -------------------------------------------------------
     def child_run(self, parent_id: str, experiment_id: str, task: str) -> str:
-        """The group's child run: the one a previous attempt created, or a new one."""
+        """The group's child run, RUNNING: the one a previous attempt created, or a new one."""
         query = (
             f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{TAG}.task` = '{_quote(task)}'"
         )
-        runs = self.client.search_runs([experiment_id], filter_string=query, max_results=5)
+        runs = self.client.search_runs(experiment_id, query, max_results=5)
         if runs:
-            return str(runs[0].info.run_id)
-        return str(
-            self.client.create_run(
-                experiment_id,
-                tags={"mlflow.parentRunId": parent_id, f"{TAG}.task": task, f"{TAG}.role": "child"},
-                run_name=task,
-            ).info.run_id
+            if runs[0].status != "RUNNING":  # a retry resumes the run its first attempt ended
+                self.client.set_status(runs[0].run_id, "RUNNING")
+            return runs[0].run_id
+        return self.client.create_run(
+            experiment_id,
+            {"mlflow.parentRunId": parent_id, f"{TAG}.task": task, f"{TAG}.role": "child"},
+            task,
         )
 
     def log_group(
@@ -365,18 +287,17 @@ class Tracker:
         Args:
             values: Figures of the group's metrics datasets (`mlflow_metrics`), by metric key.
         """
-        from mlflow.entities import Metric, RunTag
-
         now = _millis()
         figures = {metric_key(f"node_seconds/{name}"): s for name, s in durations.items()}
         figures |= {"handoff_bytes_in": bytes_in, "handoff_bytes_out": bytes_out}
         figures |= dict(values or {})
-        metrics = [Metric(key, value, now, attempt) for key, value in figures.items()]
-        tags = [
-            RunTag(f"{TAG}.nodes", ",".join(nodes)[:5000]),
-            RunTag(f"{TAG}.attempt", str(attempt)),
-        ]
+        metrics = [Metric(key, float(value), now, attempt) for key, value in figures.items()]
+        tags = {f"{TAG}.nodes": ",".join(nodes)[:5000], f"{TAG}.attempt": str(attempt)}
         self.client.log_batch(child_id, metrics=metrics, tags=tags)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        """Sets a run's final status."""
+        self.client.set_status(run_id, status)
 
     # --- the end of the DAG run ---------------------------------------------------------
     def finish_parent(self, succeeded: bool) -> str | None:
@@ -385,9 +306,9 @@ class Tracker:
         if recorded is None:
             return None
         status = "FINISHED" if succeeded else "FAILED"
-        current = self.client.get_run(recorded["run_id"]).info.status
+        current = self.client.get_run(recorded["run_id"]).status
         if current != status:
-            self.client.set_terminated(recorded["run_id"], status)
+            self.client.set_status(recorded["run_id"], status)
         return status
 
 

@@ -32,7 +32,8 @@ from kedro_gcs_bridge.planning.plan import (
     plan_tasks,
 )
 from kedro_gcs_bridge.pod.store import HandoffStore
-from kedro_gcs_bridge.tracking.tracker import HTTP_LIMITS, RunIdentity, Tracker
+from kedro_gcs_bridge.tracking.library import HTTP_LIMITS
+from kedro_gcs_bridge.tracking.tracker import RunIdentity, Tracker
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -90,10 +91,12 @@ def evaluate_model(
 
 
 def _log_to_mlflow(metrics: dict[str, float]) -> None:
-    """Logs the metrics into the active MLflow run, if the runner opened one."""
-    if "mlflow" not in sys.modules:  # tracking is off: do not pay for the import
-        return
-    import mlflow  # noqa: PLC0415 - only when a run is active
+    """Logs the metrics into the group's MLflow run (named by `MLFLOW_RUN_ID`, which
+    the runner sets while tracking is on) or into the run another plugin made active."""
+    group_run = os.environ.get("MLFLOW_RUN_ID")
+    if not group_run and "mlflow" not in sys.modules:
+        return  # tracking is off: no import to pay
+    import mlflow  # noqa: PLC0415 - only when tracking is on
 
-    if mlflow.active_run() is not None:
+    if group_run or mlflow.active_run() is not None:
         mlflow.log_metrics(metrics)
