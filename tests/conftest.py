@@ -39,7 +39,7 @@ from _precondition_proxy import PreconditionProxy, precondition_proxy  # noqa: E
 from kedro_gcs_bridge.planning.grouping import NodeSpec  # noqa: E402
 
 # Real local services, started once per session by the tests that ask for them.
-pytest_plugins = ["_gcs_emulator", "_mlflow_server"]
+pytest_plugins = ["_gcs_emulator", "_mlflow_server", "pytester"]
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
