@@ -90,6 +90,7 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         return dict(zip(order, pool.map(run, order), strict=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_benchmark_runs_and_writes_its_json(name: str, smoke_runs: dict[str, Any]) -> None:
     done, results = smoke_runs[name]
@@ -108,6 +109,7 @@ def test_scripts_are_all_covered() -> None:
     assert scripts - {"run_all"} == set(SMOKE)
 
 
+@pytest.mark.slow
 def test_run_all_summarises_what_it_ran(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--only", "runid_handoff"],

@@ -103,6 +103,7 @@ class TestReplay:
         assert told.tzinfo is not None
 
 
+@pytest.mark.slow
 def test_airflow_renders_the_start_and_each_group_measures_its_pod_start(
     tmp_path: Path,
 ) -> None:
@@ -136,4 +137,4 @@ def test_airflow_renders_the_start_and_each_group_measures_its_pod_start(
         assert manifest["pod_start_seconds"] == pytest.approx(
             (first - started).total_seconds(), abs=1e-3
         )
-        assert 0 < manifest["pod_start_seconds"] < 300, manifest["task"]
+        assert manifest["pod_start_seconds"] > 0, manifest["task"]

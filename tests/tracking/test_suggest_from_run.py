@@ -115,6 +115,7 @@ def said(result: subprocess.CompletedProcess[str]) -> str:
     return " ".join((result.stdout + result.stderr).split())
 
 
+@pytest.mark.slow
 class TestMeasuredPodStart:
     def test_every_replayed_task_measured_its_pod_start(self, tracked: TrackedRun) -> None:
         assert len(tracked.manifests) == 7
@@ -148,6 +149,7 @@ class TestMeasuredPodStart:
         assert (model["model"]["pod_start_s"], model["model"]["kedro_start_s"]) == (7.0, 5.0)
 
 
+@pytest.mark.slow
 class TestFromMlflowRun:
     def test_the_parent_run_records_the_run_prefix(
         self, tracked: TrackedRun, mlflow_server: str
