@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from _processes import run
-from conftest import _LOCAL_DISK_CATALOG
+from conftest import _LOCAL_DISK_CATALOG, with_airflow_db
 
 from kedro_gcs_bridge.dag.replay import (
     ReplayTask,
@@ -248,17 +248,18 @@ class TestReplay:
 
 @pytest.mark.slow
 def test_local_airflow_variant_runs_in_airflow_dags_test(
-    workdir: Path, base_env: dict[str, str], reference_metrics: dict[str, float]
+    workdir: Path,
+    base_env: dict[str, str],
+    reference_metrics: dict[str, float],
+    airflow_db: Path,
 ) -> None:
     project = fresh_project(workdir, "airflow-local")
     dag = create_dag(project, base_env, "pod_backend=local", name="spaceflights_local_dag.py")
     env = {
         **base_env,
-        "AIRFLOW_HOME": str(workdir / "af-local"),
+        "AIRFLOW_HOME": str(with_airflow_db(workdir / "af-local", airflow_db)),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dag.parent),
     }
-    migrate = run([str(BIN / "airflow"), "db", "migrate"], project, env)
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
     result = run(
         [str(BIN / "airflow"), "dags", "test", "spaceflights__default__local_local"], project, env
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from _processes import run
-from conftest import template_context
+from conftest import template_context, with_airflow_db
 from kedro.pipeline import Pipeline, node
 
 from kedro_gcs_bridge.dag.replay import ReplayTask, run_task
@@ -105,7 +105,7 @@ class TestReplay:
 
 @pytest.mark.slow
 def test_airflow_renders_the_start_and_each_group_measures_its_pod_start(
-    tmp_path: Path,
+    tmp_path: Path, airflow_db: Path
 ) -> None:
     """A real `airflow dags test` of the local variant: Airflow 3 renders `ti.start_date` into
     each task's environment, and each group's manifest measures its start from it."""
@@ -114,7 +114,7 @@ def test_airflow_renders_the_start_and_each_group_measures_its_pod_start(
     env = {
         "KEDRO_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
-        "AIRFLOW_HOME": str(tmp_path / "airflow_home"),
+        "AIRFLOW_HOME": str(with_airflow_db(tmp_path / "airflow_home", airflow_db)),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
     }
@@ -122,8 +122,6 @@ def test_airflow_renders_the_start_and_each_group_measures_its_pod_start(
     create = ["airflow", "create", "-j", template, "-t", "dags", "--params", "pod_backend=local"]
     created = run([str(BIN / "kedro"), *create], project, env)
     assert created.returncode == 0, created.stderr[-3000:]
-    migrated = run([str(BIN / "airflow"), "db", "migrate"], project, env)
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
     tested = run([str(BIN / "airflow"), "dags", "test", LOCAL_DAG_ID], project, env)
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
     (prefix,) = (project / ".gcs-bridge-runs" / LOCAL_DAG_ID).iterdir()
