@@ -9,6 +9,7 @@ and the session's tracked replay). Test modules import their names from here or 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -138,6 +139,24 @@ def create_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KedroRun]
 def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KedroRun]:
     """Every job of `CLI_JOBS`, run once per session."""
     return run_jobs(tmp_path_factory.mktemp("cli"), CLI_JOBS)
+
+
+@pytest.fixture(scope="session")
+def reference_metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
+    """metrics.json of one plain `kedro run` of the example: what every replay must give."""
+    project = make_project(tmp_path_factory.mktemp("reference"), "spaceflights", Job(()))
+    done = subprocess.run(
+        [str(KEDRO), "run"],
+        cwd=project,
+        env=kedro_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    path = project / "data" / "08_reporting" / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 # --- Airflow: DAG bags and pod specs ---------------------------------------------------------

@@ -97,15 +97,6 @@ def kept_metrics(project: Path) -> dict[str, float]:
     return metrics(project / "task-dirs" / "evaluate_model_node" / "project")
 
 
-@pytest.fixture(scope="module")
-def reference_metrics(workdir: Path, base_env: dict[str, str]) -> dict[str, float]:
-    """One plain in-process `kedro run` of the example."""
-    project = fresh_project(workdir, "reference")
-    result = run([str(BIN / "kedro"), "run"], project, base_env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return metrics(project)
-
-
 def replay(
     project: Path, dag: Path, env: dict[str, str], *extra: str
 ) -> subprocess.CompletedProcess[str]:
@@ -213,23 +204,15 @@ class TestReplay:
         assert after["train_model_node"]["finished_at"] > before["train_model_node"]["finished_at"]
 
     def test_replay_through_a_local_gcs_emulator(
-        self, workdir: Path, base_env: dict[str, str], reference_metrics: dict[str, float]
+        self, grouped: Replayed, base_env: dict[str, str]
     ) -> None:
-        project = fresh_project(workdir, "emulator")
-        dag = create_dag(project, base_env)
+        """`--emulator`: replay starts its own emulator and the run prefix is on its bucket.
+        (One task: the outputs of a whole replay through gs:// are checked by the journey and
+        by tests/pod/test_faults.py.)"""
+        args = ["--emulator", "--run-id", RUN_ID, "--task", "companies"]
         result = run(
-            [
-                str(BIN / "kedro"),
-                "gcs-bridge",
-                "replay",
-                str(dag),
-                "--emulator",
-                "--run-id",
-                RUN_ID,
-                "--keep-task-dirs",
-                str(project / "task-dirs"),
-            ],
-            project,
+            [str(BIN / "kedro"), "gcs-bridge", "replay", str(grouped.dag), *args],
+            grouped.project,
             base_env,
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
@@ -237,8 +220,8 @@ class TestReplay:
         assert "run prefix: gs://kedro-gcs-bridge-replay/runs/spaceflights__default__local/" in (
             result.stdout
         )
-        assert kept_metrics(project) == reference_metrics
-        assert not (project / ".gcs-bridge-runs").exists()  # nothing went to local disk
+        assert "[1/1]" in result.stdout and "companies: success" in result.stdout
+        assert not (grouped.project / ".gcs-bridge-runs").exists()  # nothing went to local disk
 
     def test_unknown_task_is_refused(self, grouped: Replayed, base_env: dict[str, str]) -> None:
         result = replay(grouped.project, grouped.dag, base_env, "--task", "nope")
