@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -126,13 +127,14 @@ def make_project(root: Path, name: str, job: Job) -> Path:
     return project
 
 
-def kedro_env() -> dict[str, str]:
-    """The environment of every `kedro` subprocess: no telemetry, wide lines for Rich.
+def kedro_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every `kedro` subprocess (`environ`, default this process's): no
+    telemetry, wide lines for Rich.
 
     (`make install` compiles the venv's bytecode, so the processes start in ~1.5 s even where
     PYTHONDONTWRITEBYTECODE is set.)
     """
-    env = dict(os.environ)
+    env = dict(os.environ if environ is None else environ)
     env.update(
         {
             "KEDRO_DISABLE_TELEMETRY": "true",
@@ -150,9 +152,13 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
 
 
-def run_jobs(root: Path, jobs: Mapping[str, Job]) -> dict[str, KedroRun]:
-    """Runs every job in its own project copy, several at a time."""
+def run_jobs(
+    root: Path, jobs: Mapping[str, Job], environ: Mapping[str, str] | None = None
+) -> dict[str, KedroRun]:
+    """Runs every job in its own project copy, several at a time (in `environ`, default this
+    process's environment as it is now)."""
     projects = {name: make_project(root, name, job) for name, job in jobs.items()}
+    base = kedro_env(environ)
 
     def run(name: str) -> KedroRun:
         job, project = jobs[name], projects[name]
@@ -160,7 +166,7 @@ def run_jobs(root: Path, jobs: Mapping[str, Job]) -> dict[str, KedroRun]:
         done = subprocess.run(
             [str(KEDRO), *job.args],
             cwd=project,
-            env={**kedro_env(), **dict(job.env)},
+            env={**base, **dict(job.env)},
             capture_output=True,
             text=True,
             timeout=600,
@@ -169,7 +175,10 @@ def run_jobs(root: Path, jobs: Mapping[str, Job]) -> dict[str, KedroRun]:
         return KedroRun(job, project, done.returncode, done.stdout, done.stderr, before)
 
     names = list(jobs)
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+    workers = max(2, os.cpu_count() or 2)
+    # Named after the calling thread, so that prefetched work stays recognisable (_prefetch.py).
+    prefix = f"{threading.current_thread().name}-jobs"
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=prefix) as pool:
         return dict(zip(names, pool.map(run, names), strict=True))
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _prefetch import fixture_of
 
 #: Slow tests in files other work is changing now, by name ("*": the whole file).
 SLOW_ELSEWHERE: dict[str, tuple[str, ...]] = {
@@ -50,13 +52,25 @@ SLOW_COMMAND = re.compile(
     r"\bpip install\b|\buv venv\b"
 )
 _started: list[str] = []
+#: Commands started by prefetched fixtures (tests/_prefetch.py), by fixture.
+_prefetched: dict[str, list[str]] = {}
 
 
 def _record_processes(event: str, args: tuple[Any, ...]) -> None:
     """An audit hook: the command line of every process this test session starts."""
     if event == "subprocess.Popen":
         argv = args[1]
-        _started.append(" ".join(map(str, argv)) if isinstance(argv, list | tuple) else str(argv))
+        command = " ".join(map(str, argv)) if isinstance(argv, list | tuple) else str(argv)
+        fixture = fixture_of(threading.current_thread())
+        if fixture is None:
+            _started.append(command)
+        else:
+            _prefetched.setdefault(fixture, []).append(command)
+
+
+def started_elsewhere(fixture: str) -> None:
+    """The processes a prefetched fixture started count for the test taking it now."""
+    _started.extend(_prefetched.get(fixture, ()))
 
 
 sys.addaudithook(_record_processes)

@@ -32,6 +32,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "1"
 
+import _prefetch as prefetch  # noqa: E402
+
 # Imported from here by test modules too (`from conftest import ...`).
 from _graphs import (  # noqa: E402, F401
     ancestors,
@@ -70,7 +72,14 @@ from _precondition_proxy import PreconditionProxy, precondition_proxy  # noqa: E
 from kedro_gcs_bridge.planning.grouping import NodeSpec  # noqa: E402
 
 # Real local services, started once per session by the tests that ask for them.
-pytest_plugins = ["_slow", "_gcs_emulator", "_mlflow_server", "_tracked_replay", "pytester"]
+pytest_plugins = [
+    "_prefetch",
+    "_slow",
+    "_gcs_emulator",
+    "_mlflow_server",
+    "_tracked_replay",
+    "pytester",
+]
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
@@ -135,10 +144,13 @@ def create_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KedroRun]
     return run_jobs(tmp_path_factory.mktemp("create"), CREATE_JOBS)
 
 
+prefetch.register("cli_runs", lambda root, environ: run_jobs(root, CLI_JOBS, environ))
+
+
 @pytest.fixture(scope="session")
-def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KedroRun]:
-    """Every job of `CLI_JOBS`, run once per session."""
-    return run_jobs(tmp_path_factory.mktemp("cli"), CLI_JOBS)
+def cli_runs() -> dict[str, KedroRun]:
+    """Every job of `CLI_JOBS`, run once per session (started early: tests/_prefetch.py)."""
+    return prefetch.result("cli_runs")
 
 
 @pytest.fixture(scope="session")

@@ -71,3 +71,14 @@ def test_an_unmarked_test_starting_a_slow_process_fails(pytester: pytest.Pyteste
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*test_unmarked is not marked slow but started 1 slow process*"])
+
+
+def test_prefetched_work_is_recognised_by_its_thread_name() -> None:
+    import threading
+
+    from _prefetch import fixture_of
+
+    assert fixture_of(threading.Thread(name="prefetch|cli_runs|")) == "cli_runs"
+    assert fixture_of(threading.Thread(name="prefetch|cli_runs|-jobs_0")) == "cli_runs"
+    assert fixture_of(threading.Thread(name="MainThread")) is None
+    assert fixture_of(threading.Thread(name="ThreadPoolExecutor-0_1")) is None
