@@ -32,6 +32,8 @@ _work: dict[str, Work] = {}
 _started: dict[str, Future[Any]] = {}
 _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD)
 _roots: list[Path] = []
+#: Set when the session ends: long work checks it between steps and stops early.
+stopping = threading.Event()
 
 
 def register(fixture: str, work: Work) -> None:
@@ -80,6 +82,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    stopping.set()
     for future in _started.values():
         future.cancel()
     _pool.shutdown(wait=True, cancel_futures=True)

@@ -83,7 +83,7 @@ def _smoke(root: Path, environ: Mapping[str, str]) -> dict[str, Any]:
 
     # Started early, beside the unit tests (tests/_prefetch.py): one at a time, so that they
     # take the core the unit tests leave idle.
-    return {name: run(name) for name in sorted(SMOKE)}
+    return {name: run(name) for name in sorted(SMOKE) if not prefetch.stopping.is_set()}
 
 
 prefetch.register("smoke_runs", _smoke)
