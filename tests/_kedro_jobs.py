@@ -17,6 +17,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,9 @@ class Job:
     seed_dag_dir: str | None = None
     #: Environment variables of this run only, on top of `kedro_env()`.
     env: tuple[tuple[str, str], ...] = ()
+    #: Run through Click's CliRunner in this process instead of a `kedro` process: only for
+    #: commands that import none of the project's code (`gcs-bridge init`).
+    in_process: bool = False
 
 
 @dataclass
@@ -155,8 +159,9 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def run_jobs(
     root: Path, jobs: Mapping[str, Job], environ: Mapping[str, str] | None = None
 ) -> dict[str, KedroRun]:
-    """Runs every job in its own project copy, several at a time (in `environ`, default this
-    process's environment as it is now)."""
+    """Runs every job in its own project copy: processes several at a time (in `environ`,
+    default this process's environment as it is now), then the `in_process` jobs in this
+    thread (Click's CliRunner swaps sys.stdout while it runs)."""
     projects = {name: make_project(root, name, job) for name, job in jobs.items()}
     base = kedro_env(environ)
 
@@ -174,12 +179,28 @@ def run_jobs(
         )
         return KedroRun(job, project, done.returncode, done.stdout, done.stderr, before)
 
-    names = list(jobs)
+    names = [name for name, job in jobs.items() if not job.in_process]
     workers = max(2, os.cpu_count() or 2)
     # Named after the calling thread, so that prefetched work stays recognisable (_prefetch.py).
     prefix = f"{threading.current_thread().name}-jobs"
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=prefix) as pool:
-        return dict(zip(names, pool.map(run, names), strict=True))
+        done = dict(zip(names, pool.map(run, names), strict=True))
+    in_process = {name: job for name, job in jobs.items() if job.in_process}
+    return done | {name: run_in_process(job, projects[name]) for name, job in in_process.items()}
+
+
+def run_in_process(job: Job, project: Path) -> KedroRun:
+    """A `kedro` project command of the bridge through Click's CliRunner, as `kedro` runs it:
+    the command group of the package's `kedro.project_commands` entry point, the project's
+    metadata (read from its pyproject.toml) as the context object."""
+    from click.testing import CliRunner
+    from kedro.framework.startup import _get_project_metadata
+
+    (entry,) = entry_points(group="kedro.project_commands", name="gcs_bridge")
+    done = CliRunner().invoke(entry.load(), list(job.args), obj=_get_project_metadata(project))
+    if done.exception is not None and not isinstance(done.exception, SystemExit):
+        raise done.exception
+    return KedroRun(job, project, done.exit_code, done.stdout, done.stderr)
 
 
 def _yaml_edit(
@@ -366,6 +387,7 @@ CLI_JOBS: dict[str, Job] = {
             f"grouping=false,{LOCAL_DISK_WARN}",
         )
     ),
-    "init": Job(("gcs-bridge", "init")),
-    "init_force": Job(("gcs-bridge", "init", "--force")),
+    # init reads nothing of the project but its folder: no process needed.
+    "init": Job(("gcs-bridge", "init"), in_process=True),
+    "init_force": Job(("gcs-bridge", "init", "--force"), in_process=True),
 }

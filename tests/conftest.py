@@ -144,13 +144,16 @@ def create_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KedroRun]
     return run_jobs(tmp_path_factory.mktemp("create"), CREATE_JOBS)
 
 
-prefetch.register("cli_runs", lambda root, environ: run_jobs(root, CLI_JOBS, environ))
+_CLI_PROCESSES = {name: job for name, job in CLI_JOBS.items() if not job.in_process}
+prefetch.register("cli_runs", lambda root, environ: run_jobs(root, _CLI_PROCESSES, environ))
 
 
 @pytest.fixture(scope="session")
-def cli_runs() -> dict[str, KedroRun]:
-    """Every job of `CLI_JOBS`, run once per session (started early: tests/_prefetch.py)."""
-    return prefetch.result("cli_runs")
+def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KedroRun]:
+    """Every job of `CLI_JOBS`, run once per session: the processes started early
+    (tests/_prefetch.py), the in-process ones here, in the main thread."""
+    in_process = {name: job for name, job in CLI_JOBS.items() if job.in_process}
+    return prefetch.result("cli_runs") | run_jobs(tmp_path_factory.mktemp("cli"), in_process)
 
 
 @pytest.fixture(scope="session")
