@@ -93,43 +93,35 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # --- The example pipeline as plain data (for the pure unit tests) ----------------------------
 
 
-def _example_node_specs() -> list[NodeSpec]:
-    """The example project's registered `__default__` pipeline, as `node_specs` copies it.
-
-    Its pipeline code is imported as it is, without a Kedro session; only the node functions
-    (pandas, scikit-learn) are stand-ins, since a plan reads names, inputs, outputs and tags.
-    """
-    import importlib
-    import types
-
-    from kedro_gcs_bridge.planning.grouping import node_specs
-
-    def stand_in(*args: Any, **kwargs: Any) -> None:
-        return None
-
-    def nodes_module(name: str) -> types.ModuleType:
-        module = types.ModuleType(name)
-        module.__getattr__ = lambda attr: stand_in  # type: ignore[method-assign]
-        return module
-
-    stubs = {
-        f"spaceflights.pipelines.{part}.nodes": nodes_module(part)
-        for part in ("data_processing", "data_science", "reporting")
-    }
-    sys.path.insert(0, str(EXAMPLE / "src"))
-    sys.modules.update(stubs)
-    try:
-        registry = importlib.import_module("spaceflights.pipeline_registry")
-        return node_specs(registry.register_pipelines()["__default__"])
-    finally:
-        sys.path.remove(str(EXAMPLE / "src"))
-        for name in [m for m in sys.modules if m.split(".")[0] == "spaceflights"]:
-            del sys.modules[name]
+_NODE_SPECS = """
+import json, sys
+from kedro.framework.project import pipelines
+from kedro.framework.startup import bootstrap_project
+from kedro_gcs_bridge.planning.grouping import node_specs
+bootstrap_project(sys.argv[1])
+specs = node_specs(pipelines["__default__"])
+print(json.dumps([[s.name, s.inputs, s.outputs, sorted(s.tags), s.namespace] for s in specs]))
+"""
 
 
 @pytest.fixture(scope="session")
 def _example_specs() -> tuple[NodeSpec, ...]:
-    return tuple(_example_node_specs())
+    """The example project's registered `__default__` pipeline, as `node_specs` copies it, read
+    by Kedro in a process of its own (the example's package stays out of the test process)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _NODE_SPECS, str(EXAMPLE)],
+        env=kedro_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    return tuple(
+        NodeSpec(name, tuple(inputs), tuple(outputs), frozenset(tags), namespace)
+        for name, inputs, outputs, tags, namespace in rows
+    )
 
 
 @pytest.fixture
