@@ -7,7 +7,8 @@ named `prefetch`. The fixture then takes the result (`result`), waiting for it i
 computes it there when nothing was started (a test run alone). The work gets a folder of its
 own and the environment as it was before any test ran (a test's monkeypatched variables never
 reach a prefetched process). The processes it starts count for each test that takes the
-fixture, as if the fixture had started them there (tests/_slow.py). Registered in conftest.py.
+fixture, as if the fixture had started them there (tests/_slow.py). conftest.py calls
+`start_needed` when collection is done and `stop` at the end.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def _run(fixture: str, environ: Mapping[str, str]) -> Any:
         thread.name = name
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
+def start_needed(session: pytest.Session) -> None:
+    """Starts the registered work of every fixture a selected test uses (collection done)."""
     needed = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     environ = dict(os.environ)
     for fixture in _work:
@@ -81,7 +83,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             _started[fixture] = _pool.submit(_run, fixture, environ)
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+def stop() -> None:
+    """Stops what has not started, waits for what runs, removes the folders."""
     stopping.set()
     for future in _started.values():
         future.cancel()

@@ -86,7 +86,12 @@ if TYPE_CHECKING:
     from kubernetes.client import V1Pod
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    prefetch.start_needed(session)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    prefetch.stop()
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
