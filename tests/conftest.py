@@ -71,15 +71,9 @@ from _precondition_proxy import PreconditionProxy, precondition_proxy  # noqa: E
 
 from kedro_gcs_bridge.planning.grouping import NodeSpec  # noqa: E402
 
-# Real local services, started once per session by the tests that ask for them.
-pytest_plugins = [
-    "_prefetch",
-    "_slow",
-    "_gcs_emulator",
-    "_mlflow_server",
-    "_tracked_replay",
-    "pytester",
-]
+# The slow marker's check; real local services and the tracked replay, started once per
+# session by the tests that ask for them; pytester for tests of the suite's own machinery.
+pytest_plugins = ["_slow", "_gcs_emulator", "_mlflow_server", "_tracked_replay", "pytester"]
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
