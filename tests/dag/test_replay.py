@@ -372,7 +372,7 @@ class TestModelAgainstReplay:
         assert "for a free --parallel slot" not in grouped.stdout
         faster = _figure(grouped.stdout, r"makespan: ([\d.]+) s")
         model = _model(project, base_env, run_prefix(project), grouped.stdout)
-        assert model["current"]["tasks"] == suggested["tasks"] < 7
+        assert model["current"]["tasks"] < 7
         assert faster >= DELAY
         # The pasted groups replay to the same outputs.
         assert _evaluated_metrics(project / "kept-grouped") == reference_metrics
