@@ -1,11 +1,12 @@
 # Two commands for a newcomer: `make demo` and `make test`. Each creates .venv itself.
+# `make test-fast` is the quick loop while working: ruff, then every test not marked `slow`.
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-fast lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -24,6 +25,9 @@ lint: install
 
 test: lint
 	$(VENV)/bin/pytest
+
+test-fast: lint
+	$(VENV)/bin/pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache

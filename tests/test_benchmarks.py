@@ -1,8 +1,8 @@
 """Smoke test of the benchmark scripts: each runs with its smallest settings and writes its JSON.
 
-No timing is asserted. The scripts run two at a time (the suite's machine has two cores) in
-one session fixture, with their results redirected to a temporary folder so that full-size
-results in `benchmarks/results/` are left alone.
+No timing is asserted. The scripts run one after the other in one session fixture, started in
+the background once collection is done (tests/_prefetch.py), with their results redirected to a
+temporary folder so that full-size results in `benchmarks/results/` are left alone.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import _prefetch as prefetch
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,8 +51,8 @@ RESULT_KEYS: Mapping[str, set[str]] = {
 TARGET_KEYS = {"name", "wanted", "measured", "met"}
 
 
-def _env(results: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def _env(results: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if environ is None else environ)
     env |= {
         RESULTS_ENV: str(results),
         "KEDRO_DISABLE_TELEMETRY": "true",
@@ -63,10 +63,8 @@ def _env(results: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def _smoke(root: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     """Every benchmark run once with its smallest settings: name -> (process, results dir)."""
-    root = tmp_path_factory.mktemp("bench")
 
     def run(name: str) -> tuple[subprocess.CompletedProcess[str], Path]:
         # critical_path finds no runid_handoff.json here and uses its stated defaults.
@@ -75,7 +73,7 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         done = subprocess.run(
             [sys.executable, str(BENCHMARKS / f"{name}.py"), *SMOKE[name]],
             cwd=REPO,
-            env=_env(results),
+            env=_env(results, environ),
             capture_output=True,
             text=True,
             timeout=300,
@@ -83,13 +81,21 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         )
         return done, results
 
-    # Longest first, so two workers finish together.
-    order = ["memory", "pod_overhead", "dag_scale", "critical_path", "formats", "handoff"]
-    order += ["pod_imports", "runid_handoff", "large", "suggest"]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(order, pool.map(run, order), strict=True))
+    # Started early, beside the unit tests (tests/_prefetch.py): one at a time, so that they
+    # take the core the unit tests leave idle.
+    return {name: run(name) for name in sorted(SMOKE) if not prefetch.stopping.is_set()}
 
 
+prefetch.register("smoke_runs", _smoke)
+
+
+@pytest.fixture(scope="session")
+def smoke_runs() -> dict[str, Any]:
+    """Every benchmark run once with its smallest settings (tests/_prefetch.py)."""
+    return prefetch.result("smoke_runs")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_benchmark_runs_and_writes_its_json(name: str, smoke_runs: dict[str, Any]) -> None:
     done, results = smoke_runs[name]
@@ -108,6 +114,7 @@ def test_scripts_are_all_covered() -> None:
     assert scripts - {"run_all"} == set(SMOKE)
 
 
+@pytest.mark.slow
 def test_run_all_summarises_what_it_ran(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--only", "runid_handoff"],

@@ -109,6 +109,7 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "venv"
 
 
+@pytest.mark.slow
 def test_the_pods_command_runs_a_group_in_the_built_venv(image_venv: Path, tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("data", "airflow_dags"))

@@ -39,6 +39,7 @@ def _section(out: str, step: int) -> str:
 
 
 @pytest.mark.journey
+@pytest.mark.slow
 def test_make_demo_walks_the_journey_and_matches_a_plain_run(tmp_path: Path) -> None:
     work = tmp_path / "demo"
     env = {**os.environ, "DEMO_DIR": str(work), "DEMO_BIN": str(Path(sys.executable).parent)}

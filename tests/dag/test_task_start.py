@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from _processes import run
-from conftest import template_context
+from conftest import template_context, with_airflow_db
 from kedro.pipeline import Pipeline, node
 
 from kedro_gcs_bridge.dag.replay import ReplayTask, run_task
@@ -103,8 +103,9 @@ class TestReplay:
         assert told.tzinfo is not None
 
 
+@pytest.mark.slow
 def test_airflow_renders_the_start_and_each_group_measures_its_pod_start(
-    tmp_path: Path,
+    tmp_path: Path, airflow_db: Path
 ) -> None:
     """A real `airflow dags test` of the local variant: Airflow 3 renders `ti.start_date` into
     each task's environment, and each group's manifest measures its start from it."""
@@ -113,7 +114,7 @@ def test_airflow_renders_the_start_and_each_group_measures_its_pod_start(
     env = {
         "KEDRO_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
-        "AIRFLOW_HOME": str(tmp_path / "airflow_home"),
+        "AIRFLOW_HOME": str(with_airflow_db(tmp_path / "airflow_home", airflow_db)),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
     }
@@ -121,8 +122,6 @@ def test_airflow_renders_the_start_and_each_group_measures_its_pod_start(
     create = ["airflow", "create", "-j", template, "-t", "dags", "--params", "pod_backend=local"]
     created = run([str(BIN / "kedro"), *create], project, env)
     assert created.returncode == 0, created.stderr[-3000:]
-    migrated = run([str(BIN / "airflow"), "db", "migrate"], project, env)
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
     tested = run([str(BIN / "airflow"), "dags", "test", LOCAL_DAG_ID], project, env)
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
     (prefix,) = (project / ".gcs-bridge-runs" / LOCAL_DAG_ID).iterdir()
@@ -136,4 +135,4 @@ def test_airflow_renders_the_start_and_each_group_measures_its_pod_start(
         assert manifest["pod_start_seconds"] == pytest.approx(
             (first - started).total_seconds(), abs=1e-3
         )
-        assert 0 < manifest["pod_start_seconds"] < 300, manifest["task"]
+        assert manifest["pod_start_seconds"] > 0, manifest["task"]

@@ -19,6 +19,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +67,64 @@ def said(result: subprocess.CompletedProcess[str]) -> str:
     return " ".join((result.stdout + result.stderr).replace("│", " ").split())
 
 
-@pytest.mark.usefixtures("gcs_emulator")
+@dataclass(frozen=True)
+class Outage:
+    """The `companies` group run against a GCS whose uploads all fail (in the background)."""
+
+    prefix: str
+    running: Future[tuple[subprocess.CompletedProcess[str], Counter[str]]]
+
+    def outcome(self) -> tuple[subprocess.CompletedProcess[str], Counter[str]]:
+        """The group's process once it ended, and what the fault proxy answered."""
+        return self.running.result(timeout=900)
+
+
+def _run_in_outage(
+    project: Path, gcs_emulator: str, prefix: str
+) -> tuple[subprocess.CompletedProcess[str], Counter[str]]:
+    with fault_proxy(gcs_emulator, failing_uploads, max_requests=2000, max_seconds=300) as proxy:
+        result = kedro(
+            project,
+            {
+                "STORAGE_EMULATOR_HOST": proxy.url,
+                "KEDRO_GCS_BRIDGE_RUN_PREFIX": prefix,
+                "KEDRO_GCS_BRIDGE_TASK": "companies",
+                # As the DAG sets it: the example's Parquet intermediates cross the prefix.
+                "KEDRO_GCS_BRIDGE_LOCAL_HANDOFF": "true",
+            },
+            "run",
+            "--runner",
+            "kedro_gcs_bridge.GCSRunner",
+            "--nodes",
+            "preprocess_companies_node",
+        )
+    return result, Counter(proxy.counts)
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory, gcs_emulator: str) -> Iterator[Outage]:
+    """The persistent-outage group, started in the background: it spends ~35 s sleeping in
+    gcsfs's backoffs (6 attempts, 1, 2, 4, 8 and 16 s apart: gcsfs 2026.10 fixes them when its
+    class is defined, so no setting lowers them), while the flaky replay runs."""
+    project = tmp_path_factory.mktemp("outage") / "spaceflights"
+    shutil.copytree(REPO / "examples" / "spaceflights", project)
+    prefix = f"gs://{BUCKET}/outage-{uuid.uuid4().hex[:8]}/dag/run"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        found = Outage(prefix, pool.submit(_run_in_outage, project, gcs_emulator, prefix))
+        yield found
+        found.outcome()
+
+
 def test_replay_through_a_flaky_gcs_gives_the_same_outputs(
-    project: Path, tmp_path: Path, gcs_emulator: str
+    project: Path,
+    tmp_path: Path,
+    gcs_emulator: str,
+    outage: Outage,
+    reference_metrics: dict[str, float],
 ) -> None:
-    reference = kedro(project, {}, "run")
-    assert reference.returncode == 0, reference.stderr[-2000:]
-    expected = json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
-    (project / "data" / "08_reporting" / "metrics.json").unlink()
+    """(Asks for `outage` so that its backoffs overlap this replay.)"""
+    expected = reference_metrics  # a plain `kedro run` of the example (conftest.py)
+    assert not (project / "data" / "08_reporting" / "metrics.json").exists()
 
     env = {"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     created = kedro(
@@ -105,27 +159,12 @@ def test_replay_through_a_flaky_gcs_gives_the_same_outputs(
 
 
 def test_persistent_write_faults_fail_clearly_and_leave_nothing(
-    project: Path, gcs_emulator: str
+    outage: Outage, gcs_emulator: str
 ) -> None:
-    prefix = f"gs://{BUCKET}/outage-{uuid.uuid4().hex[:8]}/dag/run"
-    with fault_proxy(gcs_emulator, failing_uploads, max_requests=2000, max_seconds=300) as proxy:
-        result = kedro(
-            project,
-            {
-                "STORAGE_EMULATOR_HOST": proxy.url,
-                "KEDRO_GCS_BRIDGE_RUN_PREFIX": prefix,
-                "KEDRO_GCS_BRIDGE_TASK": "companies",
-                # As the DAG sets it: the example's Parquet intermediates cross the prefix.
-                "KEDRO_GCS_BRIDGE_LOCAL_HANDOFF": "true",
-            },
-            "run",
-            "--runner",
-            "kedro_gcs_bridge.GCSRunner",
-            "--nodes",
-            "preprocess_companies_node",
-        )
+    result, counts = outage.outcome()  # the group started with the module (see `outage`)
+    prefix = outage.prefix
     assert result.returncode != 0
-    assert proxy.counts["503"] >= 6  # gcsfs retried before giving up
+    assert counts["503"] >= 6  # gcsfs retried before giving up
     message = said(result)
     # The first write of the group (its run-prefix marker) fails, named, before any node ran.
     assert f"storage error while writing {prefix}/_gcs_bridge_run.json" in message
@@ -191,9 +230,8 @@ def test_zombie_attempt_paused_mid_save_never_mixes_with_the_newer_one(
     """SIGSTOP attempt 1 at a random moment, run attempt 2 to completion, SIGCONT attempt 1:
     the consumer sees attempt 2 only, in every trial."""
     rng, fork = random.Random(2026), multiprocessing.get_context("fork")
-    stopped_mid_save, deadline = 0, time.monotonic() + 240
+    stopped_mid_save = 0  # bounded by TRIALS, each attempt joined within 60 s
     for trial in range(TRIALS):
-        assert time.monotonic() < deadline, f"only {trial} trials in time"
         root = tmp_path / f"zombie{trial}"
         zombie = fork.Process(target=_attempt, args=(root.as_uri(), 1))
         zombie.start()
@@ -216,9 +254,8 @@ def test_kill_9_at_random_moments_then_rerun_gives_a_clean_run_outputs(
     _attempt(clean, 1)
     reference = {n: r["crc32c"] for n, r in _manifest(clean)["datasets"].items()}
     rng, fork = random.Random(9), multiprocessing.get_context("fork")
-    killed_mid_save, deadline = 0, time.monotonic() + 240
+    killed_mid_save = 0  # bounded by TRIALS, each attempt joined within 60 s
     for trial in range(TRIALS):
-        assert time.monotonic() < deadline, f"only {trial} trials in time"
         root = tmp_path / f"killed{trial}"
         victim = fork.Process(target=_attempt, args=(root.as_uri(), 1))
         victim.start()

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import Job, KedroRun, run_jobs
-from kedro.io import DataCatalog
+from kedro.io import DataCatalog, DatasetError
 from kedro.pipeline import node, pipeline
 
 from kedro_gcs_bridge.dag.dagfile import build_dag_file
-from kedro_gcs_bridge.errors import ConfigError, ForbiddenFormatError
+from kedro_gcs_bridge.errors import ConfigError, ForbiddenFormatError, GCSBridgeError
 from kedro_gcs_bridge.pod.context import ALLOW_PICKLE_ENV
 from kedro_gcs_bridge.pod.formats import (
     FEATHER,
@@ -223,8 +223,9 @@ def run_train(prefix: str, **runner_args: Any) -> None:
 
 
 def raised(error: type[BaseException], prefix: str, **runner_args: Any) -> BaseException:
-    """The `error` behind the failure of `run_train` (Kedro wraps what a dataset raises)."""
-    with pytest.raises(Exception) as caught:
+    """The `error` behind the failure of `run_train` (Kedro wraps what a dataset raises in a
+    DatasetError; the runner's own settings fail as themselves)."""
+    with pytest.raises((DatasetError, GCSBridgeError)) as caught:
         run_train(prefix, **runner_args)
     current: BaseException | None = caught.value
     while current is not None and not isinstance(current, error):
@@ -283,6 +284,8 @@ class TestPickleCanBeForbidden:
 
     def test_allowed_pickle_carries_the_model(self, prefix: str) -> None:
         run_train(prefix, allow_pickle=True)
+        loaded = HandoffStore(prefix, task="show").load("model", producer_task="train")
+        assert isinstance(loaded, Model)
 
     @pytest.mark.parametrize("route", ["argument", "environment"])
     def test_unreadable_value_names_the_setting(

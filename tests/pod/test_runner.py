@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from _gcs_emulator import BUCKET
-from kedro.io import DataCatalog
+from kedro.io import DataCatalog, DatasetError
 from kedro.pipeline import Pipeline, node, pipeline
 
 from kedro_gcs_bridge.errors import ForbiddenFormatError, HandoffError
@@ -279,7 +279,7 @@ class TestRunnerErrors:
             runner.run(FULL.only_nodes("make"), DataCatalog.from_config({}))
 
     def test_consumer_before_producer_names_the_missing_dataset(self, memory_prefix: str) -> None:
-        with pytest.raises(Exception, match=r"'features\.doubled', made by node 'double'"):
+        with pytest.raises(DatasetError, match=r"'features\.doubled', made by node 'double'"):
             run_group(FULL, ["total"], memory_prefix)
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).parent / "uv"
 KEDRO_MLFLOW = "kedro-mlflow==2.0.3"

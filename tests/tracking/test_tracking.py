@@ -26,6 +26,7 @@ from _fault_proxy import fault_proxy
 from _gcs_emulator import BUCKET
 from _precondition_proxy import PreconditionProxy
 from _processes import run
+from _tracked_replay import TrackedReplay
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
@@ -129,13 +130,11 @@ def runs_of(uri: str, experiment: str) -> tuple[list[Any], list[Any]]:
 
 class TestTrackedReplay:
     def test_one_parent_run_with_a_child_per_task(
-        self, tmp_path: Path, mlflow_server: str, env: dict[str, str]
+        self, tracked_replay: TrackedReplay, mlflow_server: str
     ) -> None:
-        experiment = f"exp-{uuid.uuid4().hex[:6]}"
-        project, dag = tracked_project(tmp_path, mlflow_server, env, experiment)
-        run_id = "manual__2026-11-24T08:00:00+00:00"
-        result = replay(project, dag, env, run_id, "--parallel", "2")
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        # The session's tracked replay (tests/_tracked_replay.py), shared with suggest's tests.
+        project, dag, env = tracked_replay.project, tracked_replay.dag, tracked_replay.env
+        experiment, run_id = tracked_replay.experiment, tracked_replay.run_id
 
         parents, children = runs_of(mlflow_server, experiment)
         assert len(parents) == 1
