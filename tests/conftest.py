@@ -65,6 +65,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "journey: the user journey end to end, as `make demo` runs it (examples/demo.sh)"
     )
+    config.addinivalue_line(
+        "markers",
+        "image: builds docker/Dockerfile with podman and runs a pod in it (`make test-image`)",
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
