@@ -27,3 +27,9 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+
+# docker/Dockerfile built for real with podman and a pod's `kedro run` in the image (minutes;
+# needs the Debian packages podman and mmdebstrap; tests/test_image.py). Not part of `make test`.
+.PHONY: test-image
+test-image: install
+	$(VENV)/bin/pytest -m image tests/test_image.py
