@@ -38,7 +38,8 @@ ALLOWLIST_ENV = "KEDRO_LOGGING_MODULE_ALLOWLIST"
 CONFIG_FILE = Path(__file__).with_name("logging.yml")
 #: Where Kedro looks for a project's own logging config when the variable is not set.
 PROJECT_CONFIG_FILES = ("conf/logging.yml", "conf/logging.yaml")
-PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Kedro's own plain format (its default_logging.yml), which replay's log reader knows.
+PLAIN_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 #: Cloud Logging's field for labels of a structured log entry.
 CLOUD_LABELS = "logging.googleapis.com/labels"
 _LABELS = {"dag_id": DAG_ID_ENV, "task": TASK_ENV, "run_id": RUN_ID_ENV}

@@ -35,9 +35,10 @@ EXAMPLE = REPO / "examples" / "spaceflights"
 KEDRO = Path(sys.executable).parent / "kedro"
 POD_ARGS = ["run", "--runner", "kedro_gcs_bridge.GCSRunner", "--pipelines", "__default__"]
 POD_ARGS += ["--env", "pod", "--nodes", "preprocess_companies_node"]
-#: A plain record: time, level, logger, message; nothing else starts a line.
+#: A plain record: time, logger, level, message (Kedro's plain format); nothing else starts a
+#: line.
 PLAIN_RECORD = re.compile(
-    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: "
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - \S+ - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - "
 )
 LABELS = {
     "KEDRO_GCS_BRIDGE_DAG_ID": "spaceflights__default__pod",
@@ -185,9 +186,10 @@ class TestAPodsKedroRun:
         assert [line for line in lines if not PLAIN_RECORD.match(line)] == []
         # Kedro's own records and a Python warning (OmegaConf's, two lines of text) are there.
         assert any(
-            " INFO kedro_gcs_bridge.pod.runner: GCSRunner: task companies" in line for line in lines
+            "kedro_gcs_bridge.pod.runner - INFO - GCSRunner: task companies" in line
+            for line in lines
         )
-        assert any(" WARNING py.warnings: " in line and "\\n" in line for line in lines)
+        assert any(" - py.warnings - WARNING - " in line and "\\n" in line for line in lines)
 
     def test_structured_every_line_is_a_cloud_logging_entry(self, pod_runs: dict[str, Any]) -> None:
         done = pod_runs["structured"]
