@@ -187,7 +187,6 @@ def pod_run(project_image: str, gcs_emulator: str, tmp_path_factory: pytest.Temp
         "KEDRO_GCS_BRIDGE_TASK": "companies",
         # As the DAG sets it: the example's Parquet intermediates cross through the prefix.
         "KEDRO_GCS_BRIDGE_LOCAL_HANDOFF": "true",
-        "PYTHONIMPORTTIME": "1",  # which modules the pod's `kedro` loads, on stderr
     }
     checks = " && ".join(
         [
@@ -195,7 +194,10 @@ def pod_run(project_image: str, gcs_emulator: str, tmp_path_factory: pytest.Temp
             'test "$PWD" = /home/kedro/project',
             *(f"test ! -e {secret}" for secret in SECRETS),
             "test -d conf/local",
-            f"kedro {POD_ARGS}",
+            "test -f conf/logging.yml",
+            'test "$(command -v kedro)" = /opt/venv/bin/kedro',
+            # `kedro` as `python -m kedro`, to list what it imports (on stderr).
+            f"python -X importtime -m kedro {POD_ARGS}",
         ]
     )
     output = run_in_image(project_image, tmp_path_factory.mktemp("pod"), env, checks)
@@ -227,3 +229,10 @@ def test_the_image_loads_no_dag_side_module(pod_run: tuple[str, str]) -> None:
     }
     assert "kedro_gcs_bridge.pod.runner" in loaded
     assert dag_side == set()
+
+
+def test_the_image_logs_one_line_per_record(pod_run: tuple[str, str]) -> None:
+    """The image's conf/logging.yml: Kedro's plain format, no Rich wrapping or boxes."""
+    output, _ = pod_run
+    assert "kedro_gcs_bridge.pod.runner - INFO - GCSRunner: task companies, 1 node(s)" in output
+    assert not {"│", "╭", "╰"} & set(output)

@@ -22,6 +22,7 @@ import json
 import logging
 import shutil
 import sys
+import traceback as tb
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,24 @@ def _log_uncaught(kind: type[BaseException], error: BaseException, traceback: An
     )
 
 
+def _print_uncaught(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
+    """Python's own traceback, exceptions named as Kedro's Rich traceback names them
+    (`DatasetError: ...`, not `kedro.io.core.DatasetError: ...`)."""
+    short: dict[str, str] = {}
+    chained: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in chained:
+        chained.add(id(current))
+        name = type(current).__qualname__
+        short[f"{type(current).__module__}.{name}"] = name
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    for text in tb.format_exception(kind, error, traceback):
+        head = text.partition(":")[0].rstrip("\n")
+        sys.stderr.write(short.get(head, head) + text[len(head) :])
+
+
 class PodFormatter(logging.Formatter):
     """One line per record: plain text, or a Cloud Logging JSON object in structured mode."""
 
@@ -76,10 +95,10 @@ class PodFormatter(logging.Formatter):
         self.labels = {label: env_value(name) for label, name in _LABELS.items()}
         # `warnings.warn` output is two lines on stderr otherwise (message, source line).
         logging.captureWarnings(True)
-        # For Cloud Logging, the traceback that ends a failed `kedro run` is one entry too
-        # (plain text keeps Python's own, which replay reads the failure's cause from).
-        if self.structured and sys.excepthook is sys.__excepthook__:
-            sys.excepthook = _log_uncaught
+        # For Cloud Logging, the traceback that ends a failed `kedro run` is one entry too;
+        # plain text keeps Python's own, which replay reads the failure's cause from.
+        if sys.excepthook is sys.__excepthook__:
+            sys.excepthook = _log_uncaught if self.structured else _print_uncaught
 
     def format(self, record: logging.LogRecord) -> str:
         if not self.structured:

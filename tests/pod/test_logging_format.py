@@ -26,6 +26,7 @@ from kedro_gcs_bridge.pod.logging_format import (
     LOGGING_CONFIG_ENV,
     STRUCTURED_LOGS_ENV,
     PodFormatter,
+    _print_uncaught,
     install,
     logging_env,
 )
@@ -106,6 +107,25 @@ class TestPodFormatter:
         monkeypatch.setenv(STRUCTURED_LOGS_ENV, "json")
         with pytest.raises(ConfigError, match=STRUCTURED_LOGS_ENV):
             PodFormatter()
+
+
+def test_plain_the_uncaught_error_is_pythons_traceback_with_short_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What replay reads a failure's cause and final error from, named as Rich named them."""
+    try:
+        try:
+            raise FileNotFoundError("companies.csv")
+        except FileNotFoundError as exc:
+            raise ConfigError("companies: failed") from exc
+    except ConfigError:
+        kind, error, trace = sys.exc_info()
+    _print_uncaught(kind, error, trace)
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):\n")
+    assert "\nFileNotFoundError: companies.csv\n" in err
+    assert err.endswith("\nConfigError: companies: failed\n")
+    assert "kedro_gcs_bridge.errors" not in err
 
 
 class TestOnlyWhereTheProjectHasNone:
