@@ -156,6 +156,7 @@ def run_in_image(image: str, folder: Path, env: dict[str, str], script: str) -> 
     with its ENV plus `env`), on the host's network; its output."""
     lines = [f"FROM {image}", *(f'ENV {key}="{value}"' for key, value in env.items())]
     (folder / "Containerfile").write_text("\n".join([*lines, f"RUN {script}", ""]))
+    started = time.monotonic()
     done = podman(
         "build",
         "--isolation=chroot",
@@ -166,6 +167,7 @@ def run_in_image(image: str, folder: Path, env: dict[str, str], script: str) -> 
         str(folder),
         timeout=600,
     )
+    print(f"pod run in the image in {time.monotonic() - started:.0f} s")  # README's run time
     podman("rmi", "--force", "localhost/kedro-gcs-bridge-test/pod-run:latest")
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     return done.stdout + done.stderr
