@@ -24,10 +24,16 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not image"
 
 test-fast: lint
-	$(VENV)/bin/pytest -m "not slow"
+	$(VENV)/bin/pytest -m "not slow and not image"
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+
+# docker/Dockerfile built for real with podman and a pod's `kedro run` in the image (minutes;
+# needs the Debian packages podman and mmdebstrap; tests/test_image.py). Not part of `make test`.
+.PHONY: test-image
+test-image: install
+	$(VENV)/bin/pytest -m image tests/test_image.py

@@ -802,6 +802,8 @@ class PodSettings(_Group):
     """no Airflow worker slot is held while a pod runs"""
     gcp_conn_id: Text = "google_cloud_default"
     """Airflow connection that reaches the cluster"""
+    structured_logs: Bool = False
+    """pods log JSON lines with severity and dag_id/task/run_id labels (Cloud Logging)"""
 
 
 class MlflowSettings(_Group):

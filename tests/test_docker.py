@@ -31,7 +31,14 @@ POD_COMMAND += ["__default__", "--env", "pod", "--nodes", "preprocess_companies_
 #: What the build's RUNs take from this machine's environment: uv's cache and network access.
 PASSTHROUGH = re.compile(r"^(UV_.*|SSL_CERT_(FILE|DIR)|HTTPS?_PROXY|NO_PROXY)$", re.IGNORECASE)
 #: What must stay out of the build context (patterns of the .dockerignore, as written).
-LEFT_OUT = ("conf/local/**", "**/.env", "**/*credentials*.json", "data/**", ".git")
+LEFT_OUT = (
+    "conf/local/**",
+    "conf/**/credentials*",
+    "**/.env",
+    "**/*credentials*.json",
+    "data/**",
+    ".git",
+)
 LEFT_OUT += ("airflow_dags", ".gcs-bridge-runs", "mlruns")
 
 

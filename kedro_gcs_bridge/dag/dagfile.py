@@ -255,6 +255,7 @@ class DagFile:
             mlflow_required=True if mlflow and self.config.mlflow.required else None,
             mlflow_metrics=tuple(self.config.mlflow.metrics) if mlflow else (),
             mlflow_budget=self.config.mlflow.budget_seconds if mlflow else None,
+            structured_logs=True if self.config.pod.structured_logs else None,
             tasks=tuple(task.task_id for task in self.plan.tasks) if self.plan else (),
             tags=tuple(self.node_tags),
         )

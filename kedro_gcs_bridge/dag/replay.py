@@ -24,6 +24,7 @@ from kedro_gcs_bridge.errors import ReplayError
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.planning.plan import RUN_FAILED_TASK
 from kedro_gcs_bridge.pod.context import RUN_PREFIX_ENV, TASK_START_ENV
+from kedro_gcs_bridge.pod.logging_format import logging_env
 
 if TYPE_CHECKING:
     from kedro_gcs_bridge.dag.isolation import TaskDirs
@@ -196,6 +197,7 @@ def run_task(
     if sandbox is not None:
         cwd, own = sandbox.enter(task.task_id)
         env |= own
+    env |= logging_env(cwd, env)  # one line per record, as the image logs
     completed = subprocess.run(
         _executable(task.command),
         cwd=cwd,

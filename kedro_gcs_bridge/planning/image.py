@@ -4,51 +4,42 @@ The build context of `docker build -f docker/Dockerfile .` is the project minus 
 ignore file excludes. BuildKit reads `docker/Dockerfile.dockerignore` (next to the Dockerfile)
 and then ignores a root `.dockerignore`; the classic builder reads only the root one.
 `IMAGE_IGNORE_FILES` lists them in that order: the first that exists decides. Without any,
-the whole project is in the image. The matching follows moby/patternmatcher: `**` spans
-folders, `*` and `?` stay within one, the last matching line wins, `!` keeps a path, and a
-pattern that matches a folder excludes everything under it.
+the whole project is in the image.
+
+Docker's matching (moby/patternmatcher) is gitignore's wildcard syntax with three differences,
+which `_docker_line` maps onto pathspec's gitignore patterns: every pattern is anchored at the
+context root (no implicit `**/`), a pattern is cleaned as a path first (`./x/`, `/x` and `x`
+are one rule, and a trailing `/` still matches a file), and `!` keeps a path even under a
+folder already left out. As in both, `**` spans folders, `*` and `?` stay within one, the last
+matching line wins and a pattern that matches a folder excludes everything under it.
 """
 
 from __future__ import annotations
 
 import posixpath
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import pathspec
 
 #: Ignore files, in the order a build reads them (the first that exists is used).
 IMAGE_IGNORE_FILES = ("docker/Dockerfile.dockerignore", ".dockerignore")
 
 
-def _ignore_regex(pattern: str) -> re.Pattern[str]:
-    regex, i = "^", 0
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            i += 2
-            if pattern.startswith("/", i):
-                i += 1
-            regex += ".*" if i == len(pattern) else "(.*/)?"
-            continue
-        char = pattern[i]
-        if char == "*":
-            regex += "[^/]*"
-        elif char == "?":
-            regex += "[^/]"
-        elif char == "\\" and i + 1 < len(pattern):
-            i += 1
-            regex += re.escape(pattern[i])
-        elif char in "[]":
-            regex += char
-        else:
-            regex += re.escape(char)
-        i += 1
-    return re.compile(regex + "$")
+def _docker_line(line: str) -> str | None:
+    """One line of a Docker ignore file as a root-anchored gitignore pattern (None: no rule)."""
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    keep = line.startswith("!")
+    pattern = posixpath.normpath(line.removeprefix("!").strip()).lstrip("/")
+    return f"{'!' if keep else ''}/{pattern}"
 
 
 @dataclass(frozen=True)
 class ImageFilter:
     """The rules of one ignore file; `source` names it in messages ("" when there is none)."""
 
-    rules: tuple[tuple[bool, re.Pattern[str]], ...] = ()
+    spec: pathspec.PathSpec = field(default_factory=lambda: pathspec.PathSpec([]), hash=False)
     source: str = ""
 
     @classmethod
@@ -59,22 +50,10 @@ class ImageFilter:
             text: The file's content.
             source: Its path relative to the project, for messages.
         """
-        rules = []
-        for raw in text.splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            keep = line.startswith("!")
-            pattern = posixpath.normpath(line.removeprefix("!").strip()).lstrip("/")
-            rules.append((keep, _ignore_regex(pattern)))
-        return cls(tuple(rules), source)
+        lines = [_docker_line(raw) for raw in text.splitlines()]
+        rules = [line for line in lines if line is not None]
+        return cls(pathspec.PathSpec.from_lines("gitignore", rules), source)
 
     def excludes(self, relative: str) -> bool:
         """True when the build leaves this project-relative path out of the image."""
-        parts = posixpath.normpath(relative).split("/")
-        candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        excluded = False
-        for keep, regex in self.rules:
-            if any(regex.match(candidate) for candidate in candidates):
-                excluded = not keep
-        return excluded
+        return self.spec.match_file(posixpath.normpath(relative))

@@ -40,6 +40,7 @@ EXPERIMENT_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_EXPERIMENT"
 MLFLOW_REQUIRED_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_REQUIRED"
 MLFLOW_METRICS_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_METRICS"
 MLFLOW_BUDGET_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_BUDGET"
+STRUCTURED_LOGS_ENV = "KEDRO_GCS_BRIDGE_STRUCTURED_LOGS"
 LOGICAL_DATE_ENV = "KEDRO_GCS_BRIDGE_LOGICAL_DATE"
 TASK_STATES_ENV = "KEDRO_GCS_BRIDGE_TASK_STATES"
 UPSTREAM_ENV = "KEDRO_GCS_BRIDGE_UPSTREAM"
@@ -126,6 +127,7 @@ _CONTRACT: Mapping[str, tuple[str, _Reader, str | None]] = {
     "mlflow_required": (MLFLOW_REQUIRED_ENV, _bool, "mlflow_required"),
     "mlflow_metrics": (MLFLOW_METRICS_ENV, _names, None),
     "mlflow_budget": (MLFLOW_BUDGET_ENV, _seconds, None),
+    "structured_logs": (STRUCTURED_LOGS_ENV, _bool, "structured_logs"),
     "tasks": (TASKS_ENV, _names, None),
     "tags": (TAGS_ENV, _names, None),
     "task": (TASK_ENV, _text, None),
@@ -171,6 +173,8 @@ class TaskContext:
     mlflow_metrics: tuple[str, ...] = ()
     #: Seconds all of a pod's tracking calls may take together (`mlflow` budget; tracking/).
     mlflow_budget: float | None = None
+    #: `pod.structured_logs`: JSON log lines with Cloud Logging's severity and labels.
+    structured_logs: bool | None = None
     #: Every group task of the DAG.
     tasks: tuple[str, ...] = ()
     #: The `--tags` the DAG was created with: the registered pipeline is filtered by them.
