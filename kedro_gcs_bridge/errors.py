@@ -75,3 +75,11 @@ class CatalogEnvError(GCSBridgeError):
 
 class StorageUnreachableError(GCSBridgeError):
     """The storage behind a root URL (`runs list/gc`) does not answer in time, or refuses."""
+
+
+class DeployError(GCSBridgeError):
+    """`kedro gcs-bridge deploy` refuses or fails: a file it did not write, a bad digest."""
+
+
+class AirflowApiError(GCSBridgeError):
+    """Airflow's REST API refused a request or did not answer (`kedro gcs-bridge trigger`)."""
