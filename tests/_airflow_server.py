@@ -149,9 +149,7 @@ def _healthy(server: AirflowServer, dag_ids: tuple[str, ...]) -> bool:
     return True
 
 
-def wait_ready(
-    server: AirflowServer, dag_ids: tuple[str, ...], polls: int, interval: float
-) -> int:
+def wait_ready(server: AirflowServer, dag_ids: tuple[str, ...], polls: int, interval: float) -> int:
     """Polls until healthy with `dag_ids` parsed; returns the polls it took.
 
     Raises:
