@@ -65,6 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "journey: the user journey end to end, as `make demo` runs it (examples/demo.sh)"
     )
+    config.addinivalue_line("markers", "slow: takes minutes (real services, real processes)")
+    config.addinivalue_line("markers", "airflow_real: runs DAGs in a real local Airflow deployment")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
