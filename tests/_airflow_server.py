@@ -122,15 +122,19 @@ def _start(name: str, server: AirflowServer, port: int) -> None:
     out.close()
 
 
-def stop_group(process: subprocess.Popen[bytes], grace: float = 15) -> None:
-    """SIGTERM to the process's group, then SIGKILL to whatever is left of it."""
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with suppress(subprocess.TimeoutExpired):
+def stop_groups(processes: list[subprocess.Popen[bytes]], grace: float = 15) -> None:
+    """SIGTERM to each process's group, at once; SIGKILL to whatever is left of them after
+    their leaders exited (or after `grace` seconds)."""
+    for process in processes:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    for process in processes:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the leader, or workers it left behind
         process.wait(timeout=grace)
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # the leader, or workers it left behind
-    process.wait(timeout=grace)
 
 
 def _healthy(server: AirflowServer, dag_ids: tuple[str, ...]) -> bool:
@@ -203,8 +207,7 @@ def airflow_server(
         wait_ready(server, dag_ids, polls, interval)
         yield server
     finally:
-        for process in server.processes.values():
-            stop_group(process)
+        stop_groups(list(server.processes.values()))
 
 
 def http_error_text(exc: urllib.error.HTTPError) -> str:
