@@ -122,7 +122,7 @@ def _start(name: str, server: AirflowServer, port: int) -> None:
     out.close()
 
 
-def stop_groups(processes: list[subprocess.Popen[bytes]], grace: float = 15) -> None:
+def stop_groups(processes: list[subprocess.Popen[bytes]], grace: float = 5) -> None:
     """SIGTERM to each process's group, at once; SIGKILL to whatever is left of them after
     their leaders exited (or after `grace` seconds)."""
     for process in processes:

@@ -14,11 +14,12 @@ import json
 import subprocess
 import urllib.parse
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _airflow_server import USER, AirflowServer, airflow_server
+from _airflow_server import USER, AirflowServer, airflow_server, wait_ready
 from conftest import KEDRO, TEMPLATE, Edit, Job, kedro_env, make_project
 
 from kedro_gcs_bridge.ops.deploy import MARKER
@@ -62,20 +63,30 @@ def _kedro(project: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    root = tmp_path_factory.mktemp("airflow_real")
-    project = make_project(root, "spaceflights", Job((), edits=(BROKEN_CATALOG,)))
-    plain = make_project(root, "plain", Job(()))
+def _prepare(project: Path, plain: Path, dags: Path) -> None:
+    """Both DAGs, deployed into Airflow's DAGs folder; a plain `kedro run` of the example."""
     create = ("airflow", "create", "-j", str(TEMPLATE), "-t", "dags", "--params")
     # retries=0: a failed group is not retried after the 5-minute retry delay.
     _kedro(project, *create, "pod_backend=local,retries=0")
     _kedro(project, *create, "pod_backend=local,retries=0,cleanup=on_success", "-e", "broken")
-    dags = root / "airflow_dags"
     _kedro(project, "gcs-bridge", "deploy", "--from", "dags", "--dags-folder", str(dags))
     _kedro(plain, "run")
-    with airflow_server(root / "airflow_home", dags, (DAG_ID, BROKEN_DAG_ID)) as server:
-        yield Deployment(server, project, plain)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """The deployment serving both DAGs (prepared while Airflow starts)."""
+    root = tmp_path_factory.mktemp("airflow_real")
+    project = make_project(root, "spaceflights", Job((), edits=(BROKEN_CATALOG,)))
+    plain = make_project(root, "plain", Job(()))
+    dags = root / "airflow_dags"
+    dags.mkdir()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prepared = pool.submit(_prepare, project, plain, dags)
+        with airflow_server(root / "airflow_home", dags) as server:
+            prepared.result()
+            wait_ready(server, (DAG_ID, BROKEN_DAG_ID), polls=300, interval=1.0)
+            yield Deployment(server, project, plain)
 
 
 def _trigger(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
