@@ -912,6 +912,7 @@ def gc_command(
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{len(chosen)} run(s), {_size(freed)} {'would be freed' if dry_run else 'freed'}")
 
+
 from kedro_gcs_bridge.cli_deploy import deploy, trigger  # noqa: E402
 
 gcs_bridge.add_command(deploy)

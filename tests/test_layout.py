@@ -124,7 +124,8 @@ LAYERS: dict[str, frozenset[str]] = {
     "dag": frozenset({"dag", "pod", "tracking", "planning", "errors"}),
     "ops": frozenset({"ops", "pod", "tracking", "planning", "errors"}),
     "hooks": frozenset({"dag"}),  # lazily, under `kedro airflow create` only
-    "cli": frozenset({"cli", "ops", "dag", "pod", "tracking", "planning", "errors"}),
+    "cli": frozenset({"cli", "cli_deploy", "ops", "dag", "pod", "tracking", "planning", "errors"}),
+    "cli_deploy": frozenset({"ops", "errors"}),
     "__init__": frozenset({"pod"}),  # GCSRunner, on first use
 }
 
