@@ -19,10 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _airflow_server import USER, AirflowServer, airflow_server, wait_ready
+from _airflow_server import (
+    USER,
+    AirflowNotReadyError,
+    AirflowServer,
+    airflow_server,
+    stop_groups,
+    wait_ready,
+)
 from conftest import KEDRO, TEMPLATE, Edit, Job, kedro_env, make_project
 
 from kedro_gcs_bridge.ops.deploy import MARKER
+from kedro_gcs_bridge.ops.emulator import free_port
 from kedro_gcs_bridge.ops.finalize import OUTCOME_OBJECT
 from kedro_gcs_bridge.ops.trigger import AirflowApi, task_instances, watch
 from kedro_gcs_bridge.planning.plan import FINALIZE_TASK, RUN_FAILED_TASK
@@ -235,3 +243,21 @@ def test_a_failed_group_fails_the_run_and_finalize_reports_it(deployment: Deploy
     outcome = json.loads((prefix / OUTCOME_OBJECT).read_text())
     assert outcome["outcome"] == "failed", outcome  # on_success cleanup kept the failed run
     assert (prefix / "manifests").is_dir()
+
+
+def test_a_deployment_that_does_not_come_up_fails_with_its_logs(tmp_path: Path) -> None:
+    """No fixture: the launcher's own bounds (a process that exits, polls that run out)."""
+    server = AirflowServer(f"http://127.0.0.1:{free_port()}", tmp_path, {}, "pw")
+    server.log_path("scheduler").write_text("the scheduler's last words\n")
+    server.processes["scheduler"] = subprocess.Popen(["false"])
+    server.processes["scheduler"].wait(timeout=30)
+    with pytest.raises(AirflowNotReadyError, match=r"(?s)exited while starting.*last words"):
+        wait_ready(server, (), polls=3, interval=0)
+    server.log_path("api-server").write_text("still starting\n")
+    server.processes = {"api-server": subprocess.Popen(["sleep", "60"], start_new_session=True)}
+    try:
+        with pytest.raises(AirflowNotReadyError, match=r"(?s)not ready after 3 polls.*starting"):
+            wait_ready(server, (DAG_ID,), polls=3, interval=0)
+    finally:
+        stop_groups(list(server.processes.values()))
+    assert server.processes["api-server"].returncode is not None

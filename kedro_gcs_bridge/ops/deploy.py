@@ -141,9 +141,9 @@ def deploy(
         if problems:
             raise DeployError("nothing deployed:\n" + "\n".join(f"  - {p}" for p in problems))
         return [_write(backend, paths[name], name, data, force) for name, data in payloads.items()]
+    except DeployError:
+        raise
     except (OSError, GCSBridgeError) as exc:
-        if isinstance(exc, DeployError):
-            raise
         raise DeployError(f"deploying to {dags_folder} failed: {exc}") from exc
 
 

@@ -167,6 +167,14 @@ class TestToken:
         assert [b["password"] for b in bodies] == ["pw", "no"]
 
 
+def test_no_google_credentials_say_what_to_do(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(AirflowApiError, match="gcloud auth application-default login"):
+        resolve_token("http://x", {})
+
+
 def test_no_server_is_a_clear_error() -> None:
     api = AirflowApi(f"http://127.0.0.1:{free_port()}", "t", timeout=5)
     with pytest.raises(AirflowApiError, match="no answer"):
