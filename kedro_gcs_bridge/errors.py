@@ -83,3 +83,11 @@ class StorageUnreachableError(GCSBridgeError):
 
 class DeprecatedKeyWarning(FutureWarning):
     """An airflow config key is spelled the old, flat way (`pod_labels`): it still works."""
+
+
+class DeployError(GCSBridgeError):
+    """`kedro gcs-bridge deploy` refuses or fails: a file it did not write, a bad digest."""
+
+
+class AirflowApiError(GCSBridgeError):
+    """Airflow's REST API refused a request or did not answer (`kedro gcs-bridge trigger`)."""

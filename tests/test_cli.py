@@ -454,12 +454,14 @@ class TestErrorHandler:
         names = group.list_commands(context)
         assert names == [
             "catalog",
+            "deploy",
             "finalize",
             "init",
             "plan",
             "replay",
             "runs",
             "suggest",
+            "trigger",
             "validate",
         ]
         for name in names:
@@ -474,7 +476,8 @@ class TestErrorHandler:
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         )
-        assert done.stdout.strip() == "['kedro_gcs_bridge.cli', 'kedro_gcs_bridge.errors']"
+        loaded = "['kedro_gcs_bridge._version', 'kedro_gcs_bridge.cli', 'kedro_gcs_bridge.errors']"
+        assert done.stdout.strip() == loaded
 
 
 class TestOneSource:

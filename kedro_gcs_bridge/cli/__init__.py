@@ -27,6 +27,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "suggest": ("suggest", "suggest"),
     "runs": ("runs", "runs"),
     "finalize": ("runs", "finalize"),
+    "deploy": ("deploy", "deploy"),
+    "trigger": ("deploy", "trigger"),
 }
 
 
