@@ -27,7 +27,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from kedro_gcs_bridge.dag import pod_spec
+from kedro_gcs_bridge.dag import pod_spec, providers
 from kedro_gcs_bridge.dag.pod_spec import PyCode
 from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
 from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError
@@ -225,6 +225,11 @@ class DagFile:
         }
         return defaults | pod_spec.pod_settings(cfg)
 
+    def newer_options(self) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        """(versions needed, options) the DAG file adds to `POD_DEFAULTS` at parse time, where
+        the installed distributions have them (see dag/providers.py)."""
+        return providers.newer_options()
+
     def task_settings(self, task: TaskPlan) -> dict[str, Any]:
         """One task's timeout, tolerations, affinity and doc (see dag/pod_spec.py)."""
         return pod_spec.task_settings(self.config, task, self.local)
@@ -411,6 +416,7 @@ def _plan(
     """The plan, or the error that stops it (a config missing what a GKE DAG needs)."""
     try:
         plan = plan_tasks(pipeline_name, node_specs(pipeline), config, pod_prefix="")
+        providers.check_supported(config)
         missing = config.missing_deployment_keys()
         if missing:
             raise ConfigError(

@@ -87,6 +87,8 @@ class BridgeConfig:
     retries: int = 1
     retry_delay: float = 5.0
     deferrable: bool = False
+    use_dns_endpoint: bool = False
+    use_internal_ip: bool = False
     spot_retries: int = 3
     schedule_timeout_seconds: int = 1200
     startup_timeout_seconds: int = 600
@@ -177,6 +179,8 @@ _BOOLS = (
     "email_on_failure",
     "email_on_retry",
     "deferrable",
+    "use_dns_endpoint",
+    "use_internal_ip",
 )
 _INTS = (
     "retries",
