@@ -65,6 +65,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "journey: the user journey end to end, as `make demo` runs it (examples/demo.sh)"
     )
+    config.addinivalue_line("markers", "slow: builds or runs something real (minutes when cold)")
+    config.addinivalue_line(
+        "markers", "providers: the oldest and newest supported Airflow/provider sets"
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
