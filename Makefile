@@ -27,3 +27,9 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+
+# The oldest and newest supported Airflow/provider sets (constraints/): builds the oldest venv
+# once (cached in ~/.cache/kedro-gcs-bridge/venvs/ by the constraints file's hash).
+.PHONY: test-providers
+test-providers: install
+	$(VENV)/bin/pytest -m providers tests/test_providers.py

@@ -77,7 +77,8 @@ for folder in sys.argv[3:]:
         warnings.simplefilter("always")
         bag = DagBag(dag_folder=folder)
     if bag.import_errors:
-        result["dags"][folder] = {"import_errors": {str(k): v for k, v in bag.import_errors.items()}}
+        errors = {str(path): error for path, error in bag.import_errors.items()}
+        result["dags"][folder] = {"import_errors": errors}
         continue
     (dag,) = bag.dags.values()
     tasks = {}
@@ -247,9 +248,7 @@ class TestEverySide:
                         pytest.fail(f"{name}/{task_id} on {k8s}: {error.json_path}: {error}")
 
 
-def test_both_sides_build_the_same_pods(
-    seen: dict[str, Any], dag_folders: dict[str, Path]
-) -> None:
+def test_both_sides_build_the_same_pods(seen: dict[str, Any], dag_folders: dict[str, Path]) -> None:
     """The provider version changes nothing the bridge asked for: the same containers,
     resources, placement and deadlines (the providers' own labels may differ)."""
 

@@ -25,6 +25,13 @@ AIRFLOW = "apache-airflow-core"
 CNCF = "apache-airflow-providers-cncf-kubernetes"
 GOOGLE = "apache-airflow-providers-google"
 
+#: The module whose `__version__` is each distribution's (what a DAG file reads at parse time).
+MODULES: Mapping[str, str] = {
+    AIRFLOW: "airflow",
+    CNCF: "airflow.providers.cncf.kubernetes",
+    GOOGLE: "airflow.providers.google",
+}
+
 #: The oldest supported set: what composer-3-airflow-3.1.0-build.2 ships (google inferred from
 #: its common-compat 1.7.4: the newest google release that fits it).
 OLDEST: Mapping[str, str] = {AIRFLOW: "3.1.0", CNCF: "10.8.2", GOOGLE: "18.0.0"}
@@ -70,10 +77,10 @@ def has(versions: Mapping[str, str], option: str) -> bool:
 
 
 def newer_options() -> list[tuple[dict[str, str], dict[str, Any]]]:
-    """(versions needed, options) the DAG file passes only where the installed ones have them:
-    the options the oldest supported set lacks."""
+    """(module -> version needed, options) the DAG file passes only where the installed
+    modules' `__version__` are at least those: the options the oldest supported set lacks."""
     return [
-        (dict(OPTION_SINCE[option]), {option: value})
+        ({MODULES[dist]: least for dist, least in OPTION_SINCE[option].items()}, {option: value})
         for option, value in NEWER_VALUES.items()
         if not has(OLDEST, option)
     ]

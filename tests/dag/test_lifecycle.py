@@ -155,7 +155,10 @@ class TestNewerOptions:
         assert not providers.has(providers.OLDEST, "durable")
         assert providers.has(providers.NEWEST, "durable")
         assert providers.newer_options() == [
-            ({providers.CNCF: "10.20.0", providers.AIRFLOW: "3.3.0"}, {"durable": True})
+            (
+                {"airflow.providers.cncf.kubernetes": "10.20.0", "airflow": "3.3.0"},
+                {"durable": True},
+            )
         ]
 
     @pytest.mark.parametrize("option", sorted(providers.OPTION_SINCE))
@@ -196,14 +199,31 @@ class TestNewerOptions:
     def test_an_older_set_does_not_get_it(
         self, render_dag_file: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """The DAG file asks the installed distributions, at parse time (the old venv itself
-        is tests/test_providers.py)."""
-        import importlib.metadata
+        """The DAG file asks the installed modules, at parse time (the old venv itself is
+        tests/test_providers.py)."""
+        import airflow.providers.cncf.kubernetes as cncf
 
-        real = importlib.metadata.version
-        old = {providers.CNCF: "10.8.2", providers.AIRFLOW: "3.1.0"}
-        monkeypatch.setattr(importlib.metadata, "version", lambda dist: old.get(dist) or real(dist))
-        assert "durable" not in runpy.run_path(str(render_dag_file(two_nodes())))["POD_DEFAULTS"]
+        path = render_dag_file(two_nodes())
+        monkeypatch.setattr(cncf, "__version__", "10.8.2")
+        assert "durable" not in runpy.run_path(str(path))["POD_DEFAULTS"]
+        monkeypatch.setattr(cncf, "__version__", "10.20.0")
+        assert runpy.run_path(str(path))["POD_DEFAULTS"]["durable"] is True
+
+    def test_the_modules_are_the_distributions(self) -> None:
+        from importlib import import_module
+        from importlib.metadata import version
+
+        for dist, module in providers.MODULES.items():
+            assert import_module(module).__version__ == version(dist)
+
+    @pytest.mark.parametrize("name", ["version", "Version", "_installed", "_options"])
+    def test_a_node_named_like_the_check_changes_nothing(
+        self, name: str, render_dag_file: Callable[..., Path]
+    ) -> None:
+        pipeline = Pipeline([node(identity, "d0", "d1", name=name)])
+        path = render_dag_file(pipeline)
+        assert runpy.run_path(str(path))["POD_DEFAULTS"]["durable"] is True
+        assert {task.task_id for task in pod_tasks(load(path))} == {name}
 
     def test_version_parsing(self) -> None:
         assert providers.has({providers.CNCF: "10.20.1", providers.AIRFLOW: "3.3"}, "durable")
