@@ -226,8 +226,8 @@ class DagFile:
         return defaults | pod_spec.pod_settings(cfg)
 
     def newer_options(self) -> list[tuple[dict[str, str], dict[str, Any]]]:
-        """(versions needed, options) the DAG file adds to `POD_DEFAULTS` at parse time, where
-        the installed distributions have them (see dag/providers.py)."""
+        """(module -> version needed, options) the DAG file adds to `POD_DEFAULTS` at parse
+        time, where the installed Airflow and providers have them (see dag/providers.py)."""
         return providers.newer_options()
 
     def task_settings(self, task: TaskPlan) -> dict[str, Any]:
