@@ -802,6 +802,10 @@ class PodSettings(_Group):
     """no Airflow worker slot is held while a pod runs"""
     gcp_conn_id: Text = "google_cloud_default"
     """Airflow connection that reaches the cluster"""
+    use_dns_endpoint: Bool = False
+    """reach the cluster by its DNS endpoint"""
+    use_internal_ip: Bool = False
+    """reach the cluster by its private IP"""
     structured_logs: Bool = False
     """pods log JSON lines with severity and dag_id/task/run_id labels (Cloud Logging)"""
 

@@ -27,7 +27,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from kedro_gcs_bridge.config import TEMPLATE_VARIABLES, BridgeConfig, MachineClass, parse_config
-from kedro_gcs_bridge.dag import pod_spec
+from kedro_gcs_bridge.dag import pod_spec, providers
 from kedro_gcs_bridge.dag.pod_spec import PyCode
 from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
 from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError
@@ -198,6 +198,11 @@ class DagFile:
             "annotations": {**cfg.pod.annotations, f"{LABEL_PREFIX}/run-id": "{{ run_id }}"},
         }
         return defaults | pod_spec.pod_settings(cfg)
+
+    def newer_options(self) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        """(module -> version needed, options) the DAG file adds to `POD_DEFAULTS` at parse
+        time, where the installed Airflow and providers have them (see dag/providers.py)."""
+        return providers.newer_options()
 
     def task_settings(self, task: TaskPlan) -> dict[str, Any]:
         """One task's timeout, tolerations, affinity and doc (see dag/pod_spec.py)."""
@@ -383,6 +388,7 @@ def _plan(
     """The plan, or the error that stops it (a config missing what a GKE DAG needs)."""
     try:
         plan = plan_tasks(pipeline_name, node_specs(pipeline), config, pod_prefix="")
+        providers.check_supported(config)
         missing = config.missing_deployment_keys()
         if missing:
             raise ConfigError(

@@ -10,6 +10,7 @@ Kubernetes Secret is ever known here: only Secret names and keys.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ _DEADLINE_REFERENCES = {
     "logical_date": "DeadlineReference.DAGRUN_LOGICAL_DATE",
 }
 _TEMPLATE = "kedro airflow create -j templates/gcs_bridge.j2"
+#: How often a deferred pod task wakes to fetch the pod's new log lines (None: none until the
+#: pod ends).
+LOGGING_INTERVAL_SECONDS = 60
 #: The task instance's start (Airflow 3's `RuntimeTaskInstance.start_date`), rendered on the
 #: worker right before the pod is created; empty where a context has no start (replay, tests).
 TASK_START_TEMPLATE = (
@@ -78,8 +82,13 @@ def pod_settings(config: BridgeConfig) -> dict[str, Any]:
         "on_finish_action": pod.on_finish_action,
         "security_context": dict(pod.security_context["pod"]),
         "container_security_context": dict(pod.security_context["container"]),
+        # A failed container's last log lines become its termination message (pod status).
+        "termination_message_policy": "FallbackToLogsOnError",
+        "use_dns_endpoint": pod.use_dns_endpoint,
+        "use_internal_ip": pod.use_internal_ip,
     }
     optional = {
+        "logging_interval": pod.deferrable and LOGGING_INTERVAL_SECONDS,
         "secrets": _secrets(config),
         "pod_template_file": pod.template_file,
         "full_pod_spec": pod.override
@@ -89,7 +98,8 @@ def pod_settings(config: BridgeConfig) -> dict[str, Any]:
 
 
 def task_settings(config: BridgeConfig, task: TaskPlan, local: bool = False) -> dict[str, Any]:
-    """Operator arguments of one task: its timeout, placement, pull policy and documentation.
+    """Operator arguments of one task: its timeout (the task's, and its pod's active deadline),
+    placement, pull policy and documentation.
 
     The machine class's `execution_timeout`, `image_pull_policy`, `tolerations` and `affinity`
     win over the DAG-wide keys; a local process (`pod_backend: local`) takes only the timeout
@@ -102,6 +112,9 @@ def task_settings(config: BridgeConfig, task: TaskPlan, local: bool = False) -> 
         settings["execution_timeout"] = minutes(timeout)
     if local:
         return settings
+    if timeout:
+        # The pod stops too: a deferred task never enforces its timeout (apache/airflow#67227).
+        settings["active_deadline_seconds"] = math.ceil(timeout * 60)
     pull_policy = machine.image_pull_policy or config.pod.image_pull_policy
     if pull_policy:
         settings["image_pull_policy"] = pull_policy

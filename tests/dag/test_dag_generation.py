@@ -368,7 +368,15 @@ class TestGeneratedFiles:
         }
         modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         roots = {module.split(".")[0] for module in modules}
-        assert roots == {"__future__", "datetime", "airflow", "kubernetes"}
+        # importlib and packaging (Airflow's own dependency): the provider version check.
+        assert roots == {
+            "__future__",
+            "datetime",
+            "importlib",
+            "airflow",
+            "kubernetes",
+            "packaging",
+        }
 
     @pytest.mark.parametrize(("job", "filename"), FILE_PARAMS)
     def test_passes_ruff_syntax_and_undefined_name_checks(
