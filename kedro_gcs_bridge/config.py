@@ -1039,13 +1039,6 @@ class BridgeConfig(BaseModel):
         needed = ("gcp_project_id", "gcp_region", "gcp_gke_cluster_name", "docker_image")
         return [key for key in (*needed, "gcs_bridge_root") if not getattr(self, key)]
 
-    def __getattr__(self, name: str) -> Any:
-        # The old flat names (`config.mlflow_tracking_uri`) still read, as the old keys do.
-        if name in MOVED:
-            group, field = MOVED[name].split(".")
-            return getattr(getattr(self, group), field)
-        return super().__getattr__(name)  # type: ignore[misc]
-
 
 #: How the README and the init file show keys: the default as the README writes it, an
 #: example (in the init file's comment), the value the init file writes.

@@ -213,7 +213,7 @@ class TestLayers:
                 "kedro_gcs_bridge.pod.fake",
                 "def f():\n    importlib.import_module('kedro_gcs_bridge.dag.dagfile')\n",
             ),
-            ("kedro_gcs_bridge.errors", "from kedro_gcs_bridge.planning import values\n"),
+            ("kedro_gcs_bridge.errors", "from kedro_gcs_bridge.planning import grouping\n"),
         ],
     )
     def test_a_backward_import_is_found_wherever_it_sits(self, module: str, source: str) -> None:

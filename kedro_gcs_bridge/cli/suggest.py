@@ -85,7 +85,7 @@ def suggest(
     # What is said about the inputs goes to stderr for the machine-readable formats.
     said: list[str] = []
     tracking_uri = mlflow_tracking_uri or access.tracking_uri_from_env()
-    url = _run_prefix(source, tracking_uri or config.mlflow_tracking_uri, said)
+    url = _run_prefix(source, tracking_uri or config.mlflow.tracking_uri, said)
     read_from = len(said)  # where the text format says how many manifests it read
     manifests = _manifests(url)
     figures = model.figures_from_manifests(manifests, persisted)
