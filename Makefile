@@ -37,7 +37,7 @@ clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
 
 # Minutes each: docker/Dockerfile built with podman and a pod run in it (needs the Debian
-# packages podman and mmdebstrap, tests/test_image.py); the local variant under a real
+# packages podman and mmdebstrap, tests/test_image_build.py); the local variant under a real
 # scheduler, DAG processor and API server (tests/test_airflow_real.py); the oldest supported
 # Airflow/provider set, its venv built once and cached in ~/.cache/kedro-gcs-bridge/
 # (tests/test_providers.py).

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CREATE, LOCAL_DISK_WARN, REPO, WARN, Job, run_jobs
+from _kedro_jobs import CREATE, LOCAL_DISK_WARN, REPO, WARN, Job, run_jobs
 
 from kedro_gcs_bridge.dag import providers
 from kedro_gcs_bridge.dag.pod_spec import LOGGING_INTERVAL_SECONDS
