@@ -938,7 +938,8 @@ class HandoffSettings(_Group):
     """`handoff:`: what crosses the run prefix between pods, and when the prefix goes."""
 
     allow_pickle: Bool = True
-    """`false`: a value only pickle can carry fails its task"""
+    """`false`: a value only pickle can carry fails its task. `true` trusts whoever can write the
+    run prefix: a pickle there runs code in the pods (see the trust boundary)"""
     local_handoff: Bool = True
     """a catalog dataset on local disk that crosses pods travels through the run prefix in its own
     catalog type; `false`: such a dataset is an error"""
