@@ -21,17 +21,13 @@ starts; nothing else differs. Target: REST tracking adds <= 0.5 s per pod.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -56,57 +52,12 @@ _CODE = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def mlflow_server(folder: Path) -> AbstractContextManager[str]:
+    """A real `mlflow server` on 127.0.0.1 (SQLite backend), as the tests start it."""
+    sys.path.insert(0, str(common.REPO / "tests"))
+    from _mlflow_server import running_mlflow_server
 
-
-@contextmanager
-def mlflow_server(folder: Path) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 (SQLite backend); its URI. Stopped at the end."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            str(common.BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--default-artifact-root",
-            (folder / "artifacts").as_uri(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("mlflow server did not answer /health in 180 s") from None
-                time.sleep(0.5)
-        yield uri
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server's workers outlive its parent
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+    return running_mlflow_server(folder, wait_seconds=180)
 
 
 def run_once(project: Path, variant: str, runs: Path, uri: str) -> float:

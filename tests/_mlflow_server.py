@@ -12,16 +12,17 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from _gcs_emulator import free_port
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The tracking URI of a fresh server; stopped (with its workers) at the end."""
-    folder = tmp_path_factory.mktemp("mlflow")
+@contextmanager
+def running_mlflow_server(folder: Path, wait_seconds: float = 120) -> Iterator[str]:
+    """A fresh server keeping its store in `folder`; its URI. Stopped (with its workers) at the
+    end. benchmarks/tracking.py uses it too."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -45,7 +46,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + wait_seconds
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"mlflow server exited with {process.returncode}")
@@ -55,7 +56,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                         break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("mlflow server did not answer /health in 120 s") from None
+                    raise RuntimeError(
+                        f"mlflow server did not answer /health in {wait_seconds:.0f} s"
+                    ) from None
                 time.sleep(0.5)
         yield uri
     finally:
@@ -65,3 +68,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The tracking URI of a fresh server, for the session."""
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri
