@@ -78,7 +78,7 @@ kedro gcs-bridge plan -e gcs
 step "6. the Airflow DAG, written by the stock kedro-airflow command"
 # The DAG names the team's tracking server; the replay below tracks into a local SQLite store.
 kedro airflow create -j templates/gcs_bridge.j2 -e gcs -t "$work/airflow_dags" \
-  --params "mlflow_tracking_uri=http://mlflow.example.com,mlflow_experiment=spaceflights-demo"
+  --params "mlflow.tracking_uri=http://mlflow.example.com,mlflow.experiment=spaceflights-demo"
 dag_file="$work/airflow_dags/spaceflights_gcs_dag.py"
 
 step "7. replay: each task a process in its own copy of the project, as a pod; data on the bucket"
