@@ -29,6 +29,7 @@ BENCHMARKS = (
     "dag_scale",
     "critical_path",
     "suggest",
+    "tracking",
     "large",
 )
 #: Benchmarks that take `--size-mib`.

@@ -34,6 +34,7 @@ SMOKE: Mapping[str, tuple[str, ...]] = {
     "dag_scale": ("--quick",),
     "critical_path": ("--quick",),
     "suggest": ("--quick",),
+    "tracking": ("--quick",),
 }
 COMMON_KEYS = {"benchmark", "command", "params", "environment", "results", "targets", "notes"}
 RESULT_KEYS: Mapping[str, set[str]] = {
@@ -47,6 +48,7 @@ RESULT_KEYS: Mapping[str, set[str]] = {
     "dag_scale": {"rows", "ratios"},
     "critical_path": {"tasks", "node_compute_s", "estimates", "single_pod_s"},
     "suggest": {"rows"},
+    "tracking": {"rows", "extra_s", "recorded_runs"},
 }
 TARGET_KEYS = {"name", "wanted", "measured", "met"}
 

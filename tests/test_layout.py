@@ -81,6 +81,7 @@ def _import_times(stderr: str) -> dict[str, int]:
     return {name: int(cumulative) for cumulative, name in found}
 
 
+@pytest.mark.slow
 class TestPodImports:
     def test_the_pod_ran_the_package_of_this_checkout(self, pod_imports: dict[str, Any]) -> None:
         assert pod_imports["package"] == str(PACKAGE / "__init__.py")

@@ -36,6 +36,8 @@ END_SLEEP = 0.2
 DELAY = 0.5
 ROWS = 50
 
+pytestmark = pytest.mark.slow
+
 _NODES = '''\
 """Nodes of a synthetic fan-out: each sleeps a known time and passes a small frame."""
 
@@ -76,8 +78,6 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from fanout.nodes import join, source, step
-
-pytestmark = pytest.mark.slow
 
 
 def register_pipelines() -> dict[str, Pipeline]:

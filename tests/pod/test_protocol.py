@@ -217,6 +217,7 @@ class TestTaskContext:
         mlflow_required=True,
         mlflow_metrics=("metrics",),
         mlflow_budget=12.5,
+        structured_logs=True,
         tasks=("a", "b"),
         tags=("x",),
         task="a",

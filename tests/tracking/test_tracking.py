@@ -52,11 +52,12 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TEMPLATE = REPO / "templates" / "gcs_bridge.j2"
 #: A dead server's pods: MLflow's own retry settings as users copy them, a short budget.
-DEAD_SERVER_ENV = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "120",
-    "KEDRO_GCS_BRIDGE_MLFLOW_BUDGET": "3",
-}
+#: MLflow's own retry settings at their defaults, as users copy them into Composer.
+DEAD_SERVER_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7", "MLFLOW_HTTP_REQUEST_TIMEOUT": "120"}
+#: The tracking budget the DAG gives its pods (`mlflow.budget_seconds`).
+SMALL_BUDGET = "mlflow.budget_seconds=3"
+#: The same budget for a pod run without a DAG (the variable the DAG would set).
+SMALL_BUDGET_ENV = {"KEDRO_GCS_BRIDGE_MLFLOW_BUDGET": "3"}
 GROUP_TASKS = {"companies", "shuttles", "split", "train_model_node", "evaluate_model_node"}
 
 
@@ -73,7 +74,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def tracked_project(
-    tmp_path: Path, uri: str, env: dict[str, str], experiment: str
+    tmp_path: Path, uri: str, env: dict[str, str], experiment: str, *params: str
 ) -> tuple[Path, Path]:
     project = tmp_path / "spaceflights"
     shutil.copytree(REPO / "examples" / "spaceflights", project)
@@ -88,7 +89,13 @@ def tracked_project(
             str(project / "dags"),
             "--params",
             # The example keeps its data on local disk, which the GKE DAG refuses by default.
-            f"mlflow_tracking_uri={uri},mlflow_experiment={experiment},local_disk=warn",
+            ",".join(
+                (
+                    f"mlflow.tracking_uri={uri},mlflow.experiment={experiment}",
+                    "handoff.local_disk=warn",
+                    *params,
+                )
+            ),
         ],
         project,
         env,
@@ -382,7 +389,7 @@ def test_a_dead_tracking_server_costs_seconds_not_the_run(
     assert {r.state for r in reference.values()} == {"success"}
     with dead_server("hung") as server:
         uri = server.url
-        project, dag = tracked_project(tmp_path, uri, env, "unreachable")
+        project, dag = tracked_project(tmp_path, uri, env, "unreachable", SMALL_BUDGET)
         results = replay_in_process(project, dag, run_id, monkeypatch, env | DEAD_SERVER_ENV)
     assert server.connections == len(GROUP_TASKS)
     assert {task: r.state for task, r in results.items()} == dict.fromkeys(
@@ -454,7 +461,11 @@ def test_the_node_error_wins_when_tracking_fails_mid_run(
 def test_required_tracking_fails_fast_before_any_node(tmp_path: Path) -> None:
     with dead_server("hung") as server:
         result, marker = run_group(
-            tmp_path, server.url, KEDRO_GCS_BRIDGE_MLFLOW_REQUIRED="true", **DEAD_SERVER_ENV
+            tmp_path,
+            server.url,
+            KEDRO_GCS_BRIDGE_MLFLOW_REQUIRED="true",
+            **DEAD_SERVER_ENV,
+            **SMALL_BUDGET_ENV,
         )
     assert result.returncode != 0
     error = last_error(result)
@@ -546,7 +557,7 @@ def test_a_local_store_is_a_create_time_error_for_gke() -> None:
     with pytest.raises(ConfigError, match="mlflow_tracking_uri"):
         parse_config({"mlflow_tracking_uri": "file:///tmp/mlruns"})
     local = parse_config({"mlflow_tracking_uri": "sqlite:///mlflow.db", "pod_backend": "local"})
-    assert local.mlflow_tracking_uri == "sqlite:///mlflow.db"
+    assert local.mlflow.tracking_uri == "sqlite:///mlflow.db"
 
 
 @pytest.mark.parametrize(
