@@ -17,7 +17,7 @@ from kedro_gcs_bridge.cli.options import (
     pipeline_option,
 )
 from kedro_gcs_bridge.planning import suggest as model
-from kedro_gcs_bridge.planning.grouping import NodeSpec, group_pipeline, node_specs
+from kedro_gcs_bridge.planning.grouping import NodeSpec, group_pipeline, group_tags, node_specs
 from kedro_gcs_bridge.planning.machines import memory_bytes
 from kedro_gcs_bridge.planning.plan import node_classes
 
@@ -82,6 +82,7 @@ def suggest(
     """Suggest `groups:` from a measured run: fewer pods where they cost more than they give."""
     bound = memory_bytes(max_memory) if max_memory else None
     nodes, config, group_of, persisted = _suggest_inputs(metadata, pipeline_name, env, params)
+    tagged = _tag_groups(nodes, config)
     # What is said about the inputs goes to stderr for the machine-readable formats.
     said: list[str] = []
     tracking_uri = mlflow_tracking_uri or access.tracking_uri_from_env()
@@ -96,7 +97,7 @@ def suggest(
     said.append(f"pod start: {cost.pod_start_s:.1f} s ({pod_start_from})")
     classes = node_classes(nodes, config)
     result = model.suggest_groups(
-        nodes, figures.measurements, classes, group_of, cost, objective, allow_mixed, bound
+        nodes, figures.measurements, classes, group_of, cost, objective, allow_mixed, bound, tagged
     )
     if fmt != "text":
         for line in said:
@@ -138,6 +139,14 @@ def _suggest_inputs(
     )
     persisted = access.persisted_datasets(catalog, found)
     return nodes, config, dict(grouping.group_of), persisted
+
+
+def _tag_groups(nodes: list[NodeSpec], config: BridgeConfig) -> dict[str, str]:
+    """Node -> the group its one `airflow.<group>` tag asks for (none with grouping off)."""
+    if not config.grouping:
+        return {}
+    found = {node.name: group_tags(node, config.grouping_prefix) for node in nodes}
+    return {name: tags[0] for name, tags in found.items() if len(tags) == 1 and tags[0]}
 
 
 def _run_prefix(source: str, tracking_uri: str | None, said: list[str]) -> str:
