@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from kedro.pipeline import Pipeline, node
 
 from kedro_gcs_bridge.config import parse_config
+from kedro_gcs_bridge.errors import PlanError
 from kedro_gcs_bridge.planning.grouping import (
     NodeSpec,
     group_edges,
@@ -294,29 +295,40 @@ class TestRandomPipelines:
         grouping = group_pipeline("p", nodes, PREFIX)
         current = dict(grouping.group_of)
         classes = classes_of(nodes)
-        result = suggest_groups(nodes, measured, classes, current, model, objective, mixed)
-        again = suggest_groups(nodes, measured, classes, current, model, objective, mixed)
+        tagged = _tagged(nodes)
+        if any("creates a cycle" in problem for problem in grouping.problems):
+            with pytest.raises(PlanError, match="tags wait for each other"):
+                suggest_groups(nodes, measured, classes, current, tagged=tagged)
+            return
+        result = suggest_groups(
+            nodes, measured, classes, current, model, objective, mixed, tagged=tagged
+        )
+        again = suggest_groups(
+            nodes, measured, classes, current, model, objective, mixed, tagged=tagged
+        )
         assert result == again
 
         suggested = group_of(dict(result.suggested.groups))
         assert sorted(suggested) == sorted(n.name for n in nodes)
         edges = group_edges(nodes, suggested)
         assert not has_cycle(set(suggested.values()), edges)
-        if not mixed:
-            for members in result.suggested.groups.values():
-                assert len({classes[m] for m in members}) == 1
+        if not mixed:  # a tag group mixes classes only as its tags ask, with nothing added
+            for name, members in result.suggested.groups.items():
+                by_tag = {n for n, t in tagged.items() if t == name}
+                assert len({classes[m] for m in members}) == 1 or set(members) == by_tag
 
         def key(e: Any) -> tuple[float, float]:
             pair = (e.makespan_s, e.pod_seconds)
             return pair if objective == "time" else pair[::-1]
 
         tolerance = 1e-6
-        assert key(result.suggested) <= tuple(v + tolerance for v in key(result.ungrouped))
+        if not tagged:  # tag groups stay whole: with tags, ungrouped is out of reach
+            assert key(result.suggested) <= tuple(v + tolerance for v in key(result.ungrouped))
         current_ok = not grouping.problems and (mixed or not result.current.mixed)
         if current_ok:
             assert key(result.suggested) <= tuple(v + tolerance for v in key(result.current))
         for theirs in (result.by_memory, result.by_namespace):
-            if theirs.makespan_s is not None and (mixed or not theirs.mixed):
+            if theirs.makespan_s is not None and (mixed or not theirs.mixed) and not tagged:
                 assert key(result.suggested) <= tuple(v + tolerance for v in key(theirs))
 
     @settings(max_examples=100, deadline=None)
