@@ -107,6 +107,27 @@ def measured_run(project: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     return prefix
 
 
+@pytest.fixture(scope="module")
+def failed_run(project: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A run prefix of the example's ungrouped DAG in which task `train_model_node` failed:
+    every other task committed its manifest (each naming the DAG's tasks)."""
+    from kedro.framework.project import pipelines
+
+    from kedro_gcs_bridge.pod.store import HandoffStore
+
+    prefix = f"{tmp_path_factory.mktemp('failed').as_uri()}/spaceflights/manual__2"
+    pipeline = pipelines["__default__"]
+    tasks = [node.name for node in pipeline.nodes]
+    HandoffStore(prefix, task="setup").mark("spaceflights", "manual__2")
+    for node in pipeline.nodes:
+        if node.name == "train_model_node":
+            continue
+        store = HandoffStore(prefix, task=node.name)
+        extra = {"node_seconds": {node.name: 10.0}, "dag_tasks": tuple(tasks)}
+        store.write_manifest([node.name], "2026-12-01T00:00:00+00:00", extra)
+    return prefix
+
+
 # --- The real `kedro` CLI, once per family whose stdout matters --------------------------------
 
 
@@ -307,6 +328,31 @@ class TestSuggest:
         ]
         assert {len(row) for row in rows} == {width}  # one column width for every row
         assert "Paste into airflow.yml:" in lines
+
+    def test_a_run_with_a_failed_task_is_said_incomplete(
+        self, project: Any, failed_run: str
+    ) -> None:
+        lines = lines_of(cli(project, "suggest", "--from", failed_run))
+        assert lines[0] == f"6 task manifest(s) read from {failed_run}"
+        assert "warning: the run is incomplete: its figures are partial." in lines
+        missing = "warning: 1 task(s) of the run committed no manifest (failed or never ran): "
+        assert f"{missing}train_model_node" in lines
+        assert any(
+            line.startswith("warning: no measurement for 1 node(s)")
+            and line.endswith(": train_model_node")
+            for line in lines
+        )
+
+    def test_a_whole_run_is_not_said_incomplete(self, project: Any, measured_run: str) -> None:
+        lines = lines_of(cli(project, "suggest", "--from", measured_run))
+        assert not any("incomplete" in line for line in lines)
+
+    def test_json_names_the_missing_tasks(self, project: Any, failed_run: str) -> None:
+        result = cli(project, "suggest", "--from", failed_run, "--format", "json")
+        assert result.exit_code == 0, said(result)
+        assert "the run is incomplete" in result.stderr
+        payload = json.loads(result.stdout)
+        assert payload["run"]["missing_tasks"] == ["train_model_node"]
 
     @pytest.mark.parametrize("fmt", ["json", "yaml"])
     def test_machine_formats_say_the_rest_on_stderr(

@@ -89,7 +89,7 @@ def suggest(
     url = _run_prefix(source, tracking_uri or config.mlflow.tracking_uri, said)
     read_from = len(said)  # where the text format says how many manifests it read
     manifests = _manifests(url)
-    figures = model.figures_from_manifests(manifests, persisted)
+    figures = model.figures_from_manifests(manifests, persisted, [n.name for n in nodes])
     pod_start, kedro_start, pod_start_from = model.pod_start_choice(
         pod_start, kedro_start, manifests
     )
@@ -102,8 +102,12 @@ def suggest(
     if fmt != "text":
         for line in said:
             click.echo(line, err=True)
+    if fmt != "text":
+        for line in figures.incomplete():
+            click.secho(line, err=True, fg="yellow")
     if fmt == "text":
-        said.insert(read_from, f"{figures.tasks} task manifest(s) read from {url}")
+        read = [f"{figures.tasks} task manifest(s) read from {url}", *figures.incomplete()]
+        said[read_from:read_from] = read
     emit(_render(fmt, result, cost, figures, said), output, machine_readable=fmt != "text")
 
 
@@ -116,7 +120,12 @@ def _render(
 ) -> str:
     """The suggestion in one of `FORMATS` (text: after what was said about the inputs)."""
     if fmt == "json":
-        return json.dumps(result.to_json() | {"model": cost.to_json()}, indent=2) + "\n"
+        run = {
+            "missing_tasks": list(figures.missing_tasks),
+            "unmeasured_nodes": list(figures.unmeasured_nodes),
+        }
+        payload = result.to_json() | {"model": cost.to_json(), "run": run}
+        return json.dumps(payload, indent=2) + "\n"
     if fmt == "yaml":
         return model.groups_yaml(result.suggested.groups)
     lines = list(said)

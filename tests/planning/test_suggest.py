@@ -564,3 +564,47 @@ class TestTagsAgree:
         block = groups_block(result.suggested.groups)
         plan = plan_tasks("p", nodes, parse_config({"groups": block}))
         assert {t.nodes for t in plan.tasks} == set(result.suggested.groups.values())
+
+
+class TestIncompleteRun:
+    """Issue 23: a run in which a task failed is said to be incomplete, naming what is missing."""
+
+    def test_namespaced_run_names_the_missing_task_and_nodes(self) -> None:
+        from dataclasses import dataclass, field
+
+        from kedro_gcs_bridge.planning.suggest import figures_from_manifests
+
+        @dataclass(frozen=True)
+        class Committed:
+            task: str
+            nodes: tuple[str, ...]
+            dag_tasks: tuple[str, ...] = ("a", "b")
+            datasets: dict[str, Any] = field(default_factory=dict)
+            node_seconds: dict[str, float] | None = None
+            started_at: str | None = None
+            finished_at: str | None = None
+            pod_start_seconds: float | None = None
+
+        nodes = ["a.clean__1", "a.fit__2", "b.clean__3", "b.fit__4"]
+        whole = figures_from_manifests(
+            [
+                Committed(
+                    "a", ("a.clean__1", "a.fit__2"), node_seconds=dict.fromkeys(nodes[:2], 1)
+                ),
+                Committed(
+                    "b", ("b.clean__3", "b.fit__4"), node_seconds=dict.fromkeys(nodes[2:], 1)
+                ),
+            ],
+            nodes=nodes,
+        )
+        assert whole.incomplete() == []
+        partial = figures_from_manifests(
+            [Committed("a", ("a.clean__1", "a.fit__2"), node_seconds=dict.fromkeys(nodes[:2], 1))],
+            nodes=nodes,
+        )
+        assert partial.missing_tasks == ("b",)
+        assert partial.unmeasured_nodes == ("b.clean__3", "b.fit__4")
+        text = "\n".join(partial.incomplete())
+        assert "the run is incomplete" in text
+        assert "(failed or never ran): b" in text
+        assert "b.clean__3, b.fit__4" in text
