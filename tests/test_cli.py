@@ -273,19 +273,29 @@ class TestValidate:
             "errors above: set `local_handoff: true` so the run prefix carries it, "
             "or move it to GCS: `kedro gcs-bridge catalog --root gs://<bucket>/<path>`"
         )
-        assert f"__default__: {error}" in output
-        assert f"data_processing: {error}" in output
+        # Said once, with every pipeline it affects (issue 23).
+        assert f"__default__, data_processing: {error}" in output
+        assert output.count(error) == 1
         # A remedy several errors share is said once, after them.
-        assert output.count("__default__: remedy for the ") >= 1
+        assert output.count("remedy for the ") >= 1
         assert remedy in output
-        assert "Remedy: set `local_handoff: true`" not in output.split("data_science")[0]
+        assert "Remedy: set `local_handoff: true`" not in output
         assert "__default__: ok" not in output
+        assert "__default__: ERROR (" in output
         # data_science does not hold the node that makes it, but crosses with its model.
-        assert "data_science: error: dataset 'preprocessed_companies'" not in output
         assert (
             f"data_science: error: dataset 'regressor' is saved on local disk ({MODEL}) by task "
             "train_model_node and read by task(s) evaluate_model_node in other pods"
         ) in output
+
+    def test_each_local_disk_problem_is_said_once(self, project: Any) -> None:
+        result = cli(project, "validate")
+        assert result.exit_code == 1, said(result)
+        problems = [line for line in result.stdout.splitlines() if ": error: " in line]
+        texts = [line.split(": error: ", 1)[1] for line in problems]
+        assert len(texts) == len(set(texts)), problems
+        metrics = next(line for line in problems if "output 'metrics'" in line)
+        assert metrics.startswith("__default__, data_science: error: ")
 
     def test_every_pipeline_is_ok_with_local_disk_allowed(self, project: Any) -> None:
         from kedro.framework.project import pipelines
