@@ -16,6 +16,8 @@ from kedro_gcs_bridge.cli.options import (
     params_option,
     pipeline_option,
 )
+from kedro_gcs_bridge.planning.grouping import node_specs
+from kedro_gcs_bridge.planning.naming import generated_text
 from kedro_gcs_bridge.planning.storage import remedies_once, storage_text
 from kedro_gcs_bridge.planning.views import FORMATS, render_plan
 
@@ -47,6 +49,8 @@ def plan(
     text = render_plan(dag.plan, fmt, notes)
     if fmt == "text" and storage is not None:
         text += "\n" + storage_text(storage)
+    if fmt == "text":
+        text += generated_text(node_specs(access.pipeline(pipeline_name)), dag.plan)
     emit(text, output, machine_readable=fmt != "text")
 
 
