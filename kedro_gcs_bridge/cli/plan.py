@@ -17,7 +17,7 @@ from kedro_gcs_bridge.cli.options import (
     pipeline_option,
 )
 from kedro_gcs_bridge.planning.grouping import node_specs
-from kedro_gcs_bridge.planning.naming import generated_text
+from kedro_gcs_bridge.planning.node_names import generated_text
 from kedro_gcs_bridge.planning.storage import remedies_once, storage_text
 from kedro_gcs_bridge.planning.views import FORMATS, render_plan
 
@@ -50,7 +50,8 @@ def plan(
     if fmt == "text" and storage is not None:
         text += "\n" + storage_text(storage)
     if fmt == "text":
-        text += generated_text(node_specs(access.pipeline(pipeline_name)), dag.plan)
+        planned = (name for task in dag.plan.tasks for name in task.nodes)
+        text += generated_text(node_specs(access.pipeline(pipeline_name)), planned)
     emit(text, output, machine_readable=fmt != "text")
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kedro_gcs_bridge.planning.naming import resolve_node_names
+from kedro_gcs_bridge.planning.node_names import resolve_node_names
 
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
@@ -37,7 +37,7 @@ class NodeSpec:
     tags: frozenset[str] = frozenset()
     namespace: str | None = None
     #: How Kedro prints a node whose name it generated (`train_model([X;y]) -> [z]` for
-    #: `train_model__<hash>`), else "": `groups:` takes either form (planning/naming.py).
+    #: `train_model__<hash>`), else "": `groups:` takes either form (planning/node_names.py).
     kedro_node: str = ""
 
 

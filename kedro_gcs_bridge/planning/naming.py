@@ -11,16 +11,11 @@ from __future__ import annotations
 import hashlib
 import keyword
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from slugify import slugify
-
-if TYPE_CHECKING:
-    from kedro_gcs_bridge.planning.grouping import NodeSpec
-    from kedro_gcs_bridge.planning.plan import Plan
 
 TASK_ID_MAX = 250
 _LETTER_OR_DIGIT = re.compile(r"[^\W_]")
@@ -153,47 +148,3 @@ def dag_id(package_name: str, pipeline_name: str, env: str) -> str:
     real name, so distinct pipelines always get distinct ids.
     """
     return "__".join(_dag_id_part(part) for part in (package_name, pipeline_name, env))
-
-
-def _plain(description: str) -> str:
-    """A Kedro node's printed form, spacing and list separators aside (Kedro 1.x joins
-    inputs with `;`, older versions and people with `,`)."""
-    return re.sub(r"\s+", "", description).replace(",", ";")
-
-
-def generated_names(nodes: Iterable[NodeSpec]) -> dict[str, str]:
-    """Node name Kedro generated (`train_model__199807b9`) -> the node as Kedro prints it
-    (`train_model([X_train;y_train]) -> [regressor]`), for the nodes that have one."""
-    return {node.name: node.kedro_node for node in nodes if node.kedro_node}
-
-
-def resolve_node_names(
-    nodes: Sequence[NodeSpec], groups: Mapping[str, Sequence[str]]
-) -> dict[str, list[str]]:
-    """The `groups:` config with every node given in Kedro's printed form
-    (`train_model([X_train,y_train]) -> [regressor]`) replaced by its name
-    (`train_model__199807b9`); other entries, and forms two nodes share, stay as they are."""
-    found: dict[str, list[str]] = {}
-    for node in nodes:
-        if node.kedro_node:
-            found.setdefault(_plain(node.kedro_node), []).append(node.name)
-    names = {node.name for node in nodes}
-
-    def resolved(entry: str) -> str:
-        if entry in names:
-            return entry
-        matches = found.get(_plain(entry), [])
-        return matches[0] if len(matches) == 1 else entry
-
-    return {group: [resolved(entry) for entry in entries] for group, entries in groups.items()}
-
-
-def generated_text(nodes: Iterable[NodeSpec], plan: Plan) -> str:
-    """For `plan`: which Kedro node each generated name of the plan stands for ("" if none)."""
-    planned = {name for task in plan.tasks for name in task.nodes}
-    found = {name: shown for name, shown in generated_names(nodes).items() if name in planned}
-    if not found:
-        return ""
-    lines = ["", "Node names Kedro generated (`groups:` takes either form):"]
-    lines += [f"  {name} = {shown}" for name, shown in sorted(found.items())]
-    return "\n".join(lines) + "\n"
