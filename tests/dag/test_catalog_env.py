@@ -315,3 +315,36 @@ b:
         )
         assert not env.globals
         assert set(env.entries) == {"a", "b"}
+
+
+class TestGlobalsOnTheExample:
+    def test_the_command_overrides_the_global_and_plan_reads_gcs(self, tmp_path: Path) -> None:
+        """The example with every filepath under `${globals:base_location}`: the command
+        writes conf/gcs/globals.yml alone, and Kedro then plans with every path on GCS."""
+        project = make_project(tmp_path, "spaceflights", Job(()))
+        catalog = project / "conf/base/catalog.yml"
+        text = catalog.read_text(encoding="utf-8")
+        catalog.write_text(
+            text.replace("filepath: data/", "filepath: ${globals:base_location}/"), "utf-8"
+        )
+        (project / "conf/base/globals.yml").write_text("base_location: data\n", "utf-8")
+
+        done = _kedro(project, "gcs-bridge", "catalog", "--root", ROOT)
+        assert done.returncode == 0, _said(done)
+        assert not (project / "conf/gcs/catalog.yml").exists()
+        written = yaml.safe_load((project / "conf/gcs/globals.yml").read_text(encoding="utf-8"))
+        assert written == {"base_location": f"{ROOT}/data"}
+        lines = done.stdout.splitlines()
+        wrote = (
+            f"wrote conf/gcs/globals.yml: ${{globals:base_location}} moved to {ROOT}, which "
+            "moves 9 local-disk entries"
+        )
+        assert wrote in lines
+        assert (
+            f"  companies: data/01_raw/companies.csv -> {ROOT}/data/01_raw/companies.csv "
+            "(through ${globals:base_location})"
+        ) in lines
+
+        plan = _kedro(project, "gcs-bridge", "plan", "-e", "gcs", "--params", "local_disk=error")
+        assert plan.returncode == 0, _said(plan)
+        assert f"    metrics ({ROOT}/data/08_reporting/metrics.json)" in plan.stdout
