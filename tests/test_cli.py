@@ -297,6 +297,25 @@ class TestValidate:
         metrics = next(line for line in problems if "output 'metrics'" in line)
         assert metrics.startswith("__default__, data_science: error: ")
 
+    def test_namespaced_pipelines_share_a_problem_once(self) -> None:
+        """Pipelines of namespaces `a` and `b` (no tags) registered alone and in __default__."""
+        from kedro_gcs_bridge.cli.plan import _once
+        from kedro_gcs_bridge.planning.storage import remedies_once
+
+        lost = "output '{0}.metrics' is saved on local disk (data/{0}.json) by task {0}.evaluate"
+        errors = {
+            f"{lost.format(ns)} and lost when its pod ends. Remedy: move it to GCS": [
+                "__default__",
+                ns,
+            ]
+            for ns in "ab"
+        }
+        assert _once(remedies_once(list(errors)), errors) == [
+            f"__default__, a: error: {lost.format('a')} and lost when its pod ends.",
+            f"__default__, b: error: {lost.format('b')} and lost when its pod ends.",
+            "remedy for the 2 errors above: move it to GCS",
+        ]
+
     def test_every_pipeline_is_ok_with_local_disk_allowed(self, project: Any) -> None:
         from kedro.framework.project import pipelines
 

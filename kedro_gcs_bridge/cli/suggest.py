@@ -19,6 +19,7 @@ from kedro_gcs_bridge.cli.options import (
 from kedro_gcs_bridge.planning import suggest as model
 from kedro_gcs_bridge.planning.grouping import NodeSpec, group_pipeline, group_tags, node_specs
 from kedro_gcs_bridge.planning.machines import memory_bytes
+from kedro_gcs_bridge.planning.node_names import generated_text
 from kedro_gcs_bridge.planning.plan import node_classes
 
 if TYPE_CHECKING:
@@ -102,13 +103,17 @@ def suggest(
     if fmt != "text":
         for line in said:
             click.echo(line, err=True)
-    if fmt != "text":
         for line in figures.incomplete():
             click.secho(line, err=True, fg="yellow")
-    if fmt == "text":
-        read = [f"{figures.tasks} task manifest(s) read from {url}", *figures.incomplete()]
-        said[read_from:read_from] = read
-    emit(_render(fmt, result, cost, figures, said), output, machine_readable=fmt != "text")
+        emit(_render(fmt, result, cost, figures, said), output, machine_readable=True)
+        return
+    said[read_from:read_from] = [
+        f"{figures.tasks} task manifest(s) read from {url}",
+        *figures.incomplete(),
+    ]
+    block = model.groups_block(result.suggested.groups)
+    named = generated_text(nodes, (name for found in block.values() for name in found))
+    emit(_render(fmt, result, cost, figures, said) + named, output, machine_readable=False)
 
 
 def _render(
