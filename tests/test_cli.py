@@ -358,6 +358,54 @@ class TestSuggest:
         assert {len(row) for row in rows} == {width}  # one column width for every row
         assert "Paste into airflow.yml:" in lines
 
+    @pytest.mark.parametrize(
+        "options",
+        [
+            (),
+            ("--objective", "cost"),
+            ("--allow-mixed",),
+            ("--pod-start", "0"),
+            ("--pod-start", "600"),
+        ],
+    )
+    def test_every_printed_block_is_accepted_by_create(
+        self, options: tuple[str, ...], project: Any, measured_run: str
+    ) -> None:
+        """Issue 23: the example's nodes carry `airflow.<group>` tags; the block suggest
+        prints, pasted under `groups:` in its airflow.yml, plans without an error."""
+        import yaml
+        from kedro.framework.project import pipelines
+
+        from kedro_gcs_bridge.dag.dagfile import build_dag_file
+
+        result = cli(project, "suggest", "--from", measured_run, "--format", "json", *options)
+        assert result.exit_code == 0, said(result)
+        suggested = json.loads(result.stdout)["suggested"]
+        pasted = {"groups": suggested["groups"]}
+        airflow = yaml.safe_load(
+            (project.project_path / "conf/base/airflow.yml").read_text(encoding="utf-8")
+        )
+        variables = {
+            **airflow["default"],
+            **pasted,
+            "pipeline": pipelines["__default__"],
+            "pipeline_name": "__default__",
+            "env": "local",
+            "package_name": project.package_name,
+        }
+        dag = build_dag_file(variables)
+        assert dag.error is None, f"{result.stdout}\n{dag.error}"
+        # What create makes is what suggest estimated: its tasks, its groups.
+        assert len(dag.plan.tasks) == suggested["tasks"]
+        made = {task.group: list(task.nodes) for task in dag.plan.tasks if len(task.nodes) > 1}
+        assert {name: sorted(nodes) for name, nodes in made.items()} == {
+            name: sorted(nodes) for name, nodes in suggested["groups"].items()
+        }
+        tagged = {"create_model_input_table_node", "split_data_node"}  # both `airflow.split`
+        (split,) = [task for task in dag.plan.tasks if tagged & set(task.nodes)]
+        assert tagged <= set(split.nodes)
+        assert split.group == "split"
+
     def test_a_run_with_a_failed_task_is_said_incomplete(
         self, project: Any, failed_run: str
     ) -> None:
