@@ -107,6 +107,27 @@ def measured_run(project: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     return prefix
 
 
+@pytest.fixture(scope="module")
+def failed_run(project: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A run prefix of the example's ungrouped DAG in which task `train_model_node` failed:
+    every other task committed its manifest (each naming the DAG's tasks)."""
+    from kedro.framework.project import pipelines
+
+    from kedro_gcs_bridge.pod.store import HandoffStore
+
+    prefix = f"{tmp_path_factory.mktemp('failed').as_uri()}/spaceflights/manual__2"
+    pipeline = pipelines["__default__"]
+    tasks = [node.name for node in pipeline.nodes]
+    HandoffStore(prefix, task="setup").mark("spaceflights", "manual__2")
+    for node in pipeline.nodes:
+        if node.name == "train_model_node":
+            continue
+        store = HandoffStore(prefix, task=node.name)
+        extra = {"node_seconds": {node.name: 10.0}, "dag_tasks": tuple(tasks)}
+        store.write_manifest([node.name], "2026-12-01T00:00:00+00:00", extra)
+    return prefix
+
+
 # --- The real `kedro` CLI, once per family whose stdout matters --------------------------------
 
 
@@ -252,19 +273,48 @@ class TestValidate:
             "errors above: set `local_handoff: true` so the run prefix carries it, "
             "or move it to GCS: `kedro gcs-bridge catalog --root gs://<bucket>/<path>`"
         )
-        assert f"__default__: {error}" in output
-        assert f"data_processing: {error}" in output
+        # Said once, with every pipeline it affects (issue 23).
+        assert f"__default__, data_processing: {error}" in output
+        assert output.count(error) == 1
         # A remedy several errors share is said once, after them.
-        assert output.count("__default__: remedy for the ") >= 1
+        assert output.count("remedy for the ") >= 1
         assert remedy in output
-        assert "Remedy: set `local_handoff: true`" not in output.split("data_science")[0]
+        assert "Remedy: set `local_handoff: true`" not in output
         assert "__default__: ok" not in output
+        assert "__default__: ERROR (" in output
         # data_science does not hold the node that makes it, but crosses with its model.
-        assert "data_science: error: dataset 'preprocessed_companies'" not in output
         assert (
             f"data_science: error: dataset 'regressor' is saved on local disk ({MODEL}) by task "
             "train_model_node and read by task(s) evaluate_model_node in other pods"
         ) in output
+
+    def test_each_local_disk_problem_is_said_once(self, project: Any) -> None:
+        result = cli(project, "validate")
+        assert result.exit_code == 1, said(result)
+        problems = [line for line in result.stdout.splitlines() if ": error: " in line]
+        texts = [line.split(": error: ", 1)[1] for line in problems]
+        assert len(texts) == len(set(texts)), problems
+        metrics = next(line for line in problems if "output 'metrics'" in line)
+        assert metrics.startswith("__default__, data_science: error: ")
+
+    def test_namespaced_pipelines_share_a_problem_once(self) -> None:
+        """Pipelines of namespaces `a` and `b` (no tags) registered alone and in __default__."""
+        from kedro_gcs_bridge.cli.plan import _once
+        from kedro_gcs_bridge.planning.storage import remedies_once
+
+        lost = "output '{0}.metrics' is saved on local disk (data/{0}.json) by task {0}.evaluate"
+        errors = {
+            f"{lost.format(ns)} and lost when its pod ends. Remedy: move it to GCS": [
+                "__default__",
+                ns,
+            ]
+            for ns in "ab"
+        }
+        assert _once(remedies_once(list(errors)), errors) == [
+            f"__default__, a: error: {lost.format('a')} and lost when its pod ends.",
+            f"__default__, b: error: {lost.format('b')} and lost when its pod ends.",
+            "remedy for the 2 errors above: move it to GCS",
+        ]
 
     def test_every_pipeline_is_ok_with_local_disk_allowed(self, project: Any) -> None:
         from kedro.framework.project import pipelines
@@ -307,6 +357,79 @@ class TestSuggest:
         ]
         assert {len(row) for row in rows} == {width}  # one column width for every row
         assert "Paste into airflow.yml:" in lines
+
+    @pytest.mark.parametrize(
+        "options",
+        [
+            (),
+            ("--objective", "cost"),
+            ("--allow-mixed",),
+            ("--pod-start", "0"),
+            ("--pod-start", "600"),
+        ],
+    )
+    def test_every_printed_block_is_accepted_by_create(
+        self, options: tuple[str, ...], project: Any, measured_run: str
+    ) -> None:
+        """Issue 23: the example's nodes carry `airflow.<group>` tags; the block suggest
+        prints, pasted under `groups:` in its airflow.yml, plans without an error."""
+        import yaml
+        from kedro.framework.project import pipelines
+
+        from kedro_gcs_bridge.dag.dagfile import build_dag_file
+
+        result = cli(project, "suggest", "--from", measured_run, "--format", "json", *options)
+        assert result.exit_code == 0, said(result)
+        suggested = json.loads(result.stdout)["suggested"]
+        pasted = {"groups": suggested["groups"]}
+        airflow = yaml.safe_load(
+            (project.project_path / "conf/base/airflow.yml").read_text(encoding="utf-8")
+        )
+        variables = {
+            **airflow["default"],
+            **pasted,
+            "pipeline": pipelines["__default__"],
+            "pipeline_name": "__default__",
+            "env": "local",
+            "package_name": project.package_name,
+        }
+        dag = build_dag_file(variables)
+        assert dag.error is None, f"{result.stdout}\n{dag.error}"
+        # What create makes is what suggest estimated: its tasks, its groups.
+        assert len(dag.plan.tasks) == suggested["tasks"]
+        made = {task.group: list(task.nodes) for task in dag.plan.tasks if len(task.nodes) > 1}
+        assert {name: sorted(nodes) for name, nodes in made.items()} == {
+            name: sorted(nodes) for name, nodes in suggested["groups"].items()
+        }
+        tagged = {"create_model_input_table_node", "split_data_node"}  # both `airflow.split`
+        (split,) = [task for task in dag.plan.tasks if tagged & set(task.nodes)]
+        assert tagged <= set(split.nodes)
+        assert split.group == "split"
+
+    def test_a_run_with_a_failed_task_is_said_incomplete(
+        self, project: Any, failed_run: str
+    ) -> None:
+        lines = lines_of(cli(project, "suggest", "--from", failed_run))
+        assert lines[0] == f"6 task manifest(s) read from {failed_run}"
+        assert "warning: the run is incomplete: its figures are partial." in lines
+        missing = "warning: 1 task(s) of the run committed no manifest (failed or never ran): "
+        assert f"{missing}train_model_node" in lines
+        assert any(
+            line.startswith("warning: no measurement for 1 node(s)")
+            and line.endswith(": train_model_node")
+            for line in lines
+        )
+
+    def test_a_whole_run_is_not_said_incomplete(self, project: Any, measured_run: str) -> None:
+        lines = lines_of(cli(project, "suggest", "--from", measured_run))
+        assert not any("incomplete" in line for line in lines)
+
+    def test_json_names_the_missing_tasks(self, project: Any, failed_run: str) -> None:
+        result = cli(project, "suggest", "--from", failed_run, "--format", "json")
+        assert result.exit_code == 0, said(result)
+        assert "the run is incomplete" in result.stderr
+        payload = json.loads(result.stdout)
+        assert payload["run"]["missing_tasks"] == ["train_model_node"]
 
     @pytest.mark.parametrize("fmt", ["json", "yaml"])
     def test_machine_formats_say_the_rest_on_stderr(

@@ -16,6 +16,8 @@ from kedro_gcs_bridge.cli.options import (
     params_option,
     pipeline_option,
 )
+from kedro_gcs_bridge.planning.grouping import node_specs
+from kedro_gcs_bridge.planning.node_names import generated_text
 from kedro_gcs_bridge.planning.storage import remedies_once, storage_text
 from kedro_gcs_bridge.planning.views import FORMATS, render_plan
 
@@ -47,6 +49,9 @@ def plan(
     text = render_plan(dag.plan, fmt, notes)
     if fmt == "text" and storage is not None:
         text += "\n" + storage_text(storage)
+    if fmt == "text":
+        planned = (name for task in dag.plan.tasks for name in task.nodes)
+        text += generated_text(node_specs(access.pipeline(pipeline_name)), planned)
     emit(text, output, machine_readable=fmt != "text")
 
 
@@ -64,29 +69,56 @@ def validate(
     names = list(pipeline_names) or access.pipeline_names()
     files, catalog, raw = access.dag_files(metadata, names, env, params)
     failed = False
+    errors: dict[str, list[str]] = {}  # a storage problem -> the pipelines it affects
+    warnings: dict[str, list[str]] = {}
     for name, dag in zip(names, files, strict=True):
         for note in access.config_warnings(raw, name, params):
             click.secho(f"{name}: warning: {note}", fg="yellow")
-        failed |= not _report(metadata, name, dag, catalog)
+        failed |= not _report(metadata, name, dag, catalog, (errors, warnings))
+    for line in _once([f"warning: {warning}" for warning in warnings], warnings):
+        click.secho(line, fg="yellow")
+    for line in _once(remedies_once(list(errors)), errors):
+        click.secho(line, fg="red")
     if failed:
         raise click.exceptions.Exit(1)
 
 
-def _report(metadata: ProjectMetadata, name: str, dag: Any, catalog: Any) -> bool:
-    """Says what is wrong with one pipeline's DAG (errors, warnings); True when it is valid."""
+def _once(lines: list[str], by: dict[str, list[str]]) -> list[str]:
+    """Lines of problems several pipelines share, each said once after the pipelines it
+    affects (`a, b: error: ...`); remedy lines as they are."""
+    owners: dict[str, list[str]] = {}
+    for text, pipelines in by.items():
+        problem = text.partition(". Remedy: ")[0]
+        for said in (text, f"{problem}."):
+            owners[f"error: {said}"] = owners[f"warning: {said}"] = pipelines
+    return [f"{', '.join(owners[line])}: {line}" if line in owners else line for line in lines]
+
+
+def _report(
+    metadata: ProjectMetadata,
+    name: str,
+    dag: Any,
+    catalog: Any,
+    shared: tuple[dict[str, list[str]], dict[str, list[str]]],
+) -> bool:
+    """Says what is wrong with one pipeline's DAG; True when it is valid. Its storage errors
+    and warnings go to `shared` (problem -> pipelines), to be said once for all pipelines."""
     if dag.error:
         click.secho(f"{name}: ERROR\n{dag.error}", fg="red")
         return False
     if dag.plan is None:  # build_dag_file sets either a plan or an error
         raise click.ClickException(f"{name}: no plan and no error")
     storage = access.storage_plan(metadata, dag, catalog)
-    storage_warnings = storage.warnings if storage is not None else ()
-    for warning in (*dag.plan.warnings, *storage_warnings):
+    for warning in dag.plan.warnings:
         click.secho(f"{name}: warning: {warning}", fg="yellow")
+    errors, warnings = shared
+    for warning in storage.warnings if storage is not None else ():
+        warnings.setdefault(warning, []).append(name)
     if storage is not None and storage.errors:
-        click.secho(f"{name}: ERROR", fg="red")
-        for line in remedies_once(storage.errors):
-            click.secho(f"{name}: {line}", fg="red")
+        for error in storage.errors:
+            errors.setdefault(error, []).append(name)
+        count = len(storage.errors)
+        click.secho(f"{name}: ERROR ({count} storage problem(s), said below)", fg="red")
         return False
     click.secho(f"{name}: ok, {len(dag.plan.tasks)} task(s)", fg="green")
     return True

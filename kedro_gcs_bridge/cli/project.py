@@ -6,12 +6,20 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+import yaml
 
 from kedro_gcs_bridge.cli import access
-from kedro_gcs_bridge.dag.catalog_env import catalog_env, check_env, parse_root, upload_commands
+from kedro_gcs_bridge.dag.catalog_env import (
+    CatalogEnv,
+    RawConf,
+    catalog_env,
+    check_env,
+    parse_root,
+    upload_commands,
+)
 from kedro_gcs_bridge.errors import CatalogEnvError
 
 if TYPE_CHECKING:
@@ -99,28 +107,85 @@ def _usage(check: Callable[[str], str]) -> Callable[..., str]:
     callback=_usage(check_env),
     help="Env to write.",
 )
-@click.option("--force", is_flag=True, help="Overwrite conf/<env>/catalog.yml if it exists.")
+@click.option("--force", is_flag=True, help="Overwrite the files of conf/<env> it writes.")
 @click.pass_obj
 def catalog(metadata: ProjectMetadata, root: str, target_env: str, force: bool) -> None:
-    """Write conf/<env>/catalog.yml: every local-disk catalog entry, its filepath on GCS."""
+    """Write conf/<env>/catalog.yml: every local-disk catalog entry, its filepath on GCS
+    (filepaths that derive from a Kedro global: one override in conf/<env>/globals.yml)."""
     config, raw_paths, conf = access.catalog_sources(metadata)
-    target = conf / target_env / "catalog.yml"
-    shown = target.relative_to(metadata.project_path)
-    if target.exists() and not force:
-        raise click.ClickException(f"{shown} exists; --force overwrites it.")
-    env = catalog_env(config, root, str(metadata.project_path))
+    env = catalog_env(config, root, str(metadata.project_path), _raw_conf(conf / "base"))
+    files = {
+        conf / target_env / "globals.yml": env.globals_yaml(root, target_env)
+        if env.globals
+        else "",
+        conf / target_env / "catalog.yml": env.yaml(root, target_env) if env.entries else "",
+    }
+    files = {target: text for target, text in files.items() if text}
+    for target in files:
+        if target.exists() and not force:
+            shown = target.relative_to(metadata.project_path)
+            raise click.ClickException(f"{shown} exists; --force overwrites it.")
     for name, path in env.outside.items():
         click.secho(f"left alone: {name} ({path} is outside the project)", fg="yellow")
-    if not env.entries:
+    if not files:
         click.echo("No catalog entry is on local disk: nothing to write.")
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(env.yaml(root, target_env), encoding="utf-8")
-    click.secho(f"wrote {shown}: {len(env.entries)} local-disk entries moved to {root}", fg="green")
-    for name, (old, new) in env.moved.items():
-        click.echo(f"  {name}: {old} -> {new}")
+    for target, text in files.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    _say_written(metadata, env, conf / target_env, root)
     commands = upload_commands(raw_paths, root)
     if commands:
         click.echo("Upload the raw inputs:")
         click.echo("".join(f"  {command}\n" for command in commands), nl=False)
     click.echo(f"Next: kedro airflow create -j templates/gcs_bridge.j2 -e {target_env}")
+
+
+def _say_written(metadata: ProjectMetadata, env: CatalogEnv, folder: Path, root: str) -> None:
+    """What the command wrote, and each entry's move (through a global when it is one)."""
+    shown = folder.relative_to(metadata.project_path)
+    if env.globals:
+        names = sorted({v for v in env.through.values() if v.startswith("${globals:")})
+        count = sum(1 for name in env.through if name not in env.entries)
+        click.secho(
+            f"wrote {shown}/globals.yml: {', '.join(names)} moved to {root}, which moves "
+            f"{count} local-disk entries",
+            fg="green",
+        )
+    if env.entries:
+        click.secho(
+            f"wrote {shown}/catalog.yml: {len(env.entries)} local-disk entries moved to {root}",
+            fg="green",
+        )
+    for name, (old, new) in env.moved.items():
+        through = f" (through {env.through[name]})" if name in env.through else ""
+        click.echo(f"  {name}: {old} -> {new}{through}")
+    for variable in env.variables:
+        click.secho(
+            f"note: {variable} is a catalog variable: Kedro resolves it inside each env's "
+            f"folder, so {shown}/catalog.yml sets it again and copies the entries that use "
+            f"it. Made a global (`{variable.lstrip('_')}:` in conf/base/globals.yml, "
+            f"`${{globals:{variable.lstrip('_')}}}` in the catalog), one override in "
+            f"{shown}/globals.yml would move them all.",
+            fg="yellow",
+        )
+
+
+def _raw_conf(base: Path) -> RawConf:
+    """conf/base as written (interpolations unresolved): the files Kedro's default catalog
+    patterns take (`catalog*`, `catalog*/**`, `**/catalog*`), and globals.yml."""
+    catalog: dict[str, Any] = {}
+    for path in sorted(base.rglob("*.y*ml")):
+        parts = path.relative_to(base).parts
+        if any(part.startswith(".") for part in parts):
+            continue
+        if path.suffix in (".yml", ".yaml") and any(p.startswith("catalog") for p in parts):
+            catalog.update(_yaml_mapping(path))
+    return RawConf(catalog, _yaml_mapping(base / "globals.yml"))
+
+
+def _yaml_mapping(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return dict(loaded) if isinstance(loaded, dict) else {}

@@ -17,8 +17,9 @@ from kedro_gcs_bridge.cli.options import (
     pipeline_option,
 )
 from kedro_gcs_bridge.planning import suggest as model
-from kedro_gcs_bridge.planning.grouping import NodeSpec, group_pipeline, node_specs
+from kedro_gcs_bridge.planning.grouping import NodeSpec, group_pipeline, group_tags, node_specs
 from kedro_gcs_bridge.planning.machines import memory_bytes
+from kedro_gcs_bridge.planning.node_names import generated_text
 from kedro_gcs_bridge.planning.plan import node_classes
 
 if TYPE_CHECKING:
@@ -82,13 +83,14 @@ def suggest(
     """Suggest `groups:` from a measured run: fewer pods where they cost more than they give."""
     bound = memory_bytes(max_memory) if max_memory else None
     nodes, config, group_of, persisted = _suggest_inputs(metadata, pipeline_name, env, params)
+    tagged = _tag_groups(nodes, config)
     # What is said about the inputs goes to stderr for the machine-readable formats.
     said: list[str] = []
     tracking_uri = mlflow_tracking_uri or access.tracking_uri_from_env()
     url = _run_prefix(source, tracking_uri or config.mlflow.tracking_uri, said)
     read_from = len(said)  # where the text format says how many manifests it read
     manifests = _manifests(url)
-    figures = model.figures_from_manifests(manifests, persisted)
+    figures = model.figures_from_manifests(manifests, persisted, [n.name for n in nodes])
     pod_start, kedro_start, pod_start_from = model.pod_start_choice(
         pod_start, kedro_start, manifests
     )
@@ -96,14 +98,22 @@ def suggest(
     said.append(f"pod start: {cost.pod_start_s:.1f} s ({pod_start_from})")
     classes = node_classes(nodes, config)
     result = model.suggest_groups(
-        nodes, figures.measurements, classes, group_of, cost, objective, allow_mixed, bound
+        nodes, figures.measurements, classes, group_of, cost, objective, allow_mixed, bound, tagged
     )
     if fmt != "text":
         for line in said:
             click.echo(line, err=True)
-    if fmt == "text":
-        said.insert(read_from, f"{figures.tasks} task manifest(s) read from {url}")
-    emit(_render(fmt, result, cost, figures, said), output, machine_readable=fmt != "text")
+        for line in figures.incomplete():
+            click.secho(line, err=True, fg="yellow")
+        emit(_render(fmt, result, cost, figures, said), output, machine_readable=True)
+        return
+    said[read_from:read_from] = [
+        f"{figures.tasks} task manifest(s) read from {url}",
+        *figures.incomplete(),
+    ]
+    block = model.groups_block(result.suggested.groups)
+    named = generated_text(nodes, (name for found in block.values() for name in found))
+    emit(_render(fmt, result, cost, figures, said) + named, output, machine_readable=False)
 
 
 def _render(
@@ -115,7 +125,12 @@ def _render(
 ) -> str:
     """The suggestion in one of `FORMATS` (text: after what was said about the inputs)."""
     if fmt == "json":
-        return json.dumps(result.to_json() | {"model": cost.to_json()}, indent=2) + "\n"
+        run = {
+            "missing_tasks": list(figures.missing_tasks),
+            "unmeasured_nodes": list(figures.unmeasured_nodes),
+        }
+        payload = result.to_json() | {"model": cost.to_json(), "run": run}
+        return json.dumps(payload, indent=2) + "\n"
     if fmt == "yaml":
         return model.groups_yaml(result.suggested.groups)
     lines = list(said)
@@ -138,6 +153,14 @@ def _suggest_inputs(
     )
     persisted = access.persisted_datasets(catalog, found)
     return nodes, config, dict(grouping.group_of), persisted
+
+
+def _tag_groups(nodes: list[NodeSpec], config: BridgeConfig) -> dict[str, str]:
+    """Node -> the group its one `airflow.<group>` tag asks for (none with grouping off)."""
+    if not config.grouping:
+        return {}
+    found = {node.name: group_tags(node, config.grouping_prefix) for node in nodes}
+    return {name: tags[0] for name, tags in found.items() if len(tags) == 1 and tags[0]}
 
 
 def _run_prefix(source: str, tracking_uri: str | None, said: list[str]) -> str:

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kedro_gcs_bridge.planning.node_names import resolve_node_names
+
 if TYPE_CHECKING:
     from kedro.pipeline import Pipeline
 
@@ -34,6 +36,9 @@ class NodeSpec:
     outputs: tuple[str, ...]
     tags: frozenset[str] = frozenset()
     namespace: str | None = None
+    #: How Kedro prints a node whose name it generated (`train_model([X;y]) -> [z]` for
+    #: `train_model__<hash>`), else "": `groups:` takes either form (planning/node_names.py).
+    kedro_node: str = ""
 
 
 @dataclass(frozen=True)
@@ -398,6 +403,7 @@ def group_pipeline(
         The grouping; `problems` lists every error found, `warnings` the `groups:` entries
         that take no node.
     """
+    configured = resolve_node_names(nodes, configured or {})
     group_of, problems = assign_groups(nodes, prefix, enabled, configured)
     edges = group_edges(nodes, group_of)
     problems += _cycle_problems(pipeline_name, nodes, group_of, edges, prefix, bool(configured))
@@ -415,6 +421,7 @@ def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
             tuple(node.outputs),
             frozenset(node.tags),
             node.namespace,
+            str(node) if getattr(node, "_name", "") is None else "",
         )
         for node in pipeline.nodes
     ]

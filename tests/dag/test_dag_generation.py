@@ -469,14 +469,15 @@ class TestBrokenProjects:
         run = create_runs["validate_example"]
         assert run.returncode == 1, run.describe()
         for error in (
-            "__default__: error: output 'metrics' is saved on local disk "
+            "__default__, data_science: error: output 'metrics' is saved on local disk "
             "(data/08_reporting/metrics.json) by task evaluate_model_node and lost when its "
             "pod ends.",
-            "__default__: error: output 'shuttle_passenger_capacity_plot' is saved on local disk",
-            "__default__: remedy for the 2 errors above: move it to GCS: "
-            "`kedro gcs-bridge catalog --root",
+            "__default__, reporting: error: output 'shuttle_passenger_capacity_plot' is saved "
+            "on local disk",
+            "remedy for the 5 errors above: move it to GCS: `kedro gcs-bridge catalog --root",
             # The starter's versioned model crosses pods only through the run prefix.
-            "data_science: warning: versioned dataset 'regressor' is saved on local disk "
+            "__default__, data_science: warning: versioned dataset 'regressor' is saved on "
+            "local disk "
             "(data/06_models/regressor.pickle)",
             "data_science: error: input 'model_input_table' is saved on local disk "
             "(data/03_primary/model_input_table.parquet) by the DAG of pipeline(s) "
@@ -497,7 +498,7 @@ class TestBrokenProjects:
             "data_processing: ok, 3 task(s)",
             "data_science: ok, 3 task(s)",
             "reporting: ok, 1 task(s)",
-            "__default__: warning: output 'metrics' is saved on local disk",
+            "__default__, data_science: warning: output 'metrics' is saved on local disk",
         ):
             assert line in run.output
         assert "ERROR" not in run.output

@@ -200,3 +200,98 @@ class TestRunPrefix:
 def test_nameless_group_names_are_those_without_a_letter_or_digit() -> None:
     names = ["-", "_", ".", "--", "a", "données_日本", "7", "_x"]
     assert nameless(names) == ["-", "_", ".", "--"]
+
+
+def train_model(x_train: object, y_train: object) -> object:
+    return x_train
+
+
+def evaluate_model(regressor: object, x_test: object) -> object:
+    return regressor
+
+
+class TestKedroGeneratedNodeNames:
+    """Issue 23: nodes Kedro names itself (`train_model__<hash>`) are said in Kedro's own form
+    by `plan`, and `groups:` takes either form."""
+
+    @staticmethod
+    def _pipeline(namespace: str | None = None) -> object:
+        from kedro.pipeline import Pipeline, node
+        from kedro.pipeline import pipeline as modular
+
+        base = Pipeline(
+            [
+                node(train_model, ["X_train", "y_train"], "regressor"),
+                node(evaluate_model, ["regressor", "X_test"], "metrics"),
+            ]
+        )
+        if namespace is None:
+            return base
+        inputs = {"X_train", "y_train", "X_test"}
+        return modular(base, namespace=namespace, inputs=inputs)
+
+    @staticmethod
+    def _plan(pipeline: object, groups: dict[str, list[str]]) -> object:
+        import yaml
+
+        from kedro_gcs_bridge.config import parse_config
+        from kedro_gcs_bridge.planning.grouping import node_specs
+        from kedro_gcs_bridge.planning.plan import plan_tasks
+
+        pasted = yaml.safe_load(yaml.safe_dump({"groups": groups}))  # as airflow.yml holds it
+        return plan_tasks("p", node_specs(pipeline), parse_config(pasted))
+
+    @pytest.mark.parametrize("sep", [";", ","])
+    def test_groups_takes_the_form_kedro_prints(self, sep: str) -> None:
+        pipeline = self._pipeline()
+        shown = f"train_model([X_train{sep}y_train]) -> [regressor]"
+        plan = self._plan(
+            pipeline, {"model": [shown, "evaluate_model([regressor;X_test]) -> [metrics]"]}
+        )
+        (task,) = plan.tasks
+        assert task.group == "model"
+        assert all(re.fullmatch(r"(train|evaluate)_model__[0-9a-f]{8}", n) for n in task.nodes)
+
+    def test_groups_takes_the_generated_name_too(self) -> None:
+        from kedro_gcs_bridge.planning.grouping import node_specs
+
+        pipeline = self._pipeline()
+        names = [spec.name for spec in node_specs(pipeline)]
+        (task,) = self._plan(pipeline, {"model": names}).tasks
+        assert task.nodes == tuple(names)
+
+    def test_namespaced_nodes_without_tags(self) -> None:
+        pipeline = self._pipeline("a") + self._pipeline("b")
+        groups = {
+            "a_model": [
+                "train_model([X_train;y_train]) -> [a.regressor]",
+                "evaluate_model([a.regressor;X_test]) -> [a.metrics]",
+            ]
+        }
+        plan = self._plan(pipeline, groups)
+        grouped = {t.group: t.nodes for t in plan.tasks}
+        assert len(grouped["a_model"]) == 2
+        assert all(n.startswith("a.") for n in grouped["a_model"])
+        assert len(plan.tasks) == 3  # b's two nodes stay tasks of their own
+        assert not plan.warnings
+
+    def test_plan_says_which_kedro_node_each_generated_name_stands_for(self) -> None:
+        from kedro_gcs_bridge.planning.grouping import node_specs
+        from kedro_gcs_bridge.planning.node_names import generated_text
+
+        pipeline = self._pipeline("a")
+        specs = node_specs(pipeline)
+        plan = self._plan(pipeline, {})
+        text = generated_text(specs, (n for t in plan.tasks for n in t.nodes))
+        (train,) = [s.name for s in specs if s.name.startswith("a.train_model__")]
+        assert f"  {train} = train_model([X_train;y_train]) -> [a.regressor]" in text
+        assert "`groups:` takes either form" in text
+
+    def test_named_nodes_need_no_word(self) -> None:
+        from kedro.pipeline import Pipeline, node
+
+        from kedro_gcs_bridge.planning.grouping import node_specs
+        from kedro_gcs_bridge.planning.node_names import generated_text
+
+        pipeline = Pipeline([node(train_model, ["X_train", "y_train"], "regressor", name="fit")])
+        assert generated_text(node_specs(pipeline), ["fit"]) == ""

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from kedro.pipeline import Pipeline, node
 
 from kedro_gcs_bridge.config import parse_config
+from kedro_gcs_bridge.errors import PlanError
 from kedro_gcs_bridge.planning.grouping import (
     NodeSpec,
     group_edges,
@@ -28,6 +29,7 @@ from kedro_gcs_bridge.planning.suggest import (
     CostModel,
     Measurements,
     groups_block,
+    groups_yaml,
     memory_grouping,
     namespace_grouping,
     suggest_groups,
@@ -293,29 +295,40 @@ class TestRandomPipelines:
         grouping = group_pipeline("p", nodes, PREFIX)
         current = dict(grouping.group_of)
         classes = classes_of(nodes)
-        result = suggest_groups(nodes, measured, classes, current, model, objective, mixed)
-        again = suggest_groups(nodes, measured, classes, current, model, objective, mixed)
+        tagged = _tagged(nodes)
+        if any("creates a cycle" in problem for problem in grouping.problems):
+            with pytest.raises(PlanError, match="tags wait for each other"):
+                suggest_groups(nodes, measured, classes, current, tagged=tagged)
+            return
+        result = suggest_groups(
+            nodes, measured, classes, current, model, objective, mixed, tagged=tagged
+        )
+        again = suggest_groups(
+            nodes, measured, classes, current, model, objective, mixed, tagged=tagged
+        )
         assert result == again
 
         suggested = group_of(dict(result.suggested.groups))
         assert sorted(suggested) == sorted(n.name for n in nodes)
         edges = group_edges(nodes, suggested)
         assert not has_cycle(set(suggested.values()), edges)
-        if not mixed:
-            for members in result.suggested.groups.values():
-                assert len({classes[m] for m in members}) == 1
+        if not mixed:  # a tag group mixes classes only as its tags ask, with nothing added
+            for name, members in result.suggested.groups.items():
+                by_tag = {n for n, t in tagged.items() if t == name}
+                assert len({classes[m] for m in members}) == 1 or set(members) == by_tag
 
         def key(e: Any) -> tuple[float, float]:
             pair = (e.makespan_s, e.pod_seconds)
             return pair if objective == "time" else pair[::-1]
 
         tolerance = 1e-6
-        assert key(result.suggested) <= tuple(v + tolerance for v in key(result.ungrouped))
+        if not tagged:  # tag groups stay whole: with tags, ungrouped is out of reach
+            assert key(result.suggested) <= tuple(v + tolerance for v in key(result.ungrouped))
         current_ok = not grouping.problems and (mixed or not result.current.mixed)
         if current_ok:
             assert key(result.suggested) <= tuple(v + tolerance for v in key(result.current))
         for theirs in (result.by_memory, result.by_namespace):
-            if theirs.makespan_s is not None and (mixed or not theirs.mixed):
+            if theirs.makespan_s is not None and (mixed or not theirs.mixed) and not tagged:
                 assert key(result.suggested) <= tuple(v + tolerance for v in key(theirs))
 
     @settings(max_examples=100, deadline=None)
@@ -414,3 +427,184 @@ class TestPastedIntoAirflow:
         group_tasks = [t for t in dag.tasks if not t.task_id.startswith("gcs_bridge_finalize")]
         assert len(group_tasks) == result.suggested.tasks
         assert set(block) <= {t.task_id for t in group_tasks}
+
+
+def _create(pipeline: Pipeline, block: dict[str, list[str]], name: str = "__default__") -> Any:
+    """What `kedro airflow create` plans with `block` pasted under `groups:` in the example's
+    airflow.yml (in-process: the planning `build_dag_file` does for the hook)."""
+    import yaml
+    from _kedro_jobs import EXAMPLE
+
+    from kedro_gcs_bridge.dag.dagfile import build_dag_file
+
+    example = yaml.safe_load((EXAMPLE / "conf/base/airflow.yml").read_text(encoding="utf-8"))
+    pasted = yaml.safe_load(groups_yaml(block))
+    variables = {
+        **example["default"],
+        **pasted,
+        "pipeline": pipeline,
+        "pipeline_name": name,
+        "env": "local",
+        "package_name": "pkg",
+    }
+    return build_dag_file(variables)
+
+
+def _tagged(nodes: list[NodeSpec]) -> dict[str, str]:
+    """Node -> its one `airflow.<group>` tag's group, as `kedro gcs-bridge suggest` passes."""
+    found = {n.name: [t[len(PREFIX) :] for t in n.tags if t.startswith(PREFIX)] for n in nodes}
+    return {name: tags[0] for name, tags in found.items() if len(tags) == 1 and tags[0]}
+
+
+def _spaceflights(tags: dict[str, str] | None = None) -> Pipeline:
+    """The example's six nodes (data_processing then data_science), tags added by name."""
+    tags = tags or {}
+
+    def made(func: Any, inputs: Any, outputs: Any, name: str) -> Any:
+        return node(func, inputs, outputs, name=name, tags=[tags[name]] if name in tags else None)
+
+    return Pipeline(
+        [
+            made(_identity, "companies", "preprocessed_companies", "preprocess_companies_node"),
+            made(_identity, "shuttles", "preprocessed_shuttles", "preprocess_shuttles_node"),
+            made(
+                _identity,
+                ["preprocessed_shuttles", "preprocessed_companies", "reviews"],
+                "model_input_table",
+                "create_model_input_table_node",
+            ),
+            made(
+                _identity,
+                ["model_input_table", "params:model_options"],
+                ["X_train", "X_test", "y_train", "y_test"],
+                "split_data_node",
+            ),
+            made(_identity, ["X_train", "y_train"], "regressor", "train_model_node"),
+            made(_identity, ["regressor", "X_test", "y_test"], "metrics", "evaluate_model_node"),
+        ]
+    )
+
+
+def _suggested_block(pipeline: Pipeline, seconds: dict[str, float]) -> dict[str, list[str]]:
+    nodes = node_specs(pipeline)
+    grouping = group_pipeline("p", nodes, PREFIX)
+    assert not grouping.problems
+    sizes = {out: 10**6 for n in nodes for out in n.outputs}
+    measured = Measurements(seconds, sizes)
+    result = suggest_groups(
+        nodes, measured, classes_of(nodes), dict(grouping.group_of), tagged=_tagged(nodes)
+    )
+    return groups_block(result.suggested.groups)
+
+
+class TestTagsAgree:
+    """Issue 23: the block `suggest` prints is accepted by `kedro airflow create` as it is."""
+
+    def test_two_parallel_nodes_sharing_a_tag_stay_one_group(self) -> None:
+        tag = "airflow.prep"
+        pipeline = _spaceflights(
+            {"preprocess_companies_node": tag, "preprocess_shuttles_node": tag}
+        )
+        seconds = dict.fromkeys((n.name for n in pipeline.nodes), 1.0)
+        seconds |= {"preprocess_companies_node": 600.0, "preprocess_shuttles_node": 600.0}
+        block = _suggested_block(pipeline, seconds)
+        dag = _create(pipeline, block)
+        assert dag.error is None, dag.error
+        (prep,) = [t for t in dag.plan.tasks if "preprocess_companies_node" in t.nodes]
+        assert {"preprocess_companies_node", "preprocess_shuttles_node"} <= set(prep.nodes)
+        assert prep.group == "prep"
+
+    def test_two_tags_never_merge_into_one_group(self) -> None:
+        pipeline = _spaceflights(
+            {"train_model_node": "airflow.train", "evaluate_model_node": "airflow.report"}
+        )
+        seconds = dict.fromkeys((n.name for n in pipeline.nodes), 1.0)
+        block = _suggested_block(pipeline, seconds)
+        dag = _create(pipeline, block)
+        assert dag.error is None, dag.error
+        group = {n: t.group for t in dag.plan.tasks for n in t.nodes}
+        assert group["train_model_node"] == "train"
+        assert group["evaluate_model_node"] == "report"
+
+    def test_namespaced_pipeline_without_tags(self) -> None:
+        from kedro.pipeline import pipeline as modular
+
+        base = Pipeline(
+            [
+                node(_identity, "raw", "clean"),
+                node(_identity, "clean", "features"),
+                node(_identity, "features", "model"),
+            ]
+        )
+        pipeline = modular(base, namespace="a", inputs={"raw"}) + modular(
+            base, namespace="b", inputs={"raw"}
+        )
+        seconds = {n.name: 5.0 for n in pipeline.nodes}
+        block = _suggested_block(pipeline, seconds)
+        assert block
+        dag = _create(pipeline, block)
+        assert dag.error is None, dag.error
+        assert len(dag.plan.tasks) == sum(1 for _ in block) + sum(
+            1 for n in pipeline.nodes if not any(n.name in m for m in block.values())
+        )
+
+    @settings(max_examples=100, deadline=None)
+    @given(measured_pipelines())
+    def test_pasted_block_agrees_with_the_tags(
+        self, case: tuple[list[NodeSpec], Measurements, float]
+    ) -> None:
+        nodes, measured, _ = case
+        grouping = group_pipeline("p", nodes, PREFIX)
+        if grouping.problems:
+            return  # the tags themselves are wrong: plan says so before suggest could help
+        current = dict(grouping.group_of)
+        result = suggest_groups(
+            nodes, measured, classes_of(nodes), current, allow_mixed=True, tagged=_tagged(nodes)
+        )
+        block = groups_block(result.suggested.groups)
+        plan = plan_tasks("p", nodes, parse_config({"groups": block}))
+        assert {t.nodes for t in plan.tasks} == set(result.suggested.groups.values())
+
+
+class TestIncompleteRun:
+    """Issue 23: a run in which a task failed is said to be incomplete, naming what is missing."""
+
+    def test_namespaced_run_names_the_missing_task_and_nodes(self) -> None:
+        from dataclasses import dataclass, field
+
+        from kedro_gcs_bridge.planning.suggest import figures_from_manifests
+
+        @dataclass(frozen=True)
+        class Committed:
+            task: str
+            nodes: tuple[str, ...]
+            dag_tasks: tuple[str, ...] = ("a", "b")
+            datasets: dict[str, Any] = field(default_factory=dict)
+            node_seconds: dict[str, float] | None = None
+            started_at: str | None = None
+            finished_at: str | None = None
+            pod_start_seconds: float | None = None
+
+        nodes = ["a.clean__1", "a.fit__2", "b.clean__3", "b.fit__4"]
+        whole = figures_from_manifests(
+            [
+                Committed(
+                    "a", ("a.clean__1", "a.fit__2"), node_seconds=dict.fromkeys(nodes[:2], 1)
+                ),
+                Committed(
+                    "b", ("b.clean__3", "b.fit__4"), node_seconds=dict.fromkeys(nodes[2:], 1)
+                ),
+            ],
+            nodes=nodes,
+        )
+        assert whole.incomplete() == []
+        partial = figures_from_manifests(
+            [Committed("a", ("a.clean__1", "a.fit__2"), node_seconds=dict.fromkeys(nodes[:2], 1))],
+            nodes=nodes,
+        )
+        assert partial.missing_tasks == ("b",)
+        assert partial.unmeasured_nodes == ("b.clean__3", "b.fit__4")
+        text = "\n".join(partial.incomplete())
+        assert "the run is incomplete" in text
+        assert "(failed or never ran): b" in text
+        assert "b.clean__3, b.fit__4" in text

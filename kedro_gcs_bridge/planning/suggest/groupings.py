@@ -18,7 +18,7 @@ from kedro_gcs_bridge.planning.suggest.evaluation import (
     touched_by,
 )
 from kedro_gcs_bridge.planning.suggest.model import CostModel, Estimate, Measurements, Suggestion
-from kedro_gcs_bridge.planning.suggest.search import Rules, better, search
+from kedro_gcs_bridge.planning.suggest.search import Rules, better, search, tags_of
 
 
 def _labels_of(graph: Graph, group_of: Mapping[str, str]) -> list[int]:
@@ -71,16 +71,21 @@ def _estimate(graph: Graph, labels: list[int], names: Mapping[int, str]) -> Esti
     return Estimate(len(members), e.makespan, e.pod_seconds, e.bytes, groups, mixed)
 
 
-def _suggested_names(graph: Graph, labels: list[int], current: Mapping[str, str]) -> dict[int, str]:
-    """Each group keeps the current group name most of its nodes have (so `airflow.` tags
-    stay valid), else takes its first node's name; never a name another group has."""
+def _suggested_names(
+    graph: Graph, labels: list[int], current: Mapping[str, str], tags: Sequence[str]
+) -> dict[int, str]:
+    """A group with tagged nodes is named after their tag (`kedro airflow create` refuses
+    config that disagrees with a tag); any other keeps the current group name most of its
+    nodes have, else takes its first node's name; never a name another group has."""
     members: dict[int, list[str]] = defaultdict(list)
     for i, label in enumerate(labels):
         members[label].append(graph.names[i])
-    names: dict[int, str] = {}
-    taken: set[str] = set()
+    names = {labels[i]: tag for i, tag in enumerate(tags) if tag}
+    taken = set(names.values())
     every = set(graph.names)
     for label in sorted(members):
+        if label in names:
+            continue
         votes = Counter(current.get(name, name) for name in members[label])
         best = max(votes, key=votes.__getitem__)  # ties: the first node's group
         foreign = best in every and best not in members[label]
@@ -88,6 +93,24 @@ def _suggested_names(graph: Graph, labels: list[int], current: Mapping[str, str]
         names[label] = name
         taken.add(name)
     return names
+
+
+def _with_tags(labels: Sequence[int], tags: Sequence[str]) -> list[int]:
+    """The grouping with every tag group whole: groups holding nodes of one tag are merged
+    (each label stays its group's first node)."""
+    parent = {label: label for label in labels}
+
+    def root(label: int) -> int:
+        while parent[label] != label:
+            label = parent[label]
+        return label
+
+    first: dict[str, int] = {}
+    for i, tag in enumerate(tags):
+        if tag:
+            a, b = sorted((root(labels[i]), root(first.setdefault(tag, labels[i]))))
+            parent[b] = a
+    return [root(label) for label in labels]
 
 
 def suggest_groups(
@@ -99,6 +122,7 @@ def suggest_groups(
     objective: str = "time",
     allow_mixed: bool = False,
     max_memory: float | None = None,
+    tagged: Mapping[str, str] | None = None,
 ) -> Suggestion:
     """Searches for the grouping with the lowest estimated makespan (or pod-seconds).
 
@@ -112,6 +136,9 @@ def suggest_groups(
         allow_mixed: Let a group hold nodes of different machine classes.
         max_memory: Bytes a group may touch at most (the sizes of the datasets its nodes read
             and write, summed: an upper bound of what it holds), or None.
+        tagged: Node name -> the group its `airflow.<group>` tag asks for: such groups stay
+            whole, keep their name, and never merge with another tag's group, so the block
+            agrees with the tags as `kedro airflow create` demands.
 
     Returns:
         The suggestion with the ungrouped, current and kedro-airflow groupings it beat.
@@ -119,7 +146,8 @@ def suggest_groups(
     model = model or CostModel()
     graph = build_graph(nodes, measured, classes, model)
     alone = {name: name for name in graph.names}
-    rules = Rules(objective, allow_mixed, max_memory)
+    tags = tuple((tagged or {}).get(name, "") for name in graph.names)
+    rules = Rules(objective, allow_mixed, max_memory, tags)
     by_memory = memory_grouping(nodes, measured.persisted)
     by_namespace = namespace_grouping(nodes)
     starts, notes = _starts(graph, current, (alone, by_memory, by_namespace), rules)
@@ -134,7 +162,9 @@ def suggest_groups(
     return Suggestion(
         ungrouped=_named_estimate(graph, alone),
         current=_named_estimate(graph, current),
-        suggested=_estimate(graph, best.labels, _suggested_names(graph, best.labels, current)),
+        suggested=_estimate(
+            graph, best.labels, _suggested_names(graph, best.labels, current, tags)
+        ),
         by_memory=_named_estimate(graph, by_memory),
         by_namespace=_named_estimate(graph, by_namespace),
         notes=tuple(notes),
@@ -153,15 +183,22 @@ def _starts(
     rules: Rules,
 ) -> tuple[list[Evaluation], list[str]]:
     """Where the search starts: the current grouping, the ungrouped one (always: the first of
-    `others`), and kedro-airflow's groupings, each when it follows the rules.
+    `others`), and kedro-airflow's groupings, each when it follows the rules; all but the
+    current one with every tag group whole (the ungrouped start then groups only the tags).
 
     Several starts because greedy merging only takes steps that improve the estimate: from
     one pod per node it cannot reach one pod for a small fan-out (its first merges lengthen
     the critical path), which `--group-by memory` gives at once.
     """
-    ungrouped = evaluate(graph, _labels_of(graph, others[0]))
-    if ungrouped is None:  # pragma: no cover - a pipeline's node graph is acyclic
-        raise PlanError("suggest", ["the pipeline's nodes form a cycle"])
+    ungrouped = evaluate(graph, _with_tags(_labels_of(graph, others[0]), rules.tags))
+    if ungrouped is None:
+        raise PlanError(
+            "suggest",
+            [
+                "the groups of the nodes' `airflow.<group>` tags wait for each other (a "
+                "cycle): `kedro gcs-bridge plan` names the nodes; fix their tags first."
+            ],
+        )
     mine = evaluate(graph, _labels_of(graph, current))
     problem = "has a cycle" if mine is None else _breaks(graph, mine, rules)
     notes = []
@@ -170,7 +207,7 @@ def _starts(
     starts = [] if problem or mine is None else [mine]
     starts.append(ungrouped)
     for grouping in others[1:]:
-        found = evaluate(graph, _labels_of(graph, grouping))
+        found = evaluate(graph, _with_tags(_labels_of(graph, grouping), rules.tags))
         if found is not None and not _breaks(graph, found, rules):
             starts.append(found)
     return starts, notes
@@ -178,6 +215,15 @@ def _starts(
 
 def _breaks(graph: Graph, e: Evaluation, rules: Rules) -> str:
     """The rule a grouping breaks ("" when none)."""
+    tags = tags_of(e, rules)
+    if any(len(found) > 1 for found in tags.values()):
+        return "puts nodes of different `airflow.<group>` tags in one group"
+    groups_of_tag: dict[str, set[int]] = defaultdict(set)
+    for i, tag in enumerate(rules.tags):
+        if tag:
+            groups_of_tag[tag].add(e.labels[i])
+    if any(len(found) > 1 for found in groups_of_tag.values()):
+        return "splits the nodes of one `airflow.<group>` tag"
     classes = classes_of(graph, e)
     if not rules.allow_mixed and any(len(found) > 1 for found in classes.values()):
         return "mixes machine classes (--allow-mixed keeps such groups)"

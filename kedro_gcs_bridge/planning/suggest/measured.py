@@ -23,6 +23,10 @@ class MeasuredManifest(Protocol):
     does not import the pod side, so the shape is stated here)."""
 
     @property
+    def task(self) -> str: ...
+    @property
+    def dag_tasks(self) -> Sequence[str] | None: ...
+    @property
     def nodes(self) -> Sequence[str]: ...
     @property
     def datasets(self) -> Mapping[str, _Sized]: ...
@@ -85,11 +89,34 @@ class RunFigures:
         tasks: How many groups committed a manifest.
         estimated_nodes: Nodes whose seconds are their group's wall time split evenly (a
             manifest written before node timings were recorded).
+        missing_tasks: Tasks of the run's DAG that committed no manifest (they failed, or
+            never ran): the run is incomplete.
+        unmeasured_nodes: Nodes of the pipeline no manifest measured (the model takes 0 s).
     """
 
     measurements: Measurements
     tasks: int
     estimated_nodes: tuple[str, ...]
+    missing_tasks: tuple[str, ...] = ()
+    unmeasured_nodes: tuple[str, ...] = ()
+
+    def incomplete(self) -> list[str]:
+        """What to say of a run some of whose tasks left no measurement (none when whole)."""
+        if not self.missing_tasks and not self.unmeasured_nodes:
+            return []
+        lines = ["warning: the run is incomplete: its figures are partial."]
+        if self.missing_tasks:
+            lines.append(
+                f"warning: {len(self.missing_tasks)} task(s) of the run committed no manifest "
+                f"(failed or never ran): {', '.join(self.missing_tasks)}"
+            )
+        if self.unmeasured_nodes:
+            lines.append(
+                f"warning: no measurement for {len(self.unmeasured_nodes)} node(s), taken as "
+                f"0 s with unknown output sizes: {', '.join(self.unmeasured_nodes)}"
+            )
+        lines.append("warning: suggest from a run that succeeded for a sound estimate.")
+        return lines
 
 
 def _seconds_between(start: Any, end: Any) -> float:
@@ -102,26 +129,38 @@ def _seconds_between(start: Any, end: Any) -> float:
 
 
 def figures_from_manifests(
-    manifests: Sequence[MeasuredManifest], persisted: frozenset[str] = frozenset()
+    manifests: Sequence[MeasuredManifest],
+    persisted: frozenset[str] = frozenset(),
+    nodes: Sequence[str] = (),
 ) -> RunFigures:
     """Node seconds and dataset bytes from a run's committed manifests.
 
     Sizes the run did not measure (datasets internal to a group) are assumed to be the
-    median measured size.
+    median measured size. `nodes` (the pipeline's node names) lets it name the nodes no
+    manifest measured; the manifests' `dag_tasks` name the tasks that committed none.
     """
     seconds: dict[str, float] = {}
     sizes: dict[str, int] = {}
     estimated: list[str] = []
     for manifest in manifests:
-        nodes = list(manifest.nodes)
+        ran = list(manifest.nodes)
         if manifest.node_seconds:
             seconds.update(manifest.node_seconds)
-        elif nodes:
+        elif ran:
             wall = _seconds_between(manifest.started_at, manifest.finished_at)
-            seconds.update(dict.fromkeys(nodes, wall / len(nodes)))
-            estimated += nodes
+            seconds.update(dict.fromkeys(ran, wall / len(ran)))
+            estimated += ran
         sizes.update({name: record.size for name, record in manifest.datasets.items()})
     known = sorted(sizes.values())
     default = known[len(known) // 2] if known else 0
     measured = Measurements(seconds, sizes, default, persisted)
-    return RunFigures(measured, len(manifests), tuple(sorted(estimated)))
+    committed = {manifest.task for manifest in manifests}
+    expected = {task for manifest in manifests for task in manifest.dag_tasks or ()}
+    unmeasured = tuple(name for name in nodes if name not in seconds)
+    return RunFigures(
+        measured,
+        len(manifests),
+        tuple(sorted(estimated)),
+        tuple(sorted(expected - committed)),
+        unmeasured,
+    )

@@ -21,9 +21,22 @@ from kedro_gcs_bridge.planning.suggest.model import EPS
 
 @dataclass(frozen=True)
 class Rules:
+    """What a grouping must respect; `tags` holds, per node, the group its `airflow.<group>`
+    tag asks for ("" when none): `kedro airflow create` refuses config that disagrees."""
+
     objective: str
     allow_mixed: bool
     max_memory: float | None
+    tags: tuple[str, ...] = ()
+
+
+def tags_of(e: Evaluation, rules: Rules) -> dict[int, set[str]]:
+    """Group -> the tag groups its nodes ask for (empty for untagged nodes)."""
+    found: dict[int, set[str]] = {label: set() for label in e.labels}
+    for i, tag in enumerate(rules.tags):
+        if tag:
+            found[e.labels[i]].add(tag)
+    return found
 
 
 def _key(e: Evaluation, objective: str) -> tuple[float, float]:
@@ -101,6 +114,7 @@ def _candidates(
 ) -> list[tuple[tuple[Any, ...], int, int]]:
     """Merges of groups joined by an edge that the rules allow, best first."""
     classes = classes_of(graph, e)
+    tags = tags_of(e, rules)
     touched = touched_by(graph, e) if rules.max_memory is not None else {}
     tops = (
         {g: _top3(e.finish, e.pred[g]) for g in e.pred},
@@ -110,6 +124,8 @@ def _candidates(
     for u, downs in e.succ.items():
         for v in downs:
             if not rules.allow_mixed and len(classes[u] | classes[v]) > 1:
+                continue
+            if len(tags[u] | tags[v]) > 1:
                 continue
             if rules.max_memory is not None and _too_big(graph, touched, u, v, rules.max_memory):
                 continue
