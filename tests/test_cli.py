@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -278,6 +278,80 @@ class TestValidate:
         result = cli(project, "validate", "-p", "nope", *WARN)
         assert result.exit_code == 1
         assert "Pipeline nope not found; registered: ['__default__'," in result.stderr
+
+
+@pytest.fixture
+def pods_project(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Copies of the example with init's docker ignore file and config files moved or added:
+    `make({relative: text or None})` (None: delete) -> the copy's ProjectMetadata."""
+    from kedro.framework.startup import bootstrap_project
+
+    added: list[str] = []
+
+    def make(files: dict[str, str | None]) -> Any:
+        path = make_project(tmp_path / str(len(added)), "spaceflights", Job(()))
+        ignore = "docker/Dockerfile.dockerignore"
+        (path / ignore).parent.mkdir(parents=True)
+        (path / ignore).write_bytes((REPO / ignore).read_bytes())
+        for relative, text in files.items():
+            if text is None:
+                (path / relative).unlink()
+                continue
+            (path / relative).parent.mkdir(parents=True, exist_ok=True)
+            (path / relative).write_text(text, encoding="utf-8")
+        added.append(str(path / "src"))
+        return bootstrap_project(path)
+
+    yield make
+    sys.path[:] = [entry for entry in sys.path if entry not in added]
+
+
+PARAMETERS = (EXAMPLE / "conf/base/parameters.yml").read_text(encoding="utf-8")
+#: The example's parameters only in conf/local, which init's ignore file leaves out.
+PARAMS_IN_LOCAL = {"conf/base/parameters.yml": None, "conf/local/parameters.yml": PARAMETERS}
+
+
+class TestValidateThePodsWorld:
+    """validate checks what the pods will have: the env's config in the image, and every
+    parameter a task reads defined in that env."""
+
+    def test_an_env_the_image_leaves_out_is_an_error(self, pods_project: Callable) -> None:
+        result = cli(pods_project(PARAMS_IN_LOCAL), "validate", *WARN)
+        assert result.exit_code == 1, said(result)
+        error = result.stderr
+        assert error.startswith("Error: The DAG runs every pod with `--env local`"), error
+        for fragment in (
+            "docker/Dockerfile.dockerignore",
+            "conf/local/parameters.yml",
+            "'conf/local/**'",
+            "-e <env>",
+            "conf/base/",
+        ):
+            assert fragment in error, error
+        assert "ok," not in result.stdout
+
+    def test_credentials_left_out_are_no_problem(self, pods_project: Callable) -> None:
+        files = {"conf/local/credentials.yml": "dev_s3: {key: x}\n"}
+        result = cli(pods_project(files), "validate", *WARN)
+        assert result.exit_code == 0, said(result)
+
+    def test_a_parameter_the_env_lacks_names_task_parameter_and_env(
+        self, pods_project: Callable
+    ) -> None:
+        files = {**PARAMS_IN_LOCAL, "conf/gcs/catalog.yml": "{}\n"}
+        result = cli(pods_project(files), "validate", "-e", "gcs", "-p", "__default__", *WARN)
+        assert result.exit_code == 1, said(result)
+        assert "__default__: ERROR" in result.stdout
+        line = next(x for x in result.stdout.splitlines() if "params:model_options" in x)
+        assert "task 'split' reads params:model_options" in line, line
+        assert "env 'gcs' does not define" in line, line
+        assert "conf/base/parameters*.yml" in line and "conf/gcs/parameters*.yml" in line
+
+    def test_a_dag_param_counts_as_defined(self, pods_project: Callable) -> None:
+        files = {**PARAMS_IN_LOCAL, "conf/gcs/catalog.yml": "{}\n"}
+        params = f"{LOCAL_DISK_WARN},dag.params.model_options=1"
+        result = cli(pods_project(files), "validate", "-e", "gcs", "--params", params)
+        assert "params:model_options" not in result.stdout, said(result)
 
 
 class TestSuggest:

@@ -16,11 +16,14 @@ from kedro_gcs_bridge.cli.options import (
     params_option,
     pipeline_option,
 )
+from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.planning.storage import remedies_once, storage_text
 from kedro_gcs_bridge.planning.views import FORMATS, render_plan
 
 if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
+
+    from kedro_gcs_bridge.planning.pod_world import PodConfig
 
 
 @click.command()
@@ -39,7 +42,7 @@ def plan(
     output: Path | None,
 ) -> None:
     """Print the Airflow tasks of a pipeline: nodes, machine class, upstream, crossing data."""
-    (dag,), catalog, _ = access.dag_files(metadata, [pipeline_name], env, params)
+    (dag,), catalog, _, _ = access.dag_files(metadata, [pipeline_name], env, params)
     if dag.plan is None:
         raise click.ClickException(dag.error or "no plan")
     storage = access.storage_plan(metadata, dag, catalog)
@@ -62,17 +65,22 @@ def validate(
 ) -> None:
     """Check pipelines would become valid DAGs; exit 1 on any error."""
     names = list(pipeline_names) or access.pipeline_names()
-    files, catalog, raw = access.dag_files(metadata, names, env, params)
+    files, catalog, raw, pods = access.dag_files(metadata, names, env, params)
+    from kedro_gcs_bridge.dag.create import pod_env_problem  # needs the `dag` extra
+
+    env_gap = pod_env_problem(pods, metadata.project_path)
+    if env_gap:
+        raise ConfigError(env_gap[0].upper() + env_gap[1:])
     failed = False
     for name, dag in zip(names, files, strict=True):
         for note in access.config_warnings(raw, name, params):
             click.secho(f"{name}: warning: {note}", fg="yellow")
-        failed |= not _report(metadata, name, dag, catalog)
+        failed |= not _report(metadata, name, dag, catalog, pods)
     if failed:
         raise click.exceptions.Exit(1)
 
 
-def _report(metadata: ProjectMetadata, name: str, dag: Any, catalog: Any) -> bool:
+def _report(metadata: ProjectMetadata, name: str, dag: Any, catalog: Any, pods: PodConfig) -> bool:
     """Says what is wrong with one pipeline's DAG (errors, warnings); True when it is valid."""
     if dag.error:
         click.secho(f"{name}: ERROR\n{dag.error}", fg="red")
@@ -83,9 +91,13 @@ def _report(metadata: ProjectMetadata, name: str, dag: Any, catalog: Any) -> boo
     storage_warnings = storage.warnings if storage is not None else ()
     for warning in (*dag.plan.warnings, *storage_warnings):
         click.secho(f"{name}: warning: {warning}", fg="yellow")
-    if storage is not None and storage.errors:
+    errors = remedies_once(storage.errors) if storage is not None else []
+    from kedro_gcs_bridge.dag.create import parameter_problems
+
+    errors = [*errors, *parameter_problems(dag, access.pipeline(name), pods)]
+    if errors:
         click.secho(f"{name}: ERROR", fg="red")
-        for line in remedies_once(storage.errors):
+        for line in errors:
             click.secho(f"{name}: {line}", fg="red")
         return False
     click.secho(f"{name}: ok, {len(dag.plan.tasks)} task(s)", fg="green")

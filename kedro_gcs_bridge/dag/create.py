@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,15 @@ from kedro_gcs_bridge.dag.variants import (
     restore,
     variant_file_name,
     variant_suffix,
+)
+from kedro_gcs_bridge.planning.grouping import node_specs
+from kedro_gcs_bridge.planning.pod_world import (
+    CONFIG_SUFFIXES,
+    PodConfig,
+    env_problem,
+    missing_parameters,
+    parameter_names,
+    runtime_parameter_names,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +77,59 @@ def load_airflow_config(config_loader: AbstractConfigLoader) -> dict[str, Any]:
         return dict(config_loader["airflow"])
     except MissingConfigException:
         return {}
+
+
+def _config_files(folder: Path, project_path: Path) -> list[str]:
+    """Project-relative config files under a conf env folder (none when it is missing)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path.relative_to(project_path).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file() and path.suffix in CONFIG_SUFFIXES
+    )
+
+
+def pod_config(context: KedroContext, env: str, conf_source: str = "") -> PodConfig:
+    """The config a DAG's pods run with: the env, its config files (those of the base env
+    too) and the parameters it defines, read from the project on this machine.
+
+    Args:
+        context: The Kedro context of `env`.
+        env: The env of the DAG's pods.
+        conf_source: `--conf-source` of `kedro airflow create`: a remote one holds the
+            config, so no file of the image is checked.
+    """
+    project = Path(context.project_path)
+    loader = context.config_loader
+    parameters = parameter_names(context.params)
+    if "://" in conf_source:
+        return PodConfig(env, "", (), parameters)
+    root = Path(getattr(loader, "conf_source", None) or project / "conf")
+    root = root if root.is_absolute() else project / root
+    try:
+        conf_root = root.relative_to(project).as_posix()
+    except ValueError:
+        return PodConfig(env, "", (), parameters)
+    base = str(getattr(loader, "base_env", None) or "base")
+    files = [*_config_files(root / base, project), *_config_files(root / env, project)]
+    return PodConfig(env, conf_root, tuple(dict.fromkeys(files)), parameters)
+
+
+def pod_env_problem(pods: PodConfig, project_path: str | Path) -> str | None:
+    """Why the pods' env is not in the image built from the project, or None."""
+    return env_problem(pods, read_image_filter(Path(project_path)))
+
+
+def parameter_problems(dag: DagFile, pipeline: Pipeline, pods: PodConfig) -> list[str]:
+    """One line per `params:` input of a task that the pods' env does not define (a DAG
+    param, which every pod gets through `kedro run --params`, counts as defined)."""
+    if dag.plan is None:
+        return []
+    defined = pods.parameters | runtime_parameter_names(dag.config.dag.params)
+    return missing_parameters(
+        dag.plan.tasks, node_specs(pipeline), replace(pods, parameters=defined)
+    )
 
 
 def _storage_problems(
@@ -171,7 +234,10 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         if params.get("convert_all")
         else list(params.get("pipeline_names") or ["__default__"])
     )
-    errors: list[str] = [conf_problem] if conf_problem else []
+    env = params.get("env") or "local"
+    pods = pod_config(context, env, params.get("conf_source") or "")
+    env_gap = pod_env_problem(pods, context.project_path)
+    errors = [problem for problem in (conf_problem, env_gap) if problem]
     dags: list[DagFile] = []
     tags = list(params.get("tags") or [])
     for name in names:
@@ -188,7 +254,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
                 **merged,
                 "pipeline": pipeline,
                 "pipeline_name": name,
-                "env": params.get("env") or "local",
+                "env": env,
                 "package_name": project.PACKAGE_NAME,
                 "conf_source": params.get("conf_source") or "",
             },
@@ -203,6 +269,9 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
             for note in plan_notes(dag):
                 logger.warning("%s: %s", name, note)
             errors += _storage_problems(dag, pipeline, pipelines, context)
+            errors += [
+                f"Pipeline {name}: {line}" for line in parameter_problems(dag, pipeline, pods)
+            ]
     if errors:
         # A plain ClickException: Kedro's KedroCliError prints sys.exc_info(), which click
         # 8.2+ no longer holds when it shows the error ("NoneType: None").
