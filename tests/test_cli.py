@@ -279,6 +279,16 @@ class TestValidate:
         assert result.exit_code == 1
         assert "Pipeline nope not found; registered: ['__default__'," in result.stderr
 
+    def test_a_groups_entry_of_another_pipeline_is_no_warning(self, project: Any) -> None:
+        params = f"{LOCAL_DISK_WARN},groups.model=train_model_node"
+        result = cli(project, "validate", "--params", params)
+        assert "groups:" not in result.stdout, said(result)
+        typo = cli(project, "validate", "--params", f"{params}x")
+        warned = [line for line in typo.stdout.splitlines() if "groups:" in line]
+        assert len(warned) == 4, said(typo)  # once per registered pipeline
+        assert "matches no node of any registered pipeline" in warned[0]
+        assert "did you mean 'train_model_node'?" in warned[0]
+
 
 @pytest.fixture
 def pods_project(tmp_path: Path) -> Iterator[Callable[..., Any]]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from kedro_gcs_bridge.config import BridgeConfig
     from kedro_gcs_bridge.dag.dagfile import DagFile
+    from kedro_gcs_bridge.planning.grouping import NodeSpec
     from kedro_gcs_bridge.planning.pod_world import PodConfig
     from kedro_gcs_bridge.planning.storage import StoragePlan
     from kedro_gcs_bridge.pod.protocol import Manifest
@@ -87,6 +88,21 @@ def pipeline_names() -> list[str]:
     return sorted(pipelines)
 
 
+def registered_nodes() -> list[NodeSpec]:
+    """The nodes of every registered pipeline (what a `groups:` entry may name)."""
+    from kedro.framework.project import pipelines
+
+    from kedro_gcs_bridge.planning.grouping import node_specs
+
+    found = {
+        spec.name: spec
+        for pipe in pipelines.values()
+        if pipe is not None
+        for spec in node_specs(pipe)
+    }
+    return list(found.values())
+
+
 def merged_config(raw: dict[str, Any], name: str, params: dict[str, Any]) -> dict[str, Any]:
     """The config of one pipeline as kedro-airflow merges it (`default:`, its own, params)."""
     from kedro_gcs_bridge.config import merge_airflow_config
@@ -127,6 +143,7 @@ def dag_files(
     from kedro_gcs_bridge.dag.dagfile import build_dag_file
 
     raw, catalog, pods = load_project_for_pods(metadata, env)
+    registered = registered_nodes()
     files = []
     for name in names:
         variables = {
@@ -136,7 +153,8 @@ def dag_files(
             "env": env,
             "package_name": metadata.package_name,
         }
-        files.append(build_dag_file(variables, str(metadata.project_path)))
+        path = str(metadata.project_path)
+        files.append(build_dag_file(variables, path, registered=registered))
     return files, catalog, raw, pods
 
 

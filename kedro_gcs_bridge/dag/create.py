@@ -240,6 +240,14 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     errors = [problem for problem in (conf_problem, env_gap) if problem]
     dags: list[DagFile] = []
     tags = list(params.get("tags") or [])
+    registered = list(
+        {
+            spec.name: spec
+            for pipe in pipelines.values()
+            if pipe is not None
+            for spec in node_specs(pipe)
+        }.values()
+    )
     for name in names:
         pipeline = pipelines.get(name)
         if pipeline is None:
@@ -261,6 +269,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
             str(context.project_path),
             params.get("params") or {},
             tags,
+            registered,
         )
         dags.append(dag)
         if dag.error:
