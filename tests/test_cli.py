@@ -496,6 +496,39 @@ class TestInit:
         assert "wrote   conf/base/airflow.yml" in result.stdout
         assert "skipped" not in result.stdout
 
+    def test_an_existing_dockerfile_is_checked(self, folder: Path) -> None:
+        (folder / "docker").mkdir()
+        (folder / "docker/Dockerfile").write_text(
+            "FROM python:3.11-slim\nENV KEDRO_ENV=prod MODE=fast\n"
+            "RUN pip install -r requirements.txt\nCOPY . .\n",
+            encoding="utf-8",
+        )
+        registry = folder / "src/shop/pipeline_registry.py"
+        registry.parent.mkdir(parents=True)
+        registry.write_text('import os\nMODE = os.environ.get("MODE")\n', encoding="utf-8")
+        result = self.init(folder)
+        assert result.exit_code == 0, said(result)
+        lines = result.stdout.splitlines()
+        assert "skipped docker/Dockerfile (exists; --force overwrites it)" in lines
+        warned = [line for line in lines if line.startswith("warning: docker/Dockerfile")]
+        assert len(warned) == 3, said(result)
+        assert "does not install kedro-gcs-bridge" in warned[0]
+        assert "sets ENV KEDRO_ENV=prod" in warned[1]
+        assert (
+            "sets ENV MODE=fast: the project's code reads it (src/shop/pipeline_registry.py)"
+            in (warned[2])
+        )
+
+    def test_a_dockerfile_that_installs_the_bridge_is_no_warning(self, folder: Path) -> None:
+        (folder / "docker").mkdir()
+        (folder / "docker/Dockerfile").write_text(
+            "FROM python:3.11-slim\nRUN pip install -r requirements.txt\nCOPY . .\n",
+            encoding="utf-8",
+        )
+        (folder / "requirements.txt").write_text("kedro\nkedro-gcs-bridge>=0.1\n", "utf-8")
+        result = self.init(folder)
+        assert "warning" not in result.stdout, said(result)
+
     @pytest.mark.parametrize("force", [False, True])
     def test_copies_the_docker_folder(self, force: bool, folder: Path) -> None:
         self.init(folder, *(["--force"] if force else []))
