@@ -438,6 +438,15 @@ class TestCatalogAndRuns:
         assert result.exit_code == 2, said(result)
         assert "gs://" in result.stderr
 
+    def test_entries_without_a_path_are_named(self, pods_project: Callable) -> None:
+        catalog = (EXAMPLE / "conf/base/catalog.yml").read_text(encoding="utf-8")
+        table = "sales:\n  type: pandas.GBQTableDataset\n  dataset: d\n  table_name: t\n"
+        metadata = pods_project({"conf/base/catalog.yml": catalog + table})
+        result = cli(metadata, "catalog", "--root", "gs://bucket/data")
+        assert result.exit_code == 0, said(result)
+        (line,) = [x for x in result.stdout.splitlines() if "sales" in x]
+        assert line.startswith("left alone: sales (pandas.GBQTableDataset has no filepath"), line
+
     def test_a_bad_age_names_the_option(self, project: Any) -> None:
         result = cli(project, "runs", "gc", "--older-than", "soon")
         assert result.exit_code == 2, said(result)

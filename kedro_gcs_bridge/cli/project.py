@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import shutil
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,8 @@ from kedro_gcs_bridge.cli import access
 from kedro_gcs_bridge.dag.catalog_env import catalog_env, check_env, parse_root, upload_commands
 from kedro_gcs_bridge.errors import CatalogEnvError
 from kedro_gcs_bridge.planning.dockerfile import ENV_READ, dockerfile_problems
+from kedro_gcs_bridge.planning.storage import Where
+from kedro_gcs_bridge.pod.catalog import location_of_config
 
 if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
@@ -130,6 +132,19 @@ def _usage(check: Callable[[str], str]) -> Callable[..., str]:
     return callback
 
 
+def _without_path(config: Mapping[str, Any]) -> dict[str, str]:
+    """Catalog entries (name -> type) that keep their data elsewhere than a file: no
+    `filepath`/`path` (a database table, an API), and not in memory."""
+    found = {}
+    for name, entry in config.items():
+        if name.startswith("_") or not isinstance(entry, Mapping):
+            continue
+        location = location_of_config(entry)
+        if location.where is Where.REMOTE and location.path is None:
+            found[name] = str(entry.get("type", "a dataset"))
+    return found
+
+
 @click.command()
 @click.option(
     "--root",
@@ -158,6 +173,12 @@ def catalog(metadata: ProjectMetadata, root: str, target_env: str, force: bool) 
     env = catalog_env(config, root, str(metadata.project_path))
     for name, path in env.outside.items():
         click.secho(f"left alone: {name} ({path} is outside the project)", fg="yellow")
+    for name, kind in _without_path(config).items():
+        click.secho(
+            f"left alone: {name} ({kind} has no filepath or path, so it is not on local disk: "
+            "the pods use it as configured and must be able to reach it)",
+            fg="yellow",
+        )
     if not env.entries:
         click.echo("No catalog entry is on local disk: nothing to write.")
         return
