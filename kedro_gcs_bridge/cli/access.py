@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from kedro_gcs_bridge.config import BridgeConfig
     from kedro_gcs_bridge.dag.dagfile import DagFile
-    from kedro_gcs_bridge.planning.grouping import NodeSpec
     from kedro_gcs_bridge.planning.pod_world import PodConfig
     from kedro_gcs_bridge.planning.storage import StoragePlan
     from kedro_gcs_bridge.pod.protocol import Manifest
@@ -88,21 +87,6 @@ def pipeline_names() -> list[str]:
     return sorted(pipelines)
 
 
-def registered_nodes() -> list[NodeSpec]:
-    """The nodes of every registered pipeline (what a `groups:` entry may name)."""
-    from kedro.framework.project import pipelines
-
-    from kedro_gcs_bridge.planning.grouping import node_specs
-
-    found = {
-        spec.name: spec
-        for pipe in pipelines.values()
-        if pipe is not None
-        for spec in node_specs(pipe)
-    }
-    return list(found.values())
-
-
 def merged_config(raw: dict[str, Any], name: str, params: dict[str, Any]) -> dict[str, Any]:
     """The config of one pipeline as kedro-airflow merges it (`default:`, its own, params)."""
     from kedro_gcs_bridge.config import merge_airflow_config
@@ -140,10 +124,13 @@ def dag_files(
     """The planned DAG file of each pipeline, the catalog, the raw `airflow` config and the
     config the pods run with."""
     require_dag_extra()
+    from kedro.framework.project import pipelines
+
     from kedro_gcs_bridge.dag.dagfile import build_dag_file
+    from kedro_gcs_bridge.planning.grouping import registered_node_specs
 
     raw, catalog, pods = load_project_for_pods(metadata, env)
-    registered = registered_nodes()
+    registered = registered_node_specs(pipelines.values())
     files = []
     for name in names:
         variables = {

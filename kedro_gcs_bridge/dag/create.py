@@ -30,7 +30,7 @@ from kedro_gcs_bridge.dag.variants import (
     variant_file_name,
     variant_suffix,
 )
-from kedro_gcs_bridge.planning.grouping import node_specs
+from kedro_gcs_bridge.planning.grouping import node_specs, registered_node_specs
 from kedro_gcs_bridge.planning.pod_world import (
     CONFIG_SUFFIXES,
     PodConfig,
@@ -150,6 +150,25 @@ def _storage_problems(
     ]
 
 
+def _dag_problems(
+    dag: DagFile,
+    pipeline: Pipeline,
+    pipelines: Mapping[str, Pipeline],
+    context: KedroContext,
+    pods: PodConfig,
+) -> list[str]:
+    """What stops one planned DAG (its plan's notes and storage warnings are logged)."""
+    if dag.error:
+        return [dag.error]
+    if dag.plan is None:
+        return []
+    for note in plan_notes(dag):
+        logger.warning("%s: %s", dag.pipeline_name, note)
+    errors = _storage_problems(dag, pipeline, pipelines, context)
+    lines = parameter_problems(dag, pipeline, pods)
+    return errors + [f"Pipeline {dag.pipeline_name}: {line}" for line in lines]
+
+
 def _refuse_group_by(params: Mapping[str, Any]) -> None:
     value = params.get("node_grouping")
     if value:
@@ -240,14 +259,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     errors = [problem for problem in (conf_problem, env_gap) if problem]
     dags: list[DagFile] = []
     tags = list(params.get("tags") or [])
-    registered = list(
-        {
-            spec.name: spec
-            for pipe in pipelines.values()
-            if pipe is not None
-            for spec in node_specs(pipe)
-        }.values()
-    )
+    registered = registered_node_specs(pipelines.values())
     for name in names:
         pipeline = pipelines.get(name)
         if pipeline is None:
@@ -257,30 +269,18 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         merged = merge_airflow_config(raw, name, params.get("params"))
         for note in unknown_keys(merged):
             logger.warning(note)
-        dag = build_dag_file(
-            {
-                **merged,
-                "pipeline": pipeline,
-                "pipeline_name": name,
-                "env": env,
-                "package_name": project.PACKAGE_NAME,
-                "conf_source": params.get("conf_source") or "",
-            },
-            str(context.project_path),
-            params.get("params") or {},
-            tags,
-            registered,
-        )
+        variables = {
+            **merged,
+            "pipeline": pipeline,
+            "pipeline_name": name,
+            "env": env,
+            "package_name": project.PACKAGE_NAME,
+            "conf_source": params.get("conf_source") or "",
+        }
+        path = str(context.project_path)
+        dag = build_dag_file(variables, path, params.get("params") or {}, tags, registered)
         dags.append(dag)
-        if dag.error:
-            errors.append(dag.error)
-        elif dag.plan is not None:
-            for note in plan_notes(dag):
-                logger.warning("%s: %s", name, note)
-            errors += _storage_problems(dag, pipeline, pipelines, context)
-            errors += [
-                f"Pipeline {name}: {line}" for line in parameter_problems(dag, pipeline, pods)
-            ]
+        errors += _dag_problems(dag, pipeline, pipelines, context, pods)
     if errors:
         # A plain ClickException: Kedro's KedroCliError prints sys.exc_info(), which click
         # 8.2+ no longer holds when it shows the error ("NoneType: None").

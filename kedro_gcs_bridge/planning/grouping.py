@@ -464,6 +464,12 @@ def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
     ]
 
 
+def registered_node_specs(pipelines: Iterable[Pipeline | None]) -> list[NodeSpec]:
+    """The nodes of every registered pipeline, each once (what a `groups:` entry may name)."""
+    found = {spec.name: spec for pipe in pipelines if pipe is not None for spec in node_specs(pipe)}
+    return list(found.values())
+
+
 def boundary_datasets(
     all_nodes: Iterable[NodeSpec], selected: Iterable[str]
 ) -> tuple[set[str], set[str]]:
