@@ -357,6 +357,18 @@ class TestValidateThePodsWorld:
         assert "env 'gcs' does not define" in line, line
         assert "conf/base/parameters*.yml" in line and "conf/gcs/parameters*.yml" in line
 
+    def test_a_dockerfile_the_dag_does_not_know_is_a_warning(self, pods_project: Callable) -> None:
+        dockerfile = "FROM python:3.11\nENV KEDRO_ENV=prod\nCOPY . .\n"
+        result = cli(pods_project({"docker/Dockerfile": dockerfile}), "validate", *WARN)
+        assert result.exit_code == 0, said(result)
+        warned = [x for x in result.stdout.splitlines() if x.startswith("warning: docker/")]
+        assert len(warned) == 2, said(result)  # once, not once per pipeline
+        assert "does not install kedro-gcs-bridge" in warned[0]
+        assert "sets ENV KEDRO_ENV=prod" in warned[1]
+        prod = pods_project({"docker/Dockerfile": dockerfile, "conf/prod/catalog.yml": "{}\n"})
+        same_env = cli(prod, "validate", "-e", "prod", *WARN)
+        assert "KEDRO_ENV" not in same_env.stdout, said(same_env)
+
     def test_a_dag_param_counts_as_defined(self, pods_project: Callable) -> None:
         files = {**PARAMS_IN_LOCAL, "conf/gcs/catalog.yml": "{}\n"}
         params = f"{LOCAL_DISK_WARN},dag.params.model_options=1"

@@ -16,6 +16,7 @@ from kedro_gcs_bridge.cli.options import (
     params_option,
     pipeline_option,
 )
+from kedro_gcs_bridge.dag.dockerfile_check import dockerfile_warnings
 from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.planning.storage import remedies_once, storage_text
 from kedro_gcs_bridge.planning.views import FORMATS, render_plan
@@ -71,6 +72,8 @@ def validate(
     env_gap = pod_env_problem(pods, metadata.project_path)
     if env_gap:
         raise ConfigError(env_gap[0].upper() + env_gap[1:])
+    for warning in dockerfile_warnings(metadata.project_path, env):
+        click.secho(f"warning: {warning}", fg="yellow")
     failed = False
     for name, dag in zip(names, files, strict=True):
         for note in access.config_warnings(raw, name, params):

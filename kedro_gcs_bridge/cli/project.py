@@ -4,7 +4,6 @@ entries to GCS in a catalog env of their own."""
 from __future__ import annotations
 
 import shutil
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,8 +12,8 @@ import click
 
 from kedro_gcs_bridge.cli import access
 from kedro_gcs_bridge.dag.catalog_env import catalog_env, check_env, parse_root, upload_commands
+from kedro_gcs_bridge.dag.dockerfile_check import dockerfile_warnings
 from kedro_gcs_bridge.errors import CatalogEnvError
-from kedro_gcs_bridge.planning.dockerfile import ENV_READ, dockerfile_problems
 from kedro_gcs_bridge.planning.storage import Where
 from kedro_gcs_bridge.pod.catalog import location_of_config
 
@@ -59,43 +58,6 @@ def copy_init_files(project_path: Path, force: bool) -> tuple[list[str], list[st
     return written, skipped
 
 
-def _declared_dependencies(project_path: Path) -> list[str]:
-    """The project's requirement strings: pyproject.toml's [project] dependencies and the
-    lines of requirements.txt (at the root or in src/)."""
-    declared: list[str] = []
-    pyproject = project_path / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-        except tomllib.TOMLDecodeError:
-            project = {}
-        declared += [str(dep) for dep in project.get("dependencies", [])]
-    for relative in ("requirements.txt", "src/requirements.txt"):
-        path = project_path / relative
-        if path.is_file():
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-            declared += [line.split("#", 1)[0].strip() for line in lines]
-    return [dep for dep in declared if dep]
-
-
-def _env_reads(project_path: Path) -> dict[str, list[str]]:
-    """Environment variable -> the project's source files (under src/) that read it."""
-    reads: dict[str, list[str]] = {}
-    for path in sorted((project_path / "src").rglob("*.py")):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for name in dict.fromkeys(ENV_READ.findall(text)):
-            reads.setdefault(name, []).append(path.relative_to(project_path).as_posix())
-    return reads
-
-
-def _check_dockerfile(project_path: Path) -> list[str]:
-    """What the project's own docker/Dockerfile lacks for the pods (planning/dockerfile.py)."""
-    source = "docker/Dockerfile"
-    text = (project_path / source).read_text(encoding="utf-8", errors="replace")
-    declared = _declared_dependencies(project_path)
-    return dockerfile_problems(text, source, declared, _env_reads(project_path))
-
-
 @click.command()
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @click.pass_obj
@@ -112,7 +74,7 @@ def init(metadata: ProjectMetadata, force: bool) -> None:
     for relative in skipped:
         click.secho(f"skipped {relative} (exists; --force overwrites it)", fg="yellow")
     if "docker/Dockerfile" in skipped:
-        for problem in _check_dockerfile(project_path):
+        for problem in dockerfile_warnings(project_path):
             click.secho(f"warning: {problem}", fg="yellow")
     click.echo(
         "Next: tag nodes airflow.<group> / machine.<class>, fill conf/base/airflow.yml, then "

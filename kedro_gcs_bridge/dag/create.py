@@ -21,6 +21,7 @@ import click
 
 from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
 from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file
+from kedro_gcs_bridge.dag.dockerfile_check import dockerfile_warnings
 from kedro_gcs_bridge.dag.storage_check import read_image_filter, storage_plan_for
 from kedro_gcs_bridge.dag.variants import (
     VariantFile,
@@ -257,6 +258,8 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     pods = pod_config(context, env, params.get("conf_source") or "")
     env_gap = pod_env_problem(pods, context.project_path)
     errors = [problem for problem in (conf_problem, env_gap) if problem]
+    for warning in dockerfile_warnings(context.project_path, env):
+        logger.warning("kedro-gcs-bridge: %s", warning)
     dags: list[DagFile] = []
     tags = list(params.get("tags") or [])
     registered = registered_node_specs(pipelines.values())

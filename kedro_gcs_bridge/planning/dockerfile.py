@@ -88,6 +88,7 @@ def dockerfile_problems(
     source: str,
     declared: Iterable[str],
     env_reads: Mapping[str, Sequence[str]],
+    dag_env: str | None = None,
 ) -> list[str]:
     """What the Dockerfile lacks or sets that the DAG does not know, each with its fix.
 
@@ -96,6 +97,8 @@ def dockerfile_problems(
         source: Its project-relative path, for messages.
         declared: The project's declared dependencies (requirement strings).
         env_reads: Variable -> the project files whose code reads it.
+        dag_env: The env the DAG runs its pods with, when known: `KEDRO_ENV` set to it
+            changes nothing.
     """
     problems = []
     if not installs_bridge(text, declared):
@@ -106,6 +109,8 @@ def dockerfile_problems(
             "or add it to the project's dependencies that the Dockerfile installs."
         )
     for name, value in sorted(env_settings(text).items()):
+        if name == "KEDRO_ENV" and value == dag_env:
+            continue
         why = KEDRO_VARIABLES.get(name)
         readers = env_reads.get(name, ())
         if why is None and readers:

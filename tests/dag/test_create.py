@@ -72,3 +72,13 @@ class TestThePodsWorld:
 
     def test_the_example_as_it_is_passes(self, create_in: Callable) -> None:
         create_in({}, "local")
+
+    def test_a_dockerfile_the_dag_does_not_know_is_logged(
+        self, create_in: Callable, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        dockerfile = "FROM python:3.11\nENV KEDRO_ENV=prod\nRUN pip install kedro-gcs-bridge\n"
+        with caplog.at_level("WARNING", logger="kedro_gcs_bridge"):
+            create_in({"docker/Dockerfile": dockerfile}, "local")
+        said = [r.getMessage() for r in caplog.records if "docker/Dockerfile " in r.getMessage()]
+        assert len(said) == 1, said
+        assert "sets ENV KEDRO_ENV=prod" in said[0]
