@@ -354,7 +354,7 @@ class TestValidateThePodsWorld:
         assert "__default__: ERROR" in result.stdout
         line = next(x for x in result.stdout.splitlines() if "params:model_options" in x)
         assert "task 'split' reads params:model_options" in line, line
-        assert "env 'gcs' does not define" in line, line
+        assert "env 'gcs' does not define (conf/local/parameters.yml does, which env" in line
         assert "conf/base/parameters*.yml" in line and "conf/gcs/parameters*.yml" in line
 
     def test_a_dockerfile_the_dag_does_not_know_is_a_warning(self, pods_project: Callable) -> None:

@@ -114,7 +114,29 @@ def pod_config(context: KedroContext, env: str, conf_source: str = "") -> PodCon
         return PodConfig(env, "", (), parameters)
     base = str(getattr(loader, "base_env", None) or "base")
     files = [*_config_files(root / base, project), *_config_files(root / env, project)]
-    return PodConfig(env, conf_root, tuple(dict.fromkeys(files)), parameters)
+    elsewhere = _parameters_elsewhere(root, {base, env}, project)
+    return PodConfig(env, conf_root, tuple(dict.fromkeys(files)), parameters, elsewhere)
+
+
+def _parameters_elsewhere(root: Path, read: set[str], project: Path) -> dict[str, str]:
+    """`params:` name -> a parameters file of an env the pods do not read that defines it
+    (for the hint; YAML read as it is, without Kedro's resolvers)."""
+    import yaml
+
+    found: dict[str, str] = {}
+    folders = sorted(root.iterdir()) if root.is_dir() else []
+    for folder in (path for path in folders if path.is_dir() and path.name not in read):
+        for relative in _config_files(folder, project):
+            if not any(part.startswith("parameters") for part in relative.split("/")[-2:]):
+                continue
+            try:
+                loaded = yaml.safe_load((project / relative).read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                continue
+            if isinstance(loaded, Mapping):
+                for name in parameter_names(loaded):
+                    found.setdefault(name, relative)
+    return found
 
 
 def pod_env_problem(pods: PodConfig, project_path: str | Path) -> str | None:

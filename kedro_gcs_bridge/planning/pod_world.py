@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kedro_gcs_bridge.planning.grouping import PARAMS_PREFIX
@@ -35,12 +35,14 @@ class PodConfig:
         conf_root: The project-relative conf folder ("" when pods read a remote conf source).
         files: Project-relative config files of the base env and of `env`.
         parameters: The `params:` names the env defines (Kedro's names: `params:a.b`).
+        elsewhere: `params:` name -> a parameters file of another env that defines it.
     """
 
     env: str
     conf_root: str
     files: tuple[str, ...]
     parameters: frozenset[str]
+    elsewhere: Mapping[str, str] = field(default_factory=dict)
 
 
 def parameter_names(parameters: Mapping[str, Any]) -> frozenset[str]:
@@ -112,9 +114,14 @@ def missing_parameters(
             if name.startswith(PARAMS_PREFIX)
         }
         problems += [
-            f"task {task.task_id!r} reads {name}, which env {pods.env!r} does not define: "
-            f"add it to {posixpath.join(pods.conf_root, 'base')}/parameters*.yml (every env) "
+            f"task {task.task_id!r} reads {name}, which env {pods.env!r} does not define"
+            f"{_found_in(pods.elsewhere.get(name), pods.env)}: add it to "
+            f"{posixpath.join(pods.conf_root, 'base')}/parameters*.yml (every env) "
             f"or {posixpath.join(pods.conf_root, pods.env)}/parameters*.yml."
             for name in sorted(wanted - pods.parameters)
         ]
     return problems
+
+
+def _found_in(source: str | None, env: str) -> str:
+    return f" ({source} does, which env {env!r} does not read)" if source else ""
