@@ -340,6 +340,11 @@ class TestValidateThePodsWorld:
             assert fragment in error, error
         assert "ok," not in result.stdout
 
+    def test_a_local_backend_runs_no_image(self, pods_project: Callable) -> None:
+        params = f"{LOCAL_DISK_WARN},pod_backend=local"
+        result = cli(pods_project(PARAMS_IN_LOCAL), "validate", "--params", params)
+        assert result.exit_code == 0, said(result)
+
     def test_credentials_left_out_are_no_problem(self, pods_project: Callable) -> None:
         files = {"conf/local/credentials.yml": "dev_s3: {key: x}\n"}
         result = cli(pods_project(files), "validate", *WARN)

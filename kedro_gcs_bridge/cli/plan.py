@@ -69,7 +69,7 @@ def validate(
     files, catalog, raw, pods = access.dag_files(metadata, names, env, params)
     from kedro_gcs_bridge.dag.create import pod_env_problem  # needs the `dag` extra
 
-    env_gap = pod_env_problem(pods, metadata.project_path)
+    env_gap = pod_env_problem(pods, metadata.project_path, files)
     if env_gap:
         raise ConfigError(env_gap[0].upper() + env_gap[1:])
     for warning in dockerfile_warnings(metadata.project_path, env):

@@ -98,15 +98,15 @@ def pod_config(context: KedroContext, env: str, conf_source: str = "") -> PodCon
     Args:
         context: The Kedro context of `env`.
         env: The env of the DAG's pods.
-        conf_source: `--conf-source` of `kedro airflow create`: a remote one holds the
-            config, so no file of the image is checked.
+        conf_source: `--conf-source` of `kedro airflow create`, which the pods read: a
+            remote one holds the config, so no file of the image is checked.
     """
     project = Path(context.project_path)
     loader = context.config_loader
     parameters = parameter_names(context.params)
     if "://" in conf_source:
         return PodConfig(env, "", (), parameters)
-    root = Path(getattr(loader, "conf_source", None) or project / "conf")
+    root = Path(conf_source or getattr(loader, "conf_source", None) or project / "conf")
     root = root if root.is_absolute() else project / root
     try:
         conf_root = root.relative_to(project).as_posix()
@@ -139,8 +139,13 @@ def _parameters_elsewhere(root: Path, read: set[str], project: Path) -> dict[str
     return found
 
 
-def pod_env_problem(pods: PodConfig, project_path: str | Path) -> str | None:
-    """Why the pods' env is not in the image built from the project, or None."""
+def pod_env_problem(
+    pods: PodConfig, project_path: str | Path, dags: Sequence[DagFile]
+) -> str | None:
+    """Why the pods' env is not in the image built from the project, or None (also when no
+    DAG runs pods: a `pod_backend: local` DAG runs the project where Airflow runs)."""
+    if all(dag.local for dag in dags):
+        return None
     return env_problem(pods, read_image_filter(Path(project_path)))
 
 
@@ -278,8 +283,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     )
     env = params.get("env") or "local"
     pods = pod_config(context, env, params.get("conf_source") or "")
-    env_gap = pod_env_problem(pods, context.project_path)
-    errors = [problem for problem in (conf_problem, env_gap) if problem]
+    errors = [conf_problem] if conf_problem else []
     for warning in dockerfile_warnings(context.project_path, env):
         logger.warning("kedro-gcs-bridge: %s", warning)
     dags: list[DagFile] = []
@@ -306,6 +310,8 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         dag = build_dag_file(variables, path, params.get("params") or {}, tags, registered)
         dags.append(dag)
         errors += _dag_problems(dag, pipeline, pipelines, context, pods)
+    env_gap = pod_env_problem(pods, context.project_path, dags)
+    errors = ([env_gap] if env_gap else []) + errors
     if errors:
         # A plain ClickException: Kedro's KedroCliError prints sys.exc_info(), which click
         # 8.2+ no longer holds when it shows the error ("NoneType: None").
