@@ -120,15 +120,23 @@ def _selected(nodes: Sequence[NodeSpec], selector: str) -> list[str]:
     return [node.name for node in nodes if selector_matches(node, selector)]
 
 
-def _overlap(first: tuple[str, str], second: tuple[str, str], nodes: Sequence[str]) -> str:
-    """One problem for two `groups:` entries of different groups that take the same nodes."""
+def _overlap(
+    first: tuple[str, str], second: tuple[str, str], nodes: Sequence[str], nested: set[str]
+) -> str:
+    """One problem for two `groups:` entries of different groups that take the same nodes;
+    `nested` holds the namespaces of those nodes."""
     shown = ", ".join(repr(name) for name in nodes[:3]) + (", ..." if len(nodes) > 3 else "")
     taken = f"node {shown}" if len(nodes) == 1 else f"{len(nodes)} nodes ({shown})"
-    hint = "".join(
-        f" '{NAMESPACE_EXACT}{selector[len(NAMESPACE_SELECTOR) :]}' takes namespace "
-        f"'{selector[len(NAMESPACE_SELECTOR) :]}' alone, without the namespaces nested in it."
+    wide = [
+        selector[len(NAMESPACE_SELECTOR) :]
         for _, selector in (first, second)
         if selector.startswith(NAMESPACE_SELECTOR)
+        and nested - {selector[len(NAMESPACE_SELECTOR) :]}
+    ]
+    hint = "".join(
+        f" '{NAMESPACE_EXACT}{namespace}' takes namespace '{namespace}' alone, without the "
+        "namespaces nested in it."
+        for namespace in wide
     )
     return (
         f"groups {first[0]!r} ({first[1]!r}) and {second[0]!r} ({second[1]!r}) both take "
@@ -162,7 +170,11 @@ def configured_groups(
             for second in taken[i + 1 :]:
                 if first[0] != second[0]:
                     pairs[(first, second)].append(name)
-    problems = [_overlap(first, second, names) for (first, second), names in pairs.items()]
+    namespace_of = {node.name: node.namespace or "" for node in nodes}
+    problems = [
+        _overlap(first, second, names, {namespace_of[name] for name in names})
+        for (first, second), names in pairs.items()
+    ]
     return {name: taken[0][0] for name, taken in entries.items()}, problems
 
 

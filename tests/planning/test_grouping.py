@@ -383,6 +383,7 @@ class TestConfiguredGroups:
         assert "groups 'a' ('namespace:a') and 'a_base' ('namespace:a.base')" in problem
         assert "both take 15 nodes ('a.base.n0', 'a.base.n1', 'a.base.n2', ...)" in problem
         assert "'namespace=a' takes namespace 'a' alone" in problem
+        assert "'namespace=a.base'" not in problem
 
     def test_unmatched_entries_warn_only_when_no_registered_pipeline_has_them(self) -> None:
         ours = [spec("split_data_node", "", "x"), spec("b", "x")]
