@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -113,10 +113,11 @@ def selector_matches(node: NodeSpec, selector: str) -> bool:
     return _MATCHERS[kind](node, selector[len(kind) :])
 
 
-def _selected(nodes: Sequence[NodeSpec], selector: str) -> list[str]:
-    """The names of the nodes a `groups:` entry takes, in pipeline order."""
+def _selected(nodes: Sequence[NodeSpec], selector: str, names: Set[str]) -> list[str]:
+    """The names of the nodes a `groups:` entry takes, in pipeline order (`names`: the
+    nodes' names, so a plain name is one look-up)."""
     if _kind(selector) is None:
-        return [node.name for node in nodes if node.name == selector][:1]
+        return [selector] if selector in names else []
     return [node.name for node in nodes if selector_matches(node, selector)]
 
 
@@ -159,21 +160,22 @@ def configured_groups(
         node -> group for the nodes the key names, and one problem per pair of entries of
         different groups that take the same nodes.
     """
+    names = {node.name for node in nodes}
     entries: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for group, selectors in groups.items():
         for selector in selectors:
-            for name in _selected(nodes, selector):
+            for name in _selected(nodes, selector, names):
                 entries[name].append((group, selector))
     pairs: dict[tuple[tuple[str, str], tuple[str, str]], list[str]] = defaultdict(list)
-    for name, taken in entries.items():
+    for node_name, taken in entries.items():
         for i, first in enumerate(taken):
             for second in taken[i + 1 :]:
                 if first[0] != second[0]:
-                    pairs[(first, second)].append(name)
+                    pairs[(first, second)].append(node_name)
     namespace_of = {node.name: node.namespace or "" for node in nodes}
     problems = [
-        _overlap(first, second, names, {namespace_of[name] for name in names})
-        for (first, second), names in pairs.items()
+        _overlap(first, second, shared, {namespace_of[name] for name in shared})
+        for (first, second), shared in pairs.items()
     ]
     return {name: taken[0][0] for name, taken in entries.items()}, problems
 
@@ -193,12 +195,13 @@ def unmatched_selectors(
             is no warning. Empty: only this pipeline's nodes count.
     """
     known = list(registered) or list(nodes)
-    names = sorted({node.name for node in known})
+    known_names = {node.name for node in known}
+    names = sorted(known_names)
     scope = "any registered pipeline" if registered else "this pipeline"
     warnings = []
     for group, selectors in sorted(groups.items()):
         for selector in selectors:
-            if _selected(known, selector):
+            if _selected(known, selector, known_names):
                 continue
             close = difflib.get_close_matches(selector, names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
