@@ -340,6 +340,12 @@ class TestValidateThePodsWorld:
             assert fragment in error, error
         assert "ok," not in result.stdout
 
+    def test_plan_warns_on_stderr(self, pods_project: Callable) -> None:
+        result = cli(pods_project(PARAMS_IN_LOCAL), "plan", "--format", "mermaid", *WARN)
+        assert result.exit_code == 0, said(result)
+        assert "warning: The DAG runs every pod with `--env local`" in result.stderr
+        assert "warning" not in result.stdout
+
     def test_a_local_backend_runs_no_image(self, pods_project: Callable) -> None:
         params = f"{LOCAL_DISK_WARN},pod_backend=local"
         result = cli(pods_project(PARAMS_IN_LOCAL), "validate", "--params", params)

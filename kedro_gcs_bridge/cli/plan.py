@@ -43,15 +43,28 @@ def plan(
     output: Path | None,
 ) -> None:
     """Print the Airflow tasks of a pipeline: nodes, machine class, upstream, crossing data."""
-    (dag,), catalog, _, _ = access.dag_files(metadata, [pipeline_name], env, params)
+    (dag,), catalog, _, pods = access.dag_files(metadata, [pipeline_name], env, params)
     if dag.plan is None:
         raise click.ClickException(dag.error or "no plan")
+    _pod_warnings(metadata, dag, pods)
     storage = access.storage_plan(metadata, dag, catalog)
     notes = storage.local_disk_edges() if storage is not None else {}
     text = render_plan(dag.plan, fmt, notes)
     if fmt == "text" and storage is not None:
         text += "\n" + storage_text(storage)
     emit(text, output, machine_readable=fmt != "text")
+
+
+def _pod_warnings(metadata: ProjectMetadata, dag: Any, pods: PodConfig) -> None:
+    """What validate would refuse about the pods' config, as warnings on stderr (plan's
+    stdout may be machine-readable)."""
+    from kedro_gcs_bridge.dag.create import parameter_problems, pod_env_problem
+
+    env_gap = pod_env_problem(pods, metadata.project_path, [dag])
+    lines = [env_gap] if env_gap else []
+    lines += parameter_problems(dag, access.pipeline(dag.pipeline_name), pods)
+    for line in lines:
+        click.secho(f"warning: {line}", fg="yellow", err=True)
 
 
 @click.command()
@@ -71,7 +84,7 @@ def validate(
 
     env_gap = pod_env_problem(pods, metadata.project_path, files)
     if env_gap:
-        raise ConfigError(env_gap[0].upper() + env_gap[1:])
+        raise ConfigError(env_gap)
     for warning in dockerfile_warnings(metadata.project_path, env):
         click.secho(f"warning: {warning}", fg="yellow")
     failed = False

@@ -91,7 +91,7 @@ def env_problem(pods: PodConfig, image: ImageFilter) -> str | None:
     shown = ", ".join(list(excluded)[:5]) + (", ..." if len(excluded) > 5 else "")
     folder = posixpath.join(pods.conf_root, pods.env)
     return (
-        f"the DAG runs every pod with `--env {pods.env}`, but {image.source} leaves "
+        f"The DAG runs every pod with `--env {pods.env}`, but {image.source} leaves "
         f"{len(excluded)} config file(s) of it out of the image ({shown}; rule(s) "
         f"{', '.join(repr(rule) for rule in rules)}): each pod would run without them. "
         f"Either pass `-e <env>` for an env the image holds (e.g. `kedro gcs-bridge catalog "
