@@ -67,8 +67,9 @@ def runtime_parameter_names(names: Iterable[str]) -> frozenset[str]:
 
 
 def _is_credentials(relative: str) -> bool:
-    """Kedro's credentials files (`credentials*`): meant to stay out of the image."""
-    return posixpath.basename(relative).startswith("credentials")
+    """Kedro's credentials files (`credentials*`, `credentials*/**`): meant to stay out of
+    the image."""
+    return any(part.startswith("credentials") for part in relative.split("/"))
 
 
 def excluded_config(files: Iterable[str], image: ImageFilter) -> dict[str, str]:

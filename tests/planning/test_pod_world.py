@@ -32,7 +32,12 @@ def test_runtime_parameters_define_their_parents() -> None:
 
 
 def test_credentials_are_meant_to_be_left_out() -> None:
-    files = ["conf/local/credentials.yml", "conf/local/catalog.yml", "conf/base/catalog.yml"]
+    files = [
+        "conf/local/credentials.yml",
+        "conf/local/credentials/db.yml",
+        "conf/local/catalog.yml",
+        "conf/base/catalog.yml",
+    ]
     assert excluded_config(files, IMAGE) == {"conf/local/catalog.yml": "conf/local/**"}
 
 
