@@ -136,11 +136,12 @@ def _words(value: Any) -> tuple[str, ...]:
 
 
 _GROUP_NAME = re.compile(r"^[\w.-]+$")
-_SELECTOR_KINDS = ("tag:", "namespace:")
+_SELECTOR_KINDS = ("tag:", "namespace:", "namespace=")
 
 
 def _groups(value: Any) -> dict[str, tuple[str, ...]]:
-    """`groups:`: group name -> node names or selectors (`tag:<tag>`, `namespace:<ns>`)."""
+    """`groups:`: group name -> node names or selectors (`tag:<tag>`, `namespace:<ns>`,
+    `namespace=<ns>`)."""
     example = "like {split: [create_model_input_table_node, split_data_node]}"
     if not isinstance(value, Mapping):
         raise _InvalidError(f"must map group names to lists of nodes, {example}.")
@@ -157,8 +158,9 @@ def _groups(value: Any) -> dict[str, tuple[str, ...]]:
         bad = [e for e in listed if not isinstance(e, str) or not e or e in _SELECTOR_KINDS]
         if bad:
             raise _InvalidError(
-                f"has entries {bad!r} that are not node names, 'tag:<tag>' or "
-                "'namespace:<namespace>'.",
+                f"has entries {bad!r} that are not node names, 'tag:<tag>', "
+                "'namespace:<namespace>' (nested namespaces too) or 'namespace=<namespace>' "
+                "(that namespace alone).",
                 name,
             )
         groups[name] = tuple(listed)
@@ -988,7 +990,7 @@ class BridgeConfig(BaseModel):
     grouping_prefix: Annotated[str, _check(_tag_prefix)] = "airflow."
     """tag prefix that groups nodes"""
     groups: Annotated[dict[str, tuple[str, ...]], _check(_groups)] = {}
-    """group name -> node names, `tag:<tag>` or `namespace:<ns>`: groups without editing code"""
+    """group name -> node names, `tag:<t>`, `namespace:<ns>` (nested too) or `namespace=<ns>`"""
     resources_tag_prefix: Annotated[str, _check(_tag_prefix)] = "machine."
     """tag prefix that picks the machine class"""
     machine_classes: Annotated[dict[str, MachineClass], _check(_machine_classes)] = Field(

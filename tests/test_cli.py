@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -329,6 +329,113 @@ class TestValidate:
         assert result.exit_code == 1
         assert "Pipeline nope not found; registered: ['__default__'," in result.stderr
 
+    def test_a_groups_entry_of_another_pipeline_is_no_warning(self, project: Any) -> None:
+        params = f"{LOCAL_DISK_WARN},groups.model=train_model_node"
+        result = cli(project, "validate", "--params", params)
+        assert "groups:" not in result.stdout, said(result)
+        typo = cli(project, "validate", "--params", f"{params}x")
+        warned = [line for line in typo.stdout.splitlines() if "groups:" in line]
+        assert len(warned) == 4, said(typo)  # once per registered pipeline
+        assert "matches no node of any registered pipeline" in warned[0]
+        assert "did you mean 'train_model_node'?" in warned[0]
+
+
+@pytest.fixture
+def pods_project(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Copies of the example with init's docker ignore file and config files moved or added:
+    `make({relative: text or None})` (None: delete) -> the copy's ProjectMetadata."""
+    from kedro.framework.startup import bootstrap_project
+
+    added: list[str] = []
+
+    def make(files: dict[str, str | None]) -> Any:
+        path = make_project(tmp_path / str(len(added)), "spaceflights", Job(()))
+        ignore = "docker/Dockerfile.dockerignore"
+        (path / ignore).parent.mkdir(parents=True)
+        (path / ignore).write_bytes((REPO / ignore).read_bytes())
+        for relative, text in files.items():
+            if text is None:
+                (path / relative).unlink()
+                continue
+            (path / relative).parent.mkdir(parents=True, exist_ok=True)
+            (path / relative).write_text(text, encoding="utf-8")
+        added.append(str(path / "src"))
+        return bootstrap_project(path)
+
+    yield make
+    sys.path[:] = [entry for entry in sys.path if entry not in added]
+
+
+PARAMETERS = (EXAMPLE / "conf/base/parameters.yml").read_text(encoding="utf-8")
+#: The example's parameters only in conf/local, which init's ignore file leaves out.
+PARAMS_IN_LOCAL = {"conf/base/parameters.yml": None, "conf/local/parameters.yml": PARAMETERS}
+
+
+class TestValidateThePodsWorld:
+    """validate checks what the pods will have: the env's config in the image, and every
+    parameter a task reads defined in that env."""
+
+    def test_an_env_the_image_leaves_out_is_an_error(self, pods_project: Callable) -> None:
+        result = cli(pods_project(PARAMS_IN_LOCAL), "validate", *WARN)
+        assert result.exit_code == 1, said(result)
+        error = result.stderr
+        assert error.startswith("Error: The DAG runs every pod with `--env local`"), error
+        for fragment in (
+            "docker/Dockerfile.dockerignore",
+            "conf/local/parameters.yml",
+            "'conf/local/**'",
+            "-e <env>",
+            "conf/base/",
+        ):
+            assert fragment in error, error
+        assert "ok," not in result.stdout
+
+    def test_plan_warns_on_stderr(self, pods_project: Callable) -> None:
+        result = cli(pods_project(PARAMS_IN_LOCAL), "plan", "--format", "mermaid", *WARN)
+        assert result.exit_code == 0, said(result)
+        assert "warning: The DAG runs every pod with `--env local`" in result.stderr
+        assert "warning" not in result.stdout
+
+    def test_a_local_backend_runs_no_image(self, pods_project: Callable) -> None:
+        params = f"{LOCAL_DISK_WARN},pod_backend=local"
+        result = cli(pods_project(PARAMS_IN_LOCAL), "validate", "--params", params)
+        assert result.exit_code == 0, said(result)
+
+    def test_credentials_left_out_are_no_problem(self, pods_project: Callable) -> None:
+        files = {"conf/local/credentials.yml": "dev_s3: {key: x}\n"}
+        result = cli(pods_project(files), "validate", *WARN)
+        assert result.exit_code == 0, said(result)
+
+    def test_a_parameter_the_env_lacks_names_task_parameter_and_env(
+        self, pods_project: Callable
+    ) -> None:
+        files = {**PARAMS_IN_LOCAL, "conf/gcs/catalog.yml": "{}\n"}
+        result = cli(pods_project(files), "validate", "-e", "gcs", "-p", "__default__", *WARN)
+        assert result.exit_code == 1, said(result)
+        assert "__default__: ERROR" in result.stdout
+        line = next(x for x in result.stdout.splitlines() if "params:model_options" in x)
+        assert "task 'split' reads params:model_options" in line, line
+        assert "env 'gcs' does not define (conf/local/parameters.yml does, which env" in line
+        assert "conf/base/parameters*.yml" in line and "conf/gcs/parameters*.yml" in line
+
+    def test_a_dockerfile_the_dag_does_not_know_is_a_warning(self, pods_project: Callable) -> None:
+        dockerfile = "FROM python:3.11\nENV KEDRO_ENV=prod\nCOPY . .\n"
+        result = cli(pods_project({"docker/Dockerfile": dockerfile}), "validate", *WARN)
+        assert result.exit_code == 0, said(result)
+        warned = [x for x in result.stdout.splitlines() if x.startswith("warning: docker/")]
+        assert len(warned) == 2, said(result)  # once, not once per pipeline
+        assert "does not install kedro-gcs-bridge" in warned[0]
+        assert "sets ENV KEDRO_ENV=prod" in warned[1]
+        prod = pods_project({"docker/Dockerfile": dockerfile, "conf/prod/catalog.yml": "{}\n"})
+        same_env = cli(prod, "validate", "-e", "prod", *WARN)
+        assert "KEDRO_ENV" not in same_env.stdout, said(same_env)
+
+    def test_a_dag_param_counts_as_defined(self, pods_project: Callable) -> None:
+        files = {**PARAMS_IN_LOCAL, "conf/gcs/catalog.yml": "{}\n"}
+        params = f"{LOCAL_DISK_WARN},dag.params.model_options=1"
+        result = cli(pods_project(files), "validate", "-e", "gcs", "--params", params)
+        assert "params:model_options" not in result.stdout, said(result)
+
 
 class TestSuggest:
     def test_text_compares_groupings_in_a_table(self, project: Any, measured_run: str) -> None:
@@ -477,6 +584,15 @@ class TestCatalogAndRuns:
         assert result.exit_code == 2, said(result)
         assert "gs://" in result.stderr
 
+    def test_entries_without_a_path_are_named(self, pods_project: Callable) -> None:
+        catalog = (EXAMPLE / "conf/base/catalog.yml").read_text(encoding="utf-8")
+        table = "sales:\n  type: pandas.GBQTableDataset\n  dataset: d\n  table_name: t\n"
+        metadata = pods_project({"conf/base/catalog.yml": catalog + table})
+        result = cli(metadata, "catalog", "--root", "gs://bucket/data")
+        assert result.exit_code == 0, said(result)
+        (line,) = [x for x in result.stdout.splitlines() if "sales" in x]
+        assert line.startswith("left alone: sales (pandas.GBQTableDataset has no filepath"), line
+
     def test_a_bad_age_names_the_option(self, project: Any) -> None:
         result = cli(project, "runs", "gc", "--older-than", "soon")
         assert result.exit_code == 2, said(result)
@@ -534,6 +650,39 @@ class TestInit:
         assert (folder / "conf/base/airflow.yml").read_bytes() == shipped.read_bytes()
         assert "wrote   conf/base/airflow.yml" in result.stdout
         assert "skipped" not in result.stdout
+
+    def test_an_existing_dockerfile_is_checked(self, folder: Path) -> None:
+        (folder / "docker").mkdir()
+        (folder / "docker/Dockerfile").write_text(
+            "FROM python:3.11-slim\nENV KEDRO_ENV=prod MODE=fast\n"
+            "RUN pip install -r requirements.txt\nCOPY . .\n",
+            encoding="utf-8",
+        )
+        registry = folder / "src/shop/pipeline_registry.py"
+        registry.parent.mkdir(parents=True)
+        registry.write_text('import os\nMODE = os.environ.get("MODE")\n', encoding="utf-8")
+        result = self.init(folder)
+        assert result.exit_code == 0, said(result)
+        lines = result.stdout.splitlines()
+        assert "skipped docker/Dockerfile (exists; --force overwrites it)" in lines
+        warned = [line for line in lines if line.startswith("warning: docker/Dockerfile")]
+        assert len(warned) == 3, said(result)
+        assert "does not install kedro-gcs-bridge" in warned[0]
+        assert "sets ENV KEDRO_ENV=prod" in warned[1]
+        assert (
+            "sets ENV MODE=fast: the project's code reads it (src/shop/pipeline_registry.py)"
+            in (warned[2])
+        )
+
+    def test_a_dockerfile_that_installs_the_bridge_is_no_warning(self, folder: Path) -> None:
+        (folder / "docker").mkdir()
+        (folder / "docker/Dockerfile").write_text(
+            "FROM python:3.11-slim\nRUN pip install -r requirements.txt\nCOPY . .\n",
+            encoding="utf-8",
+        )
+        (folder / "requirements.txt").write_text("kedro\nkedro-gcs-bridge>=0.1\n", "utf-8")
+        result = self.init(folder)
+        assert "warning" not in result.stdout, said(result)
 
     @pytest.mark.parametrize("force", [False, True])
     def test_copies_the_docker_folder(self, force: bool, folder: Path) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from kedro_gcs_bridge.config import BridgeConfig
     from kedro_gcs_bridge.dag.dagfile import DagFile
+    from kedro_gcs_bridge.planning.pod_world import PodConfig
     from kedro_gcs_bridge.planning.storage import StoragePlan
     from kedro_gcs_bridge.pod.protocol import Manifest
 
@@ -56,6 +57,17 @@ def load_project(metadata: ProjectMetadata, env: str) -> tuple[dict[str, Any], A
 
     with quiet_context(metadata, env) as context:
         return load_airflow_config(context.config_loader), context.catalog
+
+
+def load_project_for_pods(
+    metadata: ProjectMetadata, env: str
+) -> tuple[dict[str, Any], Any, PodConfig]:
+    """`load_project`, and the config the pods of that env run with (`dag.create.pod_config`)."""
+    from kedro_gcs_bridge.dag.create import load_airflow_config, pod_config
+
+    with quiet_context(metadata, env) as context:
+        raw = load_airflow_config(context.config_loader)
+        return raw, context.catalog, pod_config(context, env)
 
 
 def pipeline(name: str) -> Pipeline:
@@ -108,12 +120,17 @@ def require_dag_extra() -> None:
 
 def dag_files(
     metadata: ProjectMetadata, names: Iterable[str], env: str, params: dict[str, Any]
-) -> tuple[list[DagFile], Any, dict[str, Any]]:
-    """The planned DAG file of each pipeline, the catalog, and the raw `airflow` config."""
+) -> tuple[list[DagFile], Any, dict[str, Any], PodConfig]:
+    """The planned DAG file of each pipeline, the catalog, the raw `airflow` config and the
+    config the pods run with."""
     require_dag_extra()
-    from kedro_gcs_bridge.dag.dagfile import build_dag_file
+    from kedro.framework.project import pipelines
 
-    raw, catalog = load_project(metadata, env)
+    from kedro_gcs_bridge.dag.dagfile import build_dag_file
+    from kedro_gcs_bridge.planning.grouping import registered_node_specs
+
+    raw, catalog, pods = load_project_for_pods(metadata, env)
+    registered = registered_node_specs(pipelines.values())
     files = []
     for name in names:
         variables = {
@@ -123,8 +140,9 @@ def dag_files(
             "env": env,
             "package_name": metadata.package_name,
         }
-        files.append(build_dag_file(variables, str(metadata.project_path)))
-    return files, catalog, raw
+        path = str(metadata.project_path)
+        files.append(build_dag_file(variables, path, registered=registered))
+    return files, catalog, raw, pods
 
 
 def storage_plan(metadata: ProjectMetadata, dag: DagFile, catalog: Any) -> StoragePlan | None:

@@ -16,6 +16,8 @@ from kedro_gcs_bridge.cli.options import (
     params_option,
     pipeline_option,
 )
+from kedro_gcs_bridge.dag.dockerfile_check import dockerfile_warnings
+from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.planning.grouping import node_specs
 from kedro_gcs_bridge.planning.node_names import generated_text
 from kedro_gcs_bridge.planning.storage import remedies_once, storage_text
@@ -23,6 +25,8 @@ from kedro_gcs_bridge.planning.views import FORMATS, render_plan
 
 if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
+
+    from kedro_gcs_bridge.planning.pod_world import PodConfig
 
 
 @click.command()
@@ -41,9 +45,10 @@ def plan(
     output: Path | None,
 ) -> None:
     """Print the Airflow tasks of a pipeline: nodes, machine class, upstream, crossing data."""
-    (dag,), catalog, _ = access.dag_files(metadata, [pipeline_name], env, params)
+    (dag,), catalog, _, pods = access.dag_files(metadata, [pipeline_name], env, params)
     if dag.plan is None:
         raise click.ClickException(dag.error or "no plan")
+    _pod_warnings(metadata, dag, pods)
     storage = access.storage_plan(metadata, dag, catalog)
     notes = storage.local_disk_edges() if storage is not None else {}
     text = render_plan(dag.plan, fmt, notes)
@@ -53,6 +58,18 @@ def plan(
         planned = (name for task in dag.plan.tasks for name in task.nodes)
         text += generated_text(node_specs(access.pipeline(pipeline_name)), planned)
     emit(text, output, machine_readable=fmt != "text")
+
+
+def _pod_warnings(metadata: ProjectMetadata, dag: Any, pods: PodConfig) -> None:
+    """What validate would refuse about the pods' config, as warnings on stderr (plan's
+    stdout may be machine-readable)."""
+    from kedro_gcs_bridge.dag.create import parameter_problems, pod_env_problem
+
+    env_gap = pod_env_problem(pods, metadata.project_path, [dag])
+    lines = [env_gap] if env_gap else []
+    lines += parameter_problems(dag, access.pipeline(dag.pipeline_name), pods)
+    for line in lines:
+        click.secho(f"warning: {line}", fg="yellow", err=True)
 
 
 @click.command()
@@ -67,14 +84,21 @@ def validate(
 ) -> None:
     """Check pipelines would become valid DAGs; exit 1 on any error."""
     names = list(pipeline_names) or access.pipeline_names()
-    files, catalog, raw = access.dag_files(metadata, names, env, params)
+    files, catalog, raw, pods = access.dag_files(metadata, names, env, params)
+    from kedro_gcs_bridge.dag.create import pod_env_problem  # needs the `dag` extra
+
+    env_gap = pod_env_problem(pods, metadata.project_path, files)
+    if env_gap:
+        raise ConfigError(env_gap)
+    for warning in dockerfile_warnings(metadata.project_path, env):
+        click.secho(f"warning: {warning}", fg="yellow")
     failed = False
     errors: dict[str, list[str]] = {}  # a storage problem -> the pipelines it affects
     warnings: dict[str, list[str]] = {}
     for name, dag in zip(names, files, strict=True):
         for note in access.config_warnings(raw, name, params):
             click.secho(f"{name}: warning: {note}", fg="yellow")
-        failed |= not _report(metadata, name, dag, catalog, (errors, warnings))
+        failed |= not _report(metadata, name, dag, catalog, pods, (errors, warnings))
     for line in _once([f"warning: {warning}" for warning in warnings], warnings):
         click.secho(line, fg="yellow")
     for line in _once(remedies_once(list(errors)), errors):
@@ -99,10 +123,12 @@ def _report(
     name: str,
     dag: Any,
     catalog: Any,
+    pods: PodConfig,
     shared: tuple[dict[str, list[str]], dict[str, list[str]]],
 ) -> bool:
     """Says what is wrong with one pipeline's DAG; True when it is valid. Its storage errors
-    and warnings go to `shared` (problem -> pipelines), to be said once for all pipelines."""
+    and warnings go to `shared` (problem -> pipelines), to be said once for all pipelines; its
+    missing parameters are its own."""
     if dag.error:
         click.secho(f"{name}: ERROR\n{dag.error}", fg="red")
         return False
@@ -114,11 +140,17 @@ def _report(
     errors, warnings = shared
     for warning in storage.warnings if storage is not None else ():
         warnings.setdefault(warning, []).append(name)
-    if storage is not None and storage.errors:
-        for error in storage.errors:
-            errors.setdefault(error, []).append(name)
-        count = len(storage.errors)
-        click.secho(f"{name}: ERROR ({count} storage problem(s), said below)", fg="red")
+    from kedro_gcs_bridge.dag.create import parameter_problems  # needs the `dag` extra
+
+    missing = parameter_problems(dag, access.pipeline(name), pods)
+    stored = list(storage.errors) if storage is not None else []
+    for error in stored:
+        errors.setdefault(error, []).append(name)
+    if stored or missing:
+        count = f" ({len(stored)} storage problem(s), said below)" if stored else ""
+        click.secho(f"{name}: ERROR{count}", fg="red")
+        for line in missing:
+            click.secho(f"{name}: {line}", fg="red")
         return False
     click.secho(f"{name}: ok, {len(dag.plan.tasks)} task(s)", fg="green")
     return True

@@ -4,7 +4,7 @@ entries to GCS in a catalog env of their own."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,10 @@ from kedro_gcs_bridge.dag.catalog_env import (
     parse_root,
     upload_commands,
 )
+from kedro_gcs_bridge.dag.dockerfile_check import dockerfile_warnings
 from kedro_gcs_bridge.errors import CatalogEnvError
+from kedro_gcs_bridge.planning.storage import Where
+from kedro_gcs_bridge.pod.catalog import location_of_config
 
 if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
@@ -67,12 +70,20 @@ def copy_init_files(project_path: Path, force: bool) -> tuple[list[str], list[st
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @click.pass_obj
 def init(metadata: ProjectMetadata, force: bool) -> None:
-    """Copy the DAG template, a commented conf/base/airflow.yml and docker/ into the project."""
-    written, skipped = copy_init_files(Path(metadata.project_path), force)
+    """Copy the DAG template, a commented conf/base/airflow.yml and docker/ into the project.
+
+    A docker/Dockerfile of the project's own is kept and checked: each thing it lacks for the
+    pods (kedro-gcs-bridge installed, no ENV that changes Kedro's env) is a warning.
+    """
+    project_path = Path(metadata.project_path)
+    written, skipped = copy_init_files(project_path, force)
     for relative in written:
         click.secho(f"wrote   {relative}", fg="green")
     for relative in skipped:
         click.secho(f"skipped {relative} (exists; --force overwrites it)", fg="yellow")
+    if "docker/Dockerfile" in skipped:
+        for problem in dockerfile_warnings(project_path):
+            click.secho(f"warning: {problem}", fg="yellow")
     click.echo(
         "Next: tag nodes airflow.<group> / machine.<class>, fill conf/base/airflow.yml, then "
         "`kedro gcs-bridge plan` and `kedro airflow create -j templates/gcs_bridge.j2`."
@@ -89,6 +100,19 @@ def _usage(check: Callable[[str], str]) -> Callable[..., str]:
             raise click.UsageError(str(exc)) from exc
 
     return callback
+
+
+def _without_path(config: Mapping[str, Any]) -> dict[str, str]:
+    """Catalog entries (name -> type) that keep their data elsewhere than a file: no
+    `filepath`/`path` (a database table, an API), and not in memory."""
+    found = {}
+    for name, entry in config.items():
+        if name.startswith("_") or not isinstance(entry, Mapping):
+            continue
+        location = location_of_config(entry)
+        if location.where is Where.REMOTE and location.path is None:
+            found[name] = str(entry.get("type", "a dataset"))
+    return found
 
 
 @click.command()
@@ -127,6 +151,12 @@ def catalog(metadata: ProjectMetadata, root: str, target_env: str, force: bool) 
             raise click.ClickException(f"{shown} exists; --force overwrites it.")
     for name, path in env.outside.items():
         click.secho(f"left alone: {name} ({path} is outside the project)", fg="yellow")
+    for name, kind in _without_path(config).items():
+        click.secho(
+            f"left alone: {name} ({kind} has no filepath or path, so it is not on local disk: "
+            "the pods use it as configured and must be able to reach it)",
+            fg="yellow",
+        )
     if not files:
         click.echo("No catalog entry is on local disk: nothing to write.")
         return

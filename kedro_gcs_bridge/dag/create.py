@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import click
 
 from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
 from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file
+from kedro_gcs_bridge.dag.dockerfile_check import dockerfile_warnings
 from kedro_gcs_bridge.dag.storage_check import read_image_filter, storage_plan_for
 from kedro_gcs_bridge.dag.variants import (
     VariantFile,
@@ -28,6 +30,15 @@ from kedro_gcs_bridge.dag.variants import (
     restore,
     variant_file_name,
     variant_suffix,
+)
+from kedro_gcs_bridge.planning.grouping import node_specs, registered_node_specs
+from kedro_gcs_bridge.planning.pod_world import (
+    CONFIG_SUFFIXES,
+    PodConfig,
+    env_problem,
+    missing_parameters,
+    parameter_names,
+    runtime_parameter_names,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +80,86 @@ def load_airflow_config(config_loader: AbstractConfigLoader) -> dict[str, Any]:
         return {}
 
 
+def _config_files(folder: Path, project_path: Path) -> list[str]:
+    """Project-relative config files under a conf env folder (none when it is missing)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path.relative_to(project_path).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file() and path.suffix in CONFIG_SUFFIXES
+    )
+
+
+def pod_config(context: KedroContext, env: str, conf_source: str = "") -> PodConfig:
+    """The config a DAG's pods run with: the env, its config files (those of the base env
+    too) and the parameters it defines, read from the project on this machine.
+
+    Args:
+        context: The Kedro context of `env`.
+        env: The env of the DAG's pods.
+        conf_source: `--conf-source` of `kedro airflow create`, which the pods read: a
+            remote one holds the config, so no file of the image is checked.
+    """
+    project = Path(context.project_path)
+    loader = context.config_loader
+    parameters = parameter_names(context.params)
+    if "://" in conf_source:
+        return PodConfig(env, "", (), parameters)
+    root = Path(conf_source or getattr(loader, "conf_source", None) or project / "conf")
+    root = root if root.is_absolute() else project / root
+    try:
+        conf_root = root.relative_to(project).as_posix()
+    except ValueError:
+        return PodConfig(env, "", (), parameters)
+    base = str(getattr(loader, "base_env", None) or "base")
+    files = [*_config_files(root / base, project), *_config_files(root / env, project)]
+    elsewhere = _parameters_elsewhere(root, {base, env}, project)
+    return PodConfig(env, conf_root, tuple(dict.fromkeys(files)), parameters, elsewhere)
+
+
+def _parameters_elsewhere(root: Path, read: set[str], project: Path) -> dict[str, str]:
+    """`params:` name -> a parameters file of an env the pods do not read that defines it
+    (for the hint; YAML read as it is, without Kedro's resolvers)."""
+    import yaml
+
+    found: dict[str, str] = {}
+    folders = sorted(root.iterdir()) if root.is_dir() else []
+    for folder in (path for path in folders if path.is_dir() and path.name not in read):
+        for relative in _config_files(folder, project):
+            if not any(part.startswith("parameters") for part in relative.split("/")[-2:]):
+                continue
+            try:
+                loaded = yaml.safe_load((project / relative).read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                continue
+            if isinstance(loaded, Mapping):
+                for name in parameter_names(loaded):
+                    found.setdefault(name, relative)
+    return found
+
+
+def pod_env_problem(
+    pods: PodConfig, project_path: str | Path, dags: Sequence[DagFile]
+) -> str | None:
+    """Why the pods' env is not in the image built from the project, or None (also when no
+    DAG runs pods: a `pod_backend: local` DAG runs the project where Airflow runs)."""
+    if all(dag.local for dag in dags):
+        return None
+    return env_problem(pods, read_image_filter(Path(project_path)))
+
+
+def parameter_problems(dag: DagFile, pipeline: Pipeline, pods: PodConfig) -> list[str]:
+    """One line per `params:` input of a task that the pods' env does not define (a DAG
+    param, which every pod gets through `kedro run --params`, counts as defined)."""
+    if dag.plan is None:
+        return []
+    defined = pods.parameters | runtime_parameter_names(dag.config.dag.params)
+    return missing_parameters(
+        dag.plan.tasks, node_specs(pipeline), replace(pods, parameters=defined)
+    )
+
+
 def _storage_problems(
     dag: DagFile, pipeline: Pipeline, pipelines: Mapping[str, Pipeline], context: KedroContext
 ) -> list[str]:
@@ -85,6 +176,25 @@ def _storage_problems(
         f"Pipeline {dag.pipeline_name}: {len(storage.errors)} dataset(s) would be missing or "
         f"lost on GKE, where each pod has its own disk:\n{lines}"
     ]
+
+
+def _dag_problems(
+    dag: DagFile,
+    pipeline: Pipeline,
+    pipelines: Mapping[str, Pipeline],
+    context: KedroContext,
+    pods: PodConfig,
+) -> list[str]:
+    """What stops one planned DAG (its plan's notes and storage warnings are logged)."""
+    if dag.error:
+        return [dag.error]
+    if dag.plan is None:
+        return []
+    for note in plan_notes(dag):
+        logger.warning("%s: %s", dag.pipeline_name, note)
+    errors = _storage_problems(dag, pipeline, pipelines, context)
+    lines = parameter_problems(dag, pipeline, pods)
+    return errors + [f"Pipeline {dag.pipeline_name}: {line}" for line in lines]
 
 
 def _refuse_group_by(params: Mapping[str, Any]) -> None:
@@ -171,9 +281,14 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         if params.get("convert_all")
         else list(params.get("pipeline_names") or ["__default__"])
     )
-    errors: list[str] = [conf_problem] if conf_problem else []
+    env = params.get("env") or "local"
+    pods = pod_config(context, env, params.get("conf_source") or "")
+    errors = [conf_problem] if conf_problem else []
+    for warning in dockerfile_warnings(context.project_path, env):
+        logger.warning("kedro-gcs-bridge: %s", warning)
     dags: list[DagFile] = []
     tags = list(params.get("tags") or [])
+    registered = registered_node_specs(pipelines.values())
     for name in names:
         pipeline = pipelines.get(name)
         if pipeline is None:
@@ -183,26 +298,20 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         merged = merge_airflow_config(raw, name, params.get("params"))
         for note in unknown_keys(merged):
             logger.warning(note)
-        dag = build_dag_file(
-            {
-                **merged,
-                "pipeline": pipeline,
-                "pipeline_name": name,
-                "env": params.get("env") or "local",
-                "package_name": project.PACKAGE_NAME,
-                "conf_source": params.get("conf_source") or "",
-            },
-            str(context.project_path),
-            params.get("params") or {},
-            tags,
-        )
+        variables = {
+            **merged,
+            "pipeline": pipeline,
+            "pipeline_name": name,
+            "env": env,
+            "package_name": project.PACKAGE_NAME,
+            "conf_source": params.get("conf_source") or "",
+        }
+        path = str(context.project_path)
+        dag = build_dag_file(variables, path, params.get("params") or {}, tags, registered)
         dags.append(dag)
-        if dag.error:
-            errors.append(dag.error)
-        elif dag.plan is not None:
-            for note in plan_notes(dag):
-                logger.warning("%s: %s", name, note)
-            errors += _storage_problems(dag, pipeline, pipelines, context)
+        errors += _dag_problems(dag, pipeline, pipelines, context, pods)
+    env_gap = pod_env_problem(pods, context.project_path, dags)
+    errors = ([env_gap] if env_gap else []) + errors
     if errors:
         # A plain ClickException: Kedro's KedroCliError prints sys.exc_info(), which click
         # 8.2+ no longer holds when it shows the error ("NoneType: None").

@@ -31,6 +31,7 @@ from kedro_gcs_bridge.dag import pod_spec, providers
 from kedro_gcs_bridge.dag.pod_spec import PyCode
 from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
 from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError
+from kedro_gcs_bridge.planning.grouping import NodeSpec
 from kedro_gcs_bridge.planning.naming import dag_id, local_runs_root, run_prefix_template
 from kedro_gcs_bridge.planning.plan import (
     FINALIZE_RETRY_DELAY,
@@ -345,10 +346,12 @@ def build_dag_file(
     project_path: str = "",
     create_params: Mapping[str, Any] | None = None,
     node_tags: Sequence[str] = (),
+    registered: Sequence[NodeSpec] = (),
 ) -> DagFile:
     """Plans a DAG file from template variables (kedro-airflow's plus the merged config);
     `create_params` are the `--params` of `kedro airflow create` (for the regenerate line),
-    `node_tags` its `--tags` (the pods filter the registered pipeline by them too).
+    `node_tags` its `--tags` (the pods filter the registered pipeline by them too),
+    `registered` the nodes of every registered pipeline (for `groups:` warnings).
 
     Planning errors do not raise: they come back in `DagFile.error`, so the hook can stop
     `kedro airflow create` with them and the template can write a DAG that fails with them.
@@ -366,7 +369,7 @@ def build_dag_file(
         )
     # The local and ungrouped variants never share the GKE DAG's id (dag/variants.py).
     name = (config.dag_id or dag_id(package_name, pipeline_name, env)) + variant_suffix(config)
-    plan, error = _plan(pipeline, pipeline_name, config)
+    plan, error = _plan(pipeline, pipeline_name, config, registered)
     return DagFile(
         name,
         package_name,
@@ -383,11 +386,11 @@ def build_dag_file(
 
 
 def _plan(
-    pipeline: Any, pipeline_name: str, config: BridgeConfig
+    pipeline: Any, pipeline_name: str, config: BridgeConfig, registered: Sequence[NodeSpec]
 ) -> tuple[Plan | None, str | None]:
     """The plan, or the error that stops it (a config missing what a GKE DAG needs)."""
     try:
-        plan = plan_tasks(pipeline_name, node_specs(pipeline), config, pod_prefix="")
+        plan = plan_tasks(pipeline_name, node_specs(pipeline), config, "", registered)
         providers.check_supported(config)
         missing = config.missing_deployment_keys()
         if missing:

@@ -58,12 +58,33 @@ class ImageContents:
                 f"isolated: each task runs in a fresh copy of the project ({len(self.files)} "
                 "files; no docker ignore file, so the image holds the whole project)"
             )
-        tops = sorted({path.split("/")[0] for path in self.left_out})
+        tops = _left_out_names(self.files, self.left_out)
         lacks = f", without {', '.join(tops)} ({len(self.left_out)} files)" if tops else ""
         return (
             f"isolated: each task runs in a fresh copy of the project as the image holds it "
             f"({self.source}: {len(self.files)} files{lacks})"
         )
+
+
+#: Empty files that only keep a folder in version control: no content of the image.
+_PLACEHOLDERS = frozenset({".gitkeep", ".keep"})
+
+
+def _left_out_names(kept: Iterable[str], left_out: Iterable[str], most: int = 6) -> list[str]:
+    """What the image lacks, named exactly: each left-out file's outermost folder that holds
+    nothing of the image (placeholders aside), else the file itself (`conf/local`, not `conf`)."""
+    holding: set[str] = set()
+    for path in kept:
+        parts = path.split("/")
+        if parts[-1] not in _PLACEHOLDERS:
+            holding.update("/".join(parts[:end]) for end in range(1, len(parts)))
+    names: set[str] = set()
+    for path in left_out:
+        parts = path.split("/")
+        prefixes = ("/".join(parts[:end]) for end in range(1, len(parts)))
+        names.add(next((prefix for prefix in prefixes if prefix not in holding), path))
+    shown = sorted(names)
+    return shown[:most] + (["..."] if len(shown) > most else [])
 
 
 def _skipped(folder: Path, skip: set[Path]) -> bool:

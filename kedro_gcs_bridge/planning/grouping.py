@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,8 @@ PARAMETERS = "parameters"
 #: Selectors of the `groups:` config key besides plain node names.
 TAG_SELECTOR = "tag:"
 NAMESPACE_SELECTOR = "namespace:"
+#: `namespace=<ns>`: the nodes of that namespace alone, not of the namespaces nested in it.
+NAMESPACE_EXACT = "namespace="
 
 
 @dataclass(frozen=True)
@@ -89,73 +91,128 @@ def producers(nodes: Iterable[NodeSpec]) -> dict[str, str]:
     return {base_name(out): node.name for node in nodes for out in node.outputs}
 
 
+def _in_namespace(node: NodeSpec, wanted: str) -> bool:
+    namespace = node.namespace or ""
+    return namespace == wanted or namespace.startswith(f"{wanted}.")
+
+
+#: `groups:` selector kind -> whether it takes a node, given the text after the kind.
+_MATCHERS: dict[str, Callable[[NodeSpec, str], bool]] = {
+    TAG_SELECTOR: lambda node, tag: tag in node.tags,
+    NAMESPACE_SELECTOR: _in_namespace,
+    NAMESPACE_EXACT: lambda node, wanted: (node.namespace or "") == wanted,
+}
+
+
+def _kind(selector: str) -> str | None:
+    """The selector's kind (`tag:`, `namespace:`, `namespace=`), None for a node name."""
+    return next((kind for kind in _MATCHERS if selector.startswith(kind)), None)
+
+
 def selector_matches(node: NodeSpec, selector: str) -> bool:
-    """Whether a `groups:` entry (node name, `tag:<tag>` or `namespace:<ns>`) takes the node."""
-    if selector.startswith(TAG_SELECTOR):
-        return selector[len(TAG_SELECTOR) :] in node.tags
-    if selector.startswith(NAMESPACE_SELECTOR):
-        wanted = selector[len(NAMESPACE_SELECTOR) :]
-        namespace = node.namespace or ""
-        return namespace == wanted or namespace.startswith(f"{wanted}.")
-    return node.name == selector
+    """Whether a `groups:` entry (node name, `tag:<tag>`, `namespace:<ns>` with its nested
+    namespaces, or `namespace=<ns>` alone) takes the node."""
+    kind = _kind(selector)
+    if kind is None:
+        return node.name == selector
+    return _MATCHERS[kind](node, selector[len(kind) :])
 
 
-def _selected(nodes: Sequence[NodeSpec], selector: str) -> list[str]:
-    """The names of the nodes a `groups:` entry takes, in pipeline order."""
-    if not selector.startswith((TAG_SELECTOR, NAMESPACE_SELECTOR)):
-        return [node.name for node in nodes if node.name == selector][:1]
+def _selected(nodes: Sequence[NodeSpec], selector: str, names: Set[str]) -> list[str]:
+    """The names of the nodes a `groups:` entry takes, in pipeline order (`names`: the
+    nodes' names, so a plain name is one look-up)."""
+    if _kind(selector) is None:
+        return [selector] if selector in names else []
     return [node.name for node in nodes if selector_matches(node, selector)]
+
+
+def _overlap(
+    first: tuple[str, str], second: tuple[str, str], nodes: Sequence[str], nested: set[str]
+) -> str:
+    """One problem for two `groups:` entries of different groups that take the same nodes;
+    `nested` holds the namespaces of those nodes."""
+    shown = ", ".join(repr(name) for name in nodes[:3]) + (", ..." if len(nodes) > 3 else "")
+    taken = f"node {shown}" if len(nodes) == 1 else f"{len(nodes)} nodes ({shown})"
+    wide = [
+        selector[len(NAMESPACE_SELECTOR) :]
+        for _, selector in (first, second)
+        if selector.startswith(NAMESPACE_SELECTOR)
+        and nested - {selector[len(NAMESPACE_SELECTOR) :]}
+    ]
+    hint = "".join(
+        f" '{NAMESPACE_EXACT}{namespace}' takes namespace '{namespace}' alone, without the "
+        "namespaces nested in it."
+        for namespace in wide
+    )
+    return (
+        f"groups {first[0]!r} ({first[1]!r}) and {second[0]!r} ({second[1]!r}) both take "
+        f"{taken} of the `groups:` config; a node runs in exactly one pod: keep each node "
+        f"under one of them.{hint}"
+    )
 
 
 def configured_groups(
     nodes: Sequence[NodeSpec], groups: Mapping[str, Sequence[str]]
 ) -> tuple[dict[str, str], list[str]]:
-    """Node -> group from the `groups:` config key, and the nodes it puts in two groups.
+    """Node -> group from the `groups:` config key, and the entries that overlap.
 
     Args:
         nodes: The pipeline's nodes.
-        groups: Group name -> node names or selectors (`tag:<tag>`, `namespace:<ns>`).
+        groups: Group name -> node names or selectors (`tag:<tag>`, `namespace:<ns>`,
+            `namespace=<ns>`).
 
     Returns:
-        node -> group for the nodes the key names, and one problem per node it names twice.
+        node -> group for the nodes the key names, and one problem per pair of entries of
+        different groups that take the same nodes.
     """
     names = {node.name for node in nodes}
-    chosen: dict[str, list[str]] = defaultdict(list)
+    entries: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for group, selectors in groups.items():
-        taken: set[str] = set()
         for selector in selectors:
-            plain = not selector.startswith((TAG_SELECTOR, NAMESPACE_SELECTOR))
-            found = (
-                ([selector] if selector in names else []) if plain else _selected(nodes, selector)
-            )
-            taken.update(found)
-        for name in sorted(taken):
-            chosen[name].append(group)
+            for name in _selected(nodes, selector, names):
+                entries[name].append((group, selector))
+    pairs: dict[tuple[tuple[str, str], tuple[str, str]], list[str]] = defaultdict(list)
+    for node_name, taken in entries.items():
+        for i, first in enumerate(taken):
+            for second in taken[i + 1 :]:
+                if first[0] != second[0]:
+                    pairs[(first, second)].append(node_name)
+    namespace_of = {node.name: node.namespace or "" for node in nodes}
     problems = [
-        f"node '{name}' is in {len(found)} groups of the `groups:` config ({sorted(found)}); a "
-        "node runs in exactly one pod: keep it under one of them."
-        for name, found in sorted(chosen.items())
-        if len(found) > 1
+        _overlap(first, second, shared, {namespace_of[name] for name in shared})
+        for (first, second), shared in pairs.items()
     ]
-    return {name: found[0] for name, found in chosen.items()}, problems
+    return {name: taken[0][0] for name, taken in entries.items()}, problems
 
 
 def unmatched_selectors(
-    nodes: Sequence[NodeSpec], groups: Mapping[str, Sequence[str]]
+    nodes: Sequence[NodeSpec],
+    groups: Mapping[str, Sequence[str]],
+    registered: Sequence[NodeSpec] = (),
 ) -> list[str]:
-    """Warnings for `groups:` entries that take no node of this pipeline (typos, mostly)."""
-    names = {node.name for node in nodes}
+    """Warnings for `groups:` entries that take no node (typos, mostly).
+
+    Args:
+        nodes: The pipeline's nodes.
+        groups: The `groups:` config key.
+        registered: The nodes of every registered pipeline: an entry that takes one of them
+            is meant for another pipeline (`groups:` under `default:` applies to all), so it
+            is no warning. Empty: only this pipeline's nodes count.
+    """
+    known = list(registered) or list(nodes)
+    known_names = {node.name for node in known}
+    names = sorted(known_names)
+    scope = "any registered pipeline" if registered else "this pipeline"
     warnings = []
     for group, selectors in sorted(groups.items()):
         for selector in selectors:
-            plain = not selector.startswith((TAG_SELECTOR, NAMESPACE_SELECTOR))
-            if (selector in names) if plain else _selected(nodes, selector):
+            if _selected(known, selector, known_names):
                 continue
-            close = difflib.get_close_matches(selector, sorted(names), n=1)
+            close = difflib.get_close_matches(selector, names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             warnings.append(
-                f"groups: '{group}' lists '{selector}', which matches no node of this "
-                f"pipeline{hint}; fix it or remove it."
+                f"groups: '{group}' lists '{selector}', which matches no node of "
+                f"{scope}{hint}; fix it or remove it."
             )
     return warnings
 
@@ -389,6 +446,7 @@ def group_pipeline(
     prefix: str,
     enabled: bool = True,
     configured: Mapping[str, Sequence[str]] | None = None,
+    registered: Sequence[NodeSpec] = (),
 ) -> Grouping:
     """Groups a pipeline's nodes and derives the task graph, checking it has no cycle.
 
@@ -398,6 +456,7 @@ def group_pipeline(
         prefix: The grouping tag prefix.
         enabled: False puts every node in a group of its own.
         configured: The `groups:` config key (group name -> node names or selectors).
+        registered: The nodes of every registered pipeline (see `unmatched_selectors`).
 
     Returns:
         The grouping; `problems` lists every error found, `warnings` the `groups:` entries
@@ -408,7 +467,7 @@ def group_pipeline(
     edges = group_edges(nodes, group_of)
     problems += _cycle_problems(pipeline_name, nodes, group_of, edges, prefix, bool(configured))
     groups = () if problems else topological_groups(nodes, group_of, edges)
-    warnings = unmatched_selectors(nodes, configured or {}) if enabled else []
+    warnings = unmatched_selectors(nodes, configured or {}, registered) if enabled else []
     return Grouping(groups, group_of, edges, tuple(problems), tuple(warnings))
 
 
@@ -425,6 +484,12 @@ def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
         )
         for node in pipeline.nodes
     ]
+
+
+def registered_node_specs(pipelines: Iterable[Pipeline | None]) -> list[NodeSpec]:
+    """The nodes of every registered pipeline, each once (what a `groups:` entry may name)."""
+    found = {spec.name: spec for pipe in pipelines if pipe is not None for spec in node_specs(pipe)}
+    return list(found.values())
 
 
 def boundary_datasets(

@@ -41,6 +41,8 @@ class ImageFilter:
 
     spec: pathspec.PathSpec = field(default_factory=lambda: pathspec.PathSpec([]), hash=False)
     source: str = ""
+    #: The file's rule lines as written, one per pattern of `spec` (for messages).
+    rules: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, text: str, source: str) -> ImageFilter:
@@ -50,10 +52,19 @@ class ImageFilter:
             text: The file's content.
             source: Its path relative to the project, for messages.
         """
-        lines = [_docker_line(raw) for raw in text.splitlines()]
-        rules = [line for line in lines if line is not None]
-        return cls(pathspec.PathSpec.from_lines("gitignore", rules), source)
+        pairs = [(raw.strip(), _docker_line(raw)) for raw in text.splitlines()]
+        kept = [(raw, line) for raw, line in pairs if line is not None]
+        spec = pathspec.PathSpec.from_lines("gitignore", [line for _, line in kept])
+        return cls(spec, source, tuple(raw for raw, _ in kept))
 
     def excludes(self, relative: str) -> bool:
         """True when the build leaves this project-relative path out of the image."""
         return self.spec.match_file(posixpath.normpath(relative))
+
+    def rule_for(self, relative: str) -> str | None:
+        """The line that leaves this path out of the image (the last that matches), or None
+        when the image holds it."""
+        result = self.spec.check_file(posixpath.normpath(relative))
+        if not result.include or result.index is None:
+            return None
+        return self.rules[result.index] if result.index < len(self.rules) else None

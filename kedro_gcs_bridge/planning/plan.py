@@ -286,6 +286,7 @@ def plan_tasks(
     nodes: Sequence[NodeSpec],
     config: BridgeConfig,
     pod_prefix: str = "",
+    registered: Sequence[NodeSpec] = (),
 ) -> Plan:
     """Plans the Airflow tasks of a pipeline.
 
@@ -294,6 +295,8 @@ def plan_tasks(
         nodes: The pipeline's nodes in topological order (`node_specs`).
         config: The parsed airflow config.
         pod_prefix: Put in front of every pod name (the package name, say).
+        registered: The nodes of every registered pipeline: a `groups:` entry warns only
+            when it takes none of them (empty: none of this pipeline's).
 
     Returns:
         The plan, with warnings (mixed machine tags, requests Autopilot would raise, unknown
@@ -307,7 +310,7 @@ def plan_tasks(
     if not nodes:
         raise PlanError(pipeline_name, ["the pipeline has no nodes (check --tags / --pipeline)."])
     grouping = group_pipeline(
-        pipeline_name, nodes, config.grouping_prefix, config.grouping, config.groups
+        pipeline_name, nodes, config.grouping_prefix, config.grouping, config.groups, registered
     )
     # Machine tags are checked on the groups the tags ask for even when the grouping itself
     # has problems, so one run reports every problem.

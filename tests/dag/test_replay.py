@@ -176,7 +176,10 @@ class TestReplay:
         result = replay(project, dag, base_env, "--parallel", "1")
         assert result.returncode == 1
         out = result.stdout
-        assert "docker/Dockerfile.dockerignore" in out and "without data (1 files)" in out
+        assert (
+            "docker/Dockerfile.dockerignore" in out
+            and "without data/01_raw/companies.csv (1 files)" in out
+        )
         assert "companies: failed" in out
         assert "    first exception: FileNotFoundError: [Errno 2] No such file" in out
         assert "    error: DatasetError: companies: Failed while loading data" in out

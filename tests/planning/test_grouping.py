@@ -295,6 +295,25 @@ class TestConfiguredGroups:
                 id="namespace-selector-takes-nested-not-prefixed",
             ),
             pytest.param(
+                [
+                    NodeSpec("ns.a", (), (), namespace="ns"),
+                    NodeSpec("ns.sub.b", (), (), namespace="ns.sub"),
+                ],
+                {"g": ["namespace=ns"]},
+                {"ns.a": "g", "ns.sub.b": "ns.sub.b"},
+                id="exact-namespace-selector-takes-that-namespace-alone",
+            ),
+            pytest.param(
+                [
+                    NodeSpec("a.x", (), (), namespace="a"),
+                    NodeSpec("a.base.y", (), (), namespace="a.base"),
+                    NodeSpec("a.base.z", (), (), namespace="a.base"),
+                ],
+                {"a": ["namespace=a"], "a_base": ["namespace:a.base"]},
+                {"a.x": "a", "a.base.y": "a_base", "a.base.z": "a_base"},
+                id="exact-and-nested-namespaces-do-not-overlap",
+            ),
+            pytest.param(
                 [spec("a", tags="airflow.g"), spec("b"), spec("c", tags="airflow.g")],
                 {"g": ["b"]},
                 {"a": "g", "b": "g", "c": "g"},
@@ -325,13 +344,13 @@ class TestConfiguredGroups:
             pytest.param(
                 [spec("a"), spec("b")],
                 {"g": ["a"], "h": ["a", "b"]},
-                ["node 'a' is in 2 groups", "['g', 'h']"],
+                ["groups 'g' ('a') and 'h' ('a') both take node 'a'", "exactly one pod"],
                 id="node-in-two-groups",
             ),
             pytest.param(
                 [spec("a", tags="x"), spec("b")],
                 {"g": ["tag:x"], "h": ["a"]},
-                ["node 'a' is in 2 groups"],
+                ["groups 'g' ('tag:x') and 'h' ('a') both take node 'a'"],
                 id="selector-and-name-overlap",
             ),
             pytest.param(
@@ -355,6 +374,25 @@ class TestConfiguredGroups:
         assert len(problems) == 1, problems
         for fragment in fragments:
             assert fragment in problems[0]
+
+    def test_nested_namespaces_overlap_in_one_line_per_pair(self) -> None:
+        nested = [NodeSpec(f"a.base.n{i}", (), (), namespace="a.base") for i in range(15)]
+        nodes = [NodeSpec("a.n", (), (), namespace="a"), *nested]
+        groups = {"a": ["namespace:a"], "a_base": ["namespace:a.base"]}
+        (problem,) = _grouped(nodes, groups)[1]
+        assert "groups 'a' ('namespace:a') and 'a_base' ('namespace:a.base')" in problem
+        assert "both take 15 nodes ('a.base.n0', 'a.base.n1', 'a.base.n2', ...)" in problem
+        assert "'namespace=a' takes namespace 'a' alone" in problem
+        assert "'namespace=a.base'" not in problem
+
+    def test_unmatched_entries_warn_only_when_no_registered_pipeline_has_them(self) -> None:
+        ours = [spec("split_data_node", "", "x"), spec("b", "x")]
+        other = [spec("train_model_node", tags="t")]
+        groups = {"g": ["split_data_node", "train_model_node", "tag:t", "train_modl_node"]}
+        grouping = group_pipeline("p", ours, PREFIX, configured=groups, registered=ours + other)
+        (warning,) = grouping.warnings
+        assert "'train_modl_node', which matches no node of any registered pipeline" in warning
+        assert "did you mean 'train_model_node'?" in warning
 
     def test_cycle_through_config_is_reported(self) -> None:
         nodes = [spec("a", "raw", "x"), spec("b", "x", "y"), spec("c", "y", "z")]
@@ -405,8 +443,8 @@ class TestGroupsKey:
     """Shape checks of `groups:` in parse_config."""
 
     def test_reads_lists_and_single_names(self) -> None:
-        config = parse_config({"groups": {"g": ["a", "tag:x"], "h": "b"}})
-        assert config.groups == {"g": ("a", "tag:x"), "h": ("b",)}
+        config = parse_config({"groups": {"g": ["a", "tag:x", "namespace=n"], "h": "b"}})
+        assert config.groups == {"g": ("a", "tag:x", "namespace=n"), "h": ("b",)}
 
     @pytest.mark.parametrize(
         ("value", "fragment"),
@@ -415,6 +453,7 @@ class TestGroupsKey:
             pytest.param({"g": []}, "must list its nodes", id="empty-group"),
             pytest.param({"g": [1]}, "not node names", id="not-a-string"),
             pytest.param({"g": ["tag:"]}, "not node names", id="empty-selector"),
+            pytest.param({"g": ["namespace="]}, "'namespace=<namespace>'", id="empty-exact"),
             pytest.param({"a b": ["x"]}, "group name 'a b'", id="bad-group-name"),
         ],
     )

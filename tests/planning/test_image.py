@@ -92,3 +92,24 @@ class TestTheShippedIgnoreFile:
     )
     def test_keeps(self, path: str) -> None:
         assert not ImageFilter.parse(SHIPPED, "docker/Dockerfile.dockerignore").excludes(path)
+
+
+class TestRuleFor:
+    """The ignore line that leaves a path out, for messages that name it."""
+
+    @pytest.mark.parametrize(
+        ("path", "rule"),
+        [
+            ("conf/local/parameters.yml", "conf/local/**"),
+            ("conf/local/.gitkeep", None),
+            ("conf/dev/credentials.yml", "conf/**/credentials*"),
+            ("conf/base/catalog.yml", None),
+            ("data/01_raw/companies.csv", "data/**"),
+        ],
+    )
+    def test_names_the_last_matching_line(self, path: str, rule: str | None) -> None:
+        image = ImageFilter.parse(SHIPPED, "docker/Dockerfile.dockerignore")
+        assert image.rule_for(path) == rule
+
+    def test_no_file_no_rule(self) -> None:
+        assert ImageFilter().rule_for("conf/local/x.yml") is None
