@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
-from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file
+from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file, with_assets
 from kedro_gcs_bridge.dag.storage_check import read_image_filter, storage_plan_for
 from kedro_gcs_bridge.dag.variants import (
     VariantFile,
@@ -196,11 +196,12 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
             params.get("params") or {},
             tags,
         )
+        dag = with_assets(dag, pipeline, pipelines, context.catalog, str(context.project_path))
         dags.append(dag)
         if dag.error:
             errors.append(dag.error)
         elif dag.plan is not None:
-            for note in plan_notes(dag):
+            for note in [*plan_notes(dag), *dag.asset_notes()]:
                 logger.warning("%s: %s", name, note)
             errors += _storage_problems(dag, pipeline, pipelines, context)
     if errors:
