@@ -61,13 +61,17 @@ VARIABLES = {
 }
 
 
-def _assets(config: dict[str, Any], locations: dict[str, DatasetLocation] = LOCATIONS) -> DagFile:
+def _assets(
+    config: dict[str, Any],
+    locations: dict[str, DatasetLocation] = LOCATIONS,
+    pipeline: Pipeline = CONSUMER,
+) -> DagFile:
     """The consumer's DAG file with its assets, planned as `kedro airflow create` plans it."""
-    dag = build_dag_file({**VARIABLES, **config, "pipeline": CONSUMER}, project_path="/proj")
+    dag = build_dag_file({**VARIABLES, **config, "pipeline": pipeline}, project_path="/proj")
     assert dag.plan is not None, dag.error
     assets = plan_assets(
         dag.plan,
-        node_specs(CONSUMER),
+        node_specs(pipeline),
         locations,
         MADE_ELSEWHERE,
         dag.local,
@@ -233,18 +237,25 @@ class TestDagBag:
 class TestSaveVersion:
     """The hook a task with versioned outlets runs on the worker once it succeeded."""
 
-    def _run_hook(self, tmp_path: Path, load_dagbag: Callable[[Path], Any], manifest: Any) -> Any:
+    def _run_hook(
+        self,
+        tmp_path: Path,
+        load_dagbag: Callable[[Path], Any],
+        manifest: Any,
+        pipeline: Pipeline = CONSUMER,
+        task_id: str = "train",
+    ) -> Any:
         from airflow.sdk.execution_time.context import OutletEventAccessors
 
         root = (tmp_path / "runs").as_uri()
         config = {"pod_backend": "local", "local_root": root}
-        dag = _load(_assets(config), tmp_path, load_dagbag)
+        dag = _load(_assets(config, pipeline=pipeline), tmp_path, load_dagbag)
         prefix = tmp_path / "runs" / dag.dag_id / run_segment(RUN_ID)
         if manifest is not None:
-            path = Path(RunLayout(str(prefix)).manifest("train"))
+            path = Path(RunLayout(str(prefix)).manifest(task_id))
             path.parent.mkdir(parents=True)
             path.write_text(json.dumps(manifest))
-        task = dag.get_task("train")
+        task = dag.get_task(task_id)
         events = OutletEventAccessors()
         context = {"task": task, "dag": dag, "run_id": RUN_ID, "outlet_events": events}
         task._post_execute_hook(context, None)
@@ -267,6 +278,24 @@ class TestSaveVersion:
     ) -> None:
         extra, _ = self._run_hook(tmp_path, load_dagbag, None)
         assert set(extra) == {"kedro_manifest"}
+
+    @pytest.mark.parametrize(
+        "name", ["Asset", "ASSETS", "ObjectStoragePath", "SAVE_VERSIONS", "json", "logging"]
+    )
+    def test_a_node_named_like_a_variable_of_the_hook(
+        self, name: str, tmp_path: Path, load_dagbag: Callable[[Path], Any]
+    ) -> None:
+        """Task variables never take the names the asset table and the hook use."""
+        pipeline = Pipeline(
+            [
+                node(_step, "mid", "x", name=name),
+                node(_step, "table", "model", name="train"),
+                node(_step, ["x", "model"], "report", name="after"),
+            ]
+        )
+        version = {"kedro_run_id": "2026-12-07T12.30.14.342Z"}
+        extra, _ = self._run_hook(tmp_path, load_dagbag, version, pipeline)
+        assert extra["kedro_save_version"] == version["kedro_run_id"]
 
 
 # --- `kedro airflow create` on the example, its data on GCS -----------------------------------
