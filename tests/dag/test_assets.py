@@ -218,6 +218,19 @@ class TestDagBag:
         dag = _load(_assets(config, locations), tmp_path, load_dagbag)
         assert _condition(dag)[1] == [("table", f"{BUCKET}/table.parquet")]
 
+    def test_nothing_to_wait_on_keeps_the_schedule_and_says_so(
+        self, tmp_path: Path, load_dagbag: Callable[[Path], Any]
+    ) -> None:
+        others = {name: DatasetLocation(Where.REMOTE, "s3://b/x") for name in ("table", "mid")}
+        dag = _assets({"dag": {"schedule_on_inputs": "all"}}, {**LOCATIONS, **others})
+        assert dag.schedule_inputs() == []
+        assert dag.asset_notes() == [
+            "dag.schedule_on_inputs is set, but no input of this pipeline is a catalog dataset "
+            "on GCS that another pipeline's DAG makes: the DAG keeps `schedule: null`."
+        ]
+        assert _load(dag, tmp_path, load_dagbag).schedule is None
+        assert _assets({"dag": {"schedule_on_inputs": "all"}}).asset_notes() == []
+
     def test_local_variant_outlets_are_file_uris(
         self, tmp_path: Path, load_dagbag: Callable[[Path], Any]
     ) -> None:
