@@ -290,13 +290,16 @@ def test_the_producer_dag_run_starts_the_consumer_dag(deployment: Deployment) ->
     assert run["run_type"] == "asset_triggered"
     assert watch(api, CONSUMER_DAG_ID, consumer_run, lambda *_: None, 2, 300) == "success"
     # The versioned regressor's event carries the save version its task's Kedro run used.
-    (train,) = api.call(
-        "GET",
-        f"/api/v2/assets/events?source_dag_id={CONSUMER_DAG_ID}&source_task_id=train_model_node",
-    )["asset_events"]
-    (saved,) = (deployment.project / "data/06_models/regressor.pickle").iterdir()
+    query = urllib.parse.urlencode(
+        {"source_dag_id": CONSUMER_DAG_ID, "source_run_id": consumer_run}
+        | {"source_task_id": "train_model_node"}
+    )
+    (train,) = api.call("GET", f"/api/v2/assets/events?{query}")["asset_events"]
     assert train["name"] == "regressor"
-    assert train["extra"]["kedro_save_version"] == saved.name
+    version = train["extra"]["kedro_save_version"]
+    manifest = _manifests(_prefix(deployment.project, CONSUMER_DAG_ID, consumer_run))
+    assert version == json.loads(manifest["train_model_node"])["kedro_run_id"]
+    assert (deployment.project / "data/06_models/regressor.pickle" / version).is_dir()
 
 
 def test_a_deployment_that_does_not_come_up_fails_with_its_logs(tmp_path: Path) -> None:
