@@ -222,6 +222,18 @@ def _schedule(value: Any) -> str | None:
     return text
 
 
+def _on_inputs(value: Any) -> Literal[False, "all", "any"]:
+    """`dag.schedule_on_inputs`: false (off), `all` or `any`."""
+    if value is None or value is False or str(value).lower() in ("false", "no", "off"):
+        return False
+    if value in ("all", "any"):
+        return value
+    raise _InvalidError(
+        f"must be `all` (run once every input another pipeline's DAG makes was updated), "
+        f"`any` (once one was) or false, got {value!r}."
+    )
+
+
 def _dag_id(value: Any) -> str:
     text = str(value)
     if not DAG_ID.match(text):
@@ -934,6 +946,9 @@ class DagSettings(_AsIs):
     be importable on the scheduler and workers"""
     on_success_callback: DottedPath | None = None
     """likewise, when a DAG run succeeds"""
+    schedule_on_inputs: Annotated[Literal[False, "all", "any"], _check(_on_inputs)] = False
+    """`all`: the DAG runs once other pipelines' DAGs updated every catalog input they make (Airflow
+    assets, listed from the catalog); `any`: once one of them did; needs `schedule: null`"""
 
 
 class HandoffSettings(_Group):
@@ -1275,6 +1290,14 @@ def _cross_checks(config: BridgeConfig, path: Callable[..., str]) -> list[str]:
             root_url_value(config.gcs_bridge_root, ("gs", "gcs"))
         except ValueError as exc:
             problems.append(f"'gcs_bridge_root' {exc}")
+    on_inputs = config.dag.schedule_on_inputs
+    if on_inputs and config.schedule is not None:
+        problems.append(
+            f"'{path('dag', 'schedule_on_inputs')}: {on_inputs}' schedules the DAG on the "
+            f"assets of its inputs; it cannot be combined with '{path('schedule')}: "
+            f"{config.schedule}'. Set '{path('schedule')}: null' for this pipeline, or drop "
+            "'dag.schedule_on_inputs'."
+        )
     uri = config.mlflow.tracking_uri or ""
     if (
         gke

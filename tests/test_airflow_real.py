@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _airflow_server import (
@@ -39,6 +41,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.airflow_real]
 
 DAG_ID = "spaceflights__default__local_local"
 BROKEN_DAG_ID = "spaceflights__default__broken_local"
+#: The example's two pipelines as DAGs of their own: data_science waits on the asset of
+#: `model_input_table`, which data_processing's `split` task saves (issue 24).
+PRODUCER_DAG_ID = "spaceflights__data_processing__local_local"
+CONSUMER_DAG_ID = "spaceflights__data_science__local_local"
 TASKS = ("companies", "shuttles", "split", "train_model_node", "evaluate_model_node")
 TOKEN_ENV = "KEDRO_GCS_BRIDGE_TEST_TOKEN"
 PASSWORD_ENV = "KEDRO_GCS_BRIDGE_TEST_PASSWORD"
@@ -77,6 +83,10 @@ def _prepare(project: Path, plain: Path, dags: Path) -> None:
     # retries=0: a failed group is not retried after the 5-minute retry delay.
     _kedro(project, *create, "pod_backend=local,retries=0")
     _kedro(project, *create, "pod_backend=local,retries=0,cleanup=on_success", "-e", "broken")
+    _kedro(project, *create, "pod_backend=local,retries=0", "-p", "data_processing")
+    # local_handoff off: the versioned regressor is written where the catalog says, an outlet.
+    consumer = "pod_backend=local,retries=0,dag.schedule_on_inputs=all,handoff.local_handoff=false"
+    _kedro(project, *create, consumer, "-p", "data_science")
     _kedro(project, "gcs-bridge", "deploy", "--from", "dags", "--dags-folder", str(dags))
     _kedro(plain, "run")
 
@@ -93,7 +103,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         prepared = pool.submit(_prepare, project, plain, dags)
         with airflow_server(root / "airflow_home", dags) as server:
             prepared.result()
-            wait_ready(server, (DAG_ID, BROKEN_DAG_ID), polls=300, interval=1.0)
+            dag_ids = (DAG_ID, BROKEN_DAG_ID, PRODUCER_DAG_ID, CONSUMER_DAG_ID)
+            wait_ready(server, dag_ids, polls=300, interval=1.0)
             yield Deployment(server, project, plain)
 
 
@@ -148,6 +159,8 @@ def test_the_deployed_files_are_marked(deployment: Deployment) -> None:
     files = sorted((deployment.server.home.parent / "airflow_dags").iterdir())
     assert [path.name for path in files] == [
         "spaceflights_broken_local_dag.py",
+        "spaceflights_data_processing_local_dag.py",
+        "spaceflights_data_science_local_dag.py",
         "spaceflights_local_dag.py",
     ]
     assert all(path.read_text().startswith(MARKER) for path in files)
@@ -243,6 +256,50 @@ def test_a_failed_group_fails_the_run_and_finalize_reports_it(deployment: Deploy
     outcome = json.loads((prefix / OUTCOME_OBJECT).read_text())
     assert outcome["outcome"] == "failed", outcome  # on_success cleanup kept the failed run
     assert (prefix / "manifests").is_dir()
+
+
+def _asset_events(api: AirflowApi, dag_id: str, polls: int) -> list[dict[str, Any]]:
+    """The asset events `dag_id` made, once one of them created a DAG run (bounded polls)."""
+    for _ in range(polls):
+        events = api.call("GET", f"/api/v2/assets/events?source_dag_id={dag_id}")["asset_events"]
+        if any(event["created_dagruns"] for event in events):
+            return events
+        time.sleep(2)
+    raise AssertionError(f"no asset event of {dag_id} created a DAG run in {polls} polls")
+
+
+def test_the_producer_dag_run_starts_the_consumer_dag(deployment: Deployment) -> None:
+    """Issue 24: data_science's DAG is scheduled on the asset data_processing's DAG updates."""
+    done = _trigger(
+        deployment, PRODUCER_DAG_ID, "--wait", "--token-env", TOKEN_ENV, "--poll-seconds", "2"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    api = _api(deployment)
+    producer_run = _run_id(done.stdout, PRODUCER_DAG_ID)
+    events = {event["name"]: event for event in _asset_events(api, PRODUCER_DAG_ID, 150)}
+    table = deployment.project / "data/03_primary/model_input_table.parquet"
+    made = events["model_input_table"]
+    assert (made["uri"], made["source_task_id"]) == (table.as_uri(), "split")
+    assert made["source_run_id"] == producer_run
+    (created,) = made["created_dagruns"]
+    assert created["dag_id"] == CONSUMER_DAG_ID
+    consumer_run = created["run_id"]
+    run = api.call(
+        "GET", f"/api/v2/dags/{CONSUMER_DAG_ID}/dagRuns/{urllib.parse.quote(consumer_run, safe='')}"
+    )
+    assert run["run_type"] == "asset_triggered"
+    assert watch(api, CONSUMER_DAG_ID, consumer_run, lambda *_: None, 2, 300) == "success"
+    # The versioned regressor's event carries the save version its task's Kedro run used.
+    query = urllib.parse.urlencode(
+        {"source_dag_id": CONSUMER_DAG_ID, "source_run_id": consumer_run}
+        | {"source_task_id": "train_model_node"}
+    )
+    (train,) = api.call("GET", f"/api/v2/assets/events?{query}")["asset_events"]
+    assert train["name"] == "regressor"
+    version = train["extra"]["kedro_save_version"]
+    manifest = _manifests(_prefix(deployment.project, CONSUMER_DAG_ID, consumer_run))
+    assert version == json.loads(manifest["train_model_node"])["kedro_run_id"]
+    assert (deployment.project / "data/06_models/regressor.pickle" / version).is_dir()
 
 
 def test_a_deployment_that_does_not_come_up_fails_with_its_logs(tmp_path: Path) -> None:

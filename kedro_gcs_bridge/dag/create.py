@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
-from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file
+from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file, with_assets
 from kedro_gcs_bridge.dag.dockerfile_check import dockerfile_warnings
 from kedro_gcs_bridge.dag.storage_check import read_image_filter, storage_plan_for
 from kedro_gcs_bridge.dag.variants import (
@@ -190,7 +190,7 @@ def _dag_problems(
         return [dag.error]
     if dag.plan is None:
         return []
-    for note in plan_notes(dag):
+    for note in [*plan_notes(dag), *dag.asset_notes()]:
         logger.warning("%s: %s", dag.pipeline_name, note)
     errors = _storage_problems(dag, pipeline, pipelines, context)
     lines = parameter_problems(dag, pipeline, pods)
@@ -308,6 +308,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         }
         path = str(context.project_path)
         dag = build_dag_file(variables, path, params.get("params") or {}, tags, registered)
+        dag = with_assets(dag, pipeline, pipelines, context.catalog, path)
         dags.append(dag)
         errors += _dag_problems(dag, pipeline, pipelines, context, pods)
     env_gap = pod_env_problem(pods, context.project_path, dags)

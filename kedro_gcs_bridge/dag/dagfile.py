@@ -19,8 +19,8 @@ import json
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
@@ -31,6 +31,7 @@ from kedro_gcs_bridge.dag import pod_spec, providers
 from kedro_gcs_bridge.dag.pod_spec import PyCode
 from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
 from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError
+from kedro_gcs_bridge.planning.assets import AssetPlan, DatasetAsset, plan_assets
 from kedro_gcs_bridge.planning.grouping import NodeSpec
 from kedro_gcs_bridge.planning.naming import dag_id, local_runs_root, run_prefix_template
 from kedro_gcs_bridge.planning.plan import (
@@ -41,6 +42,10 @@ from kedro_gcs_bridge.planning.plan import (
     plan_tasks,
 )
 from kedro_gcs_bridge.pod.context import TaskContext
+from kedro_gcs_bridge.pod.protocol import RunLayout
+
+if TYPE_CHECKING:
+    from kedro.pipeline import Pipeline
 
 RUNNER = "kedro_gcs_bridge.GCSRunner"
 
@@ -119,6 +124,9 @@ class DagFile:
     #: The `--tags` of `kedro airflow create`: pods cut their boundaries from the registered
     #: pipeline filtered the same way (`KEDRO_GCS_BRIDGE_TAGS`).
     node_tags: tuple[str, ...] = ()
+    #: Which task saves which catalog dataset as an Airflow asset, and which inputs other
+    #: pipelines' DAGs make (`with_assets`); None when the catalog was not read.
+    assets: AssetPlan | None = None
 
     @staticmethod
     def py(value: Any, indent: int = 0) -> Markup:
@@ -336,9 +344,85 @@ class DagFile:
             f"{LABEL_PREFIX}/machine-class": task.machine.name[:63],
         }
 
+    # --- Airflow assets (planning/assets.py) ---------------------------------------------
+
+    def sdk_imports(self) -> str:
+        """What the DAG file imports from `airflow.sdk`."""
+        names = ["DAG"]  # in isort's order: constants, then classes
+        if self.asset_table():
+            names.append("Asset")
+        if self.save_versions():
+            names.append("ObjectStoragePath")
+        return ", ".join(names)
+
+    def asset_table(self) -> tuple[DatasetAsset, ...]:
+        """Every asset the DAG saves or is scheduled on, once (the DAG file's `ASSETS`)."""
+        if self.assets is None:
+            return ()
+        waits_on = set(self.schedule_inputs())
+        return tuple(
+            asset
+            for asset in self.assets.all_assets()
+            if asset.name in waits_on or asset not in self.assets.inputs
+        )
+
+    def outlets(self, task: TaskPlan) -> list[PyCode]:
+        """The task's outlets: the assets its nodes save."""
+        saved = self.assets.outlets.get(task.task_id, ()) if self.assets is not None else ()
+        return [_asset_ref(asset.name) for asset in saved]
+
+    def schedule(self) -> Markup:
+        """The DAG's `schedule`: the config's, or the assets of its inputs that other pipelines'
+        DAGs make (`dag.schedule_on_inputs`: a list is all of them, `|` any of them)."""
+        inputs = self.schedule_inputs()
+        if not inputs:
+            return self.py(self.config.schedule)
+        if self.config.dag.schedule_on_inputs == "any" and len(inputs) > 1:
+            return Markup("(" + " | ".join(_asset_ref(name) for name in inputs) + ")")
+        return self.py([_asset_ref(name) for name in inputs], 4)
+
+    def schedule_inputs(self) -> list[str]:
+        """The datasets the DAG is scheduled on (none unless `dag.schedule_on_inputs`)."""
+        if not self.config.dag.schedule_on_inputs or self.assets is None:
+            return []
+        return [asset.name for asset in self.assets.inputs]
+
+    def asset_notes(self) -> list[str]:
+        """What create says about the assets: `schedule_on_inputs` with nothing to wait for."""
+        if not self.config.dag.schedule_on_inputs or self.assets is None or self.assets.inputs:
+            return []
+        return [
+            "dag.schedule_on_inputs is set, but no input of this pipeline is a catalog dataset "
+            "on GCS that another pipeline's DAG makes: the DAG keeps `schedule: null`."
+        ]
+
+    def save_versions(self) -> dict[str, dict[str, Any]]:
+        """Task id -> where its pod records the Kedro save version (its manifest in the run
+        prefix, an Airflow template) and the versioned datasets whose asset events carry it."""
+        if self.assets is None:
+            return {}
+        table = {}
+        for task in self.plan.tasks if self.plan else ():
+            versioned = self.assets.versioned(task.task_id)
+            if versioned:
+                manifest = RunLayout(self.run_prefix).manifest(task.task_id)
+                table[task.task_id] = {
+                    "manifest": manifest,
+                    "datasets": [asset.name for asset in versioned],
+                }
+        return table
+
+    def storage_conn_id(self) -> str | None:
+        """The Airflow connection the worker reads a GCS run prefix with (None: local)."""
+        return None if self.local else self.config.pod.gcp_conn_id
+
     def tags(self) -> list[str]:
         """Airflow tags of the DAG."""
         return ["kedro", LABEL_PREFIX, self.package_name, *self.config.dag.tags]
+
+
+def _asset_ref(name: str) -> PyCode:
+    return PyCode(f"ASSETS[{py_literal(name)}]")
 
 
 def build_dag_file(
@@ -383,6 +467,41 @@ def build_dag_file(
         dict(create_params or {}),
         tuple(node_tags),
     )
+
+
+def with_assets(
+    dag: DagFile,
+    pipeline: Pipeline,
+    pipelines: Mapping[str, Pipeline],
+    catalog: Any,
+    project_path: str,
+) -> DagFile:
+    """The DAG file with its Airflow assets, read from the catalog (see planning/assets.py).
+
+    Args:
+        dag: The planned DAG file (a failed plan comes back as it is).
+        pipeline: The pipeline the DAG was planned from.
+        pipelines: Every registered pipeline (to find inputs another pipeline's DAG makes).
+        catalog: The Kedro catalog of the env the tasks run with.
+        project_path: The project folder (relative local paths are under it).
+    """
+    from kedro_gcs_bridge.dag.storage_check import _full_names, _made_elsewhere
+    from kedro_gcs_bridge.pod.catalog import catalog_locations
+
+    if dag.plan is None:
+        return dag
+    full = _full_names(pipeline)
+    located = catalog_locations(catalog, full.values())
+    assets = plan_assets(
+        dag.plan,
+        node_specs(pipeline),
+        {base: located[name] for base, name in full.items()},
+        _made_elsewhere(dag.pipeline_name, pipeline, pipelines),
+        dag.local,
+        dag.config.handoff.local_handoff,
+        project_path,
+    )
+    return replace(dag, assets=assets)
 
 
 def _plan(

@@ -122,6 +122,13 @@ TEMPLATE_NAMES = frozenset(
         "POD_DEFAULTS",
         "RESOURCES",
         "PROJECT_PATH",
+        # The assets (dag/dagfile.py): the table, the save-version hook and what it uses.
+        "Asset",
+        "ASSETS",
+        "ObjectStoragePath",
+        "SAVE_VERSIONS",
+        "json",
+        "logging",
     }
 )
 
