@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
-from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file, with_assets
+from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file
 from kedro_gcs_bridge.dag.dockerfile_check import dockerfile_warnings
-from kedro_gcs_bridge.dag.storage_check import read_image_filter, storage_plan_for
+from kedro_gcs_bridge.dag.storage_check import read_image_filter, storage_plan_for, with_assets
 from kedro_gcs_bridge.dag.variants import (
     VariantFile,
     kedro_airflow_file_name,

@@ -19,7 +19,7 @@ import json
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import pass_context
@@ -31,7 +31,7 @@ from kedro_gcs_bridge.dag import pod_spec, providers
 from kedro_gcs_bridge.dag.pod_spec import PyCode
 from kedro_gcs_bridge.dag.variants import variant_doc, variant_suffix
 from kedro_gcs_bridge.errors import ConfigError, GCSBridgeError
-from kedro_gcs_bridge.planning.assets import AssetPlan, DatasetAsset, plan_assets
+from kedro_gcs_bridge.planning.assets import AssetPlan, DatasetAsset
 from kedro_gcs_bridge.planning.grouping import NodeSpec
 from kedro_gcs_bridge.planning.naming import dag_id, local_runs_root, run_prefix_template
 from kedro_gcs_bridge.planning.plan import (
@@ -45,7 +45,7 @@ from kedro_gcs_bridge.pod.context import TaskContext
 from kedro_gcs_bridge.pod.protocol import RunLayout
 
 if TYPE_CHECKING:
-    from kedro.pipeline import Pipeline
+    pass
 
 RUNNER = "kedro_gcs_bridge.GCSRunner"
 
@@ -125,7 +125,7 @@ class DagFile:
     #: pipeline filtered the same way (`KEDRO_GCS_BRIDGE_TAGS`).
     node_tags: tuple[str, ...] = ()
     #: Which task saves which catalog dataset as an Airflow asset, and which inputs other
-    #: pipelines' DAGs make (`with_assets`); None when the catalog was not read.
+    #: pipelines' DAGs make (`storage_check.with_assets`); None when the catalog was not read.
     assets: AssetPlan | None = None
 
     @staticmethod
@@ -467,41 +467,6 @@ def build_dag_file(
         dict(create_params or {}),
         tuple(node_tags),
     )
-
-
-def with_assets(
-    dag: DagFile,
-    pipeline: Pipeline,
-    pipelines: Mapping[str, Pipeline],
-    catalog: Any,
-    project_path: str,
-) -> DagFile:
-    """The DAG file with its Airflow assets, read from the catalog (see planning/assets.py).
-
-    Args:
-        dag: The planned DAG file (a failed plan comes back as it is).
-        pipeline: The pipeline the DAG was planned from.
-        pipelines: Every registered pipeline (to find inputs another pipeline's DAG makes).
-        catalog: The Kedro catalog of the env the tasks run with.
-        project_path: The project folder (relative local paths are under it).
-    """
-    from kedro_gcs_bridge.dag.storage_check import _full_names, _made_elsewhere
-    from kedro_gcs_bridge.pod.catalog import catalog_locations
-
-    if dag.plan is None:
-        return dag
-    full = _full_names(pipeline)
-    located = catalog_locations(catalog, full.values())
-    assets = plan_assets(
-        dag.plan,
-        node_specs(pipeline),
-        {base: located[name] for base, name in full.items()},
-        _made_elsewhere(dag.pipeline_name, pipeline, pipelines),
-        dag.local,
-        dag.config.handoff.local_handoff,
-        project_path,
-    )
-    return replace(dag, assets=assets)
 
 
 def _plan(

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from kedro_gcs_bridge.planning.assets import plan_assets
 from kedro_gcs_bridge.planning.grouping import base_name, is_parameter, node_specs
 from kedro_gcs_bridge.planning.image import IMAGE_IGNORE_FILES, ImageFilter
 from kedro_gcs_bridge.planning.storage import (
@@ -141,3 +142,35 @@ def storage_plan_for(
         dag.config.handoff.local_handoff,
     )
     return grade(entries, dag.config.handoff.local_disk)
+
+
+def with_assets(
+    dag: DagFile,
+    pipeline: Pipeline,
+    pipelines: Mapping[str, Pipeline],
+    catalog: Any,
+    project_path: str,
+) -> DagFile:
+    """The DAG file with its Airflow assets, read from the catalog (see planning/assets.py).
+
+    Args:
+        dag: The planned DAG file (a failed plan comes back as it is).
+        pipeline: The pipeline the DAG was planned from.
+        pipelines: Every registered pipeline (to find inputs another pipeline's DAG makes).
+        catalog: The Kedro catalog of the env the tasks run with.
+        project_path: The project folder (relative local paths are under it).
+    """
+    if dag.plan is None:
+        return dag
+    full = _full_names(pipeline)
+    located = catalog_locations(catalog, full.values())
+    assets = plan_assets(
+        dag.plan,
+        node_specs(pipeline),
+        {base: located[name] for base, name in full.items()},
+        _made_elsewhere(dag.pipeline_name, pipeline, pipelines),
+        dag.local,
+        dag.config.handoff.local_handoff,
+        project_path,
+    )
+    return replace(dag, assets=assets)
