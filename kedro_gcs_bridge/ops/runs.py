@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from kedro_gcs_bridge.errors import (
     ConfigError,
@@ -65,6 +66,11 @@ class RunSummary:
     outcome: str  # success, failed, incomplete
     size: int
     last_write: dt.datetime | None
+
+    @property
+    def run_id(self) -> str:
+        """The Airflow run id (`run` is its percent-encoded folder name, `run_segment`)."""
+        return unquote(self.run)
 
 
 @dataclass
