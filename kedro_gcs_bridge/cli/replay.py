@@ -128,7 +128,7 @@ def _replay(
     keep_task_dirs: Path | None = None,
     pod_start_delay: float = 0.0,
 ) -> None:
-    from kedro_gcs_bridge.dag.replay import default_run_id, load_dag_tasks
+    from kedro_gcs_bridge.dag.replay import default_run_id, left_on_disk_summary, load_dag_tasks
     from kedro_gcs_bridge.dag.replay import replay as run_replay
 
     project = Path(metadata.project_path)
@@ -157,13 +157,23 @@ def _replay(
         if sandbox is not None and keep_task_dirs is None:
             shutil.rmtree(sandbox.root, ignore_errors=True)
     click.echo(_summary(results, prefix, pod_start_delay))
+    left = left_on_disk_summary(results)
+    if left:
+        click.echo(left)
+    failed = [result.task_id for result in results if result.state == "failed"]
+    if failed:
+        # Instead of Kedro's "Repeat the previous command" advice, left out of each task's gist.
+        again = " ".join(f"--task {task}" for task in failed)
+        click.echo(
+            f"to re-run the failed task(s) after a fix, replay again with --run-id {run_id} {again}"
+        )
     if any(result.state != "success" for result in results):
         raise click.exceptions.Exit(1)
 
 
 def _progress(count: int) -> Any:
     """What replay says as each task ends: `[n/count] task: state (seconds)`, and its log's
-    gist when it failed or left files on disk."""
+    gist (its new warnings; on failure its exception and the log's tail)."""
     from kedro_gcs_bridge.dag.task_log import result_details
 
     done = itertools.count(1)
@@ -177,8 +187,7 @@ def _progress(count: int) -> Any:
             f"({result.seconds:.1f} s{delay})",
             fg=colour,
         )
-        failed, left = result.state == "failed", result.left_on_disk
-        details = result_details(result.log, failed, left, seen)
+        details = result_details(result.log, result.state == "failed", seen)
         if details:
             click.echo(details)
 

@@ -21,6 +21,7 @@ from kedro_gcs_bridge.dag.replay import (
     ReplayTask,
     TaskResult,
     kedro_start_seconds,
+    left_on_disk_summary,
     makespan,
     slot_waits,
 )
@@ -157,9 +158,9 @@ class TestReplay:
         assert "isolated: each task runs in a fresh copy" in out
         assert not (grouped.project / "data" / "08_reporting" / "metrics.json").exists()
         assert kept_metrics(grouped.project) == reference_metrics
-        assert (
-            "left on its own disk (lost with a pod on GKE): data/08_reporting/metrics.json" in out
-        )
+        assert "left on the tasks' own disks (lost with a pod on GKE): " in out
+        assert "data/08_reporting/metrics.json (evaluate_model_node)" in out
+        assert "left on its own disk" not in out  # said once after the tasks, not per task
         assert len(grouped.manifests) == 5
         # The final table: one row per task with its nodes and the bytes it handed off.
         table = out[out.index("task  ") :]
@@ -417,3 +418,20 @@ class TestTiming:
         first_end = min(r.ended or 0.0 for r in results if r is not late)
         assert (late.started or 0.0) >= first_end  # it started once a slot was free
         assert slot_waits(replay_tasks(tasks, tmp_path, parallel=3)) == (0, 0.0)
+
+
+class TestLeftOnDisk:
+    def test_files_left_on_the_tasks_disks_are_said_once(self) -> None:
+        """A file every task leaves (the project's own info.log) is one entry, not one line per
+        task; a file one task leaves names that task."""
+        results = [
+            TaskResult("a", "success", left_on_disk=("info.log",)),
+            TaskResult("b", "success", left_on_disk=("info.log", "data/metrics.json")),
+            TaskResult("c", "failed", left_on_disk=("info.log",)),
+            TaskResult("d", "upstream_failed"),
+        ]
+        assert left_on_disk_summary(results) == (
+            "left on the tasks' own disks (lost with a pod on GKE): info.log (all 3 tasks), "
+            "data/metrics.json (b)"
+        )
+        assert left_on_disk_summary(results[3:]) == ""
