@@ -152,7 +152,7 @@ def catalog_sources(metadata: ProjectMetadata) -> tuple[dict[str, Any], list[str
 
     from kedro_gcs_bridge.dag.catalog_env import project_relative
     from kedro_gcs_bridge.planning.grouping import is_parameter
-    from kedro_gcs_bridge.planning.storage import Where
+    from kedro_gcs_bridge.planning.storage import Where, aliases_of
     from kedro_gcs_bridge.pod.catalog import catalog_locations
 
     with quiet_context(metadata) as context:
@@ -160,11 +160,13 @@ def catalog_sources(metadata: ProjectMetadata) -> tuple[dict[str, Any], list[str
         made = {out for pipe in pipelines.values() for out in pipe.all_outputs()}
         needed = {name for pipe in pipelines.values() for name in pipe.inputs()}
         raw = sorted(name for name in needed - made if not is_parameter(name))
-        located = catalog_locations(context.catalog, raw)
+        located = catalog_locations(context.catalog, [*raw, *sorted(made)])
+    made_here = aliases_of(located, made)  # read under another name than a node writes
     project = str(metadata.project_path)
     paths = [
         relative
-        for location in located.values()
+        for name, location in located.items()
+        if name in raw and name not in made_here
         if location.where is Where.LOCAL and location.path is not None
         if (relative := project_relative(location.path, project)) is not None
     ]
