@@ -94,10 +94,14 @@ def _modified(info: dict[str, Any]) -> dt.datetime | None:
     return None
 
 
-def _within(seconds: float, what: str, work: Callable[[], _T]) -> _T:
+def within(seconds: float, what: str, work: Callable[[], _T]) -> _T:
     """Runs `work` in a daemon thread; past `seconds` the caller gets an error, not a hang
     (gcsfs retries a refused connection for ~30 s, and credentials may probe a metadata
-    server first)."""
+    server first).
+
+    Raises:
+        StorageUnreachableError: No answer within `seconds` (names `what`).
+    """
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -132,7 +136,7 @@ def _open_root(root_url: str, reach_seconds: float) -> Backend:
 
     hint = f"check the network and credentials, or pass {_ROOT_KEY} URL (e.g. file:///path/to/runs)"
     try:
-        return _within(reach_seconds, url, reach)
+        return within(reach_seconds, url, reach)
     except StorageUnreachableError as exc:
         raise StorageUnreachableError(f"cannot reach the root: {exc}; {hint}.") from exc
     except GCSBridgeError:
