@@ -191,9 +191,20 @@ def runs_root(metadata: ProjectMetadata, root: str | None, env: str) -> str:
 
 
 def read_manifests(prefix: str, reader: str) -> list[Manifest]:
-    """The committed manifests under a run prefix (`reader` names who reads, for errors)."""
+    """The committed manifests under a run prefix (`reader` names who reads, for errors).
+
+    Raises:
+        StorageUnreachableError: The storage gives no answer within seconds (one line).
+    """
+    from kedro_gcs_bridge.ops.runs import open_reachable
     from kedro_gcs_bridge.pod.store import HandoffStore
 
+    hint = (
+        "check the network and credentials; a run prefix on a GCS emulator needs "
+        "STORAGE_EMULATOR_HOST pointing at it (one `replay --emulator` started is gone)"
+    )
+    if "://" in prefix and not prefix.startswith("file://"):
+        open_reachable(prefix, hint, "the run prefix")
     return HandoffStore(prefix, task=reader).manifests()
 
 

@@ -127,18 +127,36 @@ def _open_root(root_url: str, reach_seconds: float) -> Backend:
         GCSBridgeError: The root is not an absolute URL, or the storage does not answer.
     """
     url = as_root_url(_ROOT_KEY, root_url).rstrip("/")
+    hint = f"check the network and credentials, or pass {_ROOT_KEY} URL (e.g. file:///path/to/runs)"
+    return open_reachable(url, hint, "the root", reach_seconds)
+
+
+def open_reachable(
+    url: str, hint: str, what: str = "", reach_seconds: float = REACH_SECONDS
+) -> Backend:
+    """The URL's backend, once the storage has answered a listing of it within
+    `reach_seconds` (a stopped emulator or real GCS without credentials costs seconds).
+
+    Args:
+        url: An absolute URL.
+        hint: What to do when it cannot be reached (ends the one-line error).
+        what: How the error names the URL (`the root`, `--from`); default the URL.
+        reach_seconds: How long the storage may take to answer at all.
+
+    Raises:
+        StorageUnreachableError: No answer in time, or the listing failed (one line).
+    """
 
     def reach() -> Backend:
         backend = open_backend(url)
-        with contextlib.suppress(FileNotFoundError):  # nothing written under the root yet
+        with contextlib.suppress(FileNotFoundError):  # nothing written under it yet
             backend.fs.ls(backend.root, detail=False)
         return backend
 
-    hint = f"check the network and credentials, or pass {_ROOT_KEY} URL (e.g. file:///path/to/runs)"
     try:
         return within(reach_seconds, url, reach)
     except StorageUnreachableError as exc:
-        raise StorageUnreachableError(f"cannot reach the root: {exc}; {hint}.") from exc
+        raise StorageUnreachableError(f"cannot reach {what or url}: {exc}; {hint}.") from exc
     except GCSBridgeError:
         raise
     except Exception as exc:

@@ -59,7 +59,11 @@ def fresh_project(workdir: Path, name: str) -> Path:
 
 
 def create_dag(
-    project: Path, env: dict[str, str], *params: str, name: str = "spaceflights_dag.py"
+    project: Path,
+    env: dict[str, str],
+    *params: str,
+    name: str = "spaceflights_dag.py",
+    kedro_env: str | None = None,
 ) -> Path:
     """`kedro airflow create` with `--params` (`-p P` may lead them); `name` is the file."""
     target = project / "airflow_dags"
@@ -75,6 +79,8 @@ def create_dag(
     if params and params[0] == "-p":
         args += params[:2]
         params = params[2:]
+    if kedro_env:
+        args += ["-e", kedro_env]
     # The example keeps its data on local disk, which the GKE DAG refuses by default.
     args += ["--params", ",".join((*params, "local_disk=warn"))]
     result = run(args, project, env)
@@ -225,6 +231,41 @@ class TestReplay:
         )
         assert "[1/1]" in result.stdout and "companies: success" in result.stdout
         assert not (grouped.project / ".gcs-bridge-runs").exists()  # nothing went to local disk
+
+    def test_an_emulator_replay_of_a_gcs_catalog_is_seeded_or_refused_up_front(
+        self, workdir: Path, base_env: dict[str, str]
+    ) -> None:
+        """After `catalog --root gs://...`, the emulator replay starts lacks the raw inputs:
+        it refuses before any task runs, naming bucket and object, and `--seed` uploads the
+        project's files. The printed `suggest --from` reads a local copy, not the emulator
+        that is gone (nor real GCS)."""
+        project = fresh_project(workdir, "gcs-catalog")
+        moved = run(
+            [str(BIN / "kedro"), "gcs-bridge", "catalog", "--root", "gs://example-bucket/sf"],
+            project,
+            base_env,
+        )
+        assert moved.returncode == 0, moved.stdout + moved.stderr[-2000:]
+        dag = create_dag(project, base_env, name="spaceflights_gcs_dag.py", kedro_env="gcs")
+        args = ["--emulator", "--run-id", RUN_ID, "--task", "companies"]
+        command = [str(BIN / "kedro"), "gcs-bridge", "replay", str(dag), *args]
+        refused = run(command, project, base_env)
+        assert refused.returncode == 1, refused.stdout[-3000:]
+        errors = [line for line in refused.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1, refused.stderr[-3000:]
+        assert "'companies' (bucket example-bucket, object sf/" in errors[0]
+        assert "companies.csv" in errors[0] and "pass --seed" in errors[0]
+        assert "Traceback" not in refused.stdout + refused.stderr
+        assert "[1/1]" not in refused.stdout  # no task started
+
+        seeded = run([*command, "--seed"], project, base_env)
+        out = seeded.stdout
+        assert seeded.returncode == 0, out[-3000:] + seeded.stderr[-3000:]
+        assert "seeded companies: " in out and "-> gs://example-bucket/sf/" in out
+        assert "[1/1] companies: success" in out
+        kept = f"{(project / '.gcs-bridge-runs').as_uri()}/spaceflights__default__gcs/"
+        assert f"model of this replay: kedro gcs-bridge suggest --from {kept}" in out
+        assert "--from gs://" not in out
 
     def test_unknown_task_is_refused(self, grouped: Replayed, base_env: dict[str, str]) -> None:
         result = replay(grouped.project, grouped.dag, base_env, "--task", "nope")

@@ -270,3 +270,26 @@ def test_runs_cli_lists_and_collects(tmp_path: Path) -> None:
     cli("gc", "--older-than", "0s", "--keep-failed")
     assert "1 run(s)" in cli("list") and "broken" in cli("list")
     still_there(root, planted)
+
+
+def test_reading_a_run_prefix_on_a_stopped_emulator_fails_in_seconds_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `suggest --from` and replay's summary read: a gs:// prefix whose storage does not
+    answer (an emulator that is gone) is one error at the reach bound, not a minute of gcsfs
+    retries ending in a traceback."""
+    import gcsfs
+    from _gcs_emulator import free_port
+
+    from kedro_gcs_bridge.cli.access import read_manifests
+    from kedro_gcs_bridge.errors import StorageUnreachableError
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
+    gcsfs.GCSFileSystem.clear_instance_cache()
+    prefix = "gs://kedro-gcs-bridge-replay/runs/dag/manual__1"
+    with pytest.raises(StorageUnreachableError) as raised:
+        read_manifests(prefix, "suggest")
+    message = str(raised.value)
+    assert message.startswith("cannot reach the run prefix: ") and "\n" not in message
+    assert "STORAGE_EMULATOR_HOST" in message
+    gcsfs.GCSFileSystem.clear_instance_cache()
