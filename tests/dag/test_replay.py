@@ -127,7 +127,11 @@ def replay(
 
 
 def run_prefix(project: Path, dag_id: str = "spaceflights__default__local") -> str:
-    return f"{(project / 'runs').as_uri()}/{dag_id}/{run_segment(RUN_ID)}"
+    return run_prefix_on((project / "runs").as_uri(), dag_id)
+
+
+def run_prefix_on(root: str, dag_id: str = "spaceflights__default__local") -> str:
+    return f"{root}/{dag_id}/{run_segment(RUN_ID)}"
 
 
 @dataclass(frozen=True)
@@ -212,25 +216,32 @@ class TestReplay:
         assert after["split"] == before["split"]  # upstream untouched
         assert after["train_model_node"].finished_at > before["train_model_node"].finished_at
 
-    def test_replay_through_a_local_gcs_emulator(
-        self, grouped: Replayed, base_env: dict[str, str]
+    def test_replay_through_the_users_gcs_emulator(
+        self, grouped: Replayed, base_env: dict[str, str], gcs_emulator: str
     ) -> None:
-        """`--emulator`: replay starts its own emulator and the run prefix is on its bucket.
-        (One task: the outputs of a whole replay through gs:// are checked by the journey and
-        by tests/pod/test_faults.py.)"""
+        """`--emulator` with STORAGE_EMULATOR_HOST set: replay uses that emulator (left
+        running), the run prefix is on its bucket, and the printed `suggest --from gs://...`
+        carries the emulator's address, not real GCS. (One task: the outputs of a whole
+        replay through gs:// are checked by the journey and by tests/pod/test_faults.py; an
+        emulator replay starts itself by the seeded test below.)"""
         args = ["--emulator", "--run-id", RUN_ID, "--task", "companies"]
         result = run(
             [str(BIN / "kedro"), "gcs-bridge", "replay", str(grouped.dag), *args],
             grouped.project,
-            base_env,
+            {**base_env, "STORAGE_EMULATOR_HOST": gcs_emulator},
         )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-        assert "GCS emulator: http://127.0.0.1:" in result.stdout
+        out = result.stdout
+        assert result.returncode == 0, out[-3000:] + result.stderr[-2000:]
+        assert f"GCS emulator: {gcs_emulator} (yours, from STORAGE_EMULATOR_HOST" in out
         assert "run prefix: gs://kedro-gcs-bridge-replay/runs/spaceflights__default__local/" in (
-            result.stdout
+            out
         )
-        assert "[1/1]" in result.stdout and "companies: success" in result.stdout
+        assert "[1/1]" in out and "companies: success" in out
         assert not (grouped.project / ".gcs-bridge-runs").exists()  # nothing went to local disk
+        suggest = f"STORAGE_EMULATOR_HOST={gcs_emulator} kedro gcs-bridge suggest --from gs://"
+        assert f"model of this replay: {suggest}kedro-gcs-bridge-replay/runs/" in out
+        store = HandoffStore(run_prefix_on("gs://kedro-gcs-bridge-replay/runs"), task="inspect")
+        assert [m.task for m in store.manifests()] == ["companies"]
 
     def test_an_emulator_replay_of_a_gcs_catalog_is_seeded_or_refused_up_front(
         self, workdir: Path, base_env: dict[str, str]
