@@ -330,18 +330,20 @@ def _model_source(
 ) -> str:
     """What `suggest --from` reads to model this replay, as a command line's start.
 
-    The run prefix itself; on the user's emulator with `STORAGE_EMULATOR_HOST` in front (not
-    real GCS); on an emulator replay started (gone when it ends), a local copy of the run's
-    manifests under the project's runs folder, made here.
+    The run prefix itself; a gs:// one on the user's emulator (`--emulator`, or `--prefix
+    gs://...` with `STORAGE_EMULATOR_HOST` set) with `STORAGE_EMULATOR_HOST` in front, so it
+    does not reach for real GCS; on an emulator replay started (gone when it ends), a local
+    copy of the run's manifests under the project's runs folder, made here.
     """
     from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV
 
-    if emulator is None:
-        return f"kedro gcs-bridge suggest --from {prefix}"
-    if not emulator.own:
-        return f"{EMULATOR_HOST_ENV}={emulator.url} kedro gcs-bridge suggest --from {prefix}"
-    kept = _keep_manifests(prefix, access.local_runs_root(metadata), dag_id, run_id)
-    return f"kedro gcs-bridge suggest --from {kept}" if kept else ""
+    if emulator is not None and emulator.own:
+        kept = _keep_manifests(prefix, access.local_runs_root(metadata), dag_id, run_id)
+        return f"kedro gcs-bridge suggest --from {kept}" if kept else ""
+    host = os.environ.get(EMULATOR_HOST_ENV)
+    if host and prefix.startswith(("gs://", "gcs://")):
+        return f"{EMULATOR_HOST_ENV}={host} kedro gcs-bridge suggest --from {prefix}"
+    return f"kedro gcs-bridge suggest --from {prefix}"
 
 
 def _keep_manifests(prefix: str, local_root: str, dag_id: str, run_id: str) -> str | None:

@@ -501,3 +501,24 @@ class TestLeftOnDisk:
             "data/metrics.json (b)"
         )
         assert left_on_disk_summary(results[3:]) == ""
+
+
+class TestModelCommand:
+    """The `suggest --from` replay prints reaches the data where the replay left it."""
+
+    def test_a_gs_prefix_on_an_emulator_names_the_emulator(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from kedro_gcs_bridge.cli.replay import _model_source
+
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9023")
+        command = _model_source(None, "gs://b/runs/d/r", "d", "r", None)  # type: ignore[arg-type]
+        assert command == (
+            "STORAGE_EMULATOR_HOST=http://127.0.0.1:9023 kedro gcs-bridge suggest --from "
+            "gs://b/runs/d/r"
+        )
+        local = _model_source(None, "file:///p/runs/d/r", "d", "r", None)  # type: ignore[arg-type]
+        assert local == "kedro gcs-bridge suggest --from file:///p/runs/d/r"
+        monkeypatch.delenv("STORAGE_EMULATOR_HOST")
+        plain = _model_source(None, "gs://b/runs/d/r", "d", "r", None)  # type: ignore[arg-type]
+        assert plain == "kedro gcs-bridge suggest --from gs://b/runs/d/r"
