@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
+from _kedro_jobs import KEDRO, Edit, Job, kedro_env, make_project
 
 from kedro_gcs_bridge.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.errors import ConfigError
@@ -317,3 +320,39 @@ class TestRemediesOnce:
 
     def test_errors_without_a_remedy_are_kept_as_they_are(self) -> None:
         assert remedies_once(["plain."]) == ["error: plain."]
+
+
+#: A second catalog entry on model_input_table's file, read by a node of its own.
+_ALIAS_EDITS = (
+    Edit(
+        "conf/base/catalog.yml",
+        "\nmodel_input_table_again:\n  type: pandas.ParquetDataset\n"
+        "  filepath: data/03_primary/model_input_table.parquet\n",
+    ),
+    Edit(
+        "src/spaceflights/pipeline_registry.py",
+        '    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))\n'
+        "    from kedro.pipeline import node\n\n"
+        '    pipelines["__default__"] += Pipeline([node(len, "model_input_table_again", '
+        '"rows", name="count_rows")])\n',
+        old='    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))\n',
+    ),
+)
+
+
+def test_catalog_does_not_ask_to_upload_what_the_pipeline_makes(tmp_path: Path) -> None:
+    """`catalog` lists the raw inputs to upload; an entry read under another name than the one
+    a node writes (same file) is made by the pipeline, not a raw input."""
+    project = make_project(tmp_path, "aliased", Job(("gcs-bridge", "catalog"), _ALIAS_EDITS))
+    done = subprocess.run(
+        [str(KEDRO), "gcs-bridge", "catalog", "--root", "gs://example-bucket/sf"],
+        cwd=project,
+        env=kedro_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    uploads = done.stdout[done.stdout.index("Upload the raw inputs:") :]
+    assert "data/01_raw" in uploads and "03_primary" not in uploads, uploads
