@@ -41,7 +41,8 @@ _EMULATOR_BUCKET = "kedro-gcs-bridge-replay"
 @click.option(
     "--emulator",
     is_flag=True,
-    help="Start a local GCS emulator for this replay and hand data over through it (gs://).",
+    help="Hand data over through a local GCS emulator (gs://): yours when "
+    "STORAGE_EMULATOR_HOST is set, else one started for this replay.",
 )
 @click.option(
     "--seed",
@@ -197,7 +198,7 @@ def _replay(
         )
     if emulator is not None:
         chosen = [task for task in tasks if not only or task.task_id in only]
-        _emulator_inputs(metadata, chosen, emulator)
+        _emulator_inputs(metadata, tasks, chosen, emulator)
     click.echo(f"Replaying {dag_id} ({len(tasks)} tasks), run {run_id}\nrun prefix: {prefix}")
     sandbox = _replay_sandbox(project, root, shared_dir, keep_task_dirs)
     try:
@@ -268,12 +269,15 @@ def _replay_sandbox(
     return sandbox
 
 
-def _emulator_inputs(metadata: ProjectMetadata, tasks: Sequence[Any], use: _EmulatorUse) -> None:
-    """Seeds the emulator with the tasks' gs:// inputs when asked, then fails before any task
-    starts if one is still missing (one error naming dataset, bucket and object)."""
+def _emulator_inputs(
+    metadata: ProjectMetadata, tasks: Sequence[Any], chosen: Sequence[Any], use: _EmulatorUse
+) -> None:
+    """Seeds the emulator with the chosen tasks' raw gs:// inputs when asked, then fails
+    before any task starts if one is still missing (one error naming dataset, bucket and
+    object). What the DAG's own tasks make is never seeded nor checked here."""
     from kedro_gcs_bridge.dag.seed import missing, missing_error, remote_inputs, seed
 
-    remote, local = _input_locations(metadata, tasks)
+    remote, local = _input_locations(metadata, tasks, chosen)
     inputs = remote_inputs(remote, local, Path(metadata.project_path))
     if use.seed:
         for line in seed(inputs):
@@ -284,26 +288,37 @@ def _emulator_inputs(metadata: ProjectMetadata, tasks: Sequence[Any], use: _Emul
 
 
 def _input_locations(
-    metadata: ProjectMetadata, tasks: Sequence[Any]
+    metadata: ProjectMetadata, tasks: Sequence[Any], chosen: Sequence[Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Where the DAG's env keeps the tasks' raw inputs, and where the default env does."""
+    """Where the DAG's env keeps the chosen tasks' raw inputs (made by no task of the DAG,
+    under their own name or another entry on the same path), and where the default env
+    keeps them."""
     from kedro.framework.project import pipelines
 
     from kedro_gcs_bridge.planning.grouping import is_parameter
+    from kedro_gcs_bridge.planning.storage import aliases_of
     from kedro_gcs_bridge.pod.catalog import catalog_locations
 
     env, name = _dag_env(tasks)
-    nodes = sorted({node for task in tasks for node in task.nodes})
     with access.quiet_context(metadata, env) as context:
-        pipeline = pipelines.get(name)
-        if pipeline is None:
+        registered = pipelines.get(name)
+        if registered is None:
             return {}, {}
-        pipeline = pipeline.only_nodes(*nodes) if nodes else pipeline
-        names = sorted(ds for ds in pipeline.inputs() if not is_parameter(ds))
-        remote = catalog_locations(context.catalog, names)
+        whole, part = (
+            registered.only_nodes(*nodes) if nodes else registered
+            for nodes in (_nodes(tasks), _nodes(chosen))
+        )
+        made = set(whole.all_outputs())
+        needed = sorted(ds for ds in part.inputs() if not is_parameter(ds) and ds not in made)
+        remote = catalog_locations(context.catalog, [*needed, *sorted(made)])
+    raw = [ds for ds in needed if ds not in aliases_of(remote, made)]
     with access.quiet_context(metadata) as context:
-        local = catalog_locations(context.catalog, names)
-    return remote, local
+        local = catalog_locations(context.catalog, raw)
+    return {ds: remote[ds] for ds in raw}, local
+
+
+def _nodes(tasks: Sequence[Any]) -> list[str]:
+    return sorted({node for task in tasks for node in task.nodes})
 
 
 def _dag_env(tasks: Sequence[Any]) -> tuple[str | None, str]:

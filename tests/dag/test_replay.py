@@ -268,6 +268,13 @@ class TestReplay:
         assert "companies.csv" in errors[0] and "pass --seed" in errors[0]
         assert "Traceback" not in refused.stdout + refused.stderr
         assert "[1/1]" not in refused.stdout  # no task started
+        # A re-run of a later task: what the DAG's own tasks make is never asked for (it comes
+        # from upstream tasks), only its raw input.
+        later = [str(BIN / "kedro"), "gcs-bridge", "replay", str(dag), "--emulator"]
+        refused = run([*later, "--task", "split"], project, base_env)
+        errors = [line for line in refused.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "1 input(s)" in errors[0], refused.stderr[-3000:]
+        assert "'reviews' (bucket example-bucket" in errors[0] and "preprocessed" not in errors[0]
 
         seeded = run([*command, "--seed"], project, base_env)
         out = seeded.stdout
