@@ -244,12 +244,13 @@ class TestReplay:
         assert [m.task for m in store.manifests()] == ["companies"]
 
     def test_an_emulator_replay_of_a_gcs_catalog_is_seeded_or_refused_up_front(
-        self, workdir: Path, base_env: dict[str, str]
+        self, workdir: Path, base_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """After `catalog --root gs://...`, the emulator replay starts lacks the raw inputs:
         it refuses before any task runs, naming bucket and object, and `--seed` uploads the
         project's files. The printed `suggest --from` reads a local copy, not the emulator
         that is gone (nor real GCS)."""
+        monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)  # replay starts its own
         project = fresh_project(workdir, "gcs-catalog")
         moved = run(
             [str(BIN / "kedro"), "gcs-bridge", "catalog", "--root", "gs://example-bucket/sf"],
