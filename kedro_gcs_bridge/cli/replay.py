@@ -184,7 +184,7 @@ def _replay(
     pod_start_delay: float = 0.0,
     emulator: _EmulatorUse | None = None,
 ) -> None:
-    from kedro_gcs_bridge.dag.replay import default_run_id, left_on_disk_summary, load_dag_tasks
+    from kedro_gcs_bridge.dag.replay import default_run_id, load_dag_tasks
     from kedro_gcs_bridge.dag.replay import replay as run_replay
 
     project = Path(metadata.project_path)
@@ -217,17 +217,27 @@ def _replay(
             shutil.rmtree(sandbox.root, ignore_errors=True)
     model_from = _model_source(metadata, prefix, dag_id, run_id, emulator)
     click.echo(_summary(results, prefix, pod_start_delay, model_from))
-    left = left_on_disk_summary(results)
-    if left:
-        click.echo(left)
-    failed = [result.task_id for result in results if result.state == "failed"]
-    if failed and (emulator is None or not emulator.own):
-        # Instead of Kedro's "Repeat the previous command" advice, left out of each task's
-        # gist. (An emulator replay started is gone with its run prefix: replay it whole.)
-        again = " ".join(f"--task {task}" for task in failed)
-        click.echo(f"re-run the failed task(s) after a fix: replay with --run-id {run_id} {again}")
+    for line in _after(results, run_id, kept_prefix=emulator is None or not emulator.own):
+        click.echo(line)
     if any(result.state != "success" for result in results):
         raise click.exceptions.Exit(1)
+
+
+def _after(results: Sequence[Any], run_id: str, kept_prefix: bool) -> list[str]:
+    """What replay says once after its table: the files tasks left on their own disks, and
+    the `--task` call that re-runs the failed tasks (instead of Kedro's "Repeat the previous
+    command" advice, left out of each task's gist) when the run prefix outlives the replay
+    (`kept_prefix`: not on an emulator replay started and stopped)."""
+    from kedro_gcs_bridge.dag.replay import left_on_disk_summary
+
+    lines = [left] if (left := left_on_disk_summary(results)) else []
+    failed = [result.task_id for result in results if result.state == "failed"]
+    if failed and kept_prefix:
+        again = " ".join(f"--task {task}" for task in failed)
+        lines.append(
+            f"re-run the failed task(s) after a fix: replay with --run-id {run_id} {again}"
+        )
+    return lines
 
 
 def _progress(count: int) -> Any:

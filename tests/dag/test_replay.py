@@ -195,6 +195,9 @@ class TestReplay:
         assert "companies.csv" in out  # the task's own log, shown on failure
         assert (project / "data" / "01_raw" / "companies.csv").exists()  # the project's own
         assert "shuttles: success" in out  # independent of the failure
+        # Replay's own advice once, not Kedro's "Repeat the previous command" per task.
+        assert f"replay with --run-id {RUN_ID} --task companies" in out
+        assert "Repeat the previous command" not in out.split("| ")[0]
         for downstream in ("split", "train_model_node", "evaluate_model_node"):
             assert f"{downstream}: upstream_failed" in out
         assert not (project / "data" / "08_reporting" / "metrics.json").exists()
@@ -509,6 +512,22 @@ class TestLeftOnDisk:
             "data/metrics.json (b)"
         )
         assert left_on_disk_summary(results[3:]) == ""
+
+    def test_after_the_table_once_the_files_and_the_rerun_of_failed_tasks(self) -> None:
+        from kedro_gcs_bridge.cli.replay import _after
+
+        results = [
+            TaskResult("a", "success", left_on_disk=("info.log",)),
+            TaskResult("b", "failed", left_on_disk=("info.log",)),
+            TaskResult("c", "upstream_failed"),
+        ]
+        lines = _after(results, "manual__1", kept_prefix=True)
+        assert lines == [
+            "left on the tasks' own disks (lost with a pod on GKE): info.log (all 2 tasks)",
+            "re-run the failed task(s) after a fix: replay with --run-id manual__1 --task b",
+        ]
+        # An emulator replay started is gone with its run prefix: no re-run of one task.
+        assert _after(results, "manual__1", kept_prefix=False) == lines[:1]
 
 
 class TestModelCommand:
