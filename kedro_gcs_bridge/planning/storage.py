@@ -356,7 +356,8 @@ def storage_text(storage: StoragePlan) -> str:
         lines.append(f"  {kind.value}:")
         for entry in members:
             where = f" ({entry.location.path})" if entry.location.path else ""
-            lines.append(f"    {entry.dataset}{where}")
+            read_as = f", {entry.detail}" if entry.detail and entry.producer else ""
+            lines.append(f"    {entry.dataset}{where}{read_as}")
     lines += [f"error: {error}" for error in storage.errors]
     lines += [f"warning: {warning}" for warning in storage.warnings]
     return "\n".join(lines) + "\n"

@@ -224,6 +224,7 @@ class TestAliases:
         assert entry.producer == "a" and entry.readers == ("a",)
         assert "parts_in" in entry.detail
         assert plan.errors == plan.warnings == ()
+        assert "    parts_out (data/parts/), read as 'parts_in'\n" in storage_text(plan)
 
     def test_same_folder_with_and_without_a_trailing_slash(self) -> None:
         nodes = [ALIASED[0], ALIASED[1]]
