@@ -170,7 +170,7 @@ def catalog_sources(metadata: ProjectMetadata) -> tuple[dict[str, Any], list[str
 
     from kedro_gcs_bridge.dag.catalog_env import project_relative
     from kedro_gcs_bridge.planning.grouping import is_parameter
-    from kedro_gcs_bridge.planning.storage import Where
+    from kedro_gcs_bridge.planning.storage import Where, aliases_of
     from kedro_gcs_bridge.pod.catalog import catalog_locations
 
     with quiet_context(metadata) as context:
@@ -178,11 +178,13 @@ def catalog_sources(metadata: ProjectMetadata) -> tuple[dict[str, Any], list[str
         made = {out for pipe in pipelines.values() for out in pipe.all_outputs()}
         needed = {name for pipe in pipelines.values() for name in pipe.inputs()}
         raw = sorted(name for name in needed - made if not is_parameter(name))
-        located = catalog_locations(context.catalog, raw)
+        located = catalog_locations(context.catalog, [*raw, *sorted(made)])
+    made_here = aliases_of(located, made)  # read under another name than a node writes
     project = str(metadata.project_path)
     paths = [
         relative
-        for location in located.values()
+        for name, location in located.items()
+        if name in raw and name not in made_here
         if location.where is Where.LOCAL and location.path is not None
         if (relative := project_relative(location.path, project)) is not None
     ]
@@ -207,9 +209,20 @@ def runs_root(metadata: ProjectMetadata, root: str | None, env: str) -> str:
 
 
 def read_manifests(prefix: str, reader: str) -> list[Manifest]:
-    """The committed manifests under a run prefix (`reader` names who reads, for errors)."""
+    """The committed manifests under a run prefix (`reader` names who reads, for errors).
+
+    Raises:
+        StorageUnreachableError: The storage gives no answer within seconds (one line).
+    """
+    from kedro_gcs_bridge.ops.runs import open_reachable
     from kedro_gcs_bridge.pod.store import HandoffStore
 
+    hint = (
+        "check the network and credentials; a run prefix on a GCS emulator needs "
+        "STORAGE_EMULATOR_HOST pointing at it (one `replay --emulator` started is gone)"
+    )
+    if "://" in prefix and not prefix.startswith("file://"):
+        open_reachable(prefix, hint, "the run prefix")
     return HandoffStore(prefix, task=reader).manifests()
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +41,14 @@ _EMULATOR_BUCKET = "kedro-gcs-bridge-replay"
 @click.option(
     "--emulator",
     is_flag=True,
-    help="Start a local GCS emulator for this replay and hand data over through it (gs://).",
+    help="Hand data over through a local GCS emulator (gs://): yours when "
+    "STORAGE_EMULATOR_HOST is set, else one started for this replay.",
+)
+@click.option(
+    "--seed",
+    is_flag=True,
+    help="With --emulator: first upload the DAG's inputs that `catalog --root` moved to "
+    "gs:// from the project's local files (the default env's catalog).",
 )
 @click.option(
     "--tracking-uri",
@@ -72,6 +81,7 @@ def replay(
     run_id: str | None,
     only: tuple[str, ...],
     emulator: bool,
+    seed: bool,
     tracking_uri: str | None,
     shared_dir: bool,
     keep_task_dirs: Path | None,
@@ -81,7 +91,9 @@ def replay(
 
     Each task runs in its own fresh copy of the project as the image holds it (the docker
     ignore file decides), with its own HOME and temp dir, as a GKE pod does; --shared-dir
-    runs them all in the project folder instead.
+    runs them all in the project folder instead. --emulator hands data over through a local
+    GCS emulator: one started for this replay, or yours when STORAGE_EMULATOR_HOST is set;
+    the DAG's gs:// inputs must be on it (--seed uploads them) before any task starts.
     """
     tracking = _replay_tracking(tracking_uri)
     isolation = {
@@ -90,19 +102,62 @@ def replay(
         "pod_start_delay": pod_start_delay,
     }
     if not emulator:
+        if seed:
+            raise click.UsageError("--seed fills a GCS emulator: pass it with --emulator.")
         _replay(metadata, dag_file, root, parallel, run_id, only, tracking, **isolation)
         return
-    from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV, GCSFS_HNS_ENV, gcs_emulator
+    from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV, GCSFS_HNS_ENV
 
-    with gcs_emulator(_EMULATOR_BUCKET) as url:
-        click.echo(
-            f"GCS emulator: {url} (bucket {_EMULATOR_BUCKET}, in memory, stopped at the end)"
-        )
+    with _emulator() as (url, own):
         env = {EMULATOR_HOST_ENV: url, GCSFS_HNS_ENV: "false"}
         os.environ.update(env)
         env |= tracking
         root = root or f"gs://{_EMULATOR_BUCKET}/runs"
-        _replay(metadata, dag_file, root, parallel, run_id, only, env, **isolation)
+        use = _EmulatorUse(url, own, seed)
+        _replay(metadata, dag_file, root, parallel, run_id, only, env, emulator=use, **isolation)
+
+
+@dataclass(frozen=True)
+class _EmulatorUse:
+    """The emulator a replay hands data through: its URL, whether replay started it (and
+    stops it at the end), and whether to seed it with the DAG's inputs."""
+
+    url: str
+    own: bool
+    seed: bool
+
+
+@contextmanager
+def _emulator() -> Iterator[tuple[str, bool]]:
+    """The user's emulator (`STORAGE_EMULATOR_HOST`, left running) or one started here."""
+    from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV, gcs_emulator
+
+    given = os.environ.get(EMULATOR_HOST_ENV)
+    if given:
+        click.echo(f"GCS emulator: {given} (yours, from {EMULATOR_HOST_ENV}; left running)")
+        _make_bucket(given, _EMULATOR_BUCKET)
+        yield given, False
+        return
+    with gcs_emulator(_EMULATOR_BUCKET) as url:
+        click.echo(
+            f"GCS emulator: {url} (bucket {_EMULATOR_BUCKET}, in memory, stopped at the end)"
+        )
+        yield url, True
+
+
+def _make_bucket(url: str, bucket: str) -> None:
+    """Makes replay's bucket on the user's emulator, in seconds or one error naming it."""
+    from kedro_gcs_bridge.dag.seed import gcs_filesystem
+    from kedro_gcs_bridge.ops.emulator import GCSFS_HNS_ENV
+    from kedro_gcs_bridge.ops.runs import REACH_SECONDS, within
+
+    def make() -> None:
+        fs = gcs_filesystem()
+        if not fs.exists(bucket):
+            fs.mkdir(bucket)
+
+    os.environ.setdefault(GCSFS_HNS_ENV, "false")
+    within(REACH_SECONDS, f"the GCS emulator {url} (STORAGE_EMULATOR_HOST)", make)
 
 
 def _replay_tracking(uri: str | None) -> dict[str, str]:
@@ -127,6 +182,7 @@ def _replay(
     shared_dir: bool = False,
     keep_task_dirs: Path | None = None,
     pod_start_delay: float = 0.0,
+    emulator: _EmulatorUse | None = None,
 ) -> None:
     from kedro_gcs_bridge.dag.replay import default_run_id, load_dag_tasks
     from kedro_gcs_bridge.dag.replay import replay as run_replay
@@ -140,6 +196,9 @@ def _replay(
         raise click.ClickException(
             f"no task {sorted(unknown)} in {dag_id}; tasks: {[t.task_id for t in tasks]}"
         )
+    if emulator is not None:
+        chosen = [task for task in tasks if not only or task.task_id in only]
+        _emulator_inputs(metadata, tasks, chosen, emulator)
     click.echo(f"Replaying {dag_id} ({len(tasks)} tasks), run {run_id}\nrun prefix: {prefix}")
     sandbox = _replay_sandbox(project, root, shared_dir, keep_task_dirs)
     try:
@@ -156,14 +215,34 @@ def _replay(
     finally:
         if sandbox is not None and keep_task_dirs is None:
             shutil.rmtree(sandbox.root, ignore_errors=True)
-    click.echo(_summary(results, prefix, pod_start_delay))
+    model_from = _model_source(metadata, prefix, dag_id, run_id, emulator)
+    click.echo(_summary(results, prefix, pod_start_delay, model_from))
+    for line in _after(results, run_id, kept_prefix=emulator is None or not emulator.own):
+        click.echo(line)
     if any(result.state != "success" for result in results):
         raise click.exceptions.Exit(1)
 
 
+def _after(results: Sequence[Any], run_id: str, kept_prefix: bool) -> list[str]:
+    """What replay says once after its table: the files tasks left on their own disks, and
+    the `--task` call that re-runs the failed tasks (instead of Kedro's "Repeat the previous
+    command" advice, left out of each task's gist) when the run prefix outlives the replay
+    (`kept_prefix`: not on an emulator replay started and stopped)."""
+    from kedro_gcs_bridge.dag.replay import left_on_disk_summary
+
+    lines = [left] if (left := left_on_disk_summary(results)) else []
+    failed = [result.task_id for result in results if result.state == "failed"]
+    if failed and kept_prefix:
+        again = " ".join(f"--task {task}" for task in failed)
+        lines.append(
+            f"re-run the failed task(s) after a fix: replay with --run-id {run_id} {again}"
+        )
+    return lines
+
+
 def _progress(count: int) -> Any:
     """What replay says as each task ends: `[n/count] task: state (seconds)`, and its log's
-    gist when it failed or left files on disk."""
+    gist (its new warnings; on failure its exception and the log's tail)."""
     from kedro_gcs_bridge.dag.task_log import result_details
 
     done = itertools.count(1)
@@ -177,8 +256,7 @@ def _progress(count: int) -> Any:
             f"({result.seconds:.1f} s{delay})",
             fg=colour,
         )
-        failed, left = result.state == "failed", result.left_on_disk
-        details = result_details(result.log, failed, left, seen)
+        details = result_details(result.log, result.state == "failed", seen)
         if details:
             click.echo(details)
 
@@ -201,7 +279,123 @@ def _replay_sandbox(
     return sandbox
 
 
-def _summary(results: Sequence[Any], prefix: str, pod_start_delay: float = 0.0) -> str:
+def _emulator_inputs(
+    metadata: ProjectMetadata, tasks: Sequence[Any], chosen: Sequence[Any], use: _EmulatorUse
+) -> None:
+    """Seeds the emulator with the chosen tasks' raw gs:// inputs when asked, then fails
+    before any task starts if one is still missing (one error naming dataset, bucket and
+    object). What the DAG's own tasks make is never seeded nor checked here."""
+    from kedro_gcs_bridge.dag.seed import missing, missing_error, remote_inputs, seed
+
+    remote, local = _input_locations(metadata, tasks, chosen)
+    inputs = remote_inputs(remote, local, Path(metadata.project_path))
+    if use.seed:
+        for line in seed(inputs):
+            click.echo(line)
+    absent = missing(inputs)
+    if absent:
+        raise missing_error(absent, use.url, use.seed)
+
+
+def _input_locations(
+    metadata: ProjectMetadata, tasks: Sequence[Any], chosen: Sequence[Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Where the DAG's env keeps the chosen tasks' raw inputs (made by no task of the DAG,
+    under their own name or another entry on the same path), and where the default env
+    keeps them."""
+    from kedro.framework.project import pipelines
+
+    from kedro_gcs_bridge.planning.grouping import is_parameter
+    from kedro_gcs_bridge.planning.storage import aliases_of
+    from kedro_gcs_bridge.pod.catalog import catalog_locations
+
+    env, name = _dag_env(tasks)
+    with access.quiet_context(metadata, env) as context:
+        registered = pipelines.get(name)
+        if registered is None:
+            return {}, {}
+        whole, part = (
+            registered.only_nodes(*nodes) if nodes else registered
+            for nodes in (_nodes(tasks), _nodes(chosen))
+        )
+        made = set(whole.all_outputs())
+        needed = sorted(ds for ds in part.inputs() if not is_parameter(ds) and ds not in made)
+        remote = catalog_locations(context.catalog, [*needed, *sorted(made)])
+    raw = [ds for ds in needed if ds not in aliases_of(remote, made)]
+    with access.quiet_context(metadata) as context:
+        local = catalog_locations(context.catalog, raw)
+    return {ds: remote[ds] for ds in raw}, local
+
+
+def _nodes(tasks: Sequence[Any]) -> list[str]:
+    return sorted({node for task in tasks for node in task.nodes})
+
+
+def _dag_env(tasks: Sequence[Any]) -> tuple[str | None, str]:
+    """The Kedro env and pipeline the tasks' commands run (`--env`, `--pipelines`)."""
+    env: str | None = None
+    name = "__default__"
+    for task in tasks[:1]:
+        args = list(task.command)
+        for flag in ("--env", "-e"):
+            if flag in args[:-1]:
+                env = args[args.index(flag) + 1]
+        for flag in ("--pipelines", "--pipeline", "-p"):
+            if flag in args[:-1]:
+                name = args[args.index(flag) + 1]
+    return env, name
+
+
+def _model_source(
+    metadata: ProjectMetadata,
+    prefix: str,
+    dag_id: str,
+    run_id: str,
+    emulator: _EmulatorUse | None,
+) -> str:
+    """What `suggest --from` reads to model this replay, as a command line's start.
+
+    The run prefix itself; a gs:// one on the user's emulator (`--emulator`, or `--prefix
+    gs://...` with `STORAGE_EMULATOR_HOST` set) with `STORAGE_EMULATOR_HOST` in front, so it
+    does not reach for real GCS; on an emulator replay started (gone when it ends), a local
+    copy of the run's manifests under the project's runs folder, made here.
+    """
+    from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV
+
+    if emulator is not None and emulator.own:
+        kept = _keep_manifests(prefix, access.local_runs_root(metadata), dag_id, run_id)
+        return f"kedro gcs-bridge suggest --from {kept}" if kept else ""
+    host = os.environ.get(EMULATOR_HOST_ENV)
+    if host and prefix.startswith(("gs://", "gcs://")):
+        return f"{EMULATOR_HOST_ENV}={host} kedro gcs-bridge suggest --from {prefix}"
+    return f"kedro gcs-bridge suggest --from {prefix}"
+
+
+def _keep_manifests(prefix: str, local_root: str, dag_id: str, run_id: str) -> str | None:
+    """Copies the run marker and manifests of an emulator's run prefix to the local runs
+    folder (what `suggest --from` and `runs list` read); their URL, or None without any."""
+    from kedro_gcs_bridge.planning.naming import run_segment
+    from kedro_gcs_bridge.pod.store import HandoffStore
+
+    source = HandoffStore(prefix, task="replay")
+    target = HandoffStore(f"{local_root.rstrip('/')}/{dag_id}/{run_segment(run_id)}", task="replay")
+    try:
+        paths = source.fs.find(source.layout.manifests_dir)
+        if not paths:
+            return None
+        for path in [*paths, source.layout.marker]:
+            if source.fs.exists(path):
+                relative = path[len(source.root) + 1 :]
+                target.fs.makedirs(f"{target.root}/{relative}".rsplit("/", 1)[0], exist_ok=True)
+                target.fs.pipe_file(f"{target.root}/{relative}", source.fs.cat_file(path))
+    except OSError:
+        return None
+    return target.prefix
+
+
+def _summary(
+    results: Sequence[Any], prefix: str, pod_start_delay: float = 0.0, model_from: str = ""
+) -> str:
     from kedro_gcs_bridge.planning.views import replay_table
 
     try:
@@ -212,7 +406,8 @@ def _summary(results: Sequence[Any], prefix: str, pod_start_delay: float = 0.0) 
         (r.task_id, r.state, r.seconds, _bytes_out(manifests.get(r.task_id)), r.nodes)
         for r in results
     ]
-    return replay_table(rows) + "\n" + _timing(results, manifests, prefix, pod_start_delay)
+    timing = _timing(results, manifests, model_from, pod_start_delay)
+    return replay_table(rows) + "\n" + timing
 
 
 def _bytes_out(manifest: Manifest | None) -> int:
@@ -221,9 +416,10 @@ def _bytes_out(manifest: Manifest | None) -> int:
 
 
 def _timing(
-    results: Sequence[Any], manifests: dict[str, Any], prefix: str, pod_start_delay: float
+    results: Sequence[Any], manifests: dict[str, Any], model_from: str, pod_start_delay: float
 ) -> str:
-    """The measured makespan, and the `suggest` call that models this replay."""
+    """The measured makespan, and the `suggest` call that models this replay (`model_from`:
+    the command's start, `kedro gcs-bridge suggest --from URL`; none when empty)."""
     from kedro_gcs_bridge.dag.replay import kedro_start_seconds, makespan, slot_waits
 
     lines = [
@@ -240,9 +436,11 @@ def _timing(
     if kedro_start is not None:
         lines.append(
             f"kedro run start, measured: {kedro_start:.1f} s per task (median of task seconds "
-            "- pod start delay - node seconds)\n"
-            f"model of this replay: kedro gcs-bridge suggest --from {prefix} "
-            f"--pod-start {pod_start_delay:g} --kedro-start {kedro_start:.2f} --round-trip-ms 0"
-            " (and the DAG's --params)"
+            "- pod start delay - node seconds)"
+        )
+    if kedro_start is not None and model_from:
+        lines.append(
+            f"model of this replay: {model_from} --pod-start {pod_start_delay:g} "
+            f"--kedro-start {kedro_start:.2f} --round-trip-ms 0 (and the DAG's --params)"
         )
     return "\n".join(lines)

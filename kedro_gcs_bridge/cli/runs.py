@@ -48,7 +48,7 @@ def list_command(metadata: ProjectMetadata, root: str | None, env: str) -> None:
         expected = f"/{len(run.groups_expected)}" if run.groups_expected else ""
         when = run.last_write.strftime("%Y-%m-%d %H:%M:%S") if run.last_write else "-"
         click.echo(
-            f"{run.dag_id}  {run.run}  groups {len(run.groups_done)}{expected}  "
+            f"{run.dag_id}  {run.run_id}  groups {len(run.groups_done)}{expected}  "
             f"{run.outcome}  {human_size(run.size)}  {when}"
         )
 

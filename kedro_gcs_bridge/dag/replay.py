@@ -95,6 +95,25 @@ def makespan(results: Sequence[TaskResult]) -> float:
     return max(r.ended or 0.0 for r in ran) - min(r.started or 0.0 for r in ran)
 
 
+def left_on_disk_summary(results: Sequence[TaskResult]) -> str:
+    """One line naming the files tasks left in their own copies of the project (lost with a
+    pod on GKE), each with the tasks that left it (`all N tasks` when every task that ran
+    did, like a project's own `info.log`); '' when none did."""
+    by_file: dict[str, list[str]] = {}
+    for result in results:
+        for path in result.left_on_disk:
+            by_file.setdefault(path, []).append(result.task_id)
+    if not by_file:
+        return ""
+    ran = sum(result.started is not None or result.returncode is not None for result in results)
+    ran = max(ran, len({task for tasks in by_file.values() for task in tasks}))
+    named = [
+        f"{path} (all {ran} tasks)" if len(tasks) == ran > 1 else f"{path} ({', '.join(tasks)})"
+        for path, tasks in sorted(by_file.items(), key=lambda item: -len(item[1]))
+    ]
+    return f"left on the tasks' own disks (lost with a pod on GKE): {', '.join(named)}"
+
+
 class _TryNumber:
     try_number = 1
 

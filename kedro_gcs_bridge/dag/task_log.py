@@ -9,7 +9,6 @@ the bridge's errors end with what to do (the runner's hint).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 _RICH_RECORD = re.compile(r"^(?:\[[^\]]*\]\s*|\s+)?(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s{2,}(.*)$")
@@ -20,6 +19,16 @@ _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::
 #: Rich indents a record's wrapped lines under its message column (after the time column).
 _CONTINUATION_INDENT = 21
 _MAX_CHARS = 600
+#: A Python warning's first line (`file.py:NN: UserWarning: ...`, plain or in a record) and
+#: the source line Python prints at its end: a traceback between them is the warning's text
+#: (Kedro's `find_pipelines` quotes the import error of a module it skips), not the task's.
+_WARNING_HEAD = re.compile(r"\.py:\d+: \w*Warning: ")
+_WARNING_END = "warnings.warn("
+#: Kedro's advice to repeat or resume `kedro run`: a replayed task is re-run with `--task`.
+_RESUME_ADVICE = (
+    "Repeat the previous command to attempt a new run",
+    "You can resume the pipeline run from the nearest nodes",
+)
 #: Lines that end an exception's message: traceback frames and boxes, chaining notes, records.
 _NOT_MESSAGE = ("│", "╭", "╰", "Traceback", "The above", "During handling", " ", "[")
 
@@ -75,10 +84,31 @@ def _exception_blocks(lines: list[str]) -> list[str]:
     return [" ".join(block)[:_MAX_CHARS] for block in blocks]
 
 
+def _outside_warnings(lines: list[str]) -> list[str]:
+    """The lines of a log without the text of multi-line Python warnings (from a warning's
+    first line to its closing `warnings.warn(` source line, when there is one)."""
+    kept: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if _WARNING_HEAD.search(line):
+            end = next(
+                (i for i in range(index + 1, len(lines)) if lines[i].strip() == _WARNING_END),
+                None,
+            )
+            if end is not None:
+                kept.append(line)
+                index = end + 1
+                continue
+        kept.append(line)
+        index += 1
+    return kept
+
+
 def read_task_log(log: str) -> TaskLog:
     """The warnings, the first exception and the final error of one task's log."""
     lines = log.splitlines()
-    blocks = _exception_blocks(lines)
+    blocks = _exception_blocks(_outside_warnings(lines))
     return TaskLog(
         tuple(_warnings(lines)),
         blocks[0] if blocks else None,
@@ -86,25 +116,26 @@ def read_task_log(log: str) -> TaskLog:
     )
 
 
-def result_details(
-    log: str, failed: bool, left_on_disk: Sequence[str], seen: set[str], tail: int = 40
-) -> str:
-    """The lines replay prints under a task: its warnings (each new one), the files
-    it left on its disk, and on failure the first exception, the final error and the tail.
+def result_details(log: str, failed: bool, seen: set[str], tail: int = 40) -> str:
+    """The lines replay prints under a task: its warnings (each new one; Kedro's advice to
+    repeat or resume `kedro run` left out), and on failure the first exception, the final
+    error and the tail. (The files tasks left on their disks are summed up once, after the
+    replay: `dag/replay.py` `left_on_disk_summary`.)
 
     Args:
         log: The task's stdout and stderr.
         failed: The task failed.
-        left_on_disk: Files it left in its isolated copy of the project.
         seen: Warnings already printed for earlier tasks (updated).
         tail: Lines of the log's end shown on failure.
     """
     read = read_task_log(log)
-    new = [warning for warning in read.warnings if warning not in seen]
+    new = [
+        warning
+        for warning in read.warnings
+        if warning not in seen and not any(advice in warning for advice in _RESUME_ADVICE)
+    ]
     seen.update(new)
     lines = [f"warning: {warning}" for warning in new]
-    if left_on_disk:
-        lines.append(f"left on its own disk (lost with a pod on GKE): {', '.join(left_on_disk)}")
     if failed:
         if read.first_exception:
             lines.append(f"first exception: {read.first_exception}")

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from kedro_gcs_bridge.errors import (
     ConfigError,
@@ -66,6 +67,11 @@ class RunSummary:
     size: int
     last_write: dt.datetime | None
 
+    @property
+    def run_id(self) -> str:
+        """The Airflow run id (`run` is its percent-encoded folder name, `run_segment`)."""
+        return unquote(self.run)
+
 
 @dataclass
 class RunScan:
@@ -88,10 +94,14 @@ def _modified(info: dict[str, Any]) -> dt.datetime | None:
     return None
 
 
-def _within(seconds: float, what: str, work: Callable[[], _T]) -> _T:
+def within(seconds: float, what: str, work: Callable[[], _T]) -> _T:
     """Runs `work` in a daemon thread; past `seconds` the caller gets an error, not a hang
     (gcsfs retries a refused connection for ~30 s, and credentials may probe a metadata
-    server first)."""
+    server first).
+
+    Raises:
+        StorageUnreachableError: No answer within `seconds` (names `what`).
+    """
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -117,18 +127,36 @@ def _open_root(root_url: str, reach_seconds: float) -> Backend:
         GCSBridgeError: The root is not an absolute URL, or the storage does not answer.
     """
     url = as_root_url(_ROOT_KEY, root_url).rstrip("/")
+    hint = f"check the network and credentials, or pass {_ROOT_KEY} URL (e.g. file:///path/to/runs)"
+    return open_reachable(url, hint, "the root", reach_seconds)
+
+
+def open_reachable(
+    url: str, hint: str, what: str = "", reach_seconds: float = REACH_SECONDS
+) -> Backend:
+    """The URL's backend, once the storage has answered a listing of it within
+    `reach_seconds` (a stopped emulator or real GCS without credentials costs seconds).
+
+    Args:
+        url: An absolute URL.
+        hint: What to do when it cannot be reached (ends the one-line error).
+        what: How the error names the URL (`the root`, `--from`); default the URL.
+        reach_seconds: How long the storage may take to answer at all.
+
+    Raises:
+        StorageUnreachableError: No answer in time, or the listing failed (one line).
+    """
 
     def reach() -> Backend:
         backend = open_backend(url)
-        with contextlib.suppress(FileNotFoundError):  # nothing written under the root yet
+        with contextlib.suppress(FileNotFoundError):  # nothing written under it yet
             backend.fs.ls(backend.root, detail=False)
         return backend
 
-    hint = f"check the network and credentials, or pass {_ROOT_KEY} URL (e.g. file:///path/to/runs)"
     try:
-        return _within(reach_seconds, url, reach)
+        return within(reach_seconds, url, reach)
     except StorageUnreachableError as exc:
-        raise StorageUnreachableError(f"cannot reach the root: {exc}; {hint}.") from exc
+        raise StorageUnreachableError(f"cannot reach {what or url}: {exc}; {hint}.") from exc
     except GCSBridgeError:
         raise
     except Exception as exc:

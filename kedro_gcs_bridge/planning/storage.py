@@ -16,7 +16,7 @@ Pure: no Kedro, no file system.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -53,6 +53,35 @@ class DatasetLocation:
 
 
 MEMORY = DatasetLocation(Where.MEMORY)
+
+
+def location_key(location: DatasetLocation) -> tuple[Where, str] | None:
+    """What makes two catalog entries one dataset: the same place on disk or on a remote
+    store (a trailing `/` aside); None for one in memory or without a path."""
+    if location.where is Where.MEMORY or not location.path:
+        return None
+    return location.where, location.path.rstrip("/") or "/"
+
+
+def aliases_of(locations: Mapping[str, DatasetLocation], written: Iterable[str]) -> dict[str, str]:
+    """Names no node writes -> the written name whose entry resolves to the same location
+    (a folder one node saves as `parts_out` and another loads as `parts_in`).
+
+    Args:
+        locations: Dataset name -> where the catalog keeps it.
+        written: The names nodes write.
+    """
+    writers = set(written)
+    by_key = {
+        key: name
+        for name in sorted(writers)
+        if (key := location_key(locations.get(name, MEMORY))) is not None
+    }
+    return {
+        name: by_key[key]
+        for name, location in locations.items()
+        if name not in writers and (key := location_key(location)) in by_key
+    }
 
 
 class StorageClass(Enum):
@@ -155,6 +184,10 @@ def _who(nodes: Sequence[NodeSpec], plan: Plan) -> tuple[dict[str, str], dict[st
     return writers, readers
 
 
+def _read_by(names: Sequence[str], readers: Mapping[str, Sequence[str]]) -> list[str]:
+    return [task for name in names for task in readers.get(name, ())]
+
+
 def classify(
     plan: Plan,
     nodes: Sequence[NodeSpec],
@@ -175,7 +208,9 @@ def classify(
 
     Returns:
         One entry per dataset, in the order the pipeline first mentions them; datasets that
-        stay in one process's memory are left out.
+        stay in one process's memory are left out. Entries no node writes that resolve to
+        the location of one a node writes (`aliases_of`) are that dataset: their readers
+        are its readers, and its `detail` names them.
     """
     writers, readers = _who(nodes, plan)
     names = dict.fromkeys(
@@ -184,19 +219,27 @@ def classify(
         for name in (*node.inputs, *node.outputs)
         if not is_parameter(name)
     )
+    aliases = aliases_of({name: locations.get(name, MEMORY) for name in names}, writers)
     entries = []
     for name in names:
+        if name in aliases:
+            continue  # one dataset with the name that writes it
         location = locations.get(name, MEMORY)
         producer = writers.get(name)
-        reading = tuple(readers.get(name, ()))
-        detail = ""
+        read_as = [alias for alias, written in aliases.items() if written == name]
+        reading = tuple(dict.fromkeys([*readers.get(name, ()), *_read_by(read_as, readers)]))
+        detail = f"read as {', '.join(repr(alias) for alias in read_as)}" if read_as else ""
         if producer is None:
             others = made_elsewhere.get(name, ())
             kind = _classify_input(location, bool(others), name in missing_from_image)
             detail = ", ".join(others) if others else missing_from_image.get(name, "")
         else:
             crosses = any(task != producer for task in reading)
-            kind = _classify_made(location, crosses, bool(reading), local_handoff)
+            # The run prefix carries a dataset by its name: not to a reader of another name.
+            handoff = local_handoff and not any(
+                task != producer for task in _read_by(read_as, readers)
+            )
+            kind = _classify_made(location, crosses, bool(reading), handoff)
         if kind is not None:
             entries.append(StorageEntry(name, kind, location, producer, reading, detail))
     return tuple(entries)
@@ -211,10 +254,11 @@ def _problem(entry: StorageEntry) -> str:
     path, readers = entry.location.path, _tasks(entry.readers)
     cls = StorageClass
     if entry.storage_class is cls.LOCAL_CROSSING:
+        read_as = f" ({entry.detail})" if entry.detail else ""
         return (
             f"dataset '{entry.dataset}' is saved on local disk ({path}) by task "
-            f"{entry.producer} and read by task(s) {readers} in other pods, which will not "
-            "find it"
+            f"{entry.producer} and read{read_as} by task(s) {readers} in other pods, which "
+            "will not find it"
         )
     if entry.storage_class is cls.RAW_MISSING:
         return (
@@ -290,6 +334,8 @@ def grade(entries: Sequence[StorageEntry], local_disk: str = "error") -> Storage
         if entry.storage_class not in _RULES:
             continue
         policy, remedy = _RULES[entry.storage_class]
+        if entry.storage_class is StorageClass.LOCAL_CROSSING and entry.detail:
+            remedy = CATALOG_REMEDY  # read under another name: the run prefix cannot carry it
         if entry.storage_class is StorageClass.OTHER_DAG and entry.location.where is Where.MEMORY:
             remedy = f"{_IN_MEMORY_ELSEWHERE_REMEDY}; or set `local_disk: warn`"
         severity = local_disk if policy == "local_disk" else policy
@@ -310,7 +356,8 @@ def storage_text(storage: StoragePlan) -> str:
         lines.append(f"  {kind.value}:")
         for entry in members:
             where = f" ({entry.location.path})" if entry.location.path else ""
-            lines.append(f"    {entry.dataset}{where}")
+            read_as = f", {entry.detail}" if entry.detail and entry.producer else ""
+            lines.append(f"    {entry.dataset}{where}{read_as}")
     lines += [f"error: {error}" for error in storage.errors]
     lines += [f"warning: {warning}" for warning in storage.warnings]
     return "\n".join(lines) + "\n"

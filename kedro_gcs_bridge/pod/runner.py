@@ -7,8 +7,8 @@ there. Boundary datasets are found by comparing the nodes this pod runs (after `
 `pipeline` runner param). Only datasets that would otherwise be in-memory cross; catalog
 datasets already persist and are left alone, except that one on local disk is carried
 through the run prefix too (`local_handoff`, default on, as in airflow.yml), in its own
-catalog type (a Parquet entry stays Parquet, a pickle stays pickle), or, with it off,
-reported: it is lost between pods.
+catalog type (a Parquet entry stays Parquet, a pickle stays pickle), and still saved to its
+own filepath as `kedro run` saves it; or, with it off, reported: it is lost between pods.
 After its nodes ran, the group writes its manifest.
 """
 
@@ -50,6 +50,9 @@ class HandoffDataset(AbstractDataset[Any, Any]):
     copies, frames that cannot be copied as they are), so a node mutating its input changes
     nothing another node of the group sees. The copy is made when the value is handed out,
     not when it is saved: an output no node of the group reads is never copied.
+
+    A persisted catalog dataset it replaces (`persist`) is saved too, after the run prefix:
+    the catalog output is written to its filepath, as `kedro run` writes it.
     """
 
     def __init__(
@@ -58,11 +61,13 @@ class HandoffDataset(AbstractDataset[Any, Any]):
         name: str,
         producer_node: str | None,
         catalog_format: Format | None = None,
+        persist: AbstractDataset[Any, Any] | None = None,
     ) -> None:
         self._store = store
         self._name = name
         self._producer_node = producer_node
         self._format = catalog_format  # the catalog type of a local-disk dataset it replaces
+        self._persist = persist
         self._data: Any = None
         self._has_data = False
 
@@ -76,6 +81,8 @@ class HandoffDataset(AbstractDataset[Any, Any]):
 
     def _save(self, data: Any) -> None:
         self._store.save(self._name, data, catalog_format=self._format)
+        if self._persist is not None:
+            self._persist.save(data)
         self._data, self._has_data = data, True
 
     def _exists(self) -> bool:
@@ -128,6 +135,13 @@ def _catalog_format_of(catalog: Any, name: str) -> Format | None:
             type(dataset).__name__,
         )
     return fmt
+
+
+def _persisted(catalog: Any, name: str) -> AbstractDataset[Any, Any] | None:
+    """The catalog's own dataset of a crossing output that persists (not in memory): the
+    run prefix carries it, and it is still saved where the catalog says."""
+    dataset = catalog.get(name) if name in catalog else None
+    return None if dataset is None or is_memory(dataset) else dataset
 
 
 def _task_of(pipeline: Pipeline) -> str:
@@ -360,7 +374,8 @@ class GCSRunner(SequentialRunner):
                 fmt = _catalog_format_of(catalog, name)
                 if fmt is not None and not inputs:  # before a node runs, not after it
                     store.check_catalog_format(base, fmt)
-                catalog[name] = HandoffDataset(store, base, made_by.get(base), fmt)
+                persist = None if inputs else _persisted(catalog, name)
+                catalog[name] = HandoffDataset(store, base, made_by.get(base), fmt, persist)
         _check_local_inputs(pipeline, catalog, loaded, made_by)
         logger.info(
             "GCSRunner: task %s, %d node(s), loads %s, saves %s, run prefix %s",

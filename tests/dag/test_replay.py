@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 from _processes import run
@@ -21,6 +22,7 @@ from kedro_gcs_bridge.dag.replay import (
     ReplayTask,
     TaskResult,
     kedro_start_seconds,
+    left_on_disk_summary,
     makespan,
     slot_waits,
 )
@@ -57,7 +59,11 @@ def fresh_project(workdir: Path, name: str) -> Path:
 
 
 def create_dag(
-    project: Path, env: dict[str, str], *params: str, name: str = "spaceflights_dag.py"
+    project: Path,
+    env: dict[str, str],
+    *params: str,
+    name: str = "spaceflights_dag.py",
+    kedro_env: str | None = None,
 ) -> Path:
     """`kedro airflow create` with `--params` (`-p P` may lead them); `name` is the file."""
     target = project / "airflow_dags"
@@ -73,6 +79,8 @@ def create_dag(
     if params and params[0] == "-p":
         args += params[:2]
         params = params[2:]
+    if kedro_env:
+        args += ["-e", kedro_env]
     # The example keeps its data on local disk, which the GKE DAG refuses by default.
     args += ["--params", ",".join((*params, "local_disk=warn"))]
     result = run(args, project, env)
@@ -119,7 +127,11 @@ def replay(
 
 
 def run_prefix(project: Path, dag_id: str = "spaceflights__default__local") -> str:
-    return f"{(project / 'runs').as_uri()}/{dag_id}/{run_segment(RUN_ID)}"
+    return run_prefix_on((project / "runs").as_uri(), dag_id)
+
+
+def run_prefix_on(root: str, dag_id: str = "spaceflights__default__local") -> str:
+    return f"{root}/{dag_id}/{run_segment(RUN_ID)}"
 
 
 @dataclass(frozen=True)
@@ -157,9 +169,9 @@ class TestReplay:
         assert "isolated: each task runs in a fresh copy" in out
         assert not (grouped.project / "data" / "08_reporting" / "metrics.json").exists()
         assert kept_metrics(grouped.project) == reference_metrics
-        assert (
-            "left on its own disk (lost with a pod on GKE): data/08_reporting/metrics.json" in out
-        )
+        assert "left on the tasks' own disks (lost with a pod on GKE): " in out
+        assert "data/08_reporting/metrics.json (evaluate_model_node)" in out
+        assert "left on its own disk" not in out  # said once after the tasks, not per task
         assert len(grouped.manifests) == 5
         # The final table: one row per task with its nodes and the bytes it handed off.
         table = out[out.index("task  ") :]
@@ -186,6 +198,9 @@ class TestReplay:
         assert "companies.csv" in out  # the task's own log, shown on failure
         assert (project / "data" / "01_raw" / "companies.csv").exists()  # the project's own
         assert "shuttles: success" in out  # independent of the failure
+        # Replay's own advice once, not Kedro's "Repeat the previous command" per task.
+        assert f"replay with --run-id {RUN_ID} --task companies" in out
+        assert "Repeat the previous command" not in out.split("| ")[0]
         for downstream in ("split", "train_model_node", "evaluate_model_node"):
             assert f"{downstream}: upstream_failed" in out
         assert not (project / "data" / "08_reporting" / "metrics.json").exists()
@@ -207,25 +222,75 @@ class TestReplay:
         assert after["split"] == before["split"]  # upstream untouched
         assert after["train_model_node"].finished_at > before["train_model_node"].finished_at
 
-    def test_replay_through_a_local_gcs_emulator(
-        self, grouped: Replayed, base_env: dict[str, str]
+    def test_replay_through_the_users_gcs_emulator(
+        self, grouped: Replayed, base_env: dict[str, str], gcs_emulator: str
     ) -> None:
-        """`--emulator`: replay starts its own emulator and the run prefix is on its bucket.
-        (One task: the outputs of a whole replay through gs:// are checked by the journey and
-        by tests/pod/test_faults.py.)"""
+        """`--emulator` with STORAGE_EMULATOR_HOST set: replay uses that emulator (left
+        running), the run prefix is on its bucket, and the printed `suggest --from gs://...`
+        carries the emulator's address, not real GCS. (One task: the outputs of a whole
+        replay through gs:// are checked by the journey and by tests/pod/test_faults.py; an
+        emulator replay starts itself by the seeded test below.)"""
         args = ["--emulator", "--run-id", RUN_ID, "--task", "companies"]
         result = run(
             [str(BIN / "kedro"), "gcs-bridge", "replay", str(grouped.dag), *args],
             grouped.project,
+            {**base_env, "STORAGE_EMULATOR_HOST": gcs_emulator},
+        )
+        out = result.stdout
+        assert result.returncode == 0, out[-3000:] + result.stderr[-2000:]
+        assert f"GCS emulator: {gcs_emulator} (yours, from STORAGE_EMULATOR_HOST" in out
+        assert "run prefix: gs://kedro-gcs-bridge-replay/runs/spaceflights__default__local/" in (
+            out
+        )
+        assert "[1/1]" in out and "companies: success" in out
+        assert not (grouped.project / ".gcs-bridge-runs").exists()  # nothing went to local disk
+        suggest = f"STORAGE_EMULATOR_HOST={gcs_emulator} kedro gcs-bridge suggest --from gs://"
+        assert f"model of this replay: {suggest}kedro-gcs-bridge-replay/runs/" in out
+        store = HandoffStore(run_prefix_on("gs://kedro-gcs-bridge-replay/runs"), task="inspect")
+        assert [m.task for m in store.manifests()] == ["companies"]
+
+    def test_an_emulator_replay_of_a_gcs_catalog_is_seeded_or_refused_up_front(
+        self, workdir: Path, base_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """After `catalog --root gs://...`, the emulator replay starts lacks the raw inputs:
+        it refuses before any task runs, naming bucket and object, and `--seed` uploads the
+        project's files. The printed `suggest --from` reads a local copy, not the emulator
+        that is gone (nor real GCS)."""
+        monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)  # replay starts its own
+        project = fresh_project(workdir, "gcs-catalog")
+        moved = run(
+            [str(BIN / "kedro"), "gcs-bridge", "catalog", "--root", "gs://example-bucket/sf"],
+            project,
             base_env,
         )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-        assert "GCS emulator: http://127.0.0.1:" in result.stdout
-        assert "run prefix: gs://kedro-gcs-bridge-replay/runs/spaceflights__default__local/" in (
-            result.stdout
-        )
-        assert "[1/1]" in result.stdout and "companies: success" in result.stdout
-        assert not (grouped.project / ".gcs-bridge-runs").exists()  # nothing went to local disk
+        assert moved.returncode == 0, moved.stdout + moved.stderr[-2000:]
+        dag = create_dag(project, base_env, name="spaceflights_gcs_dag.py", kedro_env="gcs")
+        args = ["--emulator", "--run-id", RUN_ID, "--task", "companies"]
+        command = [str(BIN / "kedro"), "gcs-bridge", "replay", str(dag), *args]
+        refused = run(command, project, base_env)
+        assert refused.returncode == 1, refused.stdout[-3000:]
+        errors = [line for line in refused.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1, refused.stderr[-3000:]
+        assert "'companies' (bucket example-bucket, object sf/" in errors[0]
+        assert "companies.csv" in errors[0] and "pass --seed" in errors[0]
+        assert "Traceback" not in refused.stdout + refused.stderr
+        assert "[1/1]" not in refused.stdout  # no task started
+        # A re-run of a later task: what the DAG's own tasks make is never asked for (it comes
+        # from upstream tasks), only its raw input.
+        later = [str(BIN / "kedro"), "gcs-bridge", "replay", str(dag), "--emulator"]
+        refused = run([*later, "--task", "split"], project, base_env)
+        errors = [line for line in refused.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "1 input(s)" in errors[0], refused.stderr[-3000:]
+        assert "'reviews' (bucket example-bucket" in errors[0] and "preprocessed" not in errors[0]
+
+        seeded = run([*command, "--seed"], project, base_env)
+        out = seeded.stdout
+        assert seeded.returncode == 0, out[-3000:] + seeded.stderr[-3000:]
+        assert "seeded companies: " in out and "-> gs://example-bucket/sf/" in out
+        assert "[1/1] companies: success" in out
+        kept = f"{(project / '.gcs-bridge-runs').as_uri()}/spaceflights__default__gcs/"
+        assert f"model of this replay: kedro gcs-bridge suggest --from {kept}" in out
+        assert "--from gs://" not in out
 
     def test_unknown_task_is_refused(self, grouped: Replayed, base_env: dict[str, str]) -> None:
         result = replay(grouped.project, grouped.dag, base_env, "--task", "nope")
@@ -297,10 +362,23 @@ class TestIsolation:
         dag = create_dag(project, base_env, *pipeline, name=name)
         handed = replay(project, dag, base_env)
         assert handed.returncode == 0, handed.stdout[-3000:]
-        assert "[3/3]" in handed.stdout and "preprocessed_companies.parquet" not in handed.stdout
+        assert "[3/3]" in handed.stdout and "first exception" not in handed.stdout
+        # The catalog's own save still happens in the producer's pod (lost with it on GKE).
+        written = "data/02_intermediate/preprocessed_companies.parquet"
+        assert f"{written} (companies)" in handed.stdout
         store = HandoffStore(run_prefix(project, self.DAG_ID), task="inspect")
         companies = next(m for m in store.manifests() if m.task == "companies")
         assert self.CROSSING in companies.datasets
+
+        # In one folder (`--shared-dir`) the persisted output is where a plain `kedro run`
+        # writes it, although the run prefix carried it between the tasks.
+        assert not (project / written).exists()
+        shared = replay(project, dag, base_env, "--shared-dir", "--run-id", "manual__shared")
+        assert shared.returncode == 0, shared.stdout[-3000:]
+        reference = pd.read_parquet(
+            store.fs.open(store.fs.find(store.layout.data_dir(self.CROSSING))[0], "rb")
+        )
+        pd.testing.assert_frame_equal(pd.read_parquet(project / written), reference)
 
 
 DELAY = 3.0
@@ -420,3 +498,57 @@ class TestTiming:
         first_end = min(r.ended or 0.0 for r in results if r is not late)
         assert (late.started or 0.0) >= first_end  # it started once a slot was free
         assert slot_waits(replay_tasks(tasks, tmp_path, parallel=3)) == (0, 0.0)
+
+
+class TestLeftOnDisk:
+    def test_files_left_on_the_tasks_disks_are_said_once(self) -> None:
+        """A file every task leaves (the project's own info.log) is one entry, not one line per
+        task; a file one task leaves names that task."""
+        results = [
+            TaskResult("a", "success", left_on_disk=("info.log",)),
+            TaskResult("b", "success", left_on_disk=("info.log", "data/metrics.json")),
+            TaskResult("c", "failed", left_on_disk=("info.log",)),
+            TaskResult("d", "upstream_failed"),
+        ]
+        assert left_on_disk_summary(results) == (
+            "left on the tasks' own disks (lost with a pod on GKE): info.log (all 3 tasks), "
+            "data/metrics.json (b)"
+        )
+        assert left_on_disk_summary(results[3:]) == ""
+
+    def test_after_the_table_once_the_files_and_the_rerun_of_failed_tasks(self) -> None:
+        from kedro_gcs_bridge.cli.replay import _after
+
+        results = [
+            TaskResult("a", "success", left_on_disk=("info.log",)),
+            TaskResult("b", "failed", left_on_disk=("info.log",)),
+            TaskResult("c", "upstream_failed"),
+        ]
+        lines = _after(results, "manual__1", kept_prefix=True)
+        assert lines == [
+            "left on the tasks' own disks (lost with a pod on GKE): info.log (all 2 tasks)",
+            "re-run the failed task(s) after a fix: replay with --run-id manual__1 --task b",
+        ]
+        # An emulator replay started is gone with its run prefix: no re-run of one task.
+        assert _after(results, "manual__1", kept_prefix=False) == lines[:1]
+
+
+class TestModelCommand:
+    """The `suggest --from` replay prints reaches the data where the replay left it."""
+
+    def test_a_gs_prefix_on_an_emulator_names_the_emulator(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from kedro_gcs_bridge.cli.replay import _model_source
+
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9023")
+        command = _model_source(None, "gs://b/runs/d/r", "d", "r", None)  # type: ignore[arg-type]
+        assert command == (
+            "STORAGE_EMULATOR_HOST=http://127.0.0.1:9023 kedro gcs-bridge suggest --from "
+            "gs://b/runs/d/r"
+        )
+        local = _model_source(None, "file:///p/runs/d/r", "d", "r", None)  # type: ignore[arg-type]
+        assert local == "kedro gcs-bridge suggest --from file:///p/runs/d/r"
+        monkeypatch.delenv("STORAGE_EMULATOR_HOST")
+        plain = _model_source(None, "gs://b/runs/d/r", "d", "r", None)  # type: ignore[arg-type]
+        assert plain == "kedro gcs-bridge suggest --from gs://b/runs/d/r"

@@ -22,6 +22,7 @@ from kedro_gcs_bridge.ops.runs import (
     scan_runs,
     select_for_gc,
 )
+from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.pod.backend import open_backend
 from kedro_gcs_bridge.pod.store import HandoffStore
 
@@ -90,6 +91,14 @@ class TestListAndDelete:
         assert found[0].groups_done == ("a", "b") and found[0].outcome == "success"
         assert found[1].groups_done == ("a",) and found[1].outcome == "incomplete"
         assert all(r.size > 0 for r in found)
+
+    def test_run_ids_are_shown_decoded(self, root: str) -> None:
+        """The run prefix percent-encodes Airflow's run id (`run_segment`); a listing shows the
+        run id itself."""
+        run_id = "manual__2026-11-24T07:11:31.230999+00:00"
+        make_run(root, "dag", run_segment(run_id), ["a"], ["a"])
+        (found,) = list_runs(root)
+        assert found.run == run_segment(run_id) and found.run_id == run_id
 
     def test_delete_removes_whole_prefixes_and_nothing_else(self, root: str) -> None:
         make_run(root, "dag", "old", ["a"], ["a"])
@@ -231,6 +240,7 @@ def test_runs_cli_lists_and_collects(tmp_path: Path) -> None:
     root = (tmp_path / "root").as_uri()
     make_run(root, "dag", "finished", ["a"], ["a"])
     make_run(root, "dag", "broken", [], ["a"])
+    make_run(root, "dag", run_segment("manual__2026-11-24T07:11:31+00:00"), ["a"], ["a"])
     HandoffStore(f"{root}/dag/broken", task="a").save("partial", {"x": 1})
     planted = plant_decoys(root)
     kedro = str(Path(sys.executable).parent / "kedro")
@@ -251,11 +261,35 @@ def test_runs_cli_lists_and_collects(tmp_path: Path) -> None:
 
     listing = cli("list")
     assert "skipped" in listing and "a/b/manifests/x.json" not in listing
-    assert "2 run(s)" in listing and "finished  groups 1/1  success" in listing
+    assert "3 run(s)" in listing and "finished  groups 1/1  success" in listing
+    assert "dag  manual__2026-11-24T07:11:31+00:00  groups 1/1" in listing  # decoded
     assert "broken  groups 0" in listing and "incomplete" in listing
     dry = cli("gc", "--older-than", "0s", "--keep-failed", "--dry-run")
     assert "would delete" in dry and "/dag/finished" in dry and "/dag/broken" not in dry
-    assert "2 run(s)" in cli("list")
+    assert "3 run(s)" in cli("list")
     cli("gc", "--older-than", "0s", "--keep-failed")
     assert "1 run(s)" in cli("list") and "broken" in cli("list")
     still_there(root, planted)
+
+
+def test_reading_a_run_prefix_on_a_stopped_emulator_fails_in_seconds_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `suggest --from` and replay's summary read: a gs:// prefix whose storage does not
+    answer (an emulator that is gone) is one error at the reach bound, not a minute of gcsfs
+    retries ending in a traceback."""
+    import gcsfs
+    from _gcs_emulator import free_port
+
+    from kedro_gcs_bridge.cli.access import read_manifests
+    from kedro_gcs_bridge.errors import StorageUnreachableError
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
+    gcsfs.GCSFileSystem.clear_instance_cache()
+    prefix = "gs://kedro-gcs-bridge-replay/runs/dag/manual__1"
+    with pytest.raises(StorageUnreachableError) as raised:
+        read_manifests(prefix, "suggest")
+    message = str(raised.value)
+    assert message.startswith("cannot reach the run prefix: ") and "\n" not in message
+    assert "STORAGE_EMULATOR_HOST" in message
+    gcsfs.GCSFileSystem.clear_instance_cache()

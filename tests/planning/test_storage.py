@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
+from _kedro_jobs import KEDRO, Edit, Job, kedro_env, make_project
 
 from kedro_gcs_bridge.config import BridgeConfig, parse_config
 from kedro_gcs_bridge.errors import ConfigError
@@ -197,6 +200,62 @@ class TestClasses:
         assert "raw" not in classes(plan) and "out" not in classes(plan)
 
 
+#: `write` saves `parts_out`, `read` loads `parts_in`: two catalog entries on one folder.
+ALIASED = [
+    NodeSpec("write", ("raw",), ("parts_out",), frozenset({"airflow.a"})),
+    NodeSpec("read", ("parts_in",), ("out",), frozenset({"airflow.a"})),
+]
+
+
+def aliased(group_of_reader: str, where: DatasetLocation, **kwargs: object) -> StoragePlan:
+    nodes = [ALIASED[0], NodeSpec("read", ("parts_in",), ("out",), frozenset({group_of_reader}))]
+    locations = {"parts_out": where, "parts_in": where}
+    missing = {"parts_in": "the ignore file leaves data/ out"}
+    return storage(locations, missing=missing, nodes=nodes, **kwargs)  # type: ignore[arg-type]
+
+
+class TestAliases:
+    """Two catalog entries that resolve to one location are one dataset: writer -> reader."""
+
+    def test_written_and_read_in_one_pod_is_fine(self) -> None:
+        plan = aliased("airflow.a", local("data/parts/"))
+        assert classes(plan) == {"parts_out": StorageClass.IN_POD}
+        (entry,) = plan.entries
+        assert entry.producer == "a" and entry.readers == ("a",)
+        assert "parts_in" in entry.detail
+        assert plan.errors == plan.warnings == ()
+        assert "    parts_out (data/parts/), read as 'parts_in'\n" in storage_text(plan)
+
+    def test_same_folder_with_and_without_a_trailing_slash(self) -> None:
+        nodes = [ALIASED[0], ALIASED[1]]
+        where = {"parts_out": local("data/parts"), "parts_in": local("data/parts/")}
+        plan = storage(where, nodes=nodes)
+        assert classes(plan) == {"parts_out": StorageClass.IN_POD} and plan.errors == ()
+
+    def test_written_and_read_in_different_pods_crosses(self) -> None:
+        """The run prefix carries a dataset by its name; an alias is read by another name,
+        so on local disk it is lost between pods whatever `local_handoff` says."""
+        plan = aliased("airflow.b", local("data/parts"))
+        assert classes(plan) == {"parts_out": StorageClass.LOCAL_CROSSING}
+        (error,) = plan.errors
+        assert "'parts_out'" in error and "'parts_in'" in error and "task(s) b" in error
+        assert error.endswith(f"Remedy: {CATALOG_REMEDY}.")
+
+    def test_on_gcs_in_different_pods_is_fine(self) -> None:
+        plan = aliased("airflow.b", gcs("gs://b/parts"))
+        assert classes(plan) == {"parts_out": StorageClass.REMOTE}
+        assert plan.errors == ()
+
+    def test_entries_on_different_paths_stay_apart(self) -> None:
+        nodes = [ALIASED[0], ALIASED[1]]
+        where = {"parts_out": local("data/a"), "parts_in": local("data/b")}
+        plan = storage(where, nodes=nodes, local_disk="warn")
+        assert classes(plan) == {
+            "parts_in": StorageClass.RAW_IN_IMAGE,
+            "parts_out": StorageClass.LEFT_ON_DISK,
+        }
+
+
 class TestText:
     def test_lists_each_class_with_paths_then_problems(self) -> None:
         plan = storage({"raw": local("r.csv"), "out": local("o.json")}, local_disk="warn")
@@ -262,3 +321,39 @@ class TestRemediesOnce:
 
     def test_errors_without_a_remedy_are_kept_as_they_are(self) -> None:
         assert remedies_once(["plain."]) == ["error: plain."]
+
+
+#: A second catalog entry on model_input_table's file, read by a node of its own.
+_ALIAS_EDITS = (
+    Edit(
+        "conf/base/catalog.yml",
+        "\nmodel_input_table_again:\n  type: pandas.ParquetDataset\n"
+        "  filepath: data/03_primary/model_input_table.parquet\n",
+    ),
+    Edit(
+        "src/spaceflights/pipeline_registry.py",
+        '    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))\n'
+        "    from kedro.pipeline import node\n\n"
+        '    pipelines["__default__"] += Pipeline([node(len, "model_input_table_again", '
+        '"rows", name="count_rows")])\n',
+        old='    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))\n',
+    ),
+)
+
+
+def test_catalog_does_not_ask_to_upload_what_the_pipeline_makes(tmp_path: Path) -> None:
+    """`catalog` lists the raw inputs to upload; an entry read under another name than the one
+    a node writes (same file) is made by the pipeline, not a raw input."""
+    project = make_project(tmp_path, "aliased", Job(("gcs-bridge", "catalog"), _ALIAS_EDITS))
+    done = subprocess.run(
+        [str(KEDRO), "gcs-bridge", "catalog", "--root", "gs://example-bucket/sf"],
+        cwd=project,
+        env=kedro_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    uploads = done.stdout[done.stdout.index("Upload the raw inputs:") :]
+    assert "data/01_raw" in uploads and "03_primary" not in uploads, uploads
