@@ -239,12 +239,27 @@ def test_the_road_from_init_to_a_replay_that_matches_kedro_run(tmp_path: Path) -
     assert created.returncode == 0, _said(created)
     (dag,) = (project / "airflow_dags").glob("*.py")
 
-    replay = ["gcs-bridge", "replay", str(dag), "--emulator", "--seed", "--run-id", RUN_ID]
-    replayed = _kedro(project, *replay)
+    assert "docker/Dockerfile sets ENV KEDRO_ENV=prod" in _said(created), _said(created)
+
+    # Replay runs each task with the image's ENV, as a pod would: under KEDRO_ENV=prod the
+    # registry builds a.base only, so the a_candidate1 pod finds none of its nodes.
+    replay = ["gcs-bridge", "replay", str(dag), "--emulator", "--seed"]
+    as_in_pods = _kedro(project, *replay, "--run-id", f"{RUN_ID}-prod")
+    assert as_in_pods.returncode == 1, _said(as_in_pods)
+    said = _said(as_in_pods)
+    assert "image ENV (docker/Dockerfile): KEDRO_ENV=prod" in said
+    assert "a_candidate1: failed" in said and "a_base: success" in said
+    assert "Pipeline does not contain nodes named" in said
+
+    # The warning's remedy: the ENV out of the image (the env is the DAG's `-e`).
+    dockerfile = project / "docker/Dockerfile"
+    lines = dockerfile.read_text(encoding="utf-8").splitlines(keepends=True)
+    dockerfile.write_text("".join(line for line in lines if "KEDRO_ENV" not in line))
+    replayed = _kedro(project, *replay, "--run-id", RUN_ID)
     assert replayed.returncode == 0, _said(replayed)
     out = replayed.stdout
     assert "seeded raw_parts: " in out and "seeded raw_table: " in out
     assert "parts_written" not in out.split("Replaying")[0]  # made by the DAG, never seeded
-    assert "[3/3]" in out
+    assert "[3/3]" in out and "image ENV" not in out
     fs = gcs_filesystem()
     assert {relative: fs.cat(f"{ROOT}/{relative}") for relative in OUTPUTS} == expected
