@@ -20,6 +20,7 @@ from _gcs_emulator import BUCKET
 from conftest import EXAMPLE, KEDRO, RUN_ID, kedro_env
 
 from kedro_gcs_bridge.dag.seed import gcs_filesystem
+from kedro_gcs_bridge.pod.store import HandoffStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("gcs_emulator")]
 #: What `kedro run` writes that the road must reproduce byte for byte (raw inputs aside).
@@ -263,3 +264,14 @@ def test_the_road_from_init_to_a_replay_that_matches_kedro_run(tmp_path: Path) -
     assert "[3/3]" in out and "image ENV" not in out
     fs = gcs_filesystem()
     assert {relative: fs.cat(f"{ROOT}/{relative}") for relative in OUTPUTS} == expected
+
+    # The model of this replay: how it ran is in each manifest; the catalog's own reads (on
+    # the emulator here) are named as unsized, not counted as 0 B.
+    prefix = next(w for w in out.split() if w.startswith("gs://kedro-gcs-bridge-replay/"))
+    manifests = HandoffStore(prefix, task="inspect").manifests()
+    assert {(m.replay_parallel, m.cpus) for m in manifests} == {(2, len(os.sched_getaffinity(0)))}
+    suggested = _kedro(project, "gcs-bridge", "suggest", "--from", prefix, "-e", "gcs")
+    assert suggested.returncode == 0, _said(suggested)
+    said = _said(suggested)
+    assert "are read from the catalog's own storage" in said, said
+    assert "a.parts_read, raw_parts, raw_table" in said
