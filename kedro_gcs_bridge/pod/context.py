@@ -108,6 +108,13 @@ def _write(value: Any) -> str:
     return str(value)
 
 
+def replay_parallel(environ: Mapping[str, str] | None = None) -> int | None:
+    """How many tasks `kedro gcs-bridge replay` runs at once (`REPLAY_PARALLEL_ENV`); None
+    in a pod (the DAG never sets it) or for a value that is no count."""
+    raw = (os.environ if environ is None else environ).get(REPLAY_PARALLEL_ENV, "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
 _Reader = Callable[[str, str], Any]
 #: Field -> (its variable, its reader, the name errors give it: the airflow.yml key of a
 #: boolean, else the variable), in the order the DAG file lists them.

@@ -31,9 +31,9 @@ from kedro_gcs_bridge.planning.grouping import base_name, boundary_datasets, nod
 from kedro_gcs_bridge.pod.catalog import entry_of, is_memory, local_path
 from kedro_gcs_bridge.pod.context import (
     PIPELINE_ENV,
-    REPLAY_PARALLEL_ENV,
     RUN_PREFIX_ENV,
     TaskContext,
+    replay_parallel,
 )
 from kedro_gcs_bridge.values import as_bool
 
@@ -223,12 +223,12 @@ def _how_replayed() -> dict[str, Any]:
     """`replay_parallel` and `cpus` when `kedro gcs-bridge replay` runs the group (it sets
     `KEDRO_GCS_BRIDGE_REPLAY_PARALLEL`): suggest leaves out a pod start measured with more
     tasks at once than CPUs. Nothing in a pod."""
-    value = os.environ.get(REPLAY_PARALLEL_ENV, "").strip()
-    if not value.isdigit():
+    parallel = replay_parallel()
+    if parallel is None:
         return {}
     getaffinity = getattr(os, "sched_getaffinity", None)
     cpus = len(getaffinity(0)) if getaffinity is not None else os.cpu_count()
-    return {"replay_parallel": int(value), "cpus": cpus}
+    return {"replay_parallel": parallel, "cpus": cpus}
 
 
 def _pod_start(first_node_at: str | None, started: dt.datetime | None) -> dict[str, Any]:
