@@ -1,6 +1,7 @@
 """The edge around `planning/dockerfile.py`: reads a project's docker/Dockerfile, its declared
 dependencies and the environment variables its code reads. `init`, `validate` and `kedro
-airflow create` call `dockerfile_warnings`, so the three say the same."""
+airflow create` call `dockerfile_warnings`, so the three say the same; `replay` runs its tasks
+with `image_env`, as the image runs its pods."""
 
 from __future__ import annotations
 
