@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from kedro.framework.startup import ProjectMetadata
 
     from kedro_gcs_bridge.dag.isolation import TaskDirs
+    from kedro_gcs_bridge.dag.replay import ReplayTask
     from kedro_gcs_bridge.pod.protocol import Manifest
 
 #: The bucket `--emulator` makes in its in-memory GCS.
@@ -191,6 +192,7 @@ def _replay(
     root = root or access.local_runs_root(metadata)
     run_id = run_id or default_run_id()
     dag_id, prefix, tasks = load_dag_tasks(dag_file, run_id, root)
+    tasks = _with_image_env(project, tasks)
     unknown = set(only) - {task.task_id for task in tasks}
     if unknown:
         raise click.ClickException(
@@ -221,6 +223,21 @@ def _replay(
         click.echo(line)
     if any(result.state != "success" for result in results):
         raise click.exceptions.Exit(1)
+
+
+def _with_image_env(project: Path, tasks: list[ReplayTask]) -> list[ReplayTask]:
+    """The tasks with the ENV of the project's Dockerfile that changes what a pod runs
+    (KEDRO_ENV, variables its code reads) under each task's own env, as in the image."""
+    from dataclasses import replace
+
+    from kedro_gcs_bridge.dag.dockerfile_check import DOCKERFILE, image_env
+
+    settings = image_env(project)
+    if not settings:
+        return tasks
+    shown = ", ".join(f"{name}={value}" for name, value in settings.items())
+    click.echo(f"image ENV ({DOCKERFILE}): {shown} (each task runs with it, as its pod would)")
+    return [replace(task, env={**settings, **task.env}) for task in tasks]
 
 
 def _after(results: Sequence[Any], run_id: str, kept_prefix: bool) -> list[str]:

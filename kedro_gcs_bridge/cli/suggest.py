@@ -96,6 +96,7 @@ def suggest(
     )
     cost = model.cost_model(pod_start, kedro_start, round_trip_ms)
     said.append(f"pod start: {cost.pod_start_s:.1f} s ({pod_start_from})")
+    said += _catalog_reads_text(model.unsized_catalog_reads(nodes, persisted))
     classes = node_classes(nodes, config)
     result = model.suggest_groups(
         nodes, figures.measurements, classes, group_of, cost, objective, allow_mixed, bound, tagged
@@ -138,6 +139,18 @@ def _render(
         count = len(figures.estimated_nodes)
         lines.append(f"no node timings for {count} node(s): their group's time split evenly")
     return "\n".join(lines) + "\n" + model.suggestion_text(result, cost)
+
+
+def _catalog_reads_text(names: tuple[str, ...]) -> list[str]:
+    """What suggest says of the datasets nodes read from the catalog's own storage: no size,
+    rather than 0 B (none: nothing)."""
+    if not names:
+        return []
+    return [
+        f"note: {len(names)} dataset(s) are read from the catalog's own storage (gs:// or "
+        "disk), not through the run prefix: the run measured no size for them, so 'bytes via "
+        f"GCS' leaves them out; they cost every grouping the same: {', '.join(names)}"
+    ]
 
 
 def _suggest_inputs(

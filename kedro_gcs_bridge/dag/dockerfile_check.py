@@ -1,13 +1,19 @@
 """The edge around `planning/dockerfile.py`: reads a project's docker/Dockerfile, its declared
 dependencies and the environment variables its code reads. `init`, `validate` and `kedro
-airflow create` call `dockerfile_warnings`, so the three say the same."""
+airflow create` call `dockerfile_warnings`, so the three say the same; `replay` runs its tasks
+with `image_env`, as the image runs its pods."""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
 
-from kedro_gcs_bridge.planning.dockerfile import ENV_READ, dockerfile_problems
+from kedro_gcs_bridge.planning.dockerfile import (
+    ENV_READ,
+    KEDRO_VARIABLES,
+    dockerfile_problems,
+    env_settings,
+)
 
 #: The Dockerfile the image of the pods is built from (init writes it).
 DOCKERFILE = "docker/Dockerfile"
@@ -58,3 +64,17 @@ def dockerfile_warnings(project_path: str | Path, dag_env: str | None = None) ->
     text = path.read_text(encoding="utf-8", errors="replace")
     declared = _declared_dependencies(project)
     return dockerfile_problems(text, DOCKERFILE, declared, _env_reads(project), dag_env)
+
+
+def image_env(project_path: str | Path) -> dict[str, str]:
+    """The variables the project's docker/Dockerfile sets (ENV) that change what a pod runs:
+    Kedro's own and those the project's code reads. Replay gives them to each task as the
+    image gives them to each pod; the others (PATH, ...) describe the image, not this machine.
+    """
+    project = Path(project_path)
+    path = project / DOCKERFILE
+    if not path.is_file():
+        return {}
+    settings = env_settings(path.read_text(encoding="utf-8", errors="replace"))
+    matter = set(KEDRO_VARIABLES) | set(_env_reads(project))
+    return {name: value for name, value in sorted(settings.items()) if name in matter}

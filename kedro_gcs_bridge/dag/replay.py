@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kedro_gcs_bridge.errors import ReplayError
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.planning.plan import RUN_FAILED_TASK
-from kedro_gcs_bridge.pod.context import RUN_PREFIX_ENV, TASK_START_ENV
+from kedro_gcs_bridge.pod.context import REPLAY_PARALLEL_ENV, RUN_PREFIX_ENV, TASK_START_ENV
 from kedro_gcs_bridge.pod.logging_format import logging_env
 
 if TYPE_CHECKING:
@@ -271,6 +271,8 @@ def replay(
     """
     by_id = {task.task_id: task for task in tasks}
     selected = set(by_id) if only is None else set(only)
+    # Each manifest records how many tasks ran at once (suggest weighs its pod start by it).
+    extra_env = {REPLAY_PARALLEL_ENV: str(max(1, parallel)), **(extra_env or {})}
     done: dict[str, TaskResult] = {}
     running: dict[Future[TaskResult], str] = {}
     results: list[TaskResult] = []

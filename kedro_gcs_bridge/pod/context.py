@@ -43,6 +43,8 @@ MLFLOW_BUDGET_ENV = "KEDRO_GCS_BRIDGE_MLFLOW_BUDGET"
 STRUCTURED_LOGS_ENV = "KEDRO_GCS_BRIDGE_STRUCTURED_LOGS"
 LOGICAL_DATE_ENV = "KEDRO_GCS_BRIDGE_LOGICAL_DATE"
 TASK_STATES_ENV = "KEDRO_GCS_BRIDGE_TASK_STATES"
+#: Set by `replay` only (not the DAG): how many tasks it runs at once (`--parallel`).
+REPLAY_PARALLEL_ENV = "KEDRO_GCS_BRIDGE_REPLAY_PARALLEL"
 UPSTREAM_ENV = "KEDRO_GCS_BRIDGE_UPSTREAM"
 TAGS_ENV = "KEDRO_GCS_BRIDGE_TAGS"
 TASK_START_ENV = "KEDRO_GCS_BRIDGE_TASK_START"
@@ -104,6 +106,13 @@ def _write(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return str(value)
+
+
+def replay_parallel(environ: Mapping[str, str] | None = None) -> int | None:
+    """How many tasks `kedro gcs-bridge replay` runs at once (`REPLAY_PARALLEL_ENV`); None
+    in a pod (the DAG never sets it) or for a value that is no count."""
+    raw = (os.environ if environ is None else environ).get(REPLAY_PARALLEL_ENV, "").strip()
+    return int(raw) if raw.isdigit() else None
 
 
 _Reader = Callable[[str, str], Any]

@@ -248,6 +248,8 @@ _MEASURED_FIELDS: Mapping[str, Kind] = {
     "first_node_at": STR_OR_NONE,
     "task_start_at": STR_OR_NONE,
     "pod_start_seconds": NUMBER,
+    "replay_parallel": INT_OR_NONE,
+    "cpus": INT_OR_NONE,
 }
 
 
@@ -270,6 +272,10 @@ class Manifest:
     first_node_at: str | None = None
     task_start_at: str | None = None
     pod_start_seconds: float | None = None
+    #: `replay --parallel` (tasks run at once) when a replay ran the group, and the CPUs of
+    #: the machine: more tasks than CPUs make the pod start wait for a CPU.
+    replay_parallel: int | None = None
+    cpus: int | None = None
     protocol: str = PROTOCOL_VERSION
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -28,7 +29,12 @@ from kedro.runner import SequentialRunner
 from kedro_gcs_bridge.errors import HandoffError
 from kedro_gcs_bridge.planning.grouping import base_name, boundary_datasets, node_specs
 from kedro_gcs_bridge.pod.catalog import entry_of, is_memory, local_path
-from kedro_gcs_bridge.pod.context import PIPELINE_ENV, RUN_PREFIX_ENV, TaskContext
+from kedro_gcs_bridge.pod.context import (
+    PIPELINE_ENV,
+    RUN_PREFIX_ENV,
+    TaskContext,
+    replay_parallel,
+)
 from kedro_gcs_bridge.values import as_bool
 
 if TYPE_CHECKING:
@@ -209,7 +215,20 @@ def _measured(
         "loaded_bytes": {name: record.size for name, record in sorted(store.loaded.items())},
         "first_node_at": timer.first_node_at,
         **_pod_start(timer.first_node_at, context.task_start),
+        **_how_replayed(),
     }
+
+
+def _how_replayed() -> dict[str, Any]:
+    """`replay_parallel` and `cpus` when `kedro gcs-bridge replay` runs the group (it sets
+    `KEDRO_GCS_BRIDGE_REPLAY_PARALLEL`): suggest leaves out a pod start measured with more
+    tasks at once than CPUs. Nothing in a pod."""
+    parallel = replay_parallel()
+    if parallel is None:
+        return {}
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    cpus = len(getaffinity(0)) if getaffinity is not None else os.cpu_count()
+    return {"replay_parallel": parallel, "cpus": cpus}
 
 
 def _pod_start(first_node_at: str | None, started: dt.datetime | None) -> dict[str, Any]:

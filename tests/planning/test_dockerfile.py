@@ -63,3 +63,19 @@ def test_env_forms() -> None:
 def test_env_reads_in_code() -> None:
     code = 'os.environ["A"]; os.environ.get("B", 1); os.getenv( "C"); environ[name]'
     assert ENV_READ.findall(code) == ["A", "B", "C"]
+
+
+def test_replay_takes_the_image_env_that_changes_what_a_pod_runs(tmp_path: Path) -> None:
+    """Issue 29: KEDRO_ENV and variables the project's code reads, not PATH and the like
+    (they describe the image's filesystem, not this machine's)."""
+    from kedro_gcs_bridge.dag.dockerfile_check import image_env
+
+    assert image_env(tmp_path) == {}  # no Dockerfile of its own
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker/Dockerfile").write_text(
+        "FROM python:3.11-slim\nENV KEDRO_ENV=prod PATH=/venv/bin:$PATH\nENV MODE fast\n"
+        "ENV UNREAD=1\n"
+    )
+    (tmp_path / "src/p").mkdir(parents=True)
+    (tmp_path / "src/p/registry.py").write_text('import os\nMODE = os.environ.get("MODE")\n')
+    assert image_env(tmp_path) == {"KEDRO_ENV": "prod", "MODE": "fast"}

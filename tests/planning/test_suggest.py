@@ -34,6 +34,7 @@ from kedro_gcs_bridge.planning.suggest import (
     namespace_grouping,
     suggest_groups,
     suggestion_text,
+    unsized_catalog_reads,
 )
 
 PREFIX = "airflow."
@@ -608,3 +609,22 @@ class TestIncompleteRun:
         assert "the run is incomplete" in text
         assert "(failed or never ran): b" in text
         assert "b.clean__3, b.fit__4" in text
+
+
+def test_catalog_reads_are_named_as_unsized_not_counted_as_0_bytes() -> None:
+    """Issue 29: datasets a node reads from the catalog's own storage (raw inputs, an
+    intermediate on gs://) never cross the run prefix, so the run has no size for them:
+    suggest names them instead of counting them as 0 B."""
+    pipe = Pipeline(
+        [
+            node(_identity, "raw", "table", name="prep"),
+            node(_identity, "table", "scored", name="score"),
+            node(_identity, ["scored", "params:k"], "report", name="report"),
+        ]
+    )
+    nodes = node_specs(pipe)
+    assert unsized_catalog_reads(nodes, frozenset({"raw", "scored", "report"})) == (
+        "raw",
+        "scored",
+    )
+    assert unsized_catalog_reads(nodes, frozenset()) == ()

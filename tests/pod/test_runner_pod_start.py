@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from _processes import run
 
-from kedro_gcs_bridge.pod.context import TASK_START_ENV
+from kedro_gcs_bridge.pod.context import REPLAY_PARALLEL_ENV, TASK_START_ENV
 from kedro_gcs_bridge.pod.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +65,8 @@ def _run_group(root: Path, case: str) -> Group:
     told = _start_value(case)
     if told is not None:
         env[TASK_START_ENV] = told
+    if case == "set":  # as `replay --parallel 3` tells each task
+        env[REPLAY_PARALLEL_ENV] = "3"
     cmd = [str(KEDRO), "run", "--runner", "kedro_gcs_bridge.GCSRunner", "--nodes", GROUP]
     result = run(cmd, project, env, timeout=300)
     manifests = HandoffStore(prefix, task="inspect").manifests() if result.returncode == 0 else []
@@ -90,6 +92,14 @@ def test_the_group_runs_and_commits_whatever_it_was_told(
     assert group.result.returncode == 0, group.result.stderr[-3000:]
     assert group.manifest["nodes"] == [GROUP]
     assert group.manifest["first_node_at"]
+
+
+def test_a_replayed_group_records_how_many_tasks_ran_at_once(groups: dict[str, Group]) -> None:
+    """Issue 29: replay's --parallel and the CPUs, for suggest to weigh the pod start by."""
+    assert groups["set"].manifest["replay_parallel"] == 3
+    assert groups["set"].manifest["cpus"] >= 1
+    assert "replay_parallel" not in groups["missing"].manifest  # a pod: not replayed
+    assert "cpus" not in groups["missing"].manifest
 
 
 @pytest.mark.parametrize("case", ["set", "naive"])

@@ -234,3 +234,26 @@ def test_pod_start_choice(
     assert source.startswith(
         "--pod-start" if given else "measured" if pod_start is not None else "the model's default"
     )
+
+
+def test_a_pod_start_measured_with_more_tasks_than_cores_is_not_trusted() -> None:
+    """Issue 29: a replay running more tasks at once than the machine has cores measures its
+    pod starts under CPU contention; the model takes those only when nothing else measured,
+    and never silently."""
+    contended = SimpleNamespace(pod_start_seconds=9.0, replay_parallel=4, cpus=2)
+    pod_start, kedro_start, source = pod_start_choice(None, None, [contended, contended])  # type: ignore[list-item]
+    assert (pod_start, kedro_start) == (None, None)
+    assert source.startswith("the model's default")
+    assert "replay --parallel 4 on 2 CPU(s)" in source and "--pod-start" in source
+    calm = SimpleNamespace(pod_start_seconds=3.0, replay_parallel=2, cpus=2)
+    on_gke = SimpleNamespace(pod_start_seconds=5.0)  # a pod records no replay_parallel
+    pod_start, _, source = pod_start_choice(None, None, [contended, calm, on_gke])  # type: ignore[list-item]
+    assert pod_start == 4.0 and "of 2 task(s)" in source
+    assert "1 measured by replay --parallel 4 on 2 CPU(s) left out" in source
+
+
+def test_the_manifest_keeps_how_a_replay_ran() -> None:
+    manifest = Manifest("t", ("n",), 1, {}, replay_parallel=4, cpus=2)
+    again = Manifest.from_json(json.loads(manifest.to_bytes()), "here")
+    assert (again.replay_parallel, again.cpus) == (4, 2)
+    assert "replay_parallel" not in Manifest("t", ("n",), 1, {}).to_json()

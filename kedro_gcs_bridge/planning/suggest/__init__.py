@@ -26,6 +26,7 @@ from kedro_gcs_bridge.planning.suggest.measured import (
     measured_pod_start,
     mlflow_run_id,
     pod_start_choice,
+    unsized_catalog_reads,
 )
 from kedro_gcs_bridge.planning.suggest.model import (
     OBJECTIVES,
@@ -56,4 +57,5 @@ __all__ = [
     "pod_start_choice",
     "suggest_groups",
     "suggestion_text",
+    "unsized_catalog_reads",
 ]

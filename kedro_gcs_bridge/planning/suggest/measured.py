@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kedro_gcs_bridge.planning.grouping import NodeSpec, base_name, is_parameter
 from kedro_gcs_bridge.planning.suggest.model import Measurements
 
 
@@ -48,15 +49,42 @@ def mlflow_run_id(source: str) -> str | None:
     return source if re.fullmatch(r"[0-9a-f]{32}", source) else None
 
 
+def _contention(manifest: MeasuredManifest) -> tuple[int, int] | None:
+    """(tasks at once, CPUs) of a replay that ran more tasks at once than the machine has
+    cores: its pod start holds the wait for a CPU. None for a pod, or a replay within them
+    (older manifests record neither)."""
+    parallel = getattr(manifest, "replay_parallel", None)
+    cpus = getattr(manifest, "cpus", None)
+    if parallel is None or cpus is None or parallel <= cpus:
+        return None
+    return int(parallel), int(cpus)
+
+
 def measured_pod_start(manifests: Sequence[MeasuredManifest]) -> tuple[float, int] | None:
     """The median `pod_start_seconds` the run's groups measured (task start to first node),
-    and how many measured it; None when none did (no `KEDRO_GCS_BRIDGE_TASK_START`)."""
+    and how many measured it; None when none did (no `KEDRO_GCS_BRIDGE_TASK_START`). A
+    measurement under CPU contention (`_contention`) is left out."""
     measured = [
         float(manifest.pod_start_seconds)
         for manifest in manifests
         if manifest.pod_start_seconds is not None and manifest.pod_start_seconds >= 0
+        if _contention(manifest) is None
     ]
     return (statistics.median(measured), len(measured)) if measured else None
+
+
+def _contended_text(manifests: Sequence[MeasuredManifest]) -> str:
+    """How many pod starts a contended replay measured, and how it ran ("" when none)."""
+    found = [
+        contention
+        for manifest in manifests
+        if manifest.pod_start_seconds is not None
+        if (contention := _contention(manifest)) is not None
+    ]
+    if not found:
+        return ""
+    parallel, cpus = max(found)
+    return f"{len(found)} measured by replay --parallel {parallel} on {cpus} CPU(s)"
 
 
 def pod_start_choice(
@@ -66,18 +94,40 @@ def pod_start_choice(
     measured median, else the model's default.
 
     A measured pod start runs to the first node, so it holds `kedro run`'s start already: the
-    model's kedro start is then 0 unless `--kedro-start` is given.
+    model's kedro start is then 0 unless `--kedro-start` is given. Pod starts a replay
+    measured with more tasks at once than cores are left out, and said to be.
     """
     if given is not None:
         return given, kedro_start, "--pod-start"
     measured = measured_pod_start(manifests)
+    contended = _contended_text(manifests)
     if measured is None:
+        if contended:
+            return (
+                None,
+                kedro_start,
+                (
+                    f"the model's default: the run's pod starts were {contended}, slowed by "
+                    "waiting for a CPU; replay with --parallel at most the CPUs, or pass "
+                    "--pod-start"
+                ),
+            )
         return None, kedro_start, "the model's default: the run measured no pod start"
     median, count = measured
     source = f"measured: median task start -> first node of {count} task(s)"
+    if contended:
+        source += f"; {contended} left out (waiting for a CPU)"
     if kedro_start is None:
         source += ", `kedro run` start included (--kedro-start 0)"
     return median, 0.0 if kedro_start is None else kedro_start, source
+
+
+def unsized_catalog_reads(nodes: Sequence[NodeSpec], persisted: frozenset[str]) -> tuple[str, ...]:
+    """Datasets a node reads from the catalog's own storage (raw inputs, intermediates the
+    catalog persists, on gs:// or disk): they never cross the run prefix, so the run
+    measured no size for them and the model's bytes leave them out."""
+    read = {base_name(name) for node in nodes for name in node.inputs if not is_parameter(name)}
+    return tuple(sorted(read & persisted))
 
 
 @dataclass(frozen=True)
