@@ -128,8 +128,12 @@ _PARSE = """\
 import importlib, json, os, sys, time
 from pathlib import Path
 start = time.perf_counter()
+import gc
 from airflow.dag_processing.dagbag import DagBag
 from airflow.utils.file import iter_airflow_imports
+# Airflow 3's DAG processor manager freezes what it imported (gc.freeze() in before_run) so that
+# its forked parsers never scan it: a full collection here would scan all of Airflow's heap.
+gc.freeze()
 imported = time.perf_counter()
 # What Airflow 3's DAG processor does once, in the parent of its parsing processes
 # ([dag_processor] parsing_pre_import_modules, default True): import the file's airflow.* modules.
@@ -155,14 +159,16 @@ print(json.dumps({
 """
 
 
-def _templates() -> dict[str, list[str]]:
+def _templates(ours: Path = TEMPLATE) -> dict[str, list[str]]:
     """Variant -> its `-j` arguments."""
-    return {"stock": [], "original": ["-j", str(ORIGINAL_TEMPLATE)], "ours": ["-j", str(TEMPLATE)]}
+    return {"stock": [], "original": ["-j", str(ORIGINAL_TEMPLATE)], "ours": ["-j", str(ours)]}
 
 
-def _create(project: Path, variant: str, size: int, target: Path) -> tuple[float, Path]:
+def _create(
+    project: Path, variant: str, size: int, target: Path, ours: Path = TEMPLATE
+) -> tuple[float, Path]:
     command = [str(common.BIN / "kedro"), "airflow", "create", "-p", f"p{size}"]
-    command += ["-t", str(target), *_templates()[variant]]
+    command += ["-t", str(target), *_templates(ours)[variant]]
     start = time.perf_counter()
     done = subprocess.run(
         command,
@@ -283,12 +289,16 @@ def main() -> None:
     args.add_argument(
         "--sizes", default=None, help="comma list of node counts (default 100,1000,2000)"
     )
+    args.add_argument(
+        "--ours", default=str(TEMPLATE), help="our template (another version, to compare)"
+    )
     options = args.parse_args()
     repeats = options.repeats or (1 if options.quick else 3)
     if options.sizes:
         sizes = tuple(int(s) for s in options.sizes.split(","))
     else:
         sizes = QUICK_SIZES if options.quick else SIZES
+    ours = Path(options.ours).resolve()
     root = Path(tempfile.mkdtemp(prefix="bench-dag-"))
     variants = VARIANTS
     rows: list[dict[str, Any]] = []
@@ -299,7 +309,8 @@ def main() -> None:
         home = root / "airflow-home"
         home.mkdir()
         for variant in variants:  # warm-up: bytecode and page cache of every path, untimed
-            _parse(_create(project, variant, sizes[0], root / "dags" / f"warm-{variant}")[1], home)
+            warm = root / "dags" / f"warm-{variant}"
+            _parse(_create(project, variant, sizes[0], warm, ours)[1], home)
         for size in sizes:
             created: dict[str, list[float]] = {v: [] for v in variants}
             parsed: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
@@ -307,7 +318,7 @@ def main() -> None:
             for repeat in range(repeats):
                 for variant in variants if repeat % 2 == 0 else variants[::-1]:
                     target = root / "dags" / f"{variant}-{size}-{repeat}"
-                    seconds, files[variant] = _create(project, variant, size, target)
+                    seconds, files[variant] = _create(project, variant, size, target, ours)
                     created[variant].append(seconds)
             for repeat in range(repeats):
                 for variant in variants if repeat % 2 == 0 else variants[::-1]:
@@ -341,7 +352,7 @@ def main() -> None:
             "sizes": list(sizes),
             "repeats": repeats,
             "chains": CHAINS,
-            "template": str(TEMPLATE),
+            "template": str(ours),
             "anchor": ORIGINAL_SOURCE,
         },
         {"rows": rows, "ratios": ratios},
