@@ -19,7 +19,11 @@ after importing Airflow (it includes what the DAG file imports: kedro for the st
 Google provider's GKE operator for ours and the anchor); "processor parse" is the same call after
 importing the file's `airflow.*` modules first, which Airflow 3's DAG processor does once in the
 parent of its forked parsing processes (`parsing_pre_import_modules`, default on), so it is what
-every re-parse costs; "warm" a second `DagBag(...)` in the same process.
+every re-parse costs; "warm" a second `DagBag(...)` in the same process. Before either, the
+parse process calls `gc.freeze()` once Airflow is imported, as the DAG processor's manager does
+before it forks parsers: otherwise a full collection, which falls during one file's parse and
+not another's by the luck of the allocation counters, scans all of Airflow's heap (0.6-0.8 s on
+this machine kind) and the figure measures that lottery.
 
 The anchor is adapted to Airflow 3 and today's kedro-airflow only where it would not run
 (`benchmarks/original_gke_operator.pytpl`), nothing else changed:

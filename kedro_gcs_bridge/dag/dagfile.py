@@ -236,8 +236,10 @@ class DagFile:
 
     def doc_lines(self) -> list[str]:
         """The DAG's doc in Airflow's UI, line by line (see `pod_spec.dag_doc`)."""
-        title = f"Kedro pipeline `{self.pipeline_name}` of `{self.package_name}`, env `{self.env}`"
-        return pod_spec.dag_doc(self.config, self.plan, title, self.create_command())
+        return pod_spec.dag_doc(self.config, self.plan, self._title(), self.create_command())
+
+    def _title(self) -> str:
+        return f"Kedro pipeline `{self.pipeline_name}` of `{self.package_name}`, env `{self.env}`"
 
     def imports(self) -> list[str]:
         """Import lines the knobs in use need (Secret, PodGenerator, callbacks, deadline)."""
@@ -406,10 +408,7 @@ class DagFile:
 
     def doc_parts(self) -> tuple[list[str], list[str]]:
         """The DAG doc's lines before and after its one line per task."""
-        lines = self.doc_lines()
-        count = len(self.plan.tasks) if self.plan else 0
-        end = lines.index("|---|---|---|---|") + 1
-        return lines[:end], lines[end + count :]
+        return pod_spec.dag_doc_parts(self.config, self._title(), self.create_command())
 
     def outlet_table(self) -> dict[str, list[str]]:
         """Task id -> the assets its nodes save, for the tasks that save any."""
