@@ -132,3 +132,26 @@ def test_run_all_summarises_what_it_ran(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "run_all.json").read_text())
     assert summary["failed"] == []
     assert "runid_handoff" in summary["runs"]
+
+
+@pytest.mark.slow
+def test_dag_scale_measures_ours_against_the_original_template(
+    smoke_runs: dict[str, Any],
+) -> None:
+    """Issue 28: the anchor is the original GetInData template, side by side in the same run;
+    create, both parses and the file size each have a target, ours / original."""
+    done, results = smoke_runs["dag_scale"]
+    assert done.returncode == 0, done.stderr[-4000:]
+    written = json.loads((results / "dag_scale.json").read_text())["results"]
+    sizes = {row["nodes"] for row in written["rows"]}
+    assert {(row["nodes"], row["variant"]) for row in written["rows"]} == {
+        (size, variant) for size in sizes for variant in ("stock", "original", "ours")
+    }
+    assert {(r["nodes"], r["versus"]) for r in written["ratios"]} == {
+        (size, versus) for size in sizes for versus in ("original", "stock")
+    }
+    targets = json.loads((results / "dag_scale.json").read_text())["targets"]
+    for label in ("create", "DAG processor", "first parse", "file size"):
+        assert sum(label in t["name"] and "ours/original" in t["name"] for t in targets) == len(
+            sizes
+        )

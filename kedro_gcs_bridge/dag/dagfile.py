@@ -41,7 +41,7 @@ from kedro_gcs_bridge.planning.plan import (
     node_specs,
     plan_tasks,
 )
-from kedro_gcs_bridge.pod.context import TaskContext
+from kedro_gcs_bridge.pod.context import TASK_ENV, TASKS_ENV, UPSTREAM_ENV, TaskContext
 from kedro_gcs_bridge.pod.protocol import RunLayout
 
 if TYPE_CHECKING:
@@ -138,6 +138,11 @@ class DagFile:
         """
         return Markup(py_literal(value, indent))
 
+    @staticmethod
+    def flat(value: Any) -> Markup:
+        """A value as a Python literal on one line (a table row)."""
+        return Markup(_flat_literal(value))
+
     @property
     def local(self) -> bool:
         """Tasks run as local processes (`pod_backend: local`), not GKE pods."""
@@ -231,8 +236,10 @@ class DagFile:
 
     def doc_lines(self) -> list[str]:
         """The DAG's doc in Airflow's UI, line by line (see `pod_spec.dag_doc`)."""
-        title = f"Kedro pipeline `{self.pipeline_name}` of `{self.package_name}`, env `{self.env}`"
-        return pod_spec.dag_doc(self.config, self.plan, title, self.create_command())
+        return pod_spec.dag_doc(self.config, self.plan, self._title(), self.create_command())
+
+    def _title(self) -> str:
+        return f"Kedro pipeline `{self.pipeline_name}` of `{self.package_name}`, env `{self.env}`"
 
     def imports(self) -> list[str]:
         """Import lines the knobs in use need (Secret, PodGenerator, callbacks, deadline)."""
@@ -329,11 +336,8 @@ class DagFile:
 
     def arguments(self, task: TaskPlan) -> list[str]:
         """The `kedro run` arguments of a task's container."""
-        args = ["run", "--runner", RUNNER, "--pipelines", self.pipeline_name, "--env", self.env]
-        args += ["--nodes", ",".join(task.nodes)]
-        if self.conf_source:
-            args += ["--conf-source", self.conf_source]
-        return args + pod_spec.params_arguments(self.config)
+        head, tail = self.run_arguments()
+        return [*head, ",".join(task.nodes), *tail]
 
     def labels(self, task: TaskPlan) -> dict[str, str]:
         """Kubernetes labels of a task's pod (<= 63 characters, `[A-Za-z0-9._-]`)."""
@@ -342,6 +346,78 @@ class DagFile:
             "app.kubernetes.io/managed-by": LABEL_PREFIX,
             f"{LABEL_PREFIX}/group": task.pod_name,
             f"{LABEL_PREFIX}/machine-class": task.machine.name[:63],
+        }
+
+    # --- The lean layout: tables the DAG file loops over ----------------------------------
+
+    def task_table(self) -> dict[str, list[Any]]:
+        """Task id -> its row (`task_row`): the only per-task data the DAG file writes."""
+        return {task.task_id: task_row(task) for task in self.plan.tasks} if self.plan else {}
+
+    def run_arguments(self) -> tuple[list[str], list[str]]:
+        """A task's `kedro run` arguments before and after its `--nodes` value."""
+        head = ["run", "--runner", RUNNER, "--pipelines", self.pipeline_name, "--env", self.env]
+        tail = ["--conf-source", self.conf_source] if self.conf_source else []
+        return [*head, "--nodes"], tail + pod_spec.params_arguments(self.config)
+
+    def local_command_parts(self) -> tuple[str, str]:
+        """A local task's command before and after its (shell-quoted) `--nodes` value."""
+        head, tail = self.run_arguments()
+        before = shlex.join([sys.executable, "-m", "kedro", *head])
+        return before, "".join(f" {shlex.quote(word)}" for word in tail)
+
+    @staticmethod
+    def task_env_names() -> tuple[str, str]:
+        """The variables a task's pod gets on top of `run_env`: its id, and its upstream
+        datasets' producers (`TaskContext.to_env`)."""
+        return TASK_ENV, UPSTREAM_ENV
+
+    @staticmethod
+    def label_keys() -> tuple[str, str]:
+        """The label keys of a pod's group and machine class."""
+        return f"{LABEL_PREFIX}/group", f"{LABEL_PREFIX}/machine-class"
+
+    def machine_table(self) -> dict[str, dict[str, Any]]:
+        """Machine class -> the operator arguments its tasks share beyond their resources:
+        node selectors, timeout, pull policy, tolerations and affinity (no doc)."""
+        table: dict[str, dict[str, Any]] = {}
+        for task in self.plan.tasks if self.plan else ():
+            if task.machine.name not in table:
+                settings = pod_spec.task_settings(self.config, task, self.local)
+                settings.pop("doc_md")
+                if not self.local:
+                    settings = {"node_selector": self.node_selector(task), **settings}
+                table[task.machine.name] = {"retries": task.retries, **settings}
+            elif table[task.machine.name]["retries"] != task.retries:
+                raise GCSBridgeError(
+                    f"internal error: tasks of machine class {task.machine.name} differ in "
+                    "retries; please report it"
+                )
+        return table
+
+    def file_run_env(self) -> dict[str, Any]:
+        """`run_env` as the DAG file writes it: the task list as the keys of its `TASKS`."""
+        env: dict[str, Any] = self.run_env()
+        if TASKS_ENV in env:
+            env[TASKS_ENV] = PyCode('",".join(TASKS)')
+        return env
+
+    def shared_labels(self) -> dict[str, str]:
+        """The labels every group's pod has (its group and machine class are added)."""
+        return {**self.config.pod.labels, "app.kubernetes.io/managed-by": LABEL_PREFIX}
+
+    def doc_parts(self) -> tuple[list[str], list[str]]:
+        """The DAG doc's lines before and after its one line per task."""
+        return pod_spec.dag_doc_parts(self.config, self._title(), self.create_command())
+
+    def outlet_table(self) -> dict[str, list[str]]:
+        """Task id -> the assets its nodes save, for the tasks that save any."""
+        if self.assets is None:
+            return {}
+        return {
+            task_id: [asset.name for asset in saved]
+            for task_id, saved in self.assets.outlets.items()
+            if saved
         }
 
     # --- Airflow assets (planning/assets.py) ---------------------------------------------
@@ -541,3 +617,29 @@ class DagFileFactory:
 
     def __repr__(self) -> str:
         return "<kedro-gcs-bridge DAG file factory>"
+
+
+# --- The lean layout: per-task data once, in tables the DAG file loops over --------------
+
+
+def default_pod_name(task_id: str) -> str:
+    """The pod name the DAG file derives from a task id when its row gives none (the same
+    expression is written in the file's loop)."""
+    return task_id.replace("_", "-").lower()
+
+
+def task_row(task: TaskPlan) -> list[Any]:
+    """One row of the DAG file's `TASKS` table: only what is this task's own (what its
+    machine class or the whole DAG decides is in the file once). A column the file can derive
+    from the others is None: the group (its task id), the pod name (`default_pod_name`) and
+    the tasks it waits for (the tasks that make what it reads)."""
+    makers = sorted({up for _, up in task.inputs})
+    return [
+        None if task.group == task.task_id else task.group,
+        None if task.pod_name == default_pod_name(task.task_id) else task.pod_name,
+        task.machine.name,
+        list(task.nodes),
+        [[dataset, up] for dataset, up in task.inputs],
+        list(task.outputs),
+        None if list(task.upstream) == makers else list(task.upstream),
+    ]

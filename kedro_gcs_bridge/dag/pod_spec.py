@@ -251,19 +251,27 @@ def task_doc(task: TaskPlan) -> str:
     return "\n".join(lines)
 
 
-def dag_doc(config: BridgeConfig, plan: Plan, title: str, create: str) -> list[str]:
-    """The DAG's doc, line by line: the pipeline's groups and nodes, the datasets crossing
-    between groups, and `doc_md` from the config first."""
-    lines = [f"# {title}", ""]
+def dag_doc_parts(config: BridgeConfig, title: str, create: str) -> tuple[list[str], list[str]]:
+    """The DAG doc's lines before and after its table's one row per task (`dag_doc_row`)."""
+    head = [f"# {title}", ""]
     if config.dag.doc_md:
-        lines += [config.dag.doc_md, ""]
-    lines += [
+        head += [config.dag.doc_md, ""]
+    head += [
         "| task | machine class | nodes | datasets it reads from other tasks |",
         "|---|---|---|---|",
     ]
-    for task in plan.tasks:
-        reads = ", ".join(f"`{ds}`" for ds, _ in task.inputs) or "-"
-        nodes = ", ".join(f"`{name}`" for name in task.nodes)
-        lines.append(f"| `{task.task_id}` | `{task.machine.name}` | {nodes} | {reads} |")
-    lines += ["", f"Regenerate with `{create}`."]
-    return lines
+    return head, ["", f"Regenerate with `{create}`."]
+
+
+def dag_doc_row(task: TaskPlan) -> str:
+    """A task's row in the DAG doc's table (the DAG file builds it from its `TASKS` alike)."""
+    reads = ", ".join(f"`{ds}`" for ds, _ in task.inputs) or "-"
+    nodes = ", ".join(f"`{name}`" for name in task.nodes)
+    return f"| `{task.task_id}` | `{task.machine.name}` | {nodes} | {reads} |"
+
+
+def dag_doc(config: BridgeConfig, plan: Plan, title: str, create: str) -> list[str]:
+    """The DAG's doc, line by line: the pipeline's groups and nodes, the datasets crossing
+    between groups, and `doc_md` from the config first."""
+    head, tail = dag_doc_parts(config, title, create)
+    return [*head, *(dag_doc_row(task) for task in plan.tasks), *tail]

@@ -368,11 +368,13 @@ class TestGeneratedFiles:
         }
         modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         roots = {module.split(".")[0] for module in modules}
-        # importlib and packaging (Airflow's own dependency): the provider version check.
+        # importlib and packaging (Airflow's own dependency): the provider version check;
+        # json: each pod's upstream variable, written from the file's TASKS table.
         assert roots == {
             "__future__",
             "datetime",
             "importlib",
+            "json",
             "airflow",
             "kubernetes",
             "packaging",
