@@ -194,7 +194,10 @@ class LocalBackend(Backend):
         import pyarrow as pa
 
         with os.fdopen(self._open_confined(path), "rb", buffering=0) as handle:
-            buffer = pa.allocate_buffer(os.fstat(handle.fileno()).st_size)
+            # The system allocator: Arrow's default pool (mimalloc) takes ~2x as long to
+            # fault a fresh large buffer in (benchmarks/handoff.py, a pod's one load).
+            found = os.fstat(handle.fileno()).st_size
+            buffer = pa.allocate_buffer(found, memory_pool=pa.system_memory_pool())
             size, checksum = _read_into(handle, buffer)
             rest = handle.read()  # it grew since it was opened: rare, and refused by the caller
         if rest:
