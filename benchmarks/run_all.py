@@ -31,6 +31,7 @@ BENCHMARKS = (
     "suggest",
     "tracking",
     "large",
+    "replay",
 )
 #: Benchmarks that take `--size-mib`.
 FRAME_BENCHMARKS = {"handoff", "formats", "memory"}

@@ -35,6 +35,7 @@ SMOKE: Mapping[str, tuple[str, ...]] = {
     "critical_path": ("--quick",),
     "suggest": ("--quick",),
     "tracking": ("--quick",),
+    "replay": ("--quick",),
 }
 COMMON_KEYS = {"benchmark", "command", "params", "environment", "results", "targets", "notes"}
 RESULT_KEYS: Mapping[str, set[str]] = {
@@ -49,6 +50,7 @@ RESULT_KEYS: Mapping[str, set[str]] = {
     "critical_path": {"tasks", "node_compute_s", "estimates", "single_pod_s"},
     "suggest": {"rows"},
     "tracking": {"rows", "extra_s", "recorded_runs"},
+    "replay": {"rows", "ratio", "replay_breakdown"},
 }
 TARGET_KEYS = {"name", "wanted", "measured", "met"}
 

@@ -5,7 +5,9 @@ it instead of branching on the scheme. Every backend offers the same few operati
 
 - `stat` after a write: size, crc32c and (on GCS) the generation of an object;
 - `read`: the bytes of one object, the pinned generation on GCS, never through a symlink on
-  local disk (one download; the caller checks the bytes it decodes);
+  local disk (one download; the caller checks the bytes it decodes); `read_checked` also
+  returns their crc32c, which local disk computes while it reads the file into the one
+  writable buffer a frame is decoded from (no second pass, no copy);
 - `publish` (atomic replace), `create` (exclusive create) and `update` (read, decide, write
   only if nobody wrote in between) for small JSON objects such as manifests.
 
@@ -46,7 +48,12 @@ KEEP = object()
 
 def crc32c_of(data: Any) -> str:
     """The base64 crc32c of some bytes (`bytes` or a `pyarrow.Buffer`), as GCS reports it."""
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+    return _digest(google_crc32c.Checksum(data))
+
+
+def _digest(checksum: google_crc32c.Checksum) -> str:
+    """A checksum's value in base64, as GCS reports crc32c."""
+    return base64.b64encode(checksum.digest()).decode()
 
 
 def protocol_of(url: str) -> str:
@@ -110,11 +117,16 @@ class Backend:
             while chunk := handle.read(_CHUNK):
                 checksum.update(chunk)
                 size += len(chunk)
-        return ObjectStat(size, base64.b64encode(checksum.digest()).decode(), None)
+        return ObjectStat(size, _digest(checksum), None)
 
     def read(self, path: str, generation: int | None) -> bytes:
         """The bytes of one object (`generation` is ignored where there are none)."""
         return bytes(self.fs.cat_file(path))
+
+    def read_checked(self, path: str, generation: int | None) -> tuple[Any, str]:
+        """The bytes of one object and their base64 crc32c (here: read, then checksummed)."""
+        data = self.read(path, generation)
+        return data, crc32c_of(data)
 
     def remove(self, path: str) -> None:
         """Deletes one object; a missing one is fine (one request, no existence check)."""
@@ -169,17 +181,41 @@ class LocalBackend(Backend):
 
     def read(self, path: str, generation: int | None) -> bytes:
         """The object's bytes; refuses a symlink, or a path that resolves outside its root."""
+        with os.fdopen(self._open_confined(path), "rb") as handle:
+            return handle.read()
+
+    def read_checked(self, path: str, generation: int | None) -> tuple[Any, str]:
+        """The object's bytes in one writable `pyarrow.Buffer`, checksummed chunk by chunk as
+        they arrive (the decoder may own the buffer: frames take no copy), and their crc32c.
+
+        The file is read to its end whatever its size was when opened, so bytes appended or
+        cut meanwhile show up as a size or checksum the record does not hold.
+        """
+        import pyarrow as pa
+
+        with os.fdopen(self._open_confined(path), "rb", buffering=0) as handle:
+            # The system allocator: Arrow's default pool (mimalloc) takes ~2x as long to
+            # fault a fresh large buffer in (benchmarks/handoff.py, a pod's one load).
+            found = os.fstat(handle.fileno()).st_size
+            buffer = pa.allocate_buffer(found, memory_pool=pa.system_memory_pool())
+            size, checksum = _read_into(handle, buffer)
+            rest = handle.read()  # it grew since it was opened: rare, and refused by the caller
+        if rest:
+            checksum.update(rest)
+            return buffer.to_pybytes()[:size] + rest, _digest(checksum)
+        return (buffer if size == buffer.size else buffer.slice(0, size)), _digest(checksum)
+
+    def _open_confined(self, path: str) -> int:
+        """A read-only descriptor of `path`; refuses a symlink, or a path outside the root."""
         real_root = os.path.realpath(self.root)
         if os.path.commonpath([os.path.realpath(path), real_root]) != real_root:
             raise SymlinkError(f"object {path} resolves outside {self.root}: refused.")
         try:
-            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as exc:
             if Path(path).is_symlink():
                 raise SymlinkError(f"object {path} is a symlink: refused.") from exc
             raise
-        with os.fdopen(descriptor, "rb") as handle:
-            return handle.read()
 
     def publish(self, path: str, data: bytes) -> None:
         self.prepare(_parent(path))
@@ -333,6 +369,20 @@ def _apply(backend: Backend, path: str, choice: bytes | object | None) -> None:
         backend.remove(path)
     else:
         backend.write_object(path, choice)  # type: ignore[arg-type]
+
+
+def _read_into(handle: Any, buffer: Any) -> tuple[int, google_crc32c.Checksum]:
+    """Fills a writable `pyarrow.Buffer` from an unbuffered file, chunk by chunk, updating a
+    crc32c over each chunk while it is hot (a slice of the buffer: the checksum takes read-only
+    bytes). Returns how many bytes were read (fewer than the buffer if the file was cut)."""
+    target, checksum, size = memoryview(buffer).cast("B"), google_crc32c.Checksum(), 0
+    while size < len(target):
+        read = handle.readinto(target[size : size + _CHUNK])
+        if not read:
+            break
+        checksum.update(buffer.slice(size, read))
+        size += read
+    return size, checksum
 
 
 def _parent(path: str) -> str:

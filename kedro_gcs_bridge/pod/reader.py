@@ -2,7 +2,9 @@
 
 A consumer reads each object once (the pinned generation on GCS; never through a symlink on
 local disk), checks the size and crc32c of exactly those bytes against the record, then
-decodes them (frames straight from those bytes in memory, without a copy). A pickle is decoded
+decodes them (frames straight from those bytes in memory, without a copy). On local disk a
+frame's file is read into one writable buffer and checksummed chunk by chunk as it arrives;
+the frame then keeps its numeric columns in that buffer. A pickle is decoded
 only when pickle is allowed, and only from an object a committed manifest names.
 """
 
@@ -77,35 +79,43 @@ class VerifiedReader:
             )
         return self.layout.data_object(record.dataset, record.object)
 
-    def _read_bytes(self, record: Record, path: str) -> Any:
-        """The object's bytes (pinned generations): its parts in parallel, or the one object."""
+    def _read_checked(self, record: Record, path: str, frame: bool) -> tuple[Any, str]:
+        """The object's bytes (pinned generations) and their crc32c: its parts in parallel,
+        a frame into a buffer its decoder may own (checksummed while read), or the bytes."""
         if not record.parts:
-            return self.backend.read(path, record.generation)
+            if frame:
+                return self.backend.read_checked(path, record.generation)
+            data = self.backend.read(path, record.generation)
+            return data, crc32c_of(data)
         paths = self.layout.stored_paths(record)
         if self.backend.parallel_parts:
-            return read_parts(self.backend.fs, paths, list(record.parts), self.transfer)
-        return b"".join(
-            self.backend.read(part_path, part.generation)
-            for part_path, part in zip(paths, record.parts, strict=True)
-        )
+            data = read_parts(self.backend.fs, paths, list(record.parts), self.transfer)
+        else:
+            data = b"".join(
+                self.backend.read(part_path, part.generation)
+                for part_path, part in zip(paths, record.parts, strict=True)
+            )
+        return data, crc32c_of(data)
 
-    def verified_bytes(self, record: Record, path: str) -> Any:
-        """The object's bytes (pinned generations), checked against the record.
+    def verified_bytes(self, record: Record, path: str, fmt: Format | None = None) -> Any:
+        """The object's bytes (pinned generations), checked against the record before any
+        byte is decoded. `fmt`: the format that will decode them (a frame's are read into a
+        buffer its decoder may own).
 
         Raises:
             ChecksumError: The object is missing, or its bytes are not what the record says.
             HandoffError: Storage failed.
         """
         url = self.backend.url_of(path)
+        frame = fmt is not None and fmt.name in FRAME_READERS
         with storage_errors(f"loading dataset '{record.dataset}' from", url, any_error=True):
             try:
-                data = self._read_bytes(record, path)
+                data, crc = self._read_checked(record, path, frame)
             except FileNotFoundError:
                 raise ChecksumError(
                     f"object {url} of dataset '{record.dataset}' is missing although the "
                     f"manifest of task '{record.producer_task}' names it. Re-run that task."
                 ) from None
-        crc = crc32c_of(data)
         if (len(data), crc) != (record.size, record.crc32c):
             raise ChecksumError(
                 f"object {url} of dataset '{record.dataset}' does not match its "

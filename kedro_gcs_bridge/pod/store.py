@@ -411,7 +411,7 @@ class HandoffStore:
         record = self.read_record(dataset, producer_node, producer_task)
         fmt = self.reader.readable_format(record, catalog_format)
         path = self.reader.object_path(record)
-        value = self.reader.decode(record, fmt, self.reader.verified_bytes(record, path), path)
+        value = self.reader.decode(record, fmt, self.reader.verified_bytes(record, path, fmt), path)
         self.loaded[dataset] = record
         logger.info(
             "Loaded %s (%s, %d bytes) from %s", dataset, label(fmt), record.size, self._url(path)

@@ -29,6 +29,8 @@ from kedro_gcs_bridge.errors import (
     SupersededAttemptError,
     SymlinkError,
 )
+from kedro_gcs_bridge.pod import backend as backend_module
+from kedro_gcs_bridge.pod import reader as reader_module
 from kedro_gcs_bridge.pod.backend import crc32c_of, open_backend
 from kedro_gcs_bridge.pod.formats import CATALOG, catalog_format
 from kedro_gcs_bridge.pod.protocol import RunLayout, object_key
@@ -305,6 +307,72 @@ class TestIntegrity:
         prefix = f"gs://{BUCKET}/root/dag/{uuid.uuid4().hex[:8]}"
         record = commit(prefix, "t", {"d": [1]}).saved["d"]
         assert isinstance(record.generation, int) and record.generation > 0
+
+
+class TestLocalLoadPath:
+    """file:// frames: read into one writable buffer, checksummed while read, decoded from it."""
+
+    def test_chunks_are_checksummed_as_they_arrive(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(backend_module, "_CHUNK", 7)
+        payload = bytes(range(256)) * 3
+        (tmp_path / "o.bin").write_bytes(payload)
+        data, crc = open_backend(tmp_path.as_uri()).read_checked(str(tmp_path / "o.bin"), None)
+        assert (bytes(data), crc, data.is_mutable) == (payload, crc32c_of(payload), True)
+
+    @pytest.mark.parametrize("seen", [10, 2000], ids=["grew-after-open", "cut-after-open"])
+    def test_a_file_that_changed_size_after_open_is_read_to_its_end(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seen: int
+    ) -> None:
+        payload = bytes(range(256)) * 3
+        (tmp_path / "o.bin").write_bytes(payload)
+        real_fstat = backend_module.os.fstat
+
+        def fstat(descriptor: int) -> Any:
+            stat = real_fstat(descriptor)
+            return type("Stat", (), {"st_size": seen, "st_mode": stat.st_mode})()
+
+        monkeypatch.setattr(backend_module.os, "fstat", fstat)
+        data, crc = open_backend(tmp_path.as_uri()).read_checked(str(tmp_path / "o.bin"), None)
+        assert (bytes(data), crc) == (payload, crc32c_of(payload))
+
+    def test_a_symlink_is_refused(self, tmp_path: Path) -> None:
+        (tmp_path / "outside.bin").write_bytes(b"x")
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "o.bin").symlink_to(tmp_path / "outside.bin")
+        backend = open_backend((tmp_path / "run").as_uri())
+        with pytest.raises(SymlinkError, match=r"outside|symlink"):
+            backend.read_checked(str(tmp_path / "run" / "o.bin"), None)
+
+    def test_a_frame_is_decoded_from_the_buffer_it_was_read_into(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        prefix = (tmp_path / "run").as_uri()
+        commit(prefix, "t", {"d": FRAME})
+        consumer = HandoffStore(prefix, task="c")
+        buffers: list[Any] = []
+        real = consumer.backend.read_checked
+
+        def read_checked(path: str, generation: int | None) -> tuple[Any, str]:
+            read = real(path, generation)
+            buffers.append(read[0])
+            return read
+
+        monkeypatch.setattr(consumer.backend, "read_checked", read_checked)
+        monkeypatch.setattr(reader_module, "crc32c_of", _no_second_pass)
+        frame = consumer.load("d", producer_task="t")
+        pd.testing.assert_frame_equal(frame, FRAME)
+        (buffer,) = buffers
+        values = frame["f"].to_numpy(copy=False)
+        start = values.__array_interface__["data"][0]
+        assert buffer.address <= start < buffer.address + buffer.size  # no copy of the column
+        frame.loc[7, "f"] = 9.5  # and it is the frame's own: writable
+        assert frame.loc[7, "f"] == 9.5
+
+
+def _no_second_pass(data: Any) -> str:
+    raise AssertionError("the bytes of a file:// frame were checksummed after they were read")
 
 
 class TestPickleConfinement:
