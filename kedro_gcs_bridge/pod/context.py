@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,15 +200,23 @@ class TaskContext:
         return self.try_number or 1
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> TaskContext:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, only: Collection[str] | None = None
+    ) -> TaskContext:
         """The context a pod's environment gives (empty variables count as unset).
 
+        Args:
+            environ: The variables; default `os.environ`.
+            only: The fields to read (the rest stay unset); default every field.
+
         Raises:
-            ConfigError: A variable holds a value its field cannot take (names it).
+            ConfigError: A variable read holds a value its field cannot take (names it).
         """
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name, (env, read, key) in _CONTRACT.items():
+            if only is not None and name not in only:
+                continue
             raw = environ.get(env)
             if raw is None or (not raw and name not in _EMPTY_REFUSED):
                 continue

@@ -89,7 +89,9 @@ class PodFormatter(logging.Formatter):
         defaults: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(fmt or PLAIN_FORMAT, datefmt, style, validate, defaults=defaults)
-        context = TaskContext.from_env()
+        # Only what it shows: logging is set up before Kedro runs, and a bad value of any
+        # other variable is the runner's to report.
+        context = TaskContext.from_env(only={"structured_logs", *_LABELS.values()})
         self.structured = bool(context.structured_logs)
         self.labels = {label: getattr(context, field) for label, field in _LABELS.items()}
         # `warnings.warn` output is two lines on stderr otherwise (message, source line).

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from kedro_gcs_bridge.errors import ConfigError
-from kedro_gcs_bridge.pod.context import STRUCTURED_LOGS_ENV
+from kedro_gcs_bridge.pod.context import MLFLOW_BUDGET_ENV, STRUCTURED_LOGS_ENV
 from kedro_gcs_bridge.pod.logging_format import (
     ALLOWLIST_ENV,
     CONFIG_FILE,
@@ -102,6 +102,16 @@ class TestPodFormatter:
             monkeypatch.delenv(name, raising=False)
         entry = json.loads(PodFormatter().format(record("x")))
         assert entry["logging.googleapis.com/labels"] == {}
+
+    def test_another_bad_variable_is_left_to_the_runner(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Logging is set up before Kedro runs: a bad value of a variable the formatter does
+        not read fails later, in the runner, with its own error, not in logging's setup."""
+        monkeypatch.setenv(STRUCTURED_LOGS_ENV, "true")
+        monkeypatch.setenv(MLFLOW_BUDGET_ENV, "soon")
+        entry = json.loads(PodFormatter().format(record("x")))
+        assert entry["message"] == "x"
 
     def test_a_bad_switch_names_the_variable(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(STRUCTURED_LOGS_ENV, "json")
