@@ -108,13 +108,6 @@ def _write(value: Any) -> str:
     return str(value)
 
 
-def replay_parallel(environ: Mapping[str, str] | None = None) -> int | None:
-    """How many tasks `kedro gcs-bridge replay` runs at once (`REPLAY_PARALLEL_ENV`); None
-    in a pod (the DAG never sets it) or for a value that is no count."""
-    raw = (os.environ if environ is None else environ).get(REPLAY_PARALLEL_ENV, "").strip()
-    return int(raw) if raw.isdigit() else None
-
-
 _Reader = Callable[[str, str], Any]
 #: Field -> (its variable, its reader, the name errors give it: the airflow.yml key of a
 #: boolean, else the variable), in the order the DAG file lists them.
@@ -142,9 +135,10 @@ _CONTRACT: Mapping[str, tuple[str, _Reader, str | None]] = {
     "task": (TASK_ENV, _text, None),
     "upstream": (UPSTREAM_ENV, _mapping, None),
     "task_states": (TASK_STATES_ENV, _text, None),
+    "replay_parallel": (REPLAY_PARALLEL_ENV, _count, None),
 }
-#: A field whose unreadable value costs a measurement, not the task.
-_SOFT = frozenset({"task_start"})
+#: Fields whose unreadable value costs a measurement, not the task.
+_SOFT = frozenset({"task_start", "replay_parallel"})
 #: Fields whose empty variable is refused (the DAG writes them from airflow.yml: an empty one
 #: is a mistake); any other empty variable counts as unset.
 _EMPTY_REFUSED = frozenset({"parallel_threshold", "parallel_concurrency"})
@@ -193,6 +187,8 @@ class TaskContext:
     upstream: Mapping[str, str] = field(default_factory=dict)
     #: Finalize only: JSON `{run_id: {task_id: state}}` as Airflow recorded them.
     task_states: str | None = None
+    #: Replay only: how many tasks `kedro gcs-bridge replay` runs at once (a pod: unset).
+    replay_parallel: int | None = None
 
     @property
     def attempt(self) -> int:

@@ -33,7 +33,6 @@ from kedro_gcs_bridge.pod.context import (
     PIPELINE_ENV,
     RUN_PREFIX_ENV,
     TaskContext,
-    replay_parallel,
 )
 from kedro_gcs_bridge.values import as_bool
 
@@ -215,15 +214,14 @@ def _measured(
         "loaded_bytes": {name: record.size for name, record in sorted(store.loaded.items())},
         "first_node_at": timer.first_node_at,
         **_pod_start(timer.first_node_at, context.task_start),
-        **_how_replayed(),
+        **_how_replayed(context.replay_parallel),
     }
 
 
-def _how_replayed() -> dict[str, Any]:
+def _how_replayed(parallel: int | None) -> dict[str, Any]:
     """`replay_parallel` and `cpus` when `kedro gcs-bridge replay` runs the group (it sets
     `KEDRO_GCS_BRIDGE_REPLAY_PARALLEL`): suggest leaves out a pod start measured with more
     tasks at once than CPUs. Nothing in a pod."""
-    parallel = replay_parallel()
     if parallel is None:
         return {}
     getaffinity = getattr(os, "sched_getaffinity", None)

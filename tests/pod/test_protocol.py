@@ -23,6 +23,7 @@ from kedro_gcs_bridge.pod import schema
 from kedro_gcs_bridge.pod.context import (
     ALLOW_PICKLE_ENV,
     MLFLOW_BUDGET_ENV,
+    REPLAY_PARALLEL_ENV,
     TASK_START_ENV,
     TRY_ENV,
     TaskContext,
@@ -223,6 +224,7 @@ class TestTaskContext:
         task="a",
         upstream={"d": "b"},
         task_states='{"run": {"a": "success"}}',
+        replay_parallel=2,
     )
 
     def test_every_field_has_a_variable(self) -> None:
@@ -254,6 +256,9 @@ class TestTaskContext:
     def test_a_bad_boolean_names_the_setting_and_the_variable(self) -> None:
         with pytest.raises(ConfigError, match=f"'allow_pickle' must be.*{ALLOW_PICKLE_ENV}"):
             TaskContext.from_env({ALLOW_PICKLE_ENV: "maybe"})
+
+    def test_an_unreadable_replay_parallel_costs_only_the_measurement(self) -> None:
+        assert TaskContext.from_env({REPLAY_PARALLEL_ENV: "many"}).replay_parallel is None
 
     def test_an_unreadable_task_start_costs_only_the_measurement(
         self, caplog: pytest.LogCaptureFixture
