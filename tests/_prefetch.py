@@ -75,7 +75,12 @@ def _run(fixture: str, environ: Mapping[str, str]) -> Any:
 
 
 def start_needed(session: pytest.Session) -> None:
-    """Starts the registered work of every fixture a selected test uses (collection done)."""
+    """Starts the registered work of every fixture a selected test uses (collection done).
+
+    Not under pytest-xdist: a worker collects every test but runs only those it is sent, so
+    a fixture is computed where a test first asks for it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     needed = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     environ = dict(os.environ)
     for fixture in _work:

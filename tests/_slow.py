@@ -27,10 +27,7 @@ SLOW_ELSEWHERE: dict[str, tuple[str, ...]] = {
         "test_a_killed_save_commits_nothing_and_its_parts_go_with_runs_gc",
     ),
     "tests/pod/test_formats.py": ("TestRunnerParams",),
-    "tests/ops/test_finalize.py": (
-        "test_a_failed_group_fails_the_run_without_retrying_finalize",
-        "test_finalize_in_airflow_follows_task_states_and_retries",
-    ),
+    "tests/ops/test_finalize.py": ("test_finalize_in_airflow_follows_task_states_and_retries",),
     "tests/ops/test_runs.py": (
         "test_unreachable_gcs_fails_fast_with_one_line",
         "test_runs_cli_lists_and_collects",

@@ -135,7 +135,7 @@ def _dag_fields(dag: Any) -> dict[str, str]:
 
 
 CASES = {
-    "gke, 200 nodes": (200, {}),
+    "gke, 80 nodes": (80, {}),
     "gke, every knob": (60, KNOBS),
     "local": (
         60,

@@ -237,21 +237,6 @@ def _airflow_dags_test(tmp_path: Path, params: str, *options: str) -> Any:
     return run([str(BIN / "airflow"), "dags", "test", f"{DAG_ID}_local", *options], project, env)
 
 
-def test_a_failed_group_fails_the_run_without_retrying_finalize(tmp_path: Path) -> None:
-    """A group fails: finalize reports it once and succeeds (no retry for a verdict), the
-    run-failed task fails, and so does the DAG run."""
-    project = tmp_path / "spaceflights"
-    shutil.copytree(REPO / "examples" / "spaceflights", project)
-    (project / "data/01_raw/companies.csv").unlink()  # the companies group fails
-    # retries=0: `airflow dags test` would wait out a group's retry delay (5 minutes).
-    result = _airflow_dags_test(tmp_path, "pod_backend=local,cleanup=on_success,retries=0")
-    log = result.stdout + result.stderr
-    assert "groups that did not finish: companies" in log, log[-5000:]
-    assert log.count("groups that did not finish") == 1  # finalize ran once
-    assert "A group task of this DAG run failed" in log
-    assert "DagRun Finished" in log and "state=failed" in log, log[-5000:]
-
-
 def test_finalize_in_airflow_follows_task_states_and_retries(
     tmp_path: Path, mlflow_server: str, experiment: str
 ) -> None:

@@ -20,7 +20,7 @@ WORDS |= {"false": False, "no": False, "off": False, "0": False}
 SPELLINGS = [
     (spelled, value)
     for word, value in WORDS.items()
-    for spelled in {word, word.upper(), word.title()}
+    for spelled in dict.fromkeys((word, word.upper(), word.title()))
 ]
 BAD = ["maybe", "2", "nope", "tru"]
 

@@ -372,21 +372,15 @@ def replay_in_process(
 
 
 def test_a_dead_tracking_server_costs_seconds_not_the_run(
-    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    reference_metrics: dict[str, float],
 ) -> None:
     """Each group pod tries a hung server once, waits out its tracking budget (MLflow's own
     retry settings at their defaults, as users copy them) and runs on; finalize never calls
-    it (no group recorded a parent run)."""
+    it (no group recorded a parent run). The outputs are those of a plain `kedro run`."""
     run_id = "manual__2026-11-24T10:00:00+00:00"
-    untracked = tmp_path / "untracked"
-    shutil.copytree(REPO / "examples" / "spaceflights", untracked)
-    create = [str(BIN / "kedro"), "airflow", "create", "-j", str(TEMPLATE)]
-    created = run([*create, "--params", "local_disk=warn"], untracked, env)
-    assert created.returncode == 0, created.stderr[-3000:]
-    reference = replay_in_process(
-        untracked, untracked / "airflow_dags" / "spaceflights_dag.py", run_id, monkeypatch, env
-    )
-    assert {r.state for r in reference.values()} == {"success"}
     with dead_server("hung") as server:
         uri = server.url
         project, dag = tracked_project(tmp_path, uri, env, "unreachable", SMALL_BUDGET)
@@ -396,7 +390,7 @@ def test_a_dead_tracking_server_costs_seconds_not_the_run(
         [*GROUP_TASKS, "gcs_bridge_finalize"], "success"
     )
     written = project / "data" / "08_reporting" / "metrics.json"
-    assert written.read_bytes() == (untracked / written.relative_to(project)).read_bytes()
+    assert json.loads(written.read_text(encoding="utf-8")) == reference_metrics
     for task in GROUP_TASKS:
         warnings = [line for line in results[task].log.splitlines() if UNAVAILABLE in line]
         assert len(warnings) == 1, results[task].log[-3000:]
