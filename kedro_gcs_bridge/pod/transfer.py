@@ -149,7 +149,10 @@ class PartWriter(io.RawIOBase):
     """A write-only file that uploads what is written to it as parts, several at once.
 
     `name_of(index)` gives each part's path; `upload(path, data)` is a coroutine run on the
-    file system's event loop that returns the stored `Part`.
+    file system's event loop that returns the stored `Part`. A part waits for a free slot
+    (any upload in flight ending), not for the oldest part; the buffer of a part whose upload
+    ended is filled again, so at most `concurrency + 1` part buffers ever exist (no fresh,
+    zeroed and faulted-in memory per part).
     """
 
     def __init__(
@@ -164,7 +167,10 @@ class PartWriter(io.RawIOBase):
         self._settings = settings
         self._buffer = bytearray(settings.part_size)
         self._fill = 0
-        self._pending: list[concurrent.futures.Future[Part]] = []
+        self._free: list[bytearray] = []
+        #: Uploads in flight: future -> (part index, its buffer).
+        self._pending: dict[concurrent.futures.Future[Part], tuple[int, bytearray]] = {}
+        self._done: dict[int, Part] = {}
         self.started: list[str] = []
         self.parts: list[Part] = []
         self.checksum = google_crc32c.Checksum()
@@ -194,23 +200,32 @@ class PartWriter(io.RawIOBase):
 
     def _send(self) -> None:
         while len(self._pending) >= self._settings.concurrency:
-            self._collect_oldest()
-        path = self._name_of(len(self.started))
+            self._collect(concurrent.futures.FIRST_COMPLETED)
+        index = len(self.started)
+        path = self._name_of(index)
         self.started.append(path)
-        data = memoryview(self._buffer)[: self._fill]
-        self._buffer, self._fill = bytearray(self._settings.part_size), 0
+        buffer, data = self._buffer, memoryview(self._buffer)[: self._fill]
         future = asyncio.run_coroutine_threadsafe(self._upload(path, data), self._loop)
-        self._pending.append(future)
+        self._pending[future] = (index, buffer)
+        self._buffer = self._free.pop() if self._free else bytearray(self._settings.part_size)
+        self._fill = 0
 
-    def _collect_oldest(self) -> None:
-        self.parts.append(self._pending.pop(0).result())
+    def _collect(self, when: str) -> None:
+        """Waits for uploads in flight (the first to end, or all): their parts, their buffers
+        free again. An upload's error is raised."""
+        done, _ = concurrent.futures.wait(self._pending, return_when=when)
+        for future in done:
+            index, buffer = self._pending.pop(future)
+            self._done[index] = future.result()
+            self._free.append(buffer)
 
     def finish(self) -> list[Part]:
         """Uploads what is left and waits for every part; the parts in order."""
         if self._fill or not self.started:
             self._send()
         while self._pending:
-            self._collect_oldest()
+            self._collect(concurrent.futures.ALL_COMPLETED)
+        self.parts = [self._done[index] for index in range(len(self.started))]
         return self.parts
 
     def abandon(self) -> None:

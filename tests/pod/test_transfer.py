@@ -6,6 +6,7 @@ The threshold and part sizes are lowered so that a ~1 MB frame takes the paralle
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -39,10 +40,12 @@ from kedro_gcs_bridge.errors import (
 from kedro_gcs_bridge.ops.runs import delete_runs, scan_runs
 from kedro_gcs_bridge.pod.context import PARALLEL_THRESHOLD_ENV as THRESHOLD_ENV
 from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS
+from kedro_gcs_bridge.pod.protocol import Part
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.pod.transfer import (
     FRAME_READERS,
     MIB,
+    PartWriter,
     TransferSettings,
     _ranges,
 )
@@ -139,6 +142,78 @@ class TestSettings:
         self, sizes: list[int], range_size: int, expected: list[tuple[int, ...]]
     ) -> None:
         assert _ranges(sizes, range_size) == expected
+
+
+@pytest.fixture
+def event_loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop in a thread of its own, as gcsfs runs one."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+    loop.close()
+
+
+class TestPartWriter:
+    """The writer behind the parallel save, with uploads faked on an event loop thread."""
+
+    SETTINGS = TransferSettings(part_size=64, concurrency=3)
+
+    def test_parts_hold_the_stream_in_order_though_uploads_end_out_of_order(
+        self, event_loop_thread: asyncio.AbstractEventLoop
+    ) -> None:
+        received: dict[str, bytes] = {}
+
+        async def upload(path: str, data: memoryview) -> Part:
+            await asyncio.sleep(0.001 * (5 - int(path) % 5))  # later parts end first
+            received[path] = bytes(data)  # read at the end: a reused buffer would show
+            return Part(len(data), int(path), "c")
+
+        stream = bytes(range(256)) * 5 + b"tail"
+        writer = PartWriter(event_loop_thread, upload, str, self.SETTINGS)
+        for start in range(0, len(stream), 100):
+            writer.write(stream[start : start + 100])
+        parts = writer.finish()
+        assert [part.generation for part in parts] == list(range(len(received)))
+        assert b"".join(received[str(index)] for index in range(len(parts))) == stream
+        assert writer.size == len(stream)
+        assert writer.started == [str(index) for index in range(len(parts))]
+
+    def test_a_slow_part_does_not_hold_the_next_ones_back(
+        self, event_loop_thread: asyncio.AbstractEventLoop
+    ) -> None:
+        """With `concurrency` slots, a part waits for a free slot, not for the oldest part."""
+        concurrency = self.SETTINGS.concurrency
+        later_started, waited = threading.Event(), []
+
+        async def upload(path: str, data: memoryview) -> Part:
+            if path == "0":
+                # Ends once a part beyond the first `concurrency` has started (or gives up).
+                waited.append(await asyncio.to_thread(later_started.wait, 10))
+            elif int(path) > concurrency:
+                later_started.set()
+            return Part(len(data), int(path), "c")
+
+        writer = PartWriter(event_loop_thread, upload, str, self.SETTINGS)
+        writer.write(bytes(self.SETTINGS.part_size * (concurrency + 3)))
+        writer.finish()
+        assert waited == [True]
+
+    def test_part_buffers_are_reused_not_made_per_part(
+        self, event_loop_thread: asyncio.AbstractEventLoop
+    ) -> None:
+        buffers: dict[int, object] = {}  # held, so that no id is reused
+
+        async def upload(path: str, data: memoryview) -> Part:
+            buffers[id(data.obj)] = data.obj
+            return Part(len(data), 1, "c")
+
+        writer = PartWriter(event_loop_thread, upload, str, self.SETTINGS)
+        writer.write(bytes(self.SETTINGS.part_size * 20))
+        assert len(writer.finish()) == 20
+        assert len(buffers) <= self.SETTINGS.concurrency + 1
 
 
 class TestParallelRoundTrip:
