@@ -231,7 +231,7 @@ def _limit_handoff(settings: Any) -> Handoff:
     """The physical limit's four steps, each timed alone on the frame the store moves.
 
     - encode: the store's Arrow IPC call (`transfer.STREAM_WRITERS`) into an in-memory buffer
-      of the encoded size, allocated beforehand (the size is learnt once per frame, untimed);
+      of the encoded size, allocated and its pages touched once per frame (untimed);
     - upload: those bytes as parts of the size and concurrency the store would use
       (`TransferSettings.sized_for`), one media upload of ready bytes each;
     - download: the same parts read back with concurrent ranged requests (`range_size`,
@@ -249,28 +249,29 @@ def _limit_handoff(settings: Any) -> Handoff:
         frame_size,
     )
 
-    sizes: dict[int, int] = {}
+    sinks: dict[int, Any] = {}
 
-    def encoded_size(frame: Any) -> int:
-        if id(frame) not in sizes:
+    def sink_for(frame: Any) -> Any:
+        """A buffer of the frame's encoded size, its pages touched: encoding, not faulting."""
+        if id(frame) not in sinks:
             counter = pa.MockOutputStream()
             STREAM_WRITERS[FEATHER](frame, counter)
-            sizes[id(frame)] = counter.size()
-        return sizes[id(frame)]
+            sinks.clear()
+            sinks[id(frame)] = pa.py_buffer(bytearray(counter.size()))
+        return sinks[id(frame)]
 
     def run(prefix: str, frame: Any) -> Timing:
         fs = _gcs()
         used = settings.sized_for(frame_size(frame))
         path = f"{prefix.split('://', 1)[1]}/limit.feather"
-        size = encoded_size(frame)
+        encoded = sink_for(frame)
+        size = encoded.size
 
-        def encode() -> Any:
-            encoded = pa.allocate_buffer(size)
-            with pa.FixedSizeBufferWriter(encoded) as sink:
+        def encode() -> None:
+            with pa.FixedSizeBufferWriter(sink_for(frame)) as sink:
                 STREAM_WRITERS[FEATHER](frame, sink)
-            return encoded
 
-        encoded, encode_s = common.timed(encode)
+        _, encode_s = common.timed(encode)
         names, upload_s = common.timed(partial(_raw_upload, fs, path, encoded, used))
         del encoded
         received, download_s = common.timed(lambda: _raw_download(fs, names, size, used))
