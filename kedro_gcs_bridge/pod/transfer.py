@@ -330,20 +330,19 @@ def read_parts(
 ) -> pa.Buffer:
     """The parts' bytes (pinned generations) in one buffer, read with concurrent ranges."""
     import pyarrow as pa
+    from gcsfs.retry import retry_request
 
     total = sum(part.size for part in parts)
     buffer = pa.allocate_buffer(total)
     target = memoryview(buffer).cast("B")  # type: ignore[arg-type]
     slots = asyncio.Semaphore(settings.concurrency)
+    # gcsfs's own retries (408/429/5xx, dropped connections), as its `_cat_file` has them.
+    read_range = retry_request(retries=6)(_read_range)
 
     async def fetch(index: int, start: int, end: int, offset: int) -> None:
+        into = target[offset : offset + end - start]
         async with slots:
-            data = await fs._cat_file(  # fsspec's async API, as `_rm_file` above
-                paths[index], start=start, end=end, generation=parts[index].generation
-            )
-        if len(data) != end - start:
-            raise HandoffError(f"{paths[index]} is shorter than its record ({end - start} bytes).")
-        target[offset : offset + len(data)] = data
+            await read_range(fs, paths[index], parts[index].generation, start, into)
 
     async def fetch_all() -> None:
         ranges = _ranges([part.size for part in parts], settings.range_size)
@@ -351,6 +350,35 @@ def read_parts(
 
     asyncio.run_coroutine_threadsafe(fetch_all(), fs.loop).result()
     return buffer
+
+
+async def _read_range(
+    fs: Any, path: str, generation: int | None, start: int, target: memoryview
+) -> None:
+    """Bytes `start` to `start + len(target)` of one object into `target`, as they arrive.
+
+    `fs._cat_file` would hold each range twice more (aiohttp's chunks joined into one `bytes`,
+    then copied here); a retry writes the range again from its start.
+
+    Raises:
+        HandoffError: The object answered fewer or more bytes than asked.
+    """
+    from gcsfs.retry import validate_response
+
+    await fs._set_session()
+    headers = fs._get_headers({"Range": f"bytes={start}-{start + len(target) - 1}"})
+    url = fs.url(path, generation=generation)
+    async with fs.session.get(url, headers=headers, timeout=fs.requests_timeout) as response:
+        if response.status >= 400:
+            validate_response(response.status, await response.read(), path)
+        filled = 0
+        while chunk := await response.content.readany():
+            if filled + len(chunk) > len(target):
+                raise HandoffError(f"{path} answered more than the {len(target)} bytes asked.")
+            target[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+    if filled != len(target):
+        raise HandoffError(f"{path} is shorter than its record ({len(target)} bytes).")
 
 
 def _arrow_to_pandas(table: pa.Table) -> Any:

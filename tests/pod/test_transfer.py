@@ -377,7 +377,34 @@ def dropping_part_uploads() -> tuple[object, list[str]]:
     return decide, seen
 
 
+def dropping_part_reads() -> tuple[object, list[str]]:
+    """Drops or refuses every other ranged read of a part once (the load retries them)."""
+    fates, seen, lock = itertools.cycle(["drop", "pass", "503", "pass"]), [], threading.Lock()
+
+    def decide(method: str, path: str) -> str:
+        if method != "GET" or "/download/" not in path or ".feather.0" not in path:
+            return "pass"
+        with lock:
+            fate = next(fates)
+            seen.append(fate)
+        return fate
+
+    return decide, seen
+
+
 class TestFaults:
+    def test_dropped_part_reads_are_retried_and_the_frame_is_identical(
+        self, prefix: str, gcs_emulator: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        frame = big_frame()
+        save_and_commit(prefix, frame)
+        policy, seen = dropping_part_reads()
+        with fault_proxy(gcs_emulator, policy, max_requests=500, max_seconds=120) as proxy:
+            monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+            loaded = load(prefix)
+        assert {"drop", "503"} <= set(seen), seen  # faults hit ranged reads of parts
+        pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+
     def test_dropped_part_uploads_are_retried_and_leave_nothing_else(
         self, prefix: str, gcs_emulator: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
