@@ -234,8 +234,9 @@ def _limit_handoff(settings: Any) -> Handoff:
       of the encoded size, allocated and its pages touched once per frame (untimed);
     - upload: those bytes as parts of the size and concurrency the store would use
       (`TransferSettings.sized_for`), one media upload of ready bytes each;
-    - download: the same parts read back with concurrent ranged requests (`range_size`,
-      `concurrency`) into one buffer;
+    - download: the same parts read back as the store reads them (`transfer.read_parts`:
+      concurrent ranged requests of `range_size`, `concurrency` at once, streamed into one
+      buffer), without the checksum;
     - decode: the store's no-copy decode (`transfer.FRAME_READERS`) of that buffer.
     No checksum, no part buffers, no overlap: what a handoff of these bytes cannot go below
     without overlapping its steps.
@@ -247,6 +248,7 @@ def _limit_handoff(settings: Any) -> Handoff:
         FRAME_READERS,
         STREAM_WRITERS,
         frame_size,
+        read_parts,
     )
 
     sinks: dict[int, Any] = {}
@@ -265,28 +267,29 @@ def _limit_handoff(settings: Any) -> Handoff:
         used = settings.sized_for(frame_size(frame))
         path = f"{prefix.split('://', 1)[1]}/limit.feather"
         encoded = sink_for(frame)
-        size = encoded.size
 
         def encode() -> None:
             with pa.FixedSizeBufferWriter(sink_for(frame)) as sink:
                 STREAM_WRITERS[FEATHER](frame, sink)
 
         _, encode_s = common.timed(encode)
-        names, upload_s = common.timed(partial(_raw_upload, fs, path, encoded, used))
+        (paths, parts), upload_s = common.timed(partial(_raw_upload, fs, path, encoded, used))
         del encoded
-        received, download_s = common.timed(lambda: _raw_download(fs, names, size, used))
+        received, download_s = common.timed(lambda: read_parts(fs, paths, parts, used))
         loaded, decode_s = common.timed(lambda: FRAME_READERS[FEATHER](received))
         _check_rows(loaded, frame)
         steps = {"encode": encode_s, "upload": upload_s, "download": download_s}
         steps["decode"] = decode_s
-        return Timing(encode_s + upload_s, download_s + decode_s, len(names), 0.0, steps)
+        return Timing(encode_s + upload_s, download_s + decode_s, len(parts), 0.0, steps)
 
     return run
 
 
-def _raw_upload(fs: Any, path: str, data: Any, used: Any) -> list[str]:
-    """Ready bytes as parts of `used.part_size`, `used.concurrency` media uploads at once."""
+def _raw_upload(fs: Any, path: str, data: Any, used: Any) -> tuple[list[str], list[Any]]:
+    """Ready bytes as parts of `used.part_size`, `used.concurrency` media uploads at once: the
+    parts' paths and records (size, generation)."""
     from kedro_gcs_bridge.pod.backend import upload_url
+    from kedro_gcs_bridge.pod.protocol import Part
 
     bucket, key, _ = fs.split_path(path)
     view = memoryview(data).cast("B")
@@ -294,48 +297,25 @@ def _raw_upload(fs: Any, path: str, data: Any, used: Any) -> list[str]:
     names = [f"{key}.{index:04d}" for index in range(len(starts))]
     slots = asyncio.Semaphore(used.concurrency)
 
-    async def upload(name: str, start: int) -> None:
+    async def upload(name: str, start: int) -> Any:
+        body = view[start : start + used.part_size]
         async with slots:
-            await fs._call(
+            stored = await fs._call(
                 "POST",
                 upload_url(fs, bucket),
                 uploadType="media",
                 name=name,
                 headers={"Content-Type": "application/octet-stream"},
-                data=view[start : start + used.part_size],
+                data=body,
                 json_out=True,
             )
+        return Part(len(body), int(stored["generation"]), str(stored.get("crc32c")))
 
-    async def upload_all() -> None:
-        await asyncio.gather(*map(upload, names, starts))
+    async def upload_all() -> list[Any]:
+        return await asyncio.gather(*map(upload, names, starts))
 
-    _on_loop(fs, upload_all())
-    return [f"{bucket}/{name}" for name in names]
-
-
-def _raw_download(fs: Any, paths: list[str], size: int, used: Any) -> Any:
-    """Parts of `used.part_size` read back with `used.concurrency` ranged reads of
-    `used.range_size` at once, into one buffer."""
-    import pyarrow as pa
-
-    received = pa.allocate_buffer(size)
-    target = memoryview(received).cast("B")  # type: ignore[arg-type]
-    slots = asyncio.Semaphore(used.concurrency)
-
-    async def download(path: str, part_start: int) -> None:
-        part_end = min(size, part_start + used.part_size)
-        for start in range(part_start, part_end, used.range_size):
-            end = min(part_end, start + used.range_size)
-            async with slots:
-                data = await fs._cat_file(path, start=start - part_start, end=end - part_start)
-            target[start:end] = data
-
-    async def download_all() -> None:
-        starts = range(0, size, used.part_size)
-        await asyncio.gather(*map(download, paths, starts))
-
-    _on_loop(fs, download_all())
-    return received
+    parts = _on_loop(fs, upload_all())
+    return [f"{bucket}/{name}" for name in names], parts
 
 
 def _on_loop(fs: Any, coroutine: Any) -> Any:
