@@ -233,7 +233,8 @@ def _limit_handoff(settings: Any) -> Handoff:
     - encode: the store's Arrow IPC call (`transfer.STREAM_WRITERS`) into an in-memory buffer
       of the encoded size, allocated and its pages touched once per frame (untimed);
     - upload: those bytes as parts of the size and concurrency the store would use
-      (`TransferSettings.sized_for`), one media upload of ready bytes each;
+      (`TransferSettings.sized_for`), one media upload of ready bytes each, sent as the store
+      sends a part;
     - download: the same parts read back as the store reads them (`transfer.read_parts`:
       concurrent ranged requests of `range_size`, `concurrency` at once, streamed into one
       buffer), without the checksum;
@@ -286,36 +287,24 @@ def _limit_handoff(settings: Any) -> Handoff:
 
 
 def _raw_upload(fs: Any, path: str, data: Any, used: Any) -> tuple[list[str], list[Any]]:
-    """Ready bytes as parts of `used.part_size`, `used.concurrency` media uploads at once: the
-    parts' paths and records (size, generation)."""
-    from kedro_gcs_bridge.pod.backend import upload_url
-    from kedro_gcs_bridge.pod.protocol import Part
+    """Ready bytes as parts of `used.part_size`, `used.concurrency` media uploads at once, each
+    sent as the store sends a part (`transfer._media_upload`: 1 MiB slices, which took a third
+    less CPU here than one body handed whole): the parts' paths and records."""
+    from kedro_gcs_bridge.pod.transfer import _media_upload
 
-    bucket, key, _ = fs.split_path(path)
     view = memoryview(data).cast("B")
     starts = range(0, len(view), used.part_size)
-    names = [f"{key}.{index:04d}" for index in range(len(starts))]
+    paths = [f"{path}.{index:04d}" for index in range(len(starts))]
     slots = asyncio.Semaphore(used.concurrency)
 
-    async def upload(name: str, start: int) -> Any:
-        body = view[start : start + used.part_size]
+    async def upload(part_path: str, start: int) -> Any:
         async with slots:
-            stored = await fs._call(
-                "POST",
-                upload_url(fs, bucket),
-                uploadType="media",
-                name=name,
-                headers={"Content-Type": "application/octet-stream"},
-                data=body,
-                json_out=True,
-            )
-        return Part(len(body), int(stored["generation"]), str(stored.get("crc32c")))
+            return await _media_upload(fs, part_path, view[start : start + used.part_size])
 
     async def upload_all() -> list[Any]:
-        return await asyncio.gather(*map(upload, names, starts))
+        return await asyncio.gather(*map(upload, paths, starts))
 
-    parts = _on_loop(fs, upload_all())
-    return [f"{bucket}/{name}" for name in names], parts
+    return paths, _on_loop(fs, upload_all())
 
 
 def _on_loop(fs: Any, coroutine: Any) -> Any:
