@@ -299,7 +299,7 @@ def _raw_upload(fs: Any, path: str, data: Any, used: Any) -> tuple[list[str], li
 
     async def upload(part_path: str, start: int) -> Any:
         async with slots:
-            return await _media_upload(fs, part_path, view[start : start + used.part_size])
+            return await _media_upload(fs, part_path, [view[start : start + used.part_size]])
 
     async def upload_all() -> list[Any]:
         return await asyncio.gather(*map(upload, paths, starts))

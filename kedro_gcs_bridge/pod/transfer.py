@@ -5,7 +5,9 @@ uncompressed is about as large encoded) is not written through one sequential gc
 kedro-datasets' own call (`DataFrame.to_feather`, `polars.DataFrame.write_ipc`) encodes it into
 a `PartWriter`, a write-only file that cuts the stream into parts of `part_size` bytes and
 uploads each as one GCS media upload while the encoder goes on; at most `concurrency` parts are
-in flight (the encoder waits for a slot), so no whole-file buffer exists. The parts stay N
+in flight (the encoder waits for a free slot), so no whole-file buffer exists, and a part
+holds slices of the buffers Arrow writes (immutable, kept alive by reference), not a copy of
+them. The parts stay N
 objects (`<object>.0000`, `.0001`, ... next to where the single object would be), listed with
 their size and generation by the dataset's record: they are invisible to consumers until the
 manifest commits them, like every object of an attempt. A part upload is retried by gcsfs
@@ -20,23 +22,29 @@ requests (32 sources a call) and 65 deletes, and emulators copy the bytes to com
 compose would cost its requests only; but the load, which reads 16 MiB ranges either way,
 gained 0.4 s from one object against 5.5 s more to save it.
 
-Loading reads the parts with concurrent ranged requests of the pinned generations straight into
-one buffer that this load alone owns, checks the crc32c of the whole stream (computed by the
-producer over the bytes it encoded) over those bytes, then decodes from that buffer: a frame
-is written as one Arrow record batch (`formats.FEATHER`), so its numeric columns without nulls
-(ints, floats, naive datetimes, timedeltas) become writable numpy views of the buffer instead
-of copies (`_own_columns`), and string columns stay Arrow arrays over it; columns Arrow
-converts (nulls, booleans, categoricals, tz-aware datetimes) are copied, as `pd.read_feather`
-copies them. The frame keeps the whole buffer alive while any column of it lives. Small
-frames and every other value take the store's plain path.
+Loading reads the parts with concurrent ranged requests of the pinned generations, each
+streamed as it arrives into one buffer that this load alone owns (`_read_range`), checks the
+crc32c of the whole stream (computed by the producer over the bytes it encoded) over those
+bytes, then decodes from that buffer: a frame is written as one Arrow record batch
+(`formats.FEATHER`), so its numeric columns without nulls (ints, floats, naive datetimes,
+timedeltas) become writable numpy views of the buffer instead of copies (`_own_columns`), and
+string columns stay Arrow arrays over it; columns Arrow converts (nulls, booleans,
+categoricals, tz-aware datetimes) are copied, as `pd.read_feather` copies them. The frame keeps
+the whole buffer alive while any column of it lives. Small frames and every other value take
+the store's plain path.
 
-Memory (benchmarks/memory.py, gs://, 2026-11-30): peak RSS above the frame, 512 MiB, save
-0.33x / load 1.08x (the loaded frame itself is 1x; before: 0.54x / 1.44x). A part's body goes
+Memory (benchmarks/memory.py, gs://, 2026-12-07): peak RSS above the frame, 512 MiB, save
+0.02x / load 1.01x (the loaded frame itself is 1x); 128 MiB 0.03x / 1.03x. Before parts held
+slices of Arrow's buffers (2026-11-30) the save copied the stream into part buffers: 0.33x
+at 512 MiB, 0.36x at 128 MiB, which is why `TransferSettings.sized_for` cuts parts small
+enough (4-16 MiB) that those in flight span at most a quarter of the frame (copies still
+made: what a writer hands over in memory it may reuse, such as polars'). A part's body goes
 out in 1 MiB slices (`_PartBody`): handed whole, asyncio copied every part in flight into its
-transport buffer. The save's extra is about the parts in flight plus one being filled, so
-`TransferSettings.sized_for` cuts parts small enough (4-16 MiB) that those in flight hold at
-most a quarter of the frame: at the 128 MiB threshold save 0.36x / load 1.11x, 160 MiB
-0.39x / 1.10x (with 16 MiB parts there: ~1.3x, a fixed ~170 MiB).
+transport buffer. Before ranges were streamed into the load's buffer (`fs._cat_file`: each
+range joined into `bytes`, then copied) the load was 1.08x / 1.11x.
+
+Speed (benchmarks/large.py, network model): see its "physical limit" (encode, upload,
+download and decode of the same bytes, each alone) and the README's figures.
 """
 
 from __future__ import annotations
@@ -148,28 +156,30 @@ def crc32c_text(checksum: google_crc32c.Checksum) -> str:
 class PartWriter(io.RawIOBase):
     """A write-only file that uploads what is written to it as parts, several at once.
 
-    `name_of(index)` gives each part's path; `upload(path, data)` is a coroutine run on the
-    file system's event loop that returns the stored `Part`. A part waits for a free slot
-    (any upload in flight ending), not for the oldest part; the buffer of a part whose upload
-    ended is filled again, so at most `concurrency + 1` part buffers ever exist (no fresh,
-    zeroed and faulted-in memory per part).
+    `name_of(index)` gives each part's path; `upload(path, pieces)` is a coroutine run on the
+    file system's event loop that uploads the part made of those pieces (in order) and
+    returns the stored `Part`. A part is a list of pieces, not a buffer: Arrow writes a
+    frame's body buffers as `pyarrow.Buffer`s, immutable and kept alive by reference, so a
+    part holds slices of them (the frame's own memory, or the table Arrow converted it to,
+    which lives until the write ends); `bytes` are kept as they are; other memory (a
+    `bytearray`, a `memoryview`: what a writer may reuse once `write` returns) is copied. A
+    part waits for a free slot (any upload in flight ending), not for the oldest part.
     """
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        upload: Callable[[str, memoryview], Any],
+        upload: Callable[[str, list[memoryview]], Any],
         name_of: Callable[[int], str],
         settings: TransferSettings,
     ) -> None:
         super().__init__()
         self._loop, self._upload, self._name_of = loop, upload, name_of
         self._settings = settings
-        self._buffer = bytearray(settings.part_size)
+        self._pieces: list[memoryview] = []
         self._fill = 0
-        self._free: list[bytearray] = []
-        #: Uploads in flight: future -> (part index, its buffer).
-        self._pending: dict[concurrent.futures.Future[Part], tuple[int, bytearray]] = {}
+        #: Uploads in flight: future -> part index.
+        self._pending: dict[concurrent.futures.Future[Part], int] = {}
         self._done: dict[int, Part] = {}
         self.started: list[str] = []
         self.parts: list[Part] = []
@@ -189,9 +199,11 @@ class PartWriter(io.RawIOBase):
         written = len(view)
         self.checksum.update(pa.py_buffer(view))  # google-crc32c takes no memoryview
         self.size += written
+        if not isinstance(data, pa.Buffer | bytes):
+            view = memoryview(bytes(view))  # the caller may reuse its memory after this call
         while view:
             taken = min(len(view), self._settings.part_size - self._fill)
-            self._buffer[self._fill : self._fill + taken] = view[:taken]
+            self._pieces.append(view[:taken])
             self._fill += taken
             view = view[taken:]
             if self._fill == self._settings.part_size:
@@ -204,20 +216,15 @@ class PartWriter(io.RawIOBase):
         index = len(self.started)
         path = self._name_of(index)
         self.started.append(path)
-        buffer, data = self._buffer, memoryview(self._buffer)[: self._fill]
-        future = asyncio.run_coroutine_threadsafe(self._upload(path, data), self._loop)
-        self._pending[future] = (index, buffer)
-        self._buffer = self._free.pop() if self._free else bytearray(self._settings.part_size)
-        self._fill = 0
+        future = asyncio.run_coroutine_threadsafe(self._upload(path, self._pieces), self._loop)
+        self._pending[future] = index
+        self._pieces, self._fill = [], 0
 
     def _collect(self, when: str) -> None:
-        """Waits for uploads in flight (the first to end, or all): their parts, their buffers
-        free again. An upload's error is raised."""
+        """Waits for uploads in flight (the first to end, or all). An upload's error is raised."""
         done, _ = concurrent.futures.wait(self._pending, return_when=when)
         for future in done:
-            index, buffer = self._pending.pop(future)
-            self._done[index] = future.result()
-            self._free.append(buffer)
+            self._done[self._pending.pop(future)] = future.result()
 
     def finish(self) -> list[Part]:
         """Uploads what is left and waits for every part; the parts in order."""
@@ -240,26 +247,29 @@ class PartWriter(io.RawIOBase):
 
 
 class _PartBody:
-    """A part's bytes as an async iterable of 1 MiB slices, a fresh iteration per request (gcsfs
-    retries with the same body). Handed whole, an upload's unsent bytes are copied into
-    asyncio's transport buffer (a second copy of every part in flight); slices are awaited
-    until the socket takes them."""
+    """A part's pieces as an async iterable of slices of at most 1 MiB, a fresh iteration per
+    request (gcsfs retries with the same body). Handed whole, an upload's unsent bytes are
+    copied into asyncio's transport buffer (a second copy of every part in flight); slices
+    are awaited until the socket takes them."""
 
-    def __init__(self, data: memoryview) -> None:
-        self.data = data
+    def __init__(self, pieces: list[memoryview]) -> None:
+        self.pieces = pieces
 
     def __aiter__(self) -> AsyncIterator[memoryview]:
         return self._slices()
 
     async def _slices(self) -> AsyncIterator[memoryview]:
-        for start in range(0, len(self.data), MIB):
-            yield self.data[start : start + MIB]
+        for piece in self.pieces:
+            for start in range(0, len(piece), MIB):
+                yield piece[start : start + MIB]
 
 
-async def _media_upload(fs: Any, path: str, data: memoryview) -> Part:
-    """One GCS media upload (a single request, gcsfs retries it); the stored part."""
+async def _media_upload(fs: Any, path: str, pieces: list[memoryview]) -> Part:
+    """One GCS media upload of `pieces`, in order (a single request, gcsfs retries it); the
+    stored part."""
     bucket, key, _ = fs.split_path(path)
-    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+    size = sum(len(piece) for piece in pieces)
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
     # No public gcsfs call streams a body and returns the stored object (see `upload_url`).
     stored = await fs._call(
         "POST",
@@ -267,13 +277,13 @@ async def _media_upload(fs: Any, path: str, data: memoryview) -> Part:
         uploadType="media",
         name=key,
         headers=headers,
-        data=_PartBody(data),
+        data=_PartBody(pieces),
         json_out=True,
     )
-    if int(stored["size"]) != len(data):
-        raise HandoffError(f"part {path} was stored with {stored['size']} of {len(data)} bytes.")
+    if int(stored["size"]) != size:
+        raise HandoffError(f"part {path} was stored with {stored['size']} of {size} bytes.")
     generation = stored.get("generation")
-    return Part(len(data), int(generation) if generation else None, str(stored.get("crc32c")))
+    return Part(size, int(generation) if generation else None, str(stored.get("crc32c")))
 
 
 def upload_frame(
@@ -284,8 +294,8 @@ def upload_frame(
     On failure every part started is deleted before the error propagates.
     """
 
-    def upload(path: str, data: memoryview) -> Any:
-        return _media_upload(fs, path, data)
+    def upload(path: str, pieces: list[memoryview]) -> Any:
+        return _media_upload(fs, path, pieces)
 
     writer = PartWriter(fs.loop, upload, name_of, settings.sized_for(frame_size(value)))
     try:

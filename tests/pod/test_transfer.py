@@ -7,6 +7,7 @@ The threshold and part sizes are lowered so that a ~1 MB frame takes the paralle
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pytest
 from _fake_gcs import FAKE_BUCKET, fake_gcs_server
@@ -39,12 +41,13 @@ from kedro_gcs_bridge.errors import (
 )
 from kedro_gcs_bridge.ops.runs import delete_runs, scan_runs
 from kedro_gcs_bridge.pod.context import PARALLEL_THRESHOLD_ENV as THRESHOLD_ENV
-from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS
+from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS, POLARS_IPC
 from kedro_gcs_bridge.pod.protocol import Part
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.pod.transfer import (
     FRAME_READERS,
     MIB,
+    STREAM_WRITERS,
     PartWriter,
     TransferSettings,
     _ranges,
@@ -156,6 +159,10 @@ def event_loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
+def joined(pieces: list[memoryview]) -> bytes:
+    return b"".join(bytes(piece) for piece in pieces)
+
+
 class TestPartWriter:
     """The writer behind the parallel save, with uploads faked on an event loop thread."""
 
@@ -166,10 +173,10 @@ class TestPartWriter:
     ) -> None:
         received: dict[str, bytes] = {}
 
-        async def upload(path: str, data: memoryview) -> Part:
+        async def upload(path: str, pieces: list[memoryview]) -> Part:
             await asyncio.sleep(0.001 * (5 - int(path) % 5))  # later parts end first
-            received[path] = bytes(data)  # read at the end: a reused buffer would show
-            return Part(len(data), int(path), "c")
+            received[path] = joined(pieces)  # read at the end: reused memory would show
+            return Part(len(received[path]), int(path), "c")
 
         stream = bytes(range(256)) * 5 + b"tail"
         writer = PartWriter(event_loop_thread, upload, str, self.SETTINGS)
@@ -178,6 +185,7 @@ class TestPartWriter:
         parts = writer.finish()
         assert [part.generation for part in parts] == list(range(len(received)))
         assert b"".join(received[str(index)] for index in range(len(parts))) == stream
+        assert {len(received[str(index)]) for index in range(len(parts) - 1)} == {64}
         assert writer.size == len(stream)
         assert writer.started == [str(index) for index in range(len(parts))]
 
@@ -188,32 +196,68 @@ class TestPartWriter:
         concurrency = self.SETTINGS.concurrency
         later_started, waited = threading.Event(), []
 
-        async def upload(path: str, data: memoryview) -> Part:
+        async def upload(path: str, pieces: list[memoryview]) -> Part:
             if path == "0":
                 # Ends once a part beyond the first `concurrency` has started (or gives up).
                 waited.append(await asyncio.to_thread(later_started.wait, 10))
             elif int(path) > concurrency:
                 later_started.set()
-            return Part(len(data), int(path), "c")
+            return Part(sum(map(len, pieces)), int(path), "c")
 
         writer = PartWriter(event_loop_thread, upload, str, self.SETTINGS)
         writer.write(bytes(self.SETTINGS.part_size * (concurrency + 3)))
         writer.finish()
         assert waited == [True]
 
-    def test_part_buffers_are_reused_not_made_per_part(
+    def test_arrow_buffers_go_into_parts_uncopied_and_reusable_memory_is_copied(
         self, event_loop_thread: asyncio.AbstractEventLoop
     ) -> None:
-        buffers: dict[int, object] = {}  # held, so that no id is reused
+        """Arrow's body buffers are immutable and kept alive by reference: parts hold slices
+        of them. Other memory (a bytearray, a memoryview) may be reused by the writer once
+        `write` returns, so it is copied."""
+        received: dict[str, list[memoryview]] = {}
 
-        async def upload(path: str, data: memoryview) -> Part:
-            buffers[id(data.obj)] = data.obj
-            return Part(len(data), 1, "c")
+        async def upload(path: str, pieces: list[memoryview]) -> Part:
+            received[path] = list(pieces)
+            return Part(sum(map(len, pieces)), int(path), "c")
 
+        arrow = pa.py_buffer(np.arange(40, dtype=np.int64).tobytes())  # 320 bytes: 5 parts
+        scratch = bytearray(b"x" * 30)
         writer = PartWriter(event_loop_thread, upload, str, self.SETTINGS)
-        writer.write(bytes(self.SETTINGS.part_size * 20))
-        assert len(writer.finish()) == 20
-        assert len(buffers) <= self.SETTINGS.concurrency + 1
+        writer.write(scratch)
+        scratch[:] = b"y" * 30  # the writer's memory reused after `write`
+        writer.write(arrow)
+        parts = writer.finish()
+        stream = b"".join(joined(received[str(index)]) for index in range(len(parts)))
+        assert stream == b"x" * 30 + arrow.to_pybytes()
+        whole = np.frombuffer(arrow, dtype=np.uint8)
+        shared = [
+            piece
+            for pieces in received.values()
+            for piece in pieces
+            if np.shares_memory(np.frombuffer(piece, dtype=np.uint8), whole)
+        ]
+        assert sum(map(len, shared)) == arrow.size
+
+    @pytest.mark.parametrize("fmt_name", [FEATHER, POLARS_IPC])
+    def test_parts_hold_what_the_format_writes(
+        self, fmt_name: str, event_loop_thread: asyncio.AbstractEventLoop
+    ) -> None:
+        received: dict[str, bytes] = {}
+
+        async def upload(path: str, pieces: list[memoryview]) -> Part:
+            received[path] = joined(pieces)
+            return Part(len(received[path]), int(path), "c")
+
+        frame = big_frame(2_000)[["price", "count", "label", "at"]]
+        value = pl.from_pandas(frame) if fmt_name == POLARS_IPC else frame
+        expected = io.BytesIO()
+        STREAM_WRITERS[fmt_name](value, expected)
+        settings = TransferSettings(part_size=4 * KIB, concurrency=2)
+        writer = PartWriter(event_loop_thread, upload, str, settings)
+        STREAM_WRITERS[fmt_name](value, writer)
+        parts = writer.finish()
+        assert b"".join(received[str(index)] for index in range(len(parts))) == expected.getvalue()
 
 
 class TestParallelRoundTrip:
