@@ -12,7 +12,15 @@ interleaved in one process (order rotated each repeat), median of `--repeats`:
 - "plain path": the store with the threshold out of reach (kedro-datasets through one gcsfs
   file, 50 MiB resumable-upload chunks);
 - "one gcsfs stream": the same Arrow IPC bytes in one stream each way (`pipe_file`,
-  `cat_file`), plus encode and decode.
+  `cat_file`), plus encode and decode;
+- "physical limit" (network model only): the handoff's four steps, each timed alone on the
+  same frame (`_limit_handoff`): encode (the store's Arrow IPC call into memory), upload (the
+  same parts, size and concurrency, from ready bytes), download (the store's ranged reads
+  into one buffer, no checksum) and decode (the store's no-copy decode). limit = encode +
+  upload + download + decode; the overlapped bound = max(encode, upload) + max(download,
+  decode), what a save overlapping its encode with its upload and a load its download with
+  its decode could at best reach. Target: the parallel path's save + load (manifest commit
+  and crc32c included) at most 1.5x the limit, per repeat, median.
 Conditions:
 - "emulator": gcp-storage-emulator in memory on 127.0.0.1 (what the tests use; single-threaded
   Python, ~90-100 MB/s in all);
