@@ -92,9 +92,10 @@ class TransferSettings:
     concurrency: int = 8
 
     def sized_for(self, frame_bytes: int) -> TransferSettings:
-        """These settings with parts small enough that those in flight hold at most a quarter
+        """These settings with parts small enough that those in flight span at most a quarter
         of the frame (never below `MIN_PART_SIZE`, never above `part_size`): what bounds the
-        save's memory for frames near the threshold."""
+        save's memory for frames near the threshold where a part holds copies (a writer's
+        reusable memory, polars' bytes); Arrow's buffers are held uncopied."""
         fitting = max(MIN_PART_SIZE, frame_bytes // (4 * self.concurrency))
         return replace(self, part_size=min(self.part_size, fitting))
 
