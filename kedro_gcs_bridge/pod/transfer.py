@@ -5,7 +5,9 @@ uncompressed is about as large encoded) is not written through one sequential gc
 kedro-datasets' own call (`DataFrame.to_feather`, `polars.DataFrame.write_ipc`) encodes it into
 a `PartWriter`, a write-only file that cuts the stream into parts of `part_size` bytes and
 uploads each as one GCS media upload while the encoder goes on; at most `concurrency` parts are
-in flight (the encoder waits for a slot), so no whole-file buffer exists. The parts stay N
+in flight (the encoder waits for a free slot), so no whole-file buffer exists, and a part
+holds slices of the buffers Arrow writes (immutable, kept alive by reference), not a copy of
+them. The parts stay N
 objects (`<object>.0000`, `.0001`, ... next to where the single object would be), listed with
 their size and generation by the dataset's record: they are invisible to consumers until the
 manifest commits them, like every object of an attempt. A part upload is retried by gcsfs
@@ -20,23 +22,29 @@ requests (32 sources a call) and 65 deletes, and emulators copy the bytes to com
 compose would cost its requests only; but the load, which reads 16 MiB ranges either way,
 gained 0.4 s from one object against 5.5 s more to save it.
 
-Loading reads the parts with concurrent ranged requests of the pinned generations straight into
-one buffer that this load alone owns, checks the crc32c of the whole stream (computed by the
-producer over the bytes it encoded) over those bytes, then decodes from that buffer: a frame
-is written as one Arrow record batch (`formats.FEATHER`), so its numeric columns without nulls
-(ints, floats, naive datetimes, timedeltas) become writable numpy views of the buffer instead
-of copies (`_own_columns`), and string columns stay Arrow arrays over it; columns Arrow
-converts (nulls, booleans, categoricals, tz-aware datetimes) are copied, as `pd.read_feather`
-copies them. The frame keeps the whole buffer alive while any column of it lives. Small
-frames and every other value take the store's plain path.
+Loading reads the parts with concurrent ranged requests of the pinned generations, each
+streamed as it arrives into one buffer that this load alone owns (`_read_range`), checks the
+crc32c of the whole stream (computed by the producer over the bytes it encoded) over those
+bytes, then decodes from that buffer: a frame is written as one Arrow record batch
+(`formats.FEATHER`), so its numeric columns without nulls (ints, floats, naive datetimes,
+timedeltas) become writable numpy views of the buffer instead of copies (`_own_columns`), and
+string columns stay Arrow arrays over it; columns Arrow converts (nulls, booleans,
+categoricals, tz-aware datetimes) are copied, as `pd.read_feather` copies them. The frame keeps
+the whole buffer alive while any column of it lives. Small frames and every other value take
+the store's plain path.
 
-Memory (benchmarks/memory.py, gs://, 2026-11-30): peak RSS above the frame, 512 MiB, save
-0.33x / load 1.08x (the loaded frame itself is 1x; before: 0.54x / 1.44x). A part's body goes
+Memory (benchmarks/memory.py, gs://, 2026-12-07): peak RSS above the frame, 512 MiB, save
+0.02x / load 1.01x (the loaded frame itself is 1x); 128 MiB 0.03x / 1.03x. Before parts held
+slices of Arrow's buffers (2026-11-30) the save copied the stream into part buffers: 0.33x
+at 512 MiB, 0.36x at 128 MiB, which is why `TransferSettings.sized_for` cuts parts small
+enough (4-16 MiB) that those in flight span at most a quarter of the frame (copies still
+made: what a writer hands over in memory it may reuse, such as polars'). A part's body goes
 out in 1 MiB slices (`_PartBody`): handed whole, asyncio copied every part in flight into its
-transport buffer. The save's extra is about the parts in flight plus one being filled, so
-`TransferSettings.sized_for` cuts parts small enough (4-16 MiB) that those in flight hold at
-most a quarter of the frame: at the 128 MiB threshold save 0.36x / load 1.11x, 160 MiB
-0.39x / 1.10x (with 16 MiB parts there: ~1.3x, a fixed ~170 MiB).
+transport buffer. Before ranges were streamed into the load's buffer (`fs._cat_file`: each
+range joined into `bytes`, then copied) the load was 1.08x / 1.11x.
+
+Speed (benchmarks/large.py, network model): see its "physical limit" (encode, upload,
+download and decode of the same bytes, each alone) and the README's figures.
 """
 
 from __future__ import annotations
@@ -84,9 +92,10 @@ class TransferSettings:
     concurrency: int = 8
 
     def sized_for(self, frame_bytes: int) -> TransferSettings:
-        """These settings with parts small enough that those in flight hold at most a quarter
+        """These settings with parts small enough that those in flight span at most a quarter
         of the frame (never below `MIN_PART_SIZE`, never above `part_size`): what bounds the
-        save's memory for frames near the threshold."""
+        save's memory for frames near the threshold where a part holds copies (a writer's
+        reusable memory, polars' bytes); Arrow's buffers are held uncopied."""
         fitting = max(MIN_PART_SIZE, frame_bytes // (4 * self.concurrency))
         return replace(self, part_size=min(self.part_size, fitting))
 
@@ -148,23 +157,31 @@ def crc32c_text(checksum: google_crc32c.Checksum) -> str:
 class PartWriter(io.RawIOBase):
     """A write-only file that uploads what is written to it as parts, several at once.
 
-    `name_of(index)` gives each part's path; `upload(path, data)` is a coroutine run on the
-    file system's event loop that returns the stored `Part`.
+    `name_of(index)` gives each part's path; `upload(path, pieces)` is a coroutine run on the
+    file system's event loop that uploads the part made of those pieces (in order) and
+    returns the stored `Part`. A part is a list of pieces, not a buffer: Arrow writes a
+    frame's body buffers as `pyarrow.Buffer`s, immutable and kept alive by reference, so a
+    part holds slices of them (the frame's own memory, or the table Arrow converted it to,
+    which lives until the write ends); `bytes` are kept as they are; other memory (a
+    `bytearray`, a `memoryview`: what a writer may reuse once `write` returns) is copied. A
+    part waits for a free slot (any upload in flight ending), not for the oldest part.
     """
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        upload: Callable[[str, memoryview], Any],
+        upload: Callable[[str, list[memoryview]], Any],
         name_of: Callable[[int], str],
         settings: TransferSettings,
     ) -> None:
         super().__init__()
         self._loop, self._upload, self._name_of = loop, upload, name_of
         self._settings = settings
-        self._buffer = bytearray(settings.part_size)
+        self._pieces: list[memoryview] = []
         self._fill = 0
-        self._pending: list[concurrent.futures.Future[Part]] = []
+        #: Uploads in flight: future -> part index.
+        self._pending: dict[concurrent.futures.Future[Part], int] = {}
+        self._done: dict[int, Part] = {}
         self.started: list[str] = []
         self.parts: list[Part] = []
         self.checksum = google_crc32c.Checksum()
@@ -183,9 +200,11 @@ class PartWriter(io.RawIOBase):
         written = len(view)
         self.checksum.update(pa.py_buffer(view))  # google-crc32c takes no memoryview
         self.size += written
+        if not isinstance(data, pa.Buffer | bytes):
+            view = memoryview(bytes(view))  # the caller may reuse its memory after this call
         while view:
             taken = min(len(view), self._settings.part_size - self._fill)
-            self._buffer[self._fill : self._fill + taken] = view[:taken]
+            self._pieces.append(view[:taken])
             self._fill += taken
             view = view[taken:]
             if self._fill == self._settings.part_size:
@@ -194,23 +213,27 @@ class PartWriter(io.RawIOBase):
 
     def _send(self) -> None:
         while len(self._pending) >= self._settings.concurrency:
-            self._collect_oldest()
-        path = self._name_of(len(self.started))
+            self._collect(concurrent.futures.FIRST_COMPLETED)
+        index = len(self.started)
+        path = self._name_of(index)
         self.started.append(path)
-        data = memoryview(self._buffer)[: self._fill]
-        self._buffer, self._fill = bytearray(self._settings.part_size), 0
-        future = asyncio.run_coroutine_threadsafe(self._upload(path, data), self._loop)
-        self._pending.append(future)
+        future = asyncio.run_coroutine_threadsafe(self._upload(path, self._pieces), self._loop)
+        self._pending[future] = index
+        self._pieces, self._fill = [], 0
 
-    def _collect_oldest(self) -> None:
-        self.parts.append(self._pending.pop(0).result())
+    def _collect(self, when: str) -> None:
+        """Waits for uploads in flight (the first to end, or all). An upload's error is raised."""
+        done, _ = concurrent.futures.wait(self._pending, return_when=when)
+        for future in done:
+            self._done[self._pending.pop(future)] = future.result()
 
     def finish(self) -> list[Part]:
         """Uploads what is left and waits for every part; the parts in order."""
         if self._fill or not self.started:
             self._send()
         while self._pending:
-            self._collect_oldest()
+            self._collect(concurrent.futures.ALL_COMPLETED)
+        self.parts = [self._done[index] for index in range(len(self.started))]
         return self.parts
 
     def abandon(self) -> None:
@@ -225,26 +248,29 @@ class PartWriter(io.RawIOBase):
 
 
 class _PartBody:
-    """A part's bytes as an async iterable of 1 MiB slices, a fresh iteration per request (gcsfs
-    retries with the same body). Handed whole, an upload's unsent bytes are copied into
-    asyncio's transport buffer (a second copy of every part in flight); slices are awaited
-    until the socket takes them."""
+    """A part's pieces as an async iterable of slices of at most 1 MiB, a fresh iteration per
+    request (gcsfs retries with the same body). Handed whole, an upload's unsent bytes are
+    copied into asyncio's transport buffer (a second copy of every part in flight); slices
+    are awaited until the socket takes them."""
 
-    def __init__(self, data: memoryview) -> None:
-        self.data = data
+    def __init__(self, pieces: list[memoryview]) -> None:
+        self.pieces = pieces
 
     def __aiter__(self) -> AsyncIterator[memoryview]:
         return self._slices()
 
     async def _slices(self) -> AsyncIterator[memoryview]:
-        for start in range(0, len(self.data), MIB):
-            yield self.data[start : start + MIB]
+        for piece in self.pieces:
+            for start in range(0, len(piece), MIB):
+                yield piece[start : start + MIB]
 
 
-async def _media_upload(fs: Any, path: str, data: memoryview) -> Part:
-    """One GCS media upload (a single request, gcsfs retries it); the stored part."""
+async def _media_upload(fs: Any, path: str, pieces: list[memoryview]) -> Part:
+    """One GCS media upload of `pieces`, in order (a single request, gcsfs retries it); the
+    stored part."""
     bucket, key, _ = fs.split_path(path)
-    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+    size = sum(len(piece) for piece in pieces)
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
     # No public gcsfs call streams a body and returns the stored object (see `upload_url`).
     stored = await fs._call(
         "POST",
@@ -252,13 +278,13 @@ async def _media_upload(fs: Any, path: str, data: memoryview) -> Part:
         uploadType="media",
         name=key,
         headers=headers,
-        data=_PartBody(data),
+        data=_PartBody(pieces),
         json_out=True,
     )
-    if int(stored["size"]) != len(data):
-        raise HandoffError(f"part {path} was stored with {stored['size']} of {len(data)} bytes.")
+    if int(stored["size"]) != size:
+        raise HandoffError(f"part {path} was stored with {stored['size']} of {size} bytes.")
     generation = stored.get("generation")
-    return Part(len(data), int(generation) if generation else None, str(stored.get("crc32c")))
+    return Part(size, int(generation) if generation else None, str(stored.get("crc32c")))
 
 
 def upload_frame(
@@ -269,8 +295,8 @@ def upload_frame(
     On failure every part started is deleted before the error propagates.
     """
 
-    def upload(path: str, data: memoryview) -> Any:
-        return _media_upload(fs, path, data)
+    def upload(path: str, pieces: list[memoryview]) -> Any:
+        return _media_upload(fs, path, pieces)
 
     writer = PartWriter(fs.loop, upload, name_of, settings.sized_for(frame_size(value)))
     try:
@@ -315,20 +341,19 @@ def read_parts(
 ) -> pa.Buffer:
     """The parts' bytes (pinned generations) in one buffer, read with concurrent ranges."""
     import pyarrow as pa
+    from gcsfs.retry import retry_request
 
     total = sum(part.size for part in parts)
     buffer = pa.allocate_buffer(total)
     target = memoryview(buffer).cast("B")  # type: ignore[arg-type]
     slots = asyncio.Semaphore(settings.concurrency)
+    # gcsfs's own retries (408/429/5xx, dropped connections), as its `_cat_file` has them.
+    read_range = retry_request(retries=6)(_read_range)
 
     async def fetch(index: int, start: int, end: int, offset: int) -> None:
+        into = target[offset : offset + end - start]
         async with slots:
-            data = await fs._cat_file(  # fsspec's async API, as `_rm_file` above
-                paths[index], start=start, end=end, generation=parts[index].generation
-            )
-        if len(data) != end - start:
-            raise HandoffError(f"{paths[index]} is shorter than its record ({end - start} bytes).")
-        target[offset : offset + len(data)] = data
+            await read_range(fs, paths[index], parts[index].generation, start, into)
 
     async def fetch_all() -> None:
         ranges = _ranges([part.size for part in parts], settings.range_size)
@@ -336,6 +361,35 @@ def read_parts(
 
     asyncio.run_coroutine_threadsafe(fetch_all(), fs.loop).result()
     return buffer
+
+
+async def _read_range(
+    fs: Any, path: str, generation: int | None, start: int, target: memoryview
+) -> None:
+    """Bytes `start` to `start + len(target)` of one object into `target`, as they arrive.
+
+    `fs._cat_file` would hold each range twice more (aiohttp's chunks joined into one `bytes`,
+    then copied here); a retry writes the range again from its start.
+
+    Raises:
+        HandoffError: The object answered fewer or more bytes than asked.
+    """
+    from gcsfs.retry import validate_response
+
+    await fs._set_session()
+    headers = fs._get_headers({"Range": f"bytes={start}-{start + len(target) - 1}"})
+    url = fs.url(path, generation=generation)
+    async with fs.session.get(url, headers=headers, timeout=fs.requests_timeout) as response:
+        if response.status >= 400:
+            validate_response(response.status, await response.read(), path)
+        filled = 0
+        while chunk := await response.content.readany():
+            if filled + len(chunk) > len(target):
+                raise HandoffError(f"{path} answered more than the {len(target)} bytes asked.")
+            target[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+    if filled != len(target):
+        raise HandoffError(f"{path} is shorter than its record ({len(target)} bytes).")
 
 
 def _arrow_to_pandas(table: pa.Table) -> Any:

@@ -6,6 +6,8 @@ The threshold and part sizes are lowered so that a ~1 MB frame takes the paralle
 
 from __future__ import annotations
 
+import asyncio
+import io
 import itertools
 import json
 import os
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pytest
 from _fake_gcs import FAKE_BUCKET, fake_gcs_server
@@ -38,11 +41,14 @@ from kedro_gcs_bridge.errors import (
 )
 from kedro_gcs_bridge.ops.runs import delete_runs, scan_runs
 from kedro_gcs_bridge.pod.context import PARALLEL_THRESHOLD_ENV as THRESHOLD_ENV
-from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS
+from kedro_gcs_bridge.pod.formats import FEATHER, FORMATS, POLARS_IPC
+from kedro_gcs_bridge.pod.protocol import Part
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.pod.transfer import (
     FRAME_READERS,
     MIB,
+    STREAM_WRITERS,
+    PartWriter,
     TransferSettings,
     _ranges,
 )
@@ -139,6 +145,119 @@ class TestSettings:
         self, sizes: list[int], range_size: int, expected: list[tuple[int, ...]]
     ) -> None:
         assert _ranges(sizes, range_size) == expected
+
+
+@pytest.fixture
+def event_loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop in a thread of its own, as gcsfs runs one."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+    loop.close()
+
+
+def joined(pieces: list[memoryview]) -> bytes:
+    return b"".join(bytes(piece) for piece in pieces)
+
+
+class TestPartWriter:
+    """The writer behind the parallel save, with uploads faked on an event loop thread."""
+
+    SETTINGS = TransferSettings(part_size=64, concurrency=3)
+
+    def test_parts_hold_the_stream_in_order_though_uploads_end_out_of_order(
+        self, event_loop_thread: asyncio.AbstractEventLoop
+    ) -> None:
+        received: dict[str, bytes] = {}
+
+        async def upload(path: str, pieces: list[memoryview]) -> Part:
+            await asyncio.sleep(0.001 * (5 - int(path) % 5))  # later parts end first
+            received[path] = joined(pieces)  # read at the end: reused memory would show
+            return Part(len(received[path]), int(path), "c")
+
+        stream = bytes(range(256)) * 5 + b"tail"
+        writer = PartWriter(event_loop_thread, upload, str, self.SETTINGS)
+        for start in range(0, len(stream), 100):
+            writer.write(stream[start : start + 100])
+        parts = writer.finish()
+        assert [part.generation for part in parts] == list(range(len(received)))
+        assert b"".join(received[str(index)] for index in range(len(parts))) == stream
+        assert {len(received[str(index)]) for index in range(len(parts) - 1)} == {64}
+        assert writer.size == len(stream)
+        assert writer.started == [str(index) for index in range(len(parts))]
+
+    def test_a_slow_part_does_not_hold_the_next_ones_back(
+        self, event_loop_thread: asyncio.AbstractEventLoop
+    ) -> None:
+        """With `concurrency` slots, a part waits for a free slot, not for the oldest part."""
+        concurrency = self.SETTINGS.concurrency
+        later_started, waited = threading.Event(), []
+
+        async def upload(path: str, pieces: list[memoryview]) -> Part:
+            if path == "0":
+                # Ends once a part beyond the first `concurrency` has started (or gives up).
+                waited.append(await asyncio.to_thread(later_started.wait, 10))
+            elif int(path) > concurrency:
+                later_started.set()
+            return Part(sum(map(len, pieces)), int(path), "c")
+
+        writer = PartWriter(event_loop_thread, upload, str, self.SETTINGS)
+        writer.write(bytes(self.SETTINGS.part_size * (concurrency + 3)))
+        writer.finish()
+        assert waited == [True]
+
+    def test_arrow_buffers_go_into_parts_uncopied_and_reusable_memory_is_copied(
+        self, event_loop_thread: asyncio.AbstractEventLoop
+    ) -> None:
+        """Arrow's body buffers are immutable and kept alive by reference: parts hold slices
+        of them. Other memory (a bytearray, a memoryview) may be reused by the writer once
+        `write` returns, so it is copied."""
+        received: dict[str, list[memoryview]] = {}
+
+        async def upload(path: str, pieces: list[memoryview]) -> Part:
+            received[path] = list(pieces)
+            return Part(sum(map(len, pieces)), int(path), "c")
+
+        arrow = pa.py_buffer(np.arange(40, dtype=np.int64).tobytes())  # 320 bytes: 5 parts
+        scratch = bytearray(b"x" * 30)
+        writer = PartWriter(event_loop_thread, upload, str, self.SETTINGS)
+        writer.write(scratch)
+        scratch[:] = b"y" * 30  # the writer's memory reused after `write`
+        writer.write(arrow)
+        parts = writer.finish()
+        stream = b"".join(joined(received[str(index)]) for index in range(len(parts)))
+        assert stream == b"x" * 30 + arrow.to_pybytes()
+        whole = np.frombuffer(arrow, dtype=np.uint8)
+        shared = [
+            piece
+            for pieces in received.values()
+            for piece in pieces
+            if np.shares_memory(np.frombuffer(piece, dtype=np.uint8), whole)
+        ]
+        assert sum(map(len, shared)) == arrow.size
+
+    @pytest.mark.parametrize("fmt_name", [FEATHER, POLARS_IPC])
+    def test_parts_hold_what_the_format_writes(
+        self, fmt_name: str, event_loop_thread: asyncio.AbstractEventLoop
+    ) -> None:
+        received: dict[str, bytes] = {}
+
+        async def upload(path: str, pieces: list[memoryview]) -> Part:
+            received[path] = joined(pieces)
+            return Part(len(received[path]), int(path), "c")
+
+        frame = big_frame(2_000)[["price", "count", "label", "at"]]
+        value = pl.from_pandas(frame) if fmt_name == POLARS_IPC else frame
+        expected = io.BytesIO()
+        STREAM_WRITERS[fmt_name](value, expected)
+        settings = TransferSettings(part_size=4 * KIB, concurrency=2)
+        writer = PartWriter(event_loop_thread, upload, str, settings)
+        STREAM_WRITERS[fmt_name](value, writer)
+        parts = writer.finish()
+        assert b"".join(received[str(index)] for index in range(len(parts))) == expected.getvalue()
 
 
 class TestParallelRoundTrip:
@@ -302,7 +421,34 @@ def dropping_part_uploads() -> tuple[object, list[str]]:
     return decide, seen
 
 
+def dropping_part_reads() -> tuple[object, list[str]]:
+    """Drops or refuses every other ranged read of a part once (the load retries them)."""
+    fates, seen, lock = itertools.cycle(["drop", "pass", "503", "pass"]), [], threading.Lock()
+
+    def decide(method: str, path: str) -> str:
+        if method != "GET" or "/download/" not in path or ".feather.0" not in path:
+            return "pass"
+        with lock:
+            fate = next(fates)
+            seen.append(fate)
+        return fate
+
+    return decide, seen
+
+
 class TestFaults:
+    def test_dropped_part_reads_are_retried_and_the_frame_is_identical(
+        self, prefix: str, gcs_emulator: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        frame = big_frame()
+        save_and_commit(prefix, frame)
+        policy, seen = dropping_part_reads()
+        with fault_proxy(gcs_emulator, policy, max_requests=500, max_seconds=120) as proxy:
+            monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+            loaded = load(prefix)
+        assert {"drop", "503"} <= set(seen), seen  # faults hit ranged reads of parts
+        pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+
     def test_dropped_part_uploads_are_retried_and_leave_nothing_else(
         self, prefix: str, gcs_emulator: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
