@@ -31,8 +31,15 @@ class TestTemplateCheck:
             # kedro-airflow's own filter, unknown to a plain Jinja environment.
             ("{{ dag_name | slugify }}{{ gcs_bridge.dag_file() }}", True),
             ("{{ dag_name | slugify }}{% if x is odd_one %}{% endif %}", False),
+            ("{% for gcs_bridge in x %}{{ gcs_bridge }}{% endfor %}", False),
+            ("{% macro m(gcs_bridge) %}{{ gcs_bridge }}{% endmacro %}", False),
+            ("{% import 'x.j2' as gcs_bridge %}{{ gcs_bridge.dag_file() }}", False),
+            ("{% from 'x.j2' import m as gcs_bridge %}{{ gcs_bridge() }}", False),
         ],
-        ids=["calls", "tests", "comment", "text", "own-variable", "broken", "filter", "test"],
+        ids=[
+            *("calls", "tests", "comment", "text", "own-variable", "broken", "filter", "test"),
+            *("loop-variable", "macro-argument", "import", "from-import"),
+        ],
     )
     def test_the_template_must_read_the_variable(
         self, text: str, uses: bool, tmp_path: Path
