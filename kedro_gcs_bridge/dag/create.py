@@ -322,7 +322,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         logger.warning("kedro-gcs-bridge: %s", warning)
     dags: list[DagFile] = []
     tags = list(params.get("tags") or [])
-    registered = registered_node_specs(pipelines.values())
+    registered: list[NodeSpec] = []
     catalog = planning_catalog(context)
     for name in names:
         pipeline = pipelines.get(name)
@@ -342,8 +342,13 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
             "conf_source": params.get("conf_source") or "",
         }
         path = str(context.project_path)
-        dag = build_dag_file(variables, path, params.get("params") or {}, tags, registered)
-        facts = pipeline_facts(name, pipeline, pipelines, catalog)
+        nodes = node_specs(pipeline)
+        plan_with = partial(build_dag_file, variables, path, params.get("params") or {}, tags)
+        dag = plan_with((), nodes)
+        if dag.config.groups:  # its warnings name entries that take no node of any pipeline
+            registered = registered or registered_node_specs(pipelines.values())
+            dag = plan_with(registered, nodes)
+        facts = pipeline_facts(name, pipeline, pipelines, catalog, nodes)
         dag = with_assets(dag, pipeline, pipelines, catalog, path, facts)
         dags.append(dag)
         errors += _dag_problems(dag, pipeline, facts, context.project_path, pods)

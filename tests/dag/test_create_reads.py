@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -60,7 +61,8 @@ def register_pipelines():
             Node(step, "scores_remote", "report_local", name="report"),
         ]
     )
-    return {{"__default__": pipeline}}
+    other = Pipeline([Node(step, "companies_raw", "side", name="side_node")])
+    return {{"__default__": pipeline, "other": other}}
 '''
 
 _CATALOG = """\
@@ -212,6 +214,30 @@ class TestCatalog:
         context._hook_manager.register(Counting())
         prepare_create(context, _create_params(local_disk="warn"))
         assert fired == []
+
+
+class TestGroups:
+    def test_an_entry_for_another_pipeline_is_no_warning_and_a_typo_is(
+        self, tmp_path: Path, session_of: Callable[[Path], Any]
+    ) -> None:
+        project = write_project(tmp_path)
+        groups = "  groups:\n    mine: [prepare]\n    theirs: [side_node]\n    typo: [sid_node]\n"
+        with (project / "conf/base/airflow.yml").open("a", encoding="utf-8") as handle:
+            handle.write(groups)
+        context = session_of(project).load_context()
+        # Kedro's logging setup (the session's) replaces the handler pytest's caplog adds.
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler(logging.WARNING)
+        handler.emit = records.append  # type: ignore[method-assign]
+        logger = logging.getLogger("kedro_gcs_bridge")
+        logger.addHandler(handler)
+        try:
+            prepare_create(context, _create_params(local_disk="warn"))
+        finally:
+            logger.removeHandler(handler)
+        said = [r.getMessage() for r in records if "groups:" in r.getMessage()]
+        assert len(said) == 1, said
+        assert "'sid_node', which matches no node of any registered pipeline" in said[0]
 
 
 class TestParameters:
