@@ -63,14 +63,23 @@ LABEL_PREFIX = "kedro-gcs-bridge"
 LINE_WIDTH = 100
 
 
+#: A JSON string is a valid Python string literal, with double quotes (one encoder: `json.dumps`
+#: with options builds a new one per call).
+_string_literal = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _flat_literal(value: Any) -> str:
+    kind = type(value)
+    if kind is str:  # most values of a DAG file's tables: checked first, exactly
+        return _string_literal(value)
+    if kind is list or kind is tuple:
+        return "[" + ", ".join(map(_flat_literal, value)) + "]"
     if isinstance(value, PyCode):
         return str(value)
     if value is None or isinstance(value, bool | int | float):
         return repr(value)
     if isinstance(value, str):
-        # A JSON string is a valid Python string literal, with double quotes.
-        return json.dumps(value, ensure_ascii=False)
+        return _string_literal(value)
     if isinstance(value, Mapping):
         return (
             "{"
