@@ -84,9 +84,30 @@ class AirflowCreateHook:
         params = _airflow_create_params()
         if params is None or not _template_uses_bridge(params):
             return
+        _pause_collection()
         from kedro_gcs_bridge.dag.create import prepare_create
 
         prepare_create(context, params)
+
+
+def _pause_collection() -> None:
+    """Switches Python's cyclic garbage collector off until `kedro airflow create` ends.
+
+    Loading the pipelines, planning them and rendering the DAG file allocate tens of thousands
+    of small objects that hold no reference cycle; every few hundred allocations CPython scans
+    the young objects, and now and then all of Kedro's heap (0.1-0.2 s of a 2,000-node
+    create). Nothing they leave is cyclic garbage worth collecting in a process that ends with
+    the command; the collector is switched back on when the command's click context closes.
+    """
+    import gc
+
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not gc.isenabled():
+        return
+    gc.disable()
+    ctx.call_on_close(gc.enable)
 
 
 hooks = AirflowCreateHook()

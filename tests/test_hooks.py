@@ -63,6 +63,29 @@ class TestTemplateCheck:
         assert not _template_uses_bridge({"jinja_file": str(tmp_path / "missing.j2")})
 
 
+class TestCollector:
+    def test_it_is_off_while_create_runs_and_back_on_after(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import gc
+
+        import click
+
+        from kedro_gcs_bridge import hooks
+        from kedro_gcs_bridge.dag import create
+
+        seen: list[bool] = []
+        monkeypatch.setattr(create, "prepare_create", lambda *_: seen.append(gc.isenabled()))
+        monkeypatch.setattr(hooks, "_template_uses_bridge", lambda _: True)
+        airflow = click.Context(click.Group("airflow"))
+        with click.Context(click.Command("create"), parent=airflow) as ctx:
+            ctx.params = {"jinja_file": "gcs_bridge.j2"}
+            hooks.hooks.after_context_created(context=None)
+            assert not gc.isenabled()
+        assert seen == [False]
+        assert gc.isenabled()
+
+
 def _identity(value: Any) -> Any:
     return value
 
