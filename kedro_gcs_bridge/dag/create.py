@@ -201,7 +201,7 @@ def _storage_problems(
     dag: DagFile, pipeline: Pipeline, facts: PipelineFacts, project_path: Path
 ) -> list[str]:
     """The storage plan's errors (returned) and warnings (logged: what will be lost)."""
-    storage = storage_plan_for(dag, pipeline, {}, None, project_path, facts)
+    storage = storage_plan_for(dag, pipeline, {}, None, project_path, facts=facts)
     if storage is None:
         return []
     for warning in storage.warnings:
@@ -216,9 +216,15 @@ def _storage_problems(
 
 
 def _dag_problems(
-    dag: DagFile, pipeline: Pipeline, facts: PipelineFacts, project_path: Path, pods: PodConfig
+    dag: DagFile,
+    pipeline: Pipeline,
+    facts: PipelineFacts,
+    project_path: Path,
+    pods: PodConfig,
+    reads_parameters: bool = True,
 ) -> list[str]:
-    """What stops one planned DAG (its plan's notes and storage warnings are logged)."""
+    """What stops one planned DAG (its plan's notes and storage warnings are logged);
+    `reads_parameters` False where no node reads a `params:` input (nothing to check)."""
     if dag.error:
         return [dag.error]
     if dag.plan is None:
@@ -226,7 +232,7 @@ def _dag_problems(
     for note in [*plan_notes(dag), *dag.asset_notes()]:
         logger.warning("%s: %s", dag.pipeline_name, note)
     errors = _storage_problems(dag, pipeline, facts, project_path)
-    lines = parameter_problems(dag, pipeline, pods, facts.nodes)
+    lines = parameter_problems(dag, pipeline, pods, facts.nodes) if reads_parameters else []
     return errors + [f"Pipeline {dag.pipeline_name}: {line}" for line in lines]
 
 
@@ -316,7 +322,8 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     )
     env = params.get("env") or "local"
     requested = [pipelines[name] for name in names if pipelines.get(name) is not None]
-    pods = pod_config(context, env, params.get("conf_source") or "", _reads_parameters(requested))
+    reads_parameters = _reads_parameters(requested)
+    pods = pod_config(context, env, params.get("conf_source") or "", reads_parameters)
     errors = [conf_problem] if conf_problem else []
     for warning in dockerfile_warnings(context.project_path, env):
         logger.warning("kedro-gcs-bridge: %s", warning)
@@ -351,7 +358,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         facts = pipeline_facts(name, pipeline, pipelines, catalog, nodes)
         dag = with_assets(dag, pipeline, pipelines, catalog, path, facts)
         dags.append(dag)
-        errors += _dag_problems(dag, pipeline, facts, context.project_path, pods)
+        errors += _dag_problems(dag, pipeline, facts, context.project_path, pods, reads_parameters)
     env_gap = pod_env_problem(pods, context.project_path, dags)
     errors = ([env_gap] if env_gap else []) + errors
     if errors:

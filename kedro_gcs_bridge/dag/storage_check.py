@@ -166,8 +166,9 @@ def _full_names(pipeline: Pipeline) -> dict[str, str]:
     names: dict[str, str] = {}
     for node in pipeline.nodes:
         for dataset in (*node.inputs, *node.outputs):
-            if not is_parameter(dataset):
-                names.setdefault(base_name(dataset), dataset)
+            base = base_name(dataset)
+            if base not in names and not is_parameter(dataset):
+                names[base] = dataset
     return names
 
 

@@ -226,9 +226,13 @@ def classify(
             continue  # one dataset with the name that writes it
         location = locations.get(name, MEMORY)
         producer = writers.get(name)
-        read_as = aliases_by_written.get(name, [])
-        reading = tuple(dict.fromkeys([*readers.get(name, ()), *_read_by(read_as, readers)]))
-        detail = f"read as {', '.join(repr(alias) for alias in read_as)}" if read_as else ""
+        read_as = aliases_by_written.get(name)
+        if read_as:
+            reading = tuple(dict.fromkeys([*readers.get(name, ()), *_read_by(read_as, readers)]))
+            detail = f"read as {', '.join(repr(alias) for alias in read_as)}"
+        else:  # the common case: `_who` lists each reader once
+            reading = tuple(readers.get(name, ()))
+            detail = ""
         if producer is None:
             others = made_elsewhere.get(name, ())
             kind = _classify_input(location, bool(others), name in missing_from_image)
@@ -237,7 +241,7 @@ def classify(
             crosses = any(task != producer for task in reading)
             # The run prefix carries a dataset by its name: not to a reader of another name.
             handoff = local_handoff and not any(
-                task != producer for task in _read_by(read_as, readers)
+                task != producer for task in _read_by(read_as or (), readers)
             )
             kind = _classify_made(location, crosses, bool(reading), handoff)
         if kind is not None:
