@@ -31,8 +31,15 @@ class TestTemplateCheck:
             # kedro-airflow's own filter, unknown to a plain Jinja environment.
             ("{{ dag_name | slugify }}{{ gcs_bridge.dag_file() }}", True),
             ("{{ dag_name | slugify }}{% if x is odd_one %}{% endif %}", False),
+            ("{% for gcs_bridge in x %}{{ gcs_bridge }}{% endfor %}", False),
+            ("{% macro m(gcs_bridge) %}{{ gcs_bridge }}{% endmacro %}", False),
+            ("{% import 'x.j2' as gcs_bridge %}{{ gcs_bridge.dag_file() }}", False),
+            ("{% from 'x.j2' import m as gcs_bridge %}{{ gcs_bridge() }}", False),
         ],
-        ids=["calls", "tests", "comment", "text", "own-variable", "broken", "filter", "test"],
+        ids=[
+            *("calls", "tests", "comment", "text", "own-variable", "broken", "filter", "test"),
+            *("loop-variable", "macro-argument", "import", "from-import"),
+        ],
     )
     def test_the_template_must_read_the_variable(
         self, text: str, uses: bool, tmp_path: Path
@@ -54,6 +61,29 @@ class TestTemplateCheck:
     def test_no_or_missing_template_is_not(self, tmp_path: Path) -> None:
         assert not _template_uses_bridge({})
         assert not _template_uses_bridge({"jinja_file": str(tmp_path / "missing.j2")})
+
+
+class TestCollector:
+    def test_it_is_off_while_create_runs_and_back_on_after(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import gc
+
+        import click
+
+        from kedro_gcs_bridge import hooks
+        from kedro_gcs_bridge.dag import create
+
+        seen: list[bool] = []
+        monkeypatch.setattr(create, "prepare_create", lambda *_: seen.append(gc.isenabled()))
+        monkeypatch.setattr(hooks, "_template_uses_bridge", lambda _: True)
+        airflow = click.Context(click.Group("airflow"))
+        with click.Context(click.Command("create"), parent=airflow) as ctx:
+            ctx.params = {"jinja_file": "gcs_bridge.j2"}
+            hooks.hooks.after_context_created(context=None)
+            assert not gc.isenabled()
+        assert seen == [False]
+        assert gc.isenabled()
 
 
 def _identity(value: Any) -> Any:

@@ -11,7 +11,7 @@ the plan.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,14 @@ import click
 from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
 from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file
 from kedro_gcs_bridge.dag.dockerfile_check import dockerfile_warnings
-from kedro_gcs_bridge.dag.storage_check import read_image_filter, storage_plan_for, with_assets
+from kedro_gcs_bridge.dag.storage_check import (
+    PipelineFacts,
+    pipeline_facts,
+    planning_catalog,
+    read_image_filter,
+    storage_plan_for,
+    with_assets,
+)
 from kedro_gcs_bridge.dag.variants import (
     VariantFile,
     kedro_airflow_file_name,
@@ -31,7 +38,12 @@ from kedro_gcs_bridge.dag.variants import (
     variant_file_name,
     variant_suffix,
 )
-from kedro_gcs_bridge.planning.grouping import node_specs, registered_node_specs
+from kedro_gcs_bridge.planning.grouping import (
+    PARAMS_PREFIX,
+    NodeSpec,
+    node_specs,
+    registered_node_specs,
+)
 from kedro_gcs_bridge.planning.pod_world import (
     CONFIG_SUFFIXES,
     PodConfig,
@@ -91,7 +103,9 @@ def _config_files(folder: Path, project_path: Path) -> list[str]:
     )
 
 
-def pod_config(context: KedroContext, env: str, conf_source: str = "") -> PodConfig:
+def pod_config(
+    context: KedroContext, env: str, conf_source: str = "", read_parameters: bool = True
+) -> PodConfig:
     """The config a DAG's pods run with: the env, its config files (those of the base env
     too) and the parameters it defines, read from the project on this machine.
 
@@ -100,10 +114,12 @@ def pod_config(context: KedroContext, env: str, conf_source: str = "") -> PodCon
         env: The env of the DAG's pods.
         conf_source: `--conf-source` of `kedro airflow create`, which the pods read: a
             remote one holds the config, so no file of the image is checked.
+        read_parameters: Read the env's parameters (False where no node reads a `params:`
+            input: then none is checked, and Kedro's parameter validation is not paid).
     """
     project = Path(context.project_path)
     loader = context.config_loader
-    parameters = parameter_names(context.params)
+    parameters = parameter_names(context.params) if read_parameters else frozenset()
     if "://" in conf_source:
         return PodConfig(env, "", (), parameters)
     root = Path(conf_source or getattr(loader, "conf_source", None) or project / "conf")
@@ -114,8 +130,18 @@ def pod_config(context: KedroContext, env: str, conf_source: str = "") -> PodCon
         return PodConfig(env, "", (), parameters)
     base = str(getattr(loader, "base_env", None) or "base")
     files = [*_config_files(root / base, project), *_config_files(root / env, project)]
-    elsewhere = _parameters_elsewhere(root, {base, env}, project)
+    elsewhere = _parameters_elsewhere(root, {base, env}, project) if read_parameters else {}
     return PodConfig(env, conf_root, tuple(dict.fromkeys(files)), parameters, elsewhere)
+
+
+def _reads_parameters(pipelines: Iterable[Pipeline]) -> bool:
+    """Whether a node of the pipelines reads a `params:` input."""
+    return any(
+        dataset.startswith(PARAMS_PREFIX)
+        for pipeline in pipelines
+        for node in pipeline.nodes
+        for dataset in node.inputs
+    )
 
 
 def _parameters_elsewhere(root: Path, read: set[str], project: Path) -> dict[str, str]:
@@ -149,22 +175,33 @@ def pod_env_problem(
     return env_problem(pods, read_image_filter(Path(project_path)))
 
 
-def parameter_problems(dag: DagFile, pipeline: Pipeline, pods: PodConfig) -> list[str]:
+def parameter_problems(
+    dag: DagFile, pipeline: Pipeline, pods: PodConfig, nodes: list[NodeSpec] | None = None
+) -> list[str]:
     """One line per `params:` input of a task that the pods' env does not define (a DAG
-    param, which every pod gets through `kedro run --params`, counts as defined)."""
+    param, which every pod gets through `kedro run --params`, counts as defined).
+
+    Args:
+        dag: The planned DAG.
+        pipeline: The pipeline it was planned from.
+        pods: The config the pods run with.
+        nodes: `node_specs(pipeline)`, where the caller has them already.
+    """
     if dag.plan is None:
         return []
     defined = pods.parameters | runtime_parameter_names(dag.config.dag.params)
     return missing_parameters(
-        dag.plan.tasks, node_specs(pipeline), replace(pods, parameters=defined)
+        dag.plan.tasks,
+        node_specs(pipeline) if nodes is None else nodes,
+        replace(pods, parameters=defined),
     )
 
 
 def _storage_problems(
-    dag: DagFile, pipeline: Pipeline, pipelines: Mapping[str, Pipeline], context: KedroContext
+    dag: DagFile, pipeline: Pipeline, facts: PipelineFacts, project_path: Path
 ) -> list[str]:
     """The storage plan's errors (returned) and warnings (logged: what will be lost)."""
-    storage = storage_plan_for(dag, pipeline, pipelines, context.catalog, context.project_path)
+    storage = storage_plan_for(dag, pipeline, {}, None, project_path, facts=facts)
     if storage is None:
         return []
     for warning in storage.warnings:
@@ -181,19 +218,21 @@ def _storage_problems(
 def _dag_problems(
     dag: DagFile,
     pipeline: Pipeline,
-    pipelines: Mapping[str, Pipeline],
-    context: KedroContext,
+    facts: PipelineFacts,
+    project_path: Path,
     pods: PodConfig,
+    reads_parameters: bool = True,
 ) -> list[str]:
-    """What stops one planned DAG (its plan's notes and storage warnings are logged)."""
+    """What stops one planned DAG (its plan's notes and storage warnings are logged);
+    `reads_parameters` False where no node reads a `params:` input (nothing to check)."""
     if dag.error:
         return [dag.error]
     if dag.plan is None:
         return []
     for note in [*plan_notes(dag), *dag.asset_notes()]:
         logger.warning("%s: %s", dag.pipeline_name, note)
-    errors = _storage_problems(dag, pipeline, pipelines, context)
-    lines = parameter_problems(dag, pipeline, pods)
+    errors = _storage_problems(dag, pipeline, facts, project_path)
+    lines = parameter_problems(dag, pipeline, pods, facts.nodes) if reads_parameters else []
     return errors + [f"Pipeline {dag.pipeline_name}: {line}" for line in lines]
 
 
@@ -282,13 +321,16 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
         else list(params.get("pipeline_names") or ["__default__"])
     )
     env = params.get("env") or "local"
-    pods = pod_config(context, env, params.get("conf_source") or "")
+    requested = [pipelines[name] for name in names if pipelines.get(name) is not None]
+    reads_parameters = _reads_parameters(requested)
+    pods = pod_config(context, env, params.get("conf_source") or "", reads_parameters)
     errors = [conf_problem] if conf_problem else []
     for warning in dockerfile_warnings(context.project_path, env):
         logger.warning("kedro-gcs-bridge: %s", warning)
     dags: list[DagFile] = []
     tags = list(params.get("tags") or [])
-    registered = registered_node_specs(pipelines.values())
+    registered: list[NodeSpec] = []
+    catalog = planning_catalog(context)
     for name in names:
         pipeline = pipelines.get(name)
         if pipeline is None:
@@ -307,10 +349,16 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
             "conf_source": params.get("conf_source") or "",
         }
         path = str(context.project_path)
-        dag = build_dag_file(variables, path, params.get("params") or {}, tags, registered)
-        dag = with_assets(dag, pipeline, pipelines, context.catalog, path)
+        nodes = node_specs(pipeline)
+        plan_with = partial(build_dag_file, variables, path, params.get("params") or {}, tags)
+        dag = plan_with((), nodes)
+        if dag.config.groups:  # its warnings name entries that take no node of any pipeline
+            registered = registered or registered_node_specs(pipelines.values())
+            dag = plan_with(registered, nodes)
+        facts = pipeline_facts(name, pipeline, pipelines, catalog, nodes)
+        dag = with_assets(dag, pipeline, pipelines, catalog, path, facts)
         dags.append(dag)
-        errors += _dag_problems(dag, pipeline, pipelines, context, pods)
+        errors += _dag_problems(dag, pipeline, facts, context.project_path, pods, reads_parameters)
     env_gap = pod_env_problem(pods, context.project_path, dags)
     errors = ([env_gap] if env_gap else []) + errors
     if errors:

@@ -63,14 +63,23 @@ LABEL_PREFIX = "kedro-gcs-bridge"
 LINE_WIDTH = 100
 
 
+#: A JSON string is a valid Python string literal, with double quotes (one encoder: `json.dumps`
+#: with options builds a new one per call).
+_string_literal = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _flat_literal(value: Any) -> str:
+    kind = type(value)
+    if kind is str:  # most values of a DAG file's tables: checked first, exactly
+        return _string_literal(value)
+    if kind is list or kind is tuple:
+        return "[" + ", ".join(map(_flat_literal, value)) + "]"
     if isinstance(value, PyCode):
         return str(value)
     if value is None or isinstance(value, bool | int | float):
         return repr(value)
     if isinstance(value, str):
-        # A JSON string is a valid Python string literal, with double quotes.
-        return json.dumps(value, ensure_ascii=False)
+        return _string_literal(value)
     if isinstance(value, Mapping):
         return (
             "{"
@@ -507,11 +516,13 @@ def build_dag_file(
     create_params: Mapping[str, Any] | None = None,
     node_tags: Sequence[str] = (),
     registered: Sequence[NodeSpec] = (),
+    nodes: Sequence[NodeSpec] | None = None,
 ) -> DagFile:
     """Plans a DAG file from template variables (kedro-airflow's plus the merged config);
     `create_params` are the `--params` of `kedro airflow create` (for the regenerate line),
     `node_tags` its `--tags` (the pods filter the registered pipeline by them too),
-    `registered` the nodes of every registered pipeline (for `groups:` warnings).
+    `registered` the nodes of every registered pipeline (for `groups:` warnings), `nodes`
+    the pipeline's `node_specs` where the caller has them already.
 
     Planning errors do not raise: they come back in `DagFile.error`, so the hook can stop
     `kedro airflow create` with them and the template can write a DAG that fails with them.
@@ -529,7 +540,8 @@ def build_dag_file(
         )
     # The local and ungrouped variants never share the GKE DAG's id (dag/variants.py).
     name = (config.dag_id or dag_id(package_name, pipeline_name, env)) + variant_suffix(config)
-    plan, error = _plan(pipeline, pipeline_name, config, registered)
+    nodes = node_specs(pipeline) if nodes is None else nodes
+    plan, error = _plan(nodes, pipeline_name, config, registered)
     return DagFile(
         name,
         package_name,
@@ -546,11 +558,14 @@ def build_dag_file(
 
 
 def _plan(
-    pipeline: Any, pipeline_name: str, config: BridgeConfig, registered: Sequence[NodeSpec]
+    nodes: Sequence[NodeSpec],
+    pipeline_name: str,
+    config: BridgeConfig,
+    registered: Sequence[NodeSpec],
 ) -> tuple[Plan | None, str | None]:
     """The plan, or the error that stops it (a config missing what a GKE DAG needs)."""
     try:
-        plan = plan_tasks(pipeline_name, node_specs(pipeline), config, "", registered)
+        plan = plan_tasks(pipeline_name, nodes, config, "", registered)
         providers.check_supported(config)
         missing = config.missing_deployment_keys()
         if missing:

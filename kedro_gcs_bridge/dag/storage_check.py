@@ -9,12 +9,12 @@ docker ignore file, `planning/image.py`). `plan`, `validate` and `kedro airflow 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from kedro_gcs_bridge.planning.assets import plan_assets
-from kedro_gcs_bridge.planning.grouping import base_name, is_parameter, node_specs
+from kedro_gcs_bridge.planning.grouping import NodeSpec, base_name, is_parameter, node_specs
 from kedro_gcs_bridge.planning.image import IMAGE_IGNORE_FILES, ImageFilter
 from kedro_gcs_bridge.planning.storage import (
     DatasetLocation,
@@ -26,9 +26,81 @@ from kedro_gcs_bridge.planning.storage import (
 from kedro_gcs_bridge.pod.catalog import catalog_locations
 
 if TYPE_CHECKING:
+    from kedro.framework.context import KedroContext
     from kedro.pipeline import Pipeline
 
     from kedro_gcs_bridge.dag.dagfile import DagFile
+
+
+def planning_catalog(context: KedroContext) -> Any:
+    """The catalog the storage plan reads: the env's catalog config and credentials, built as
+    `kedro run` builds it (`settings.DATA_CATALOG_CLASS`, paths made absolute), so dataset
+    factories resolve and credentialed entries load.
+
+    Unlike Kedro's `context.catalog` it holds no parameter datasets (each a MemoryDataset whose
+    copy mode imports pandas; the plan reads no parameter from the catalog: `dag.create`
+    checks them) and fires no `after_catalog_created` hook: the plan reads each dataset's
+    configuration, which a hook acting on a run's live catalog does not write, and the one
+    such hook of every install (kedro-telemetry's) would send a statistics event per read.
+    """
+    from kedro.config import MissingConfigException
+    from kedro.framework.context.context import (
+        _convert_paths_to_absolute_posix,
+        _validate_transcoded_datasets,
+    )
+    from kedro.framework.project import settings
+
+    loader = context.config_loader
+    config = _convert_paths_to_absolute_posix(
+        project_path=context.project_path, conf_dictionary=loader["catalog"]
+    )
+    try:
+        credentials = loader["credentials"]
+    except MissingConfigException:
+        credentials = {}
+    catalog = settings.DATA_CATALOG_CLASS.from_config(catalog=config, credentials=credentials)
+    _validate_transcoded_datasets(catalog)
+    return catalog
+
+
+@dataclass(frozen=True)
+class PipelineFacts:
+    """What the storage plan and the assets read of one pipeline, gathered once.
+
+    Attributes:
+        nodes: The pipeline's nodes (`node_specs`).
+        locations: Base dataset name -> where the catalog keeps it (Kedro's absolute paths).
+        made_elsewhere: Base name -> other registered pipelines that output it.
+    """
+
+    nodes: list[NodeSpec]
+    locations: Mapping[str, DatasetLocation]
+    made_elsewhere: Mapping[str, list[str]]
+
+
+def pipeline_facts(
+    name: str,
+    pipeline: Pipeline,
+    pipelines: Mapping[str, Pipeline],
+    catalog: Any,
+    nodes: list[NodeSpec] | None = None,
+) -> PipelineFacts:
+    """The facts of `pipeline` (registered as `name`) that its storage plan and assets read.
+
+    Args:
+        name: The pipeline's registered name.
+        pipeline: The pipeline (filtered by `--tags` where create was given them).
+        pipelines: Every registered pipeline.
+        catalog: The Kedro catalog of the env the tasks run with.
+        nodes: `node_specs(pipeline)`, where the caller has them already.
+    """
+    full = _full_names(pipeline)
+    located = catalog_locations(catalog, full.values())
+    return PipelineFacts(
+        node_specs(pipeline) if nodes is None else nodes,
+        {base: located[dataset] for base, dataset in full.items()},
+        _made_elsewhere(name, pipeline, pipelines),
+    )
 
 
 def read_image_filter(project_path: Path) -> ImageFilter:
@@ -94,8 +166,9 @@ def _full_names(pipeline: Pipeline) -> dict[str, str]:
     names: dict[str, str] = {}
     for node in pipeline.nodes:
         for dataset in (*node.inputs, *node.outputs):
-            if not is_parameter(dataset):
-                names.setdefault(base_name(dataset), dataset)
+            base = base_name(dataset)
+            if base not in names and not is_parameter(dataset):
+                names[base] = dataset
     return names
 
 
@@ -117,6 +190,7 @@ def storage_plan_for(
     pipelines: Mapping[str, Pipeline],
     catalog: Any,
     project_path: str | Path,
+    facts: PipelineFacts | None = None,
 ) -> StoragePlan | None:
     """The storage plan of a planned DAG, or None when it needs none (local backend, no plan).
 
@@ -126,18 +200,18 @@ def storage_plan_for(
         pipelines: Every registered pipeline (to find inputs another DAG makes).
         catalog: The Kedro catalog of the env the pods run with.
         project_path: The project folder (for the docker ignore file).
+        facts: `pipeline_facts` of the pipeline, where the caller gathered them already.
     """
     if dag.plan is None or dag.local:
         return None
     project = Path(project_path)
-    full = _full_names(pipeline)
-    located = catalog_locations(catalog, full.values())
-    locations = {base: _relative(located[name], project) for base, name in full.items()}
+    facts = facts or pipeline_facts(dag.pipeline_name, pipeline, pipelines, catalog)
+    locations = {base: _relative(where, project) for base, where in facts.locations.items()}
     entries = classify(
         dag.plan,
-        node_specs(pipeline),
+        facts.nodes,
         locations,
-        _made_elsewhere(dag.pipeline_name, pipeline, pipelines),
+        facts.made_elsewhere,
         _missing_from_image(locations, project),
         dag.config.handoff.local_handoff,
     )
@@ -150,6 +224,7 @@ def with_assets(
     pipelines: Mapping[str, Pipeline],
     catalog: Any,
     project_path: str,
+    facts: PipelineFacts | None = None,
 ) -> DagFile:
     """The DAG file with its Airflow assets, read from the catalog (see planning/assets.py).
 
@@ -159,16 +234,16 @@ def with_assets(
         pipelines: Every registered pipeline (to find inputs another pipeline's DAG makes).
         catalog: The Kedro catalog of the env the tasks run with.
         project_path: The project folder (relative local paths are under it).
+        facts: `pipeline_facts` of the pipeline, where the caller gathered them already.
     """
     if dag.plan is None:
         return dag
-    full = _full_names(pipeline)
-    located = catalog_locations(catalog, full.values())
+    facts = facts or pipeline_facts(dag.pipeline_name, pipeline, pipelines, catalog)
     assets = plan_assets(
         dag.plan,
-        node_specs(pipeline),
-        {base: located[name] for base, name in full.items()},
-        _made_elsewhere(dag.pipeline_name, pipeline, pipelines),
+        facts.nodes,
+        facts.locations,
+        facts.made_elsewhere,
         dag.local,
         dag.config.handoff.local_handoff,
         project_path,

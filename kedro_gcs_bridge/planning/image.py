@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pathspec
+if TYPE_CHECKING:
+    import pathspec
 
 #: Ignore files, in the order a build reads them (the first that exists is used).
 IMAGE_IGNORE_FILES = ("docker/Dockerfile.dockerignore", ".dockerignore")
@@ -39,7 +41,8 @@ def _docker_line(line: str) -> str | None:
 class ImageFilter:
     """The rules of one ignore file; `source` names it in messages ("" when there is none)."""
 
-    spec: pathspec.PathSpec = field(default_factory=lambda: pathspec.PathSpec([]), hash=False)
+    #: None without an ignore file (pathspec is imported only to read one).
+    spec: pathspec.PathSpec | None = field(default=None, hash=False)
     source: str = ""
     #: The file's rule lines as written, one per pattern of `spec` (for messages).
     rules: tuple[str, ...] = ()
@@ -52,6 +55,8 @@ class ImageFilter:
             text: The file's content.
             source: Its path relative to the project, for messages.
         """
+        import pathspec
+
         pairs = [(raw.strip(), _docker_line(raw)) for raw in text.splitlines()]
         kept = [(raw, line) for raw, line in pairs if line is not None]
         spec = pathspec.PathSpec.from_lines("gitignore", [line for _, line in kept])
@@ -59,11 +64,13 @@ class ImageFilter:
 
     def excludes(self, relative: str) -> bool:
         """True when the build leaves this project-relative path out of the image."""
-        return self.spec.match_file(posixpath.normpath(relative))
+        return self.spec is not None and self.spec.match_file(posixpath.normpath(relative))
 
     def rule_for(self, relative: str) -> str | None:
         """The line that leaves this path out of the image (the last that matches), or None
         when the image holds it."""
+        if self.spec is None:
+            return None
         result = self.spec.check_file(posixpath.normpath(relative))
         if not result.include or result.index is None:
             return None

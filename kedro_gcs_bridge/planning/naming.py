@@ -74,21 +74,39 @@ def nameless(group_names: Iterable[str]) -> list[str]:
     return [name for name in group_names if not _LETTER_OR_DIGIT.search(name)]
 
 
+#: Names python-slugify leaves to plain regex work: ASCII letters, digits, `_`, `.` and `-`
+#: (no quote, entity, accent or digit-grouping comma for its other steps to change). Most
+#: group names are node names like these, and slugify's full pipeline costs ~10 us a name.
+_PLAIN = re.compile(r"[A-Za-z0-9_.-]+")
+_SEPARATORS = re.compile(r"-{2,}")
+_NOT_IN_POD_NAME = re.compile(r"[^-a-z0-9]+")
+_NOT_IN_TASK_ID = re.compile(r"[^\w.-]+")
+
+
+def task_id_slug(name: str) -> str:
+    """`slugify(name, separator="_", lowercase=False, regex_pattern=r"[^\\w.-]+")`."""
+    if _PLAIN.fullmatch(name):
+        return _SEPARATORS.sub("-", name).strip("-").replace("-", "_")
+    return slugify(name, separator="_", lowercase=False, regex_pattern=_NOT_IN_TASK_ID)
+
+
+def pod_name_slug(name: str) -> str:
+    """`slugify(name, separator="-")`: lower case, runs of other characters one `-`."""
+    if _PLAIN.fullmatch(name):
+        return _SEPARATORS.sub("-", _NOT_IN_POD_NAME.sub("-", name.lower())).strip("-")
+    return slugify(name, separator="-")
+
+
 def task_ids(group_names: Iterable[str]) -> dict[str, str]:
     """Group name -> Airflow task id (`[\\w.-]`, <= 250 characters, unique)."""
-    return _unique(
-        group_names,
-        lambda name: slugify(name, separator="_", lowercase=False, regex_pattern=r"[^\w.-]+"),
-        TASK_ID_MAX,
-        "_",
-    )
+    return _unique(group_names, task_id_slug, TASK_ID_MAX, "_")
 
 
 def pod_names(group_names: Iterable[str], prefix: str = "") -> dict[str, str]:
     """Group name -> pod name (RFC 1123, <= 54 characters so the random suffix fits, unique)."""
     return _unique(
         group_names,
-        lambda name: slugify(f"{prefix}-{name}" if prefix else name, separator="-"),
+        lambda name: pod_name_slug(f"{prefix}-{name}" if prefix else name),
         POD_NAME_MAX,
         "-",
     )

@@ -155,17 +155,14 @@ def _classify_input(
 def _classify_made(
     location: DatasetLocation, crosses: bool, read_here: bool, local_handoff: bool
 ) -> StorageClass | None:
-    table: dict[tuple[Where, bool], StorageClass | None] = {
-        (Where.MEMORY, True): StorageClass.HANDOFF,
-        (Where.MEMORY, False): None,  # stays in one process, as with `kedro run`
-        (Where.REMOTE, True): StorageClass.REMOTE,
-        (Where.REMOTE, False): StorageClass.REMOTE,
-        (Where.LOCAL, True): (
-            StorageClass.LOCAL_HANDOFF if local_handoff else StorageClass.LOCAL_CROSSING
-        ),
-        (Where.LOCAL, False): StorageClass.IN_POD if read_here else StorageClass.LEFT_ON_DISK,
-    }
-    return table[(location.where, crosses)]
+    if location.where is Where.REMOTE:
+        return StorageClass.REMOTE
+    if location.where is Where.MEMORY:
+        # Not crossing, it stays in one process, as with `kedro run`.
+        return StorageClass.HANDOFF if crosses else None
+    if crosses:
+        return StorageClass.LOCAL_HANDOFF if local_handoff else StorageClass.LOCAL_CROSSING
+    return StorageClass.IN_POD if read_here else StorageClass.LEFT_ON_DISK
 
 
 def _who(nodes: Sequence[NodeSpec], plan: Plan) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -220,15 +217,22 @@ def classify(
         if not is_parameter(name)
     )
     aliases = aliases_of({name: locations.get(name, MEMORY) for name in names}, writers)
+    aliases_by_written: dict[str, list[str]] = {}
+    for alias, written in aliases.items():
+        aliases_by_written.setdefault(written, []).append(alias)
     entries = []
     for name in names:
         if name in aliases:
             continue  # one dataset with the name that writes it
         location = locations.get(name, MEMORY)
         producer = writers.get(name)
-        read_as = [alias for alias, written in aliases.items() if written == name]
-        reading = tuple(dict.fromkeys([*readers.get(name, ()), *_read_by(read_as, readers)]))
-        detail = f"read as {', '.join(repr(alias) for alias in read_as)}" if read_as else ""
+        read_as = aliases_by_written.get(name)
+        if read_as:
+            reading = tuple(dict.fromkeys([*readers.get(name, ()), *_read_by(read_as, readers)]))
+            detail = f"read as {', '.join(repr(alias) for alias in read_as)}"
+        else:  # the common case: `_who` lists each reader once
+            reading = tuple(readers.get(name, ()))
+            detail = ""
         if producer is None:
             others = made_elsewhere.get(name, ())
             kind = _classify_input(location, bool(others), name in missing_from_image)
@@ -237,7 +241,7 @@ def classify(
             crosses = any(task != producer for task in reading)
             # The run prefix carries a dataset by its name: not to a reader of another name.
             handoff = local_handoff and not any(
-                task != producer for task in _read_by(read_as, readers)
+                task != producer for task in _read_by(read_as or (), readers)
             )
             kind = _classify_made(location, crosses, bool(reading), handoff)
         if kind is not None:

@@ -295,3 +295,41 @@ class TestKedroGeneratedNodeNames:
 
         pipeline = Pipeline([node(train_model, ["X_train", "y_train"], "regressor", name="fit")])
         assert generated_text(node_specs(pipeline), ["fit"]) == ""
+
+
+class TestSlugFastPath:
+    """`task_id_slug` and `pod_name_slug` skip python-slugify's pipeline for plain ASCII names:
+    they must say exactly what slugify says, for those and for every other name."""
+
+    NAMES = (
+        *("n_0_1", "Prepare.Data", "a--b", "-lead", "trail-", "--", "a..b", "_x_", "0", "A-B_c"),
+        *("déjà vu", "a b", "x'y", "a&amp;b", "1,000", "ß", "a/b", "emoji 🙂", "", "Ω-ω"),
+    )
+
+    @pytest.mark.parametrize("name", NAMES)
+    def test_the_same_as_slugify(self, name: str) -> None:
+        from slugify import slugify
+
+        from kedro_gcs_bridge.planning.naming import pod_name_slug, task_id_slug
+
+        assert task_id_slug(name) == slugify(
+            name, separator="_", lowercase=False, regex_pattern=r"[^\w.-]+"
+        )
+        assert pod_name_slug(name) == slugify(name, separator="-")
+
+    def test_the_same_as_slugify_on_random_plain_names(self) -> None:
+        import random
+        import string
+
+        from slugify import slugify
+
+        from kedro_gcs_bridge.planning.naming import pod_name_slug, task_id_slug
+
+        alphabet = string.ascii_letters + string.digits + "_.-"
+        chooser = random.Random(28)
+        for _ in range(2000):
+            name = "".join(chooser.choices(alphabet, k=chooser.randint(1, 12)))
+            assert task_id_slug(name) == slugify(
+                name, separator="_", lowercase=False, regex_pattern=r"[^\w.-]+"
+            ), name
+            assert pod_name_slug(name) == slugify(name, separator="-"), name
