@@ -255,23 +255,35 @@ def run_task(
     )
 
 
+def warm_env(
+    project: Path, shared: Mapping[str, str], extra_env: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The environment of replay's warm server: what every task's environment holds (this
+    process's, the variables all tasks share, `extra_env`, the pod logging config)."""
+    env = {**os.environ, **shared, **(extra_env or {})}
+    return env | logging_env(project, env)
+
+
 def warm_starter(
     tasks: Sequence[ReplayTask],
     project: Path,
     extra_env: Mapping[str, str] | None,
     isolated: bool,
+    started: WarmStarter | None = None,
 ) -> WarmStarter | None:
-    """The warm server for these tasks (None when no task's command is `kedro`), started
-    with the environment every task shares (their own folders and variables aside)."""
+    """The warm server for these tasks: `started` (one started before the tasks were known)
+    when it has the environment every task shares, else a new one; None when no task's
+    command is `kedro`."""
     from kedro_gcs_bridge.dag.warm import WarmStarter, is_warm_command, shared_env
 
     warm = [task for task in tasks if is_warm_command(task.command)]
+    env = warm_env(project, shared_env([task.env for task in warm]), extra_env)
+    if started is not None and (not warm or started.differs(env)):
+        started.close()
+        started = None
     if not warm:
         return None
-    env = {**os.environ, **shared_env([task.env for task in warm]), **(extra_env or {})}
-    starter = WarmStarter(project, env, own_dirs=isolated)
-    starter.env |= logging_env(project, starter.env)
-    return starter
+    return started or WarmStarter(project, env, own_dirs=isolated)
 
 
 def replay(
@@ -283,7 +295,7 @@ def replay(
     only: set[str] | None = None,
     sandbox: TaskDirs | None = None,
     pod_start_delay: float = 0.0,
-    warm_start: bool = True,
+    warm_start: bool | WarmStarter = True,
 ) -> list[TaskResult]:
     """Runs tasks in dependency order, up to `parallel` at once; a failure skips downstream.
 
@@ -300,8 +312,9 @@ def replay(
         pod_start_delay: Seconds each task sleeps before its process starts, as a pod start
             would (counted in its seconds and in the makespan).
         warm_start: Fork each `kedro` task from a server that has imported what it imports
-            (dag/warm.py); False starts each as a new process (slower; for a project whose
-            imports are not safe to fork).
+            (dag/warm.py), or from this one, started earlier (used if it has the environment
+            the tasks share, and closed at the end); False starts each as a new process
+            (slower; for a project whose imports are not safe to fork).
 
     Returns:
         One result per task, in the order they ended.
@@ -315,7 +328,10 @@ def replay(
     results: list[TaskResult] = []
     ready_at: dict[str, float] = {}
     chosen = [task for task in tasks if task.task_id in selected]
-    warm = warm_starter(chosen, cwd, extra_env, sandbox is not None) if warm_start else None
+    started = None if isinstance(warm_start, bool) else warm_start
+    warm = (
+        warm_starter(chosen, cwd, extra_env, sandbox is not None, started) if warm_start else None
+    )
 
     def finish(result: TaskResult) -> None:
         done[result.task_id] = result

@@ -72,6 +72,7 @@ class WarmStarter:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._usable = False
+        self._closed = False
         self.note = ""
         requests_r, self._requests = os.pipe()
         self._replies, replies_w = os.pipe()
@@ -128,21 +129,25 @@ class WarmStarter:
             for pending in self._pending.values():
                 pending.done.set()
 
-    def cold_reason(self, command: Sequence[str], env: Mapping[str, str]) -> str:
-        """Why a task with this command and environment starts cold ('' when it starts warm).
-        Waits for the server's imports the first time."""
-        if Path(command[0]).name not in WARM_COMMANDS:
-            return f"{Path(command[0]).name} is not kedro"
-        self._ready.wait()
-        if not self._usable:
-            return f"no warm start: {self.note}"
-        differ = sorted(
+    def differs(self, env: Mapping[str, str]) -> list[str]:
+        """The variables `env` has otherwise than the server (each task's own aside)."""
+        return sorted(
             name
             for name in set(env) | set(self.env)
             if env.get(name) != self.env.get(name)
             and name not in PER_TASK_VARIABLES
             and not name.startswith(_OWN_PREFIX)
         )
+
+    def cold_reason(self, command: Sequence[str], env: Mapping[str, str]) -> str:
+        """Why a task with this command and environment starts cold ('' when it starts warm).
+        Waits for the server's imports the first time."""
+        if not is_warm_command(command):
+            return f"{Path(command[0]).name} is not kedro"
+        self._ready.wait()
+        if not self._usable:
+            return f"no warm start: {self.note}"
+        differ = self.differs(env)
         if differ:
             return f"its environment differs from the warm server's: {', '.join(differ)}"
         return ""
@@ -188,7 +193,11 @@ class WarmStarter:
                     pending.done.set()
 
     def close(self) -> None:
-        """Ends the server (and any task still running in it) and removes its files."""
+        """Ends the server (and any task still running in it) and removes its files; again
+        does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         with contextlib.suppress(OSError):
             os.close(self._requests)
         try:
