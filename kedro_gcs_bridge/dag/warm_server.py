@@ -22,6 +22,7 @@ import ast
 import atexit
 import contextlib
 import gc
+import inspect
 import json
 import os
 import re
@@ -67,7 +68,8 @@ def _send(fd: int, message: Mapping[str, Any]) -> None:
 
 
 def _source_dir(project: Path) -> Path:
-    text = (project / "pyproject.toml").read_text(encoding="utf-8") if project.is_dir() else ""
+    metadata = project / "pyproject.toml"
+    text = metadata.read_text(encoding="utf-8") if metadata.is_file() else ""
     found = re.search(r"^\s*source_dir\s*=\s*['\"]([^'\"]+)", text, re.MULTILINE)
     return project / (found.group(1) if found else "src")
 
@@ -140,6 +142,10 @@ def preload(project: Path) -> tuple[int, list[str]]:
         except (Exception, SystemExit):  # noqa: BLE001 - not a dataset type, or not installed
             failed.append(kind)
     _forget_project(project)
+    _console_entry("kedro")
+    # `inspect.getmodule` (dynaconf calls it reading settings.py) maps every loaded module's
+    # file, thousands here: mapped once in the server, a child maps only the modules it adds.
+    inspect.getmodule(compile("", "<kedro-gcs-bridge warm start>", "exec"))
     # Objects made so far are never collected: children do not copy their pages to count them.
     gc.freeze()
     return len(sys.modules), failed
@@ -157,10 +163,16 @@ def _forget_project(project: Path) -> None:
             del sys.modules[name]
 
 
+_ENTRIES: dict[str, Any] = {}
+
+
 def _console_entry(name: str) -> Any:
     """The function the console script `name` calls (`kedro` -> kedro.framework.cli:main)."""
-    (entry,) = (e for e in entry_points(group="console_scripts") if e.name == Path(name).name)
-    return entry.load()
+    script = Path(name).name
+    if script not in _ENTRIES:
+        (entry,) = (e for e in entry_points(group="console_scripts") if e.name == script)
+        _ENTRIES[script] = entry.load()
+    return _ENTRIES[script]
 
 
 def _exit_code(code: object) -> int:

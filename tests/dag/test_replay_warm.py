@@ -15,6 +15,8 @@ import pytest
 from kedro_gcs_bridge.dag.isolation import task_dirs
 from kedro_gcs_bridge.dag.replay import ReplayTask, TaskResult
 from kedro_gcs_bridge.dag.replay import replay as replay_tasks
+from kedro_gcs_bridge.dag.warm import is_warm_command, shared_env
+from kedro_gcs_bridge.dag.warm_server import BASE_MODULES, preload_names
 
 PACKAGE = "warmprobe"
 
@@ -224,3 +226,40 @@ class TestWarmStart:
         for downstream in (f"after_{task}",):
             if downstream in results:
                 assert results[downstream].state == "upstream_failed"
+
+
+class TestWhatTheServerImports:
+    def test_the_projects_imports_but_never_its_own_package(self, tmp_path: Path) -> None:
+        source = tmp_path / "src" / "proj"
+        (source / "pipelines").mkdir(parents=True)
+        (tmp_path / "pyproject.toml").write_text("[tool.kedro]\nsource_dir = 'src'\n")
+        (source / "__init__.py").write_text("")
+        (source / "pipelines" / "nodes.py").write_text(
+            "import numpy as np\nfrom sklearn.metrics import r2_score\nfrom . import other\n"
+            "from proj.pipelines import x\nimport proj\n\n\ndef f():\n    import json\n"
+        )
+        names = preload_names(tmp_path)
+        assert names[: len(BASE_MODULES)] == list(BASE_MODULES)
+        assert names[len(BASE_MODULES) :] == ["json", "numpy", "sklearn.metrics"]
+
+    def test_a_project_without_sources_gets_the_base_modules(self, tmp_path: Path) -> None:
+        assert preload_names(tmp_path) == list(BASE_MODULES)
+
+
+def test_the_server_env_is_what_every_task_shares() -> None:
+    envs = [{"A": "1", "B": "2", "T": "x"}, {"A": "1", "B": "3", "T": "y"}, {"A": "1"}]
+    assert shared_env(envs) == {"A": "1"}
+    assert shared_env([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("command", "warm"),
+    [
+        (("kedro", "run"), True),
+        (("/venv/bin/kedro", "run"), True),
+        (("python", "-c", "pass"), False),
+        ((), False),
+    ],
+)
+def test_only_kedro_commands_start_warm(command: tuple[str, ...], warm: bool) -> None:
+    assert is_warm_command(command) is warm
