@@ -7,13 +7,15 @@ interleaved:
 
 - plain: `kedro run` in the project folder, the default runner, every node in one process;
 - replay: `kedro gcs-bridge replay <dag> --parallel 2 --prefix file://...` with a fresh run id,
-  every task a `kedro run` of its own in its own copy of the project, as pods run them.
+  every task a `kedro run` of its own in its own copy of the project, as pods run them, each
+  started warm (forked from replay's server that has imported Kedro and the project's imports,
+  dag/warm.py).
 
 The wall time of each whole process is compared by median. Target from issue 28: replay
 <= 2x the plain run. The replay also prints its own makespan and measured `kedro run` start
 per task; the rest of its wall time is outside the tasks (Kedro's CLI, Airflow's import, the
-DagBag, rendering the pods, the summary). Each level of the DAG pays a `kedro run` start that
-the plain run pays once.
+DagBag, rendering the pods, the summary). The warm server's imports are paid once, beside
+Airflow's; each level of the DAG then pays a warm `kedro run` start (config, catalog, session).
 """
 
 from __future__ import annotations
@@ -181,7 +183,10 @@ def _report(seconds: dict[str, list[float]], figures: list[dict[str, float]], ru
         {"runs": runs, "parallel": PARALLEL, "project": "examples/spaceflights"},
         {"rows": rows, "ratio": ratio, "replay_breakdown": breakdown},
         targets,
-        notes=["each replayed task is a `kedro run` of its own in its own copy of the project"],
+        notes=[
+            "each replayed task is a `kedro run` of its own in its own copy of the project, "
+            "forked from replay's warm server (dag/warm.py)"
+        ],
     )
 
 

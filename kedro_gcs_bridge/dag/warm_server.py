@@ -5,11 +5,12 @@ Run as `python -m kedro_gcs_bridge.dag.warm_server REQUESTS REPLIES PROJECT` (fi
 descriptors of two pipes, the Kedro project folder). It never imports the project's own
 package: a task imports that from its own copy. What it imports (`preload_names`): Kedro's CLI,
 session, config, runners, the bridge's runner and hooks, the Kedro plugins' entry points,
-pandas, fsspec, gcsfs, the dataset classes the project's catalogs name and every module the
-project's source imports. Requests and replies are JSON lines: `{"id", "argv", "cwd", "env",
-"stdout", "stderr"}` in, `{"id", "pid"}` then `{"id", "returncode"}` out (negative: the
-signal that ended it), `{"kill": id}` ends a child's process group. The server is single
-threaded (forking is safe) and ends its children when the requests pipe closes.
+pandas, fsspec, gcsfs, the dataset classes the project's catalogs name and the modules the
+project's source files import at their top level. Requests and replies are JSON lines:
+`{"id", "argv", "cwd", "env", "stdout", "stderr"}` in, `{"id", "pid"}` then
+`{"id", "returncode"}` out (negative: the signal that ended it); `{"kill": id}` ends a
+child's process group. The server is single threaded (forking is safe) and ends its children
+when the requests pipe closes.
 
 A child is the task's own process, as a pod's command is: its own process group, working
 folder and environment (exactly the task's), stdout and stderr to the task's log files, and
@@ -82,15 +83,28 @@ def _own_names(source: Path) -> set[str]:
 
 
 def _imported(path: Path) -> Iterable[str]:
+    """The modules a file imports when it is imported: its top-level statements (inside `if`,
+    `try`, `with` and class bodies too), not a function's lazy imports (`import mlflow` in a
+    node only when tracking is on: importing it here would change what `sys.modules` says),
+    nor what `if TYPE_CHECKING:` guards."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (SyntaxError, ValueError, OSError):
         return
-    for item in ast.walk(tree):
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        item = pending.pop(0)
         if isinstance(item, ast.Import):
             yield from (alias.name for alias in item.names)
         elif isinstance(item, ast.ImportFrom) and item.module and not item.level:
             yield item.module
+        elif isinstance(item, ast.If) and "TYPE_CHECKING" not in ast.unparse(item.test):
+            pending += [*item.body, *item.orelse]
+        elif isinstance(item, ast.Try):
+            pending += [*item.body, *item.orelse, *item.finalbody]
+            pending += [statement for handler in item.handlers for statement in handler.body]
+        elif isinstance(item, ast.With | ast.ClassDef):
+            pending += item.body
 
 
 def preload_names(project: Path) -> list[str]:
@@ -314,9 +328,13 @@ def main(argv: list[str]) -> None:
     modules, failed = preload(project)
     threads = threading.active_count()
     _send(replies, {"ready": True, "modules": modules, "failed": failed, "threads": threads})
-    if threads > 1:
-        return  # forking with other threads running is not safe: replay starts tasks cold
-    serve(requests, replies)
+    if threads == 1:  # forking with other threads running is unsafe: replay starts tasks cold
+        serve(requests, replies)
+    # Nothing to tear down: the children are reaped, and finalizing thousands of modules
+    # would only delay replay's end.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ import email.mime.text  # a module only the project imports: preloaded by the se
 STATE: list[str] = []
 
 
+def _never_called() -> None:
+    import tabnanny  # a lazy import: not in a task's sys.modules unless this runs
+
+
 def report() -> str:
     task = os.environ["KEDRO_GCS_BRIDGE_TASK"]
     seen = list(STATE)
@@ -51,6 +55,7 @@ def report() -> str:
         "state_before": seen,
         "leaked": leaked,
         "main": getattr(sys.modules["__main__"], "__file__", None),
+        "lazy_imported": "tabnanny" in sys.modules,
     }
     with open(os.environ["PROBE_OUT"] + f".{task}.json", "w", encoding="utf-8") as file:
         json.dump(out, file)
@@ -163,6 +168,7 @@ class TestWarmStart:
         assert first["ppid"] == second["ppid"] != os.getpid()
         # The process looks like `kedro`'s own, not like the server's.
         assert str(first["main"]).endswith("kedro")
+        assert first["lazy_imported"] is False  # the server imports no function's imports
         assert "report ran in first" in results["first"].log
 
     def test_each_task_has_its_own_folder_and_environment(
@@ -235,12 +241,33 @@ class TestWhatTheServerImports:
         (tmp_path / "pyproject.toml").write_text("[tool.kedro]\nsource_dir = 'src'\n")
         (source / "__init__.py").write_text("")
         (source / "pipelines" / "nodes.py").write_text(
-            "import numpy as np\nfrom sklearn.metrics import r2_score\nfrom . import other\n"
-            "from proj.pipelines import x\nimport proj\n\n\ndef f():\n    import json\n"
+            textwrap.dedent(
+                """
+                from typing import TYPE_CHECKING
+                import numpy as np
+                from sklearn.metrics import r2_score
+                from . import other
+                from proj.pipelines import x
+                import proj
+                try:
+                    import polars
+                except ImportError:
+                    import csv
+                if TYPE_CHECKING:
+                    import typing_only
+                class Kind:
+                    import enum
+
+
+                def f():
+                    import mlflow  # lazy: only when the node runs
+                """
+            )
         )
         names = preload_names(tmp_path)
         assert names[: len(BASE_MODULES)] == list(BASE_MODULES)
-        assert names[len(BASE_MODULES) :] == ["json", "numpy", "sklearn.metrics"]
+        project = ["csv", "enum", "numpy", "polars", "sklearn.metrics", "typing"]
+        assert names[len(BASE_MODULES) :] == project
 
     def test_a_project_without_sources_gets_the_base_modules(self, tmp_path: Path) -> None:
         assert preload_names(tmp_path) == list(BASE_MODULES)
