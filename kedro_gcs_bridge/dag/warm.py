@@ -3,10 +3,10 @@ has imported Kedro, the bridge's runner, pandas, gcsfs, the catalog's dataset cl
 the project's code imports (dag/warm_server.py), instead of a new Python process that imports
 them all again: a task starts in a fraction of a second instead of seconds.
 
-The isolation stays a pod's: each task is its own process (forked, in its own process group)
-with its own working folder (its copy of the project), exactly its own environment, its stdout
-and stderr in its own log and its exit status as its return code (a signal's as a negative
-one, as `subprocess` reports it). Nothing in memory passes between tasks: every child is forked
+The isolation stays a pod's: each task is its own process (forked) with its own working
+folder (its copy of the project), exactly its own environment, its stdout and stderr in its
+own log and its exit status as its return code (a signal's as a negative one, as
+`subprocess` reports it). Nothing in memory passes between tasks: every child is forked
 from the server, never from another task, and the server never imports the project's own
 package (each task imports it from its copy) nor runs a task itself.
 
@@ -70,6 +70,7 @@ class WarmStarter:
         self._ids = itertools.count()
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._ready = threading.Event()
         self._usable = False
         self._closed = False
@@ -185,8 +186,10 @@ class WarmStarter:
         return pending.returncode, log
 
     def _write(self, message: Mapping[str, Any]) -> None:
+        data = (json.dumps(message) + "\n").encode()
         try:
-            os.write(self._requests, (json.dumps(message) + "\n").encode())
+            with self._write_lock:  # a request (an environment) can outgrow an atomic write
+                _write_all(self._requests, data)
         except OSError:
             with self._lock:
                 for pending in self._pending.values():
@@ -207,6 +210,12 @@ class WarmStarter:
             self._server.wait()
         self._reader.join(timeout=10)
         shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _read_text(path: Path) -> str:

@@ -8,13 +8,14 @@ session, config, runners, the bridge's runner and hooks, the Kedro plugins' entr
 pandas, fsspec, gcsfs, the dataset classes the project's catalogs name and the modules the
 project's source files import at their top level. Requests and replies are JSON lines:
 `{"id", "argv", "cwd", "env", "stdout", "stderr"}` in, `{"id", "pid"}` then
-`{"id", "returncode"}` out (negative: the signal that ended it); `{"kill": id}` ends a
-child's process group. The server is single threaded (forking is safe) and ends its children
+`{"id", "returncode"}` out (negative: the signal that ended it); `{"kill": id}` kills a
+child. The server is single threaded (forking is safe) and ends its children
 when the requests pipe closes.
 
-A child is the task's own process, as a pod's command is: its own process group, working
-folder and environment (exactly the task's), stdout and stderr to the task's log files, and
-the state a fresh `kedro` process would start with (`_fresh_process`).
+A child is the task's own process, as a pod's command is (in replay's process group, as a
+cold task's is, so a Ctrl-C reaches it): its own working folder and environment (exactly the
+task's), stdout and stderr to the task's log files, and the state a fresh `kedro` process
+would start with (`_fresh_process`).
 """
 
 from __future__ import annotations
@@ -242,7 +243,8 @@ def _fresh_process(script: str) -> None:
 
 def _child(request: Mapping[str, Any], control: tuple[int, ...]) -> int:
     """Runs the task's command in this forked process; its exit status."""
-    os.setpgid(0, 0)
+    # Ctrl-C reaches the task as it reaches a cold one (same process group as replay).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for fd in control:
         os.close(fd)
     _redirect(request["stdout"], request["stderr"])
@@ -282,7 +284,7 @@ def _fork(request: Mapping[str, Any], control: tuple[int, ...]) -> int:
 
 def _kill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
 
 
 def serve(requests: int, replies: int) -> None:
@@ -329,6 +331,8 @@ def main(argv: list[str]) -> None:
     threads = threading.active_count()
     _send(replies, {"ready": True, "modules": modules, "failed": failed, "threads": threads})
     if threads == 1:  # forking with other threads running is unsafe: replay starts tasks cold
+        # Replay ends the server (closing the requests pipe), not a Ctrl-C meant for it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         serve(requests, replies)
     # Nothing to tear down: the children are reaped, and finalizing thousands of modules
     # would only delay replay's end.
