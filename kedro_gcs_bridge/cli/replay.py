@@ -235,7 +235,7 @@ def _replay(
     root = root or access.local_runs_root(metadata)
     run_id = run_id or default_run_id()
     # Its imports overlap Airflow's and the DagBag's; replaced if the tasks' env differs.
-    warm = None if cold_start else _early_warm_start(project, parallel, extra_env, shared_dir)
+    warm = None if cold_start else _early_warm_start(project, parallel, extra_env, shared_dir, root)
     try:
         dag_id, prefix, tasks = load_dag_tasks(dag_file, run_id, root)
         tasks = _with_image_env(project, tasks)
@@ -281,19 +281,18 @@ def _replay(
 
 
 def _early_warm_start(
-    project: Path, parallel: int, extra_env: dict[str, str], shared_dir: bool
+    project: Path, parallel: int, extra_env: dict[str, str], shared_dir: bool, root: str
 ) -> WarmStarter:
     """Replay's warm server, started before the DAG is read, with the environment the tasks
     will share as far as known now (the image's ENV included)."""
     from kedro_gcs_bridge.dag.dockerfile_check import image_env
     from kedro_gcs_bridge.dag.replay import warm_env
-    from kedro_gcs_bridge.dag.warm import WarmStarter
+    from kedro_gcs_bridge.dag.warm import WarmStarter, is_remote
     from kedro_gcs_bridge.pod.context import REPLAY_PARALLEL_ENV
 
     extra = {REPLAY_PARALLEL_ENV: str(max(1, parallel)), **extra_env}
-    return WarmStarter(
-        project, warm_env(project, image_env(project), extra), own_dirs=not shared_dir
-    )
+    env = warm_env(project, image_env(project), extra)
+    return WarmStarter(project, env, own_dirs=not shared_dir, remote=is_remote(root))
 
 
 def _with_image_env(project: Path, tasks: list[ReplayTask]) -> list[ReplayTask]:

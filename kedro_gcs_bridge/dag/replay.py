@@ -274,16 +274,17 @@ def warm_starter(
     """The warm server for these tasks: `started` (one started before the tasks were known)
     when it has the environment every task shares, else a new one; None when no task's
     command is `kedro`."""
-    from kedro_gcs_bridge.dag.warm import WarmStarter, is_warm_command, shared_env
+    from kedro_gcs_bridge.dag.warm import WarmStarter, is_remote, is_warm_command, shared_env
 
     warm = [task for task in tasks if is_warm_command(task.command)]
     env = warm_env(project, shared_env([task.env for task in warm]), extra_env)
-    if started is not None and (not warm or started.differs(env)):
+    remote = any(is_remote(task.env.get(RUN_PREFIX_ENV, "")) for task in warm)
+    if started is not None and (not warm or started.differs(env) or remote > started.remote):
         started.close()
         started = None
     if not warm:
         return None
-    return started or WarmStarter(project, env, own_dirs=isolated)
+    return started or WarmStarter(project, env, own_dirs=isolated, remote=remote)
 
 
 def replay(

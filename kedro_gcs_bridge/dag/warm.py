@@ -56,11 +56,15 @@ class WarmStarter:
         env: The server's environment: what every task's environment shares.
         own_dirs: Give the server a HOME and temp dir of its own (as each isolated task has),
             so that what an import reads or writes there is not the user's.
+        remote: The run prefix is on GCS (the server imports gcsfs too).
     """
 
-    def __init__(self, project: Path, env: Mapping[str, str], own_dirs: bool = True) -> None:
+    def __init__(
+        self, project: Path, env: Mapping[str, str], own_dirs: bool = True, remote: bool = False
+    ) -> None:
         self._scratch = Path(tempfile.mkdtemp(prefix="kedro-gcs-bridge-warm-"))
         self.env = dict(env)
+        self.remote = remote
         if own_dirs:
             for name in ("home", "tmp"):
                 (self._scratch / name).mkdir()
@@ -86,6 +90,7 @@ class WarmStarter:
                     str(requests_r),
                     str(replies_w),
                     str(project),
+                    *(["--remote"] if remote else []),
                 ],
                 cwd=self._scratch,
                 env=self.env,
@@ -236,3 +241,8 @@ def shared_env(envs: Sequence[Mapping[str, str]]) -> dict[str, str]:
 def is_warm_command(command: Sequence[str]) -> bool:
     """Whether a task's command can start warm (`kedro ...`)."""
     return bool(command) and Path(command[0]).name in WARM_COMMANDS
+
+
+def is_remote(prefix: str) -> bool:
+    """Whether a run prefix (or its root) is on GCS."""
+    return prefix.startswith(("gs://", "gcs://"))

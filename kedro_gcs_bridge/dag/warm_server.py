@@ -1,16 +1,17 @@
 """The process behind replay's warm start (dag/warm.py): it imports what a task's `kedro run`
 imports, then forks one child per task, and each child runs the task's command in-process.
 
-Run as `python -m kedro_gcs_bridge.dag.warm_server REQUESTS REPLIES PROJECT` (file
-descriptors of two pipes, the Kedro project folder). It never imports the project's own
-package: a task imports that from its own copy. What it imports (`preload_names`): Kedro's CLI,
-session, config, runners, the bridge's runner and hooks, the Kedro plugins' entry points,
-pandas, fsspec, gcsfs, the dataset classes the project's catalogs name and the modules the
+Run as `python -m kedro_gcs_bridge.dag.warm_server REQUESTS REPLIES PROJECT [--remote]`
+(file descriptors of two pipes, the Kedro project folder; `--remote`: the run prefix is on
+GCS). It never imports the project's own package: a task imports that from its own copy. What
+it imports (`preload_names`): Kedro's CLI, session, config, runners, the bridge's runner and
+hooks, the Kedro plugins' entry points, pandas, fsspec, gcsfs with `--remote`
+(`REMOTE_MODULES`), the dataset classes the project's catalogs name and the modules the
 project's source files import at their top level. Requests and replies are JSON lines:
 `{"id", "argv", "cwd", "env", "stdout", "stderr"}` in, `{"id", "pid"}` then
 `{"id", "returncode"}` out (negative: the signal that ended it); `{"kill": id}` kills a
-child. The server is single threaded (forking is safe) and ends its children
-when the requests pipe closes.
+child. The server is single threaded (forking is safe) and ends its children when the
+requests pipe closes.
 
 A child is the task's own process, as a pod's command is (in replay's process group, as a
 cold task's is, so a Ctrl-C reaches it): its own working folder and environment (exactly the
@@ -57,8 +58,9 @@ BASE_MODULES = (
     "pandas",
     "pyarrow.parquet",
     "fsspec",
-    "gcsfs",
 )
+#: What a task imports only when its run prefix is on GCS.
+REMOTE_MODULES = ("gcsfs",)
 #: The Kedro plugin entry points a `kedro` process loads.
 _PLUGIN_GROUPS = ("kedro.init", "kedro.global_commands", "kedro.project_commands", "kedro.hooks")
 _DATASET_TYPE = re.compile(r"^\s*type:\s*['\"]?([A-Za-z_][\w.]*)", re.MULTILINE)
@@ -135,10 +137,11 @@ def _dataset_types(project: Path) -> list[str]:
     return sorted(found)
 
 
-def preload(project: Path) -> tuple[int, list[str]]:
-    """Imports what a task imports; (modules imported, names that failed)."""
+def preload(project: Path, remote: bool = False) -> tuple[int, list[str]]:
+    """Imports what a task imports (`REMOTE_MODULES` too when its run prefix is on GCS);
+    (modules imported, names that failed)."""
     failed: list[str] = []
-    for name in preload_names(project):
+    for name in [*preload_names(project), *(REMOTE_MODULES if remote else ())]:
         try:
             import_module(name)
         except (Exception, SystemExit):  # noqa: BLE001 - a task imports it (or fails) itself
@@ -327,7 +330,7 @@ def serve(requests: int, replies: int) -> None:
 
 def main(argv: list[str]) -> None:
     requests, replies, project = int(argv[0]), int(argv[1]), Path(argv[2])
-    modules, failed = preload(project)
+    modules, failed = preload(project, remote="--remote" in argv[3:])
     threads = threading.active_count()
     _send(replies, {"ready": True, "modules": modules, "failed": failed, "threads": threads})
     if threads == 1:  # forking with other threads running is unsafe: replay starts tasks cold
