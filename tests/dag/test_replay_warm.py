@@ -208,6 +208,17 @@ class TestWarmStart:
         assert "PROBE_EXTRA" in result.cold_reason
         assert _report(out, "own_variable")["env"]["PROBE_EXTRA"] == "only here"  # type: ignore[index]
 
+    def test_cold_start_runs_each_task_as_a_new_process(
+        self, probe_project: Path, tmp_path: Path
+    ) -> None:
+        out = tmp_path / "report"
+        sandbox = task_dirs(probe_project, (tmp_path / "runs").as_uri(), tmp_path / "tasks")
+        tasks = [_task("alone", "report", out)]
+        (result,) = replay_tasks(tasks, probe_project, sandbox=sandbox, warm_start=False)
+        assert result.state == "success", result.log[-3000:]
+        assert (result.start, result.cold_reason) == ("cold", "")
+        assert _report(out, "alone")["ppid"] == os.getpid()  # started by replay itself
+
     @pytest.mark.parametrize(
         ("task", "returncode", "said"),
         [
