@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import itertools
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 
     from kedro_gcs_bridge.dag.isolation import TaskDirs
     from kedro_gcs_bridge.dag.replay import ReplayTask
+    from kedro_gcs_bridge.dag.warm import WarmStarter
     from kedro_gcs_bridge.pod.protocol import Manifest
 
 #: The bucket `--emulator` makes in its in-memory GCS.
@@ -73,6 +77,12 @@ _EMULATOR_BUCKET = "kedro-gcs-bridge-replay"
     default=0.0,
     help="Seconds each task waits before its process starts, as a pod start would.",
 )
+@click.option(
+    "--cold-start",
+    is_flag=True,
+    help="Start each task as a new process, not forked from a warm server that has imported "
+    "Kedro and the project's imports (slower; for imports that are not safe to fork).",
+)
 @click.pass_obj
 def replay(
     metadata: ProjectMetadata,
@@ -87,6 +97,7 @@ def replay(
     shared_dir: bool,
     keep_task_dirs: Path | None,
     pod_start_delay: float,
+    cold_start: bool,
 ) -> None:
     """Run a generated DAG's tasks here, each as its own process, in dependency order.
 
@@ -95,27 +106,58 @@ def replay(
     runs them all in the project folder instead. --emulator hands data over through a local
     GCS emulator: one started for this replay, or yours when STORAGE_EMULATOR_HOST is set;
     the DAG's gs:// inputs must be on it (--seed uploads them) before any task starts.
+    Each `kedro run` task is forked from a server that has imported Kedro and the project's
+    imports (its own process, folder and environment still); --cold-start starts each anew.
     """
     tracking = _replay_tracking(tracking_uri)
     isolation = {
         "shared_dir": shared_dir,
         "keep_task_dirs": keep_task_dirs,
         "pod_start_delay": pod_start_delay,
+        "cold_start": cold_start,
     }
-    if not emulator:
-        if seed:
-            raise click.UsageError("--seed fills a GCS emulator: pass it with --emulator.")
-        _replay(metadata, dag_file, root, parallel, run_id, only, tracking, **isolation)
-        return
-    from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV, GCSFS_HNS_ENV
+    if seed and not emulator:
+        raise click.UsageError("--seed fills a GCS emulator: pass it with --emulator.")
+    code = 0
+    try:
+        if not emulator:
+            _replay(metadata, dag_file, root, parallel, run_id, only, tracking, **isolation)
+        else:
+            from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV, GCSFS_HNS_ENV
 
-    with _emulator() as (url, own):
-        env = {EMULATOR_HOST_ENV: url, GCSFS_HNS_ENV: "false"}
-        os.environ.update(env)
-        env |= tracking
-        root = root or f"gs://{_EMULATOR_BUCKET}/runs"
-        use = _EmulatorUse(url, own, seed)
-        _replay(metadata, dag_file, root, parallel, run_id, only, env, emulator=use, **isolation)
+            with _emulator() as (url, own):
+                env = {EMULATOR_HOST_ENV: url, GCSFS_HNS_ENV: "false"}
+                os.environ.update(env)
+                env |= tracking
+                root = root or f"gs://{_EMULATOR_BUCKET}/runs"
+                use = _EmulatorUse(url, own, seed)
+                _replay(
+                    metadata, dag_file, root, parallel, run_id, only, env, emulator=use, **isolation
+                )
+    except click.exceptions.Exit as end:
+        code = end.exit_code
+    if Path(sys.argv[0]).name == "kedro" and sys.argv[1:3] == ["gcs-bridge", "replay"]:
+        atexit.register(_exit_unfinalized, code)
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+_exiting: list[int] = []
+
+
+def _exit_unfinalized(code: int) -> None:
+    """The last step of the `kedro gcs-bridge replay` process (registered last, so run first
+    at exit, after Kedro's CLI hooks): the other exit handlers run (logging's flush among
+    them), then the process ends without finalizing, one by one, the thousands of modules
+    Airflow's DagBag loaded (1-2 s)."""
+    if _exiting:
+        return  # called again by the run below
+    _exiting.append(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 @dataclass(frozen=True)
@@ -184,6 +226,7 @@ def _replay(
     keep_task_dirs: Path | None = None,
     pod_start_delay: float = 0.0,
     emulator: _EmulatorUse | None = None,
+    cold_start: bool = False,
 ) -> None:
     from kedro_gcs_bridge.dag.replay import default_run_id, load_dag_tasks
     from kedro_gcs_bridge.dag.replay import replay as run_replay
@@ -191,38 +234,65 @@ def _replay(
     project = Path(metadata.project_path)
     root = root or access.local_runs_root(metadata)
     run_id = run_id or default_run_id()
-    dag_id, prefix, tasks = load_dag_tasks(dag_file, run_id, root)
-    tasks = _with_image_env(project, tasks)
-    unknown = set(only) - {task.task_id for task in tasks}
-    if unknown:
-        raise click.ClickException(
-            f"no task {sorted(unknown)} in {dag_id}; tasks: {[t.task_id for t in tasks]}"
-        )
-    if emulator is not None:
-        chosen = [task for task in tasks if not only or task.task_id in only]
-        _emulator_inputs(metadata, tasks, chosen, emulator)
-    click.echo(f"Replaying {dag_id} ({len(tasks)} tasks), run {run_id}\nrun prefix: {prefix}")
-    sandbox = _replay_sandbox(project, root, shared_dir, keep_task_dirs)
+    # Its imports overlap Airflow's and the DagBag's; replaced if the tasks' env differs.
+    warm = None if cold_start else _early_warm_start(project, parallel, extra_env, shared_dir, root)
     try:
-        results = run_replay(
-            tasks,
-            project,
-            parallel,
-            extra_env=extra_env,
-            on_result=_progress(len(only) or len(tasks)),
-            only=set(only) or None,
-            sandbox=sandbox,
-            pod_start_delay=pod_start_delay,
-        )
+        dag_id, prefix, tasks = load_dag_tasks(dag_file, run_id, root)
+        tasks = _with_image_env(project, tasks)
+        unknown = set(only) - {task.task_id for task in tasks}
+        if unknown:
+            raise click.ClickException(
+                f"no task {sorted(unknown)} in {dag_id}; tasks: {[t.task_id for t in tasks]}"
+            )
+        if emulator is not None:
+            chosen = [task for task in tasks if not only or task.task_id in only]
+            _emulator_inputs(metadata, tasks, chosen, emulator)
+        click.echo(f"Replaying {dag_id} ({len(tasks)} tasks), run {run_id}\nrun prefix: {prefix}")
+        sandbox = _replay_sandbox(project, root, shared_dir, keep_task_dirs)
+        if warm is not None:
+            click.echo(
+                "warm start: each kedro task is forked from a process that has imported Kedro "
+                "and the project's imports (--cold-start: a new process each)"
+            )
+        try:
+            results = run_replay(
+                tasks,
+                project,
+                parallel,
+                extra_env=extra_env,
+                on_result=_progress(len(only) or len(tasks)),
+                only=set(only) or None,
+                sandbox=sandbox,
+                pod_start_delay=pod_start_delay,
+                warm_start=warm if warm is not None else not cold_start,
+            )
+        finally:
+            if sandbox is not None and keep_task_dirs is None:
+                shutil.rmtree(sandbox.root, ignore_errors=True)
+        model_from = _model_source(metadata, prefix, dag_id, run_id, emulator)
+        click.echo(_summary(results, prefix, pod_start_delay, model_from))
+        for line in _after(results, run_id, kept_prefix=emulator is None or not emulator.own):
+            click.echo(line)
+        if any(result.state != "success" for result in results):
+            raise click.exceptions.Exit(1)
     finally:
-        if sandbox is not None and keep_task_dirs is None:
-            shutil.rmtree(sandbox.root, ignore_errors=True)
-    model_from = _model_source(metadata, prefix, dag_id, run_id, emulator)
-    click.echo(_summary(results, prefix, pod_start_delay, model_from))
-    for line in _after(results, run_id, kept_prefix=emulator is None or not emulator.own):
-        click.echo(line)
-    if any(result.state != "success" for result in results):
-        raise click.exceptions.Exit(1)
+        if warm is not None:
+            warm.close()
+
+
+def _early_warm_start(
+    project: Path, parallel: int, extra_env: dict[str, str], shared_dir: bool, root: str
+) -> WarmStarter:
+    """Replay's warm server, started before the DAG is read, with the environment the tasks
+    will share as far as known now (the image's ENV included)."""
+    from kedro_gcs_bridge.dag.dockerfile_check import image_env
+    from kedro_gcs_bridge.dag.replay import warm_env
+    from kedro_gcs_bridge.dag.warm import WarmStarter, is_remote
+    from kedro_gcs_bridge.pod.context import REPLAY_PARALLEL_ENV
+
+    extra = {REPLAY_PARALLEL_ENV: str(max(1, parallel)), **extra_env}
+    env = warm_env(project, image_env(project), extra)
+    return WarmStarter(project, env, own_dirs=not shared_dir, remote=is_remote(root))
 
 
 def _with_image_env(project: Path, tasks: list[ReplayTask]) -> list[ReplayTask]:
@@ -274,6 +344,10 @@ def _progress(count: int) -> Any:
             fg=colour,
         )
         details = result_details(result.log, result.state == "failed", seen)
+        cold = f"cold start: {result.cold_reason}"
+        if result.cold_reason and cold not in seen:
+            seen.add(cold)
+            details = "\n".join(filter(None, [f"    {cold}", details]))
         if details:
             click.echo(details)
 
@@ -451,9 +525,11 @@ def _timing(
         )
     kedro_start = kedro_start_seconds(results, manifests)
     if kedro_start is not None:
+        warm = sum(result.start == "warm" for result in results)
+        pods = "; tasks started warm, a pod pays a new process's: --cold-start measures that"
         lines.append(
             f"kedro run start, measured: {kedro_start:.1f} s per task (median of task seconds "
-            "- pod start delay - node seconds)"
+            f"- pod start delay - node seconds{pods if warm else ''})"
         )
     if kedro_start is not None and model_from:
         lines.append(

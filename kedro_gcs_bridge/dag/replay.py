@@ -14,8 +14,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from kedro_gcs_bridge.pod.logging_format import logging_env
 
 if TYPE_CHECKING:
     from kedro_gcs_bridge.dag.isolation import TaskDirs
+    from kedro_gcs_bridge.dag.warm import WarmStarter
     from kedro_gcs_bridge.pod.protocol import Manifest
 
 
@@ -63,6 +65,10 @@ class TaskResult:
     #: Seconds the task was ready (upstream done) but waited for one of `--parallel` slots;
     #: on Autopilot it would have started at once (the cost model assumes so).
     waited_s: float = 0.0
+    #: "warm": forked from replay's warm server (dag/warm.py); "cold": a new process.
+    start: str = "cold"
+    #: Why a `kedro` task started cold ('' otherwise).
+    cold_reason: str = ""
 
 
 def kedro_start_seconds(
@@ -202,10 +208,12 @@ def run_task(
     extra_env: Mapping[str, str] | None,
     sandbox: TaskDirs | None = None,
     pod_start_delay: float = 0.0,
+    warm: WarmStarter | None = None,
 ) -> TaskResult:
-    """Runs one task's container command as a local process (in its own copy of the project,
+    """Runs one task's container command as its own process (in its own copy of the project,
     HOME and temp dir with a `sandbox`, see dag/isolation.py), after sleeping
-    `pod_start_delay` seconds as a pod start would."""
+    `pod_start_delay` seconds as a pod start would: forked from the `warm` server when it can
+    start there (dag/warm.py), else a new process."""
     wall = time.time()
     # The task's start as Airflow would render it: the runner measures its pod start from it.
     start = {TASK_START_ENV: dt.datetime.fromtimestamp(wall, dt.UTC).isoformat()}
@@ -217,28 +225,66 @@ def run_task(
         cwd, own = sandbox.enter(task.task_id)
         env |= own
     env |= logging_env(cwd, env)  # one line per record, as the image logs
-    completed = subprocess.run(
-        _executable(task.command),
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    cold_reason = warm.cold_reason(task.command, env) if warm is not None else ""
+    if warm is not None and not cold_reason:
+        returncode, log = warm.run(_executable(task.command), cwd, env)
+    else:
+        completed = subprocess.run(
+            _executable(task.command),
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        returncode, log = completed.returncode, completed.stdout + completed.stderr
     seconds = time.perf_counter() - started
-    state = "success" if completed.returncode == 0 else "failed"
     return TaskResult(
         task.task_id,
-        state,
+        "success" if returncode == 0 else "failed",
         seconds,
-        completed.returncode,
-        completed.stdout + completed.stderr,
+        returncode,
+        log,
         task.nodes,
         sandbox.left_on_disk(task.task_id) if sandbox is not None else (),
         wall,
         wall + seconds,
         pod_start_delay,
+        start="cold" if warm is None or cold_reason else "warm",
+        cold_reason=cold_reason,
     )
+
+
+def warm_env(
+    project: Path, shared: Mapping[str, str], extra_env: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The environment of replay's warm server: what every task's environment holds (this
+    process's, the variables all tasks share, `extra_env`, the pod logging config)."""
+    env = {**os.environ, **shared, **(extra_env or {})}
+    return env | logging_env(project, env)
+
+
+def warm_starter(
+    tasks: Sequence[ReplayTask],
+    project: Path,
+    extra_env: Mapping[str, str] | None,
+    isolated: bool,
+    started: WarmStarter | None = None,
+) -> WarmStarter | None:
+    """The warm server for these tasks: `started` (one started before the tasks were known)
+    when it has the environment every task shares, else a new one; None when no task's
+    command is `kedro`."""
+    from kedro_gcs_bridge.dag.warm import WarmStarter, is_remote, is_warm_command, shared_env
+
+    warm = [task for task in tasks if is_warm_command(task.command)]
+    env = warm_env(project, shared_env([task.env for task in warm]), extra_env)
+    remote = any(is_remote(task.env.get(RUN_PREFIX_ENV, "")) for task in warm)
+    if started is not None and (not warm or started.differs(env) or remote > started.remote):
+        started.close()
+        started = None
+    if not warm:
+        return None
+    return started or WarmStarter(project, env, own_dirs=isolated, remote=remote)
 
 
 def replay(
@@ -250,6 +296,7 @@ def replay(
     only: set[str] | None = None,
     sandbox: TaskDirs | None = None,
     pod_start_delay: float = 0.0,
+    warm_start: bool | WarmStarter = True,
 ) -> list[TaskResult]:
     """Runs tasks in dependency order, up to `parallel` at once; a failure skips downstream.
 
@@ -265,6 +312,10 @@ def replay(
             instead of in `cwd`.
         pod_start_delay: Seconds each task sleeps before its process starts, as a pod start
             would (counted in its seconds and in the makespan).
+        warm_start: Fork each `kedro` task from a server that has imported what it imports
+            (dag/warm.py), or from this one, started earlier (used if it has the environment
+            the tasks share, and closed at the end); False starts each as a new process
+            (slower; for a project whose imports are not safe to fork).
 
     Returns:
         One result per task, in the order they ended.
@@ -277,6 +328,11 @@ def replay(
     running: dict[Future[TaskResult], str] = {}
     results: list[TaskResult] = []
     ready_at: dict[str, float] = {}
+    chosen = [task for task in tasks if task.task_id in selected]
+    started = None if isinstance(warm_start, bool) else warm_start
+    warm = (
+        warm_starter(chosen, cwd, extra_env, sandbox is not None, started) if warm_start else None
+    )
 
     def finish(result: TaskResult) -> None:
         done[result.task_id] = result
@@ -284,7 +340,7 @@ def replay(
         if on_result is not None:
             on_result(result)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool, _closing(warm):
         while len(done) < len(selected):
             started = set(running.values())
             for task in tasks:
@@ -300,7 +356,9 @@ def replay(
                     continue
                 ready_at.setdefault(task.task_id, time.time())
                 if len(running) < max(1, parallel):
-                    future = pool.submit(run_task, task, cwd, extra_env, sandbox, pod_start_delay)
+                    future = pool.submit(
+                        run_task, task, cwd, extra_env, sandbox, pod_start_delay, warm
+                    )
                     running[future] = task.task_id
             if not running:
                 continue
@@ -312,3 +370,12 @@ def replay(
                     result.waited_s = max(result.started - ready_at[result.task_id], 0.0)
                 finish(result)
     return results
+
+
+@contextmanager
+def _closing(warm: WarmStarter | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if warm is not None:
+            warm.close()
