@@ -26,12 +26,17 @@ lint: install
 # The real parts (the image, a real Airflow deployment, the oldest provider set) are jobs of
 # their own: `make test-real`, which .ci/run runs after `make test`.
 REAL := image or airflow_real or providers
+# Two pytest workers (pytest-xdist), each test file whole on one of them: most slow tests wait
+# on processes (`kedro run`, replay, Airflow), so two files run at once even on 2 CPUs.
+# `make test WORKERS=0` runs in one process.
+WORKERS ?= 2
+XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadfile)
 
 test: lint
-	$(VENV)/bin/pytest -m "not ($(REAL))"
+	$(VENV)/bin/pytest $(XDIST) -m "not ($(REAL))"
 
 test-fast: lint
-	$(VENV)/bin/pytest -m "not slow and not ($(REAL))"
+	$(VENV)/bin/pytest $(XDIST) -m "not slow and not ($(REAL))"
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache

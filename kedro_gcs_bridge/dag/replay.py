@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 from kedro_gcs_bridge.errors import ReplayError
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.planning.plan import RUN_FAILED_TASK
-from kedro_gcs_bridge.pod.context import REPLAY_PARALLEL_ENV, RUN_PREFIX_ENV, TASK_START_ENV
+from kedro_gcs_bridge.pod.context import (
+    REPLAY_PARALLEL_ENV,
+    REPLAY_WARM_ENV,
+    RUN_PREFIX_ENV,
+    TASK_START_ENV,
+)
 from kedro_gcs_bridge.pod.logging_format import logging_env
 
 if TYPE_CHECKING:
@@ -227,7 +232,7 @@ def run_task(
     env |= logging_env(cwd, env)  # one line per record, as the image logs
     cold_reason = warm.cold_reason(task.command, env) if warm is not None else ""
     if warm is not None and not cold_reason:
-        returncode, log = warm.run(_executable(task.command), cwd, env)
+        returncode, log = warm.run(_executable(task.command), cwd, env | {REPLAY_WARM_ENV: "1"})
     else:
         completed = subprocess.run(
             _executable(task.command),

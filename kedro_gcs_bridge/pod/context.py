@@ -45,6 +45,8 @@ LOGICAL_DATE_ENV = "KEDRO_GCS_BRIDGE_LOGICAL_DATE"
 TASK_STATES_ENV = "KEDRO_GCS_BRIDGE_TASK_STATES"
 #: Set by `replay` only (not the DAG): how many tasks it runs at once (`--parallel`).
 REPLAY_PARALLEL_ENV = "KEDRO_GCS_BRIDGE_REPLAY_PARALLEL"
+#: Set by `replay` only: the task was forked from its warm server (Kedro already imported).
+REPLAY_WARM_ENV = "KEDRO_GCS_BRIDGE_REPLAY_WARM"
 UPSTREAM_ENV = "KEDRO_GCS_BRIDGE_UPSTREAM"
 TAGS_ENV = "KEDRO_GCS_BRIDGE_TAGS"
 TASK_START_ENV = "KEDRO_GCS_BRIDGE_TASK_START"
@@ -136,9 +138,10 @@ _CONTRACT: Mapping[str, tuple[str, _Reader, str | None]] = {
     "upstream": (UPSTREAM_ENV, _mapping, None),
     "task_states": (TASK_STATES_ENV, _text, None),
     "replay_parallel": (REPLAY_PARALLEL_ENV, _count, None),
+    "replay_warm": (REPLAY_WARM_ENV, _bool, None),
 }
 #: Fields whose unreadable value costs a measurement, not the task.
-_SOFT = frozenset({"task_start", "replay_parallel"})
+_SOFT = frozenset({"task_start", "replay_parallel", "replay_warm"})
 #: Fields whose empty variable is refused (the DAG writes them from airflow.yml: an empty one
 #: is a mistake); any other empty variable counts as unset.
 _EMPTY_REFUSED = frozenset({"parallel_threshold", "parallel_concurrency"})
@@ -189,6 +192,8 @@ class TaskContext:
     task_states: str | None = None
     #: Replay only: how many tasks `kedro gcs-bridge replay` runs at once (a pod: unset).
     replay_parallel: int | None = None
+    #: Replay only: the task started warm, so its measured pod start holds no cold Kedro start.
+    replay_warm: bool | None = None
 
     @property
     def attempt(self) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 from kedro_gcs_bridge.errors import MetadataError
 from kedro_gcs_bridge.pod.context import TaskContext
 from kedro_gcs_bridge.pod.schema import (
+    BOOL_OR_NONE,
     INT_OR_NONE,
     NUMBER,
     PROTOCOL_VERSION,
@@ -250,6 +251,7 @@ _MEASURED_FIELDS: Mapping[str, Kind] = {
     "pod_start_seconds": NUMBER,
     "replay_parallel": INT_OR_NONE,
     "cpus": INT_OR_NONE,
+    "warm_start": BOOL_OR_NONE,
 }
 
 
@@ -276,6 +278,9 @@ class Manifest:
     #: the machine: more tasks than CPUs make the pod start wait for a CPU.
     replay_parallel: int | None = None
     cpus: int | None = None
+    #: True when replay forked the group from its warm server: its `pod_start_seconds` holds
+    #: no cold `kedro run` start (a pod's does).
+    warm_start: bool | None = None
     protocol: str = PROTOCOL_VERSION
 
     @property

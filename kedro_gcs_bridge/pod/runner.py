@@ -214,19 +214,20 @@ def _measured(
         "loaded_bytes": {name: record.size for name, record in sorted(store.loaded.items())},
         "first_node_at": timer.first_node_at,
         **_pod_start(timer.first_node_at, context.task_start),
-        **_how_replayed(context.replay_parallel),
+        **_how_replayed(context.replay_parallel, context.replay_warm),
     }
 
 
-def _how_replayed(parallel: int | None) -> dict[str, Any]:
-    """`replay_parallel` and `cpus` when `kedro gcs-bridge replay` runs the group (it sets
-    `KEDRO_GCS_BRIDGE_REPLAY_PARALLEL`): suggest leaves out a pod start measured with more
-    tasks at once than CPUs. Nothing in a pod."""
+def _how_replayed(parallel: int | None, warm: bool | None = None) -> dict[str, Any]:
+    """`replay_parallel`, `cpus` and `warm_start` when `kedro gcs-bridge replay` runs the group
+    (it sets `KEDRO_GCS_BRIDGE_REPLAY_PARALLEL`, and `..._REPLAY_WARM` for a warm task):
+    suggest leaves out a pod start measured with more tasks at once than CPUs, and adds a cold
+    `kedro run` start to a warm one. Nothing in a pod."""
     if parallel is None:
         return {}
     getaffinity = getattr(os, "sched_getaffinity", None)
     cpus = len(getaffinity(0)) if getaffinity is not None else os.cpu_count()
-    return {"replay_parallel": parallel, "cpus": cpus}
+    return {"replay_parallel": parallel, "cpus": cpus} | ({"warm_start": True} if warm else {})
 
 
 def _pod_start(first_node_at: str | None, started: dt.datetime | None) -> dict[str, Any]:

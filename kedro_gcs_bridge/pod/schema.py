@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 #: The run-prefix protocol this version writes and reads: a newer minor version only adds
 #: fields an older reader may ignore; a newer major version is refused.
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 VERSION_KEY = "protocol"
 _VERSION = re.compile(r"(\d{1,4})\.(\d{1,4})")
 #: The version of an object written before versions existed.
@@ -31,7 +31,13 @@ _UNVERSIONED = "1.0"
 
 INT_OR_NONE = (int, type(None))
 STR_OR_NONE = (str, type(None))
+BOOL_OR_NONE = (bool, type(None))
 NUMBER = (int, float)
+
+
+def _bool_for_number(value: Any, kind: Kind) -> bool:
+    """A JSON boolean where the kind wants a number (`bool` is an `int` to Python)."""
+    return isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))
 
 
 class _Notice:
@@ -101,7 +107,7 @@ def checked(
         f"'{name}' is not {_kind(kind)}"
         for name, kind in {**required, **optional}.items()
         if name in payload
-        and (not isinstance(payload[name], kind) or isinstance(payload[name], bool))
+        and (not isinstance(payload[name], kind) or _bool_for_number(payload[name], kind))
     ]
     if problems:
         raise MetadataError(f"{what} is damaged: {', '.join(problems)}.")

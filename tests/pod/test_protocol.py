@@ -76,7 +76,7 @@ class TestVersionsWritten:
         store = produce(prefix)
         marker = json.loads(store.fs.cat_file(store.layout.marker))
         manifest = json.loads(store.fs.cat_file(store.manifest_path("t")))
-        assert marker["protocol"] == PROTOCOL_VERSION == "1.0"
+        assert marker["protocol"] == PROTOCOL_VERSION == "1.1"
         assert manifest["protocol"] == PROTOCOL_VERSION
         assert manifest["datasets"]["d"]["protocol"] == PROTOCOL_VERSION
 
@@ -225,6 +225,7 @@ class TestTaskContext:
         upstream={"d": "b"},
         task_states='{"run": {"a": "success"}}',
         replay_parallel=2,
+        replay_warm=True,
     )
 
     def test_every_field_has_a_variable(self) -> None:

@@ -26,7 +26,7 @@ from _processes import run
 from _tracked_replay import POD_START_DELAY, TrackedReplay
 from mlflow import MlflowClient
 
-from kedro_gcs_bridge.planning.suggest import mlflow_run_id, pod_start_choice
+from kedro_gcs_bridge.planning.suggest import CostModel, mlflow_run_id, pod_start_choice
 from kedro_gcs_bridge.pod.protocol import Manifest
 from kedro_gcs_bridge.pod.store import HandoffStore
 from kedro_gcs_bridge.tracking.library import HTTP_LIMITS
@@ -115,12 +115,15 @@ class TestMeasuredPodStart:
         model = as_json(result)["model"]
         median = statistics.median(m.pod_start_seconds or 0.0 for m in _measured_now(tracked))
         assert model["pod_start_s"] == pytest.approx(median)
-        # The measured pod start runs to the first node: `kedro run`'s start is in it.
-        assert model["kedro_start_s"] == 0.0
+        # The measured pod start runs to the first node, but replay started each task warm
+        # (forked with Kedro imported): the model adds a pod's cold `kedro run` start.
+        assert all(m.warm_start for m in _measured_now(tracked))
+        assert model["kedro_start_s"] == CostModel().kedro_start_s
         assert (
             f"pod start: {median:.1f} s (measured: median task start -> first node of {TASKS} "
             in said(result)
         )
+        assert "started warm by replay" in said(result)
         # Bounded by configuration, not by the replay's clock: each task of the longest chain
         # waited the pod start delay, in the replay and in the model.
         estimate = as_json(result)["current"]["makespan_s"]
@@ -252,8 +255,21 @@ def test_a_pod_start_measured_with_more_tasks_than_cores_is_not_trusted() -> Non
     assert "1 measured by replay --parallel 4 on 2 CPU(s) left out" in source
 
 
+def test_a_pod_start_measured_warm_gets_the_models_cold_kedro_start() -> None:
+    """A task replay forked from its warm server measured a pod start without `kedro run`'s
+    cold start, which a pod pays: the model adds its own kedro start (5 s, or --kedro-start)."""
+    warm = SimpleNamespace(pod_start_seconds=1.5, replay_parallel=2, cpus=2, warm_start=True)
+    pod_start, kedro_start, source = pod_start_choice(None, None, [warm, warm])  # type: ignore[list-item]
+    assert (pod_start, kedro_start) == (1.5, None)  # None: the model's default kedro start
+    assert "started warm by replay" in source
+    assert pod_start_choice(None, 3.0, [warm])[:2] == (1.5, 3.0)  # type: ignore[list-item]
+    cold = SimpleNamespace(pod_start_seconds=6.0, replay_parallel=2, cpus=2)
+    assert pod_start_choice(None, None, [cold])[:2] == (6.0, 0.0)  # type: ignore[list-item]
+
+
 def test_the_manifest_keeps_how_a_replay_ran() -> None:
-    manifest = Manifest("t", ("n",), 1, {}, replay_parallel=4, cpus=2)
+    manifest = Manifest("t", ("n",), 1, {}, replay_parallel=4, cpus=2, warm_start=True)
     again = Manifest.from_json(json.loads(manifest.to_bytes()), "here")
-    assert (again.replay_parallel, again.cpus) == (4, 2)
+    assert (again.replay_parallel, again.cpus, again.warm_start) == (4, 2, True)
     assert "replay_parallel" not in Manifest("t", ("n",), 1, {}).to_json()
+    assert "warm_start" not in Manifest("t", ("n",), 1, {}).to_json()

@@ -94,8 +94,10 @@ def pod_start_choice(
     measured median, else the model's default.
 
     A measured pod start runs to the first node, so it holds `kedro run`'s start already: the
-    model's kedro start is then 0 unless `--kedro-start` is given. Pod starts a replay
-    measured with more tasks at once than cores are left out, and said to be.
+    model's kedro start is then 0 unless `--kedro-start` is given, or None (the model's cold
+    start) when replay started the tasks warm (`warm_start`: forked with Kedro imported).
+    Pod starts a replay measured with more tasks at once than cores are left out, and said
+    to be.
     """
     if given is not None:
         return given, kedro_start, "--pod-start"
@@ -117,9 +119,18 @@ def pod_start_choice(
     source = f"measured: median task start -> first node of {count} task(s)"
     if contended:
         source += f"; {contended} left out (waiting for a CPU)"
-    if kedro_start is None:
-        source += ", `kedro run` start included (--kedro-start 0)"
-    return median, 0.0 if kedro_start is None else kedro_start, source
+    if kedro_start is not None:
+        return median, kedro_start, source
+    if _warm(manifests):
+        # A warm replay forked each task with Kedro imported: a pod's `kedro run` starts cold.
+        source += ", started warm by replay: plus the model's cold `kedro run` start"
+        return median, None, source
+    return median, 0.0, source + ", `kedro run` start included (--kedro-start 0)"
+
+
+def _warm(manifests: Sequence[MeasuredManifest]) -> bool:
+    """Whether the measured pod starts were taken by tasks a replay started warm."""
+    return any(getattr(manifest, "warm_start", None) for manifest in manifests)
 
 
 def unsized_catalog_reads(nodes: Sequence[NodeSpec], persisted: frozenset[str]) -> tuple[str, ...]:
