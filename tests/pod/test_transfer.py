@@ -406,12 +406,13 @@ class TestDecode:
         assert (loaded["count"] == frame["count"] * 2).all()
 
 
-def dropping_part_uploads() -> tuple[object, list[str]]:
-    """Drops or refuses every other part upload once (gcsfs retries them)."""
+def _dropping(method: str, kind: str) -> tuple[object, list[str]]:
+    """Drops or refuses every other `method` request to a part's `kind` path once (gcsfs
+    and the load retry them)."""
     fates, seen, lock = itertools.cycle(["drop", "pass", "503", "pass"]), [], threading.Lock()
 
-    def decide(method: str, path: str) -> str:
-        if method != "POST" or "/upload/" not in path or ".feather.0" not in path:
+    def decide(asked: str, path: str) -> str:
+        if asked != method or f"/{kind}/" not in path or ".feather.0" not in path:
             return "pass"
         with lock:
             fate = next(fates)
@@ -419,21 +420,16 @@ def dropping_part_uploads() -> tuple[object, list[str]]:
         return fate
 
     return decide, seen
+
+
+def dropping_part_uploads() -> tuple[object, list[str]]:
+    """Drops or refuses every other part upload once (gcsfs retries them)."""
+    return _dropping("POST", "upload")
 
 
 def dropping_part_reads() -> tuple[object, list[str]]:
     """Drops or refuses every other ranged read of a part once (the load retries them)."""
-    fates, seen, lock = itertools.cycle(["drop", "pass", "503", "pass"]), [], threading.Lock()
-
-    def decide(method: str, path: str) -> str:
-        if method != "GET" or "/download/" not in path or ".feather.0" not in path:
-            return "pass"
-        with lock:
-            fate = next(fates)
-            seen.append(fate)
-        return fate
-
-    return decide, seen
+    return _dropping("GET", "download")
 
 
 class TestFaults:
