@@ -84,6 +84,37 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     prefetch.start_needed(session)
 
 
+#: Under pytest-xdist (`make test`), the files that take longest go out first: each worker
+#: takes whole files in collection order, so a long file collected last would run alone
+#: while the other worker idles. Then every other file with a `slow` test, then the rest.
+LONGEST_FIRST = (
+    "tests/test_benchmarks.py",
+    "tests/dag/test_replay.py",
+    "tests/tracking/test_tracking.py",
+    "tests/tracking/test_suggest_from_run.py",
+    "tests/pod/test_faults.py",
+    "tests/test_journey.py",
+    "tests/ops/test_finalize.py",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Orders the files longest first on xdist workers (the same order on each)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    root = Path(str(config.rootpath))
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        name = item.path.relative_to(root).as_posix()
+        if name in LONGEST_FIRST:
+            return (0, LONGEST_FIRST.index(name))
+        return (1, 0) if item.path in slow_files else (2, 0)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     prefetch.stop()
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
