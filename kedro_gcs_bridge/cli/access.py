@@ -52,11 +52,13 @@ def quiet_context(metadata: ProjectMetadata, env: str | None = None) -> Iterator
 
 
 def load_project(metadata: ProjectMetadata, env: str) -> tuple[dict[str, Any], Any]:
-    """The raw `airflow` config and the catalog of the project, for an env."""
+    """The raw `airflow` config and the catalog the plan reads (`planning_catalog`: the one
+    `kedro airflow create` checks with), for an env."""
     from kedro_gcs_bridge.dag.create import load_airflow_config
+    from kedro_gcs_bridge.dag.storage_check import planning_catalog
 
     with quiet_context(metadata, env) as context:
-        return load_airflow_config(context.config_loader), context.catalog
+        return load_airflow_config(context.config_loader), planning_catalog(context)
 
 
 def load_project_for_pods(
@@ -64,10 +66,11 @@ def load_project_for_pods(
 ) -> tuple[dict[str, Any], Any, PodConfig]:
     """`load_project`, and the config the pods of that env run with (`dag.create.pod_config`)."""
     from kedro_gcs_bridge.dag.create import load_airflow_config, pod_config
+    from kedro_gcs_bridge.dag.storage_check import planning_catalog
 
     with quiet_context(metadata, env) as context:
         raw = load_airflow_config(context.config_loader)
-        return raw, context.catalog, pod_config(context, env)
+        return raw, planning_catalog(context), pod_config(context, env)
 
 
 def pipeline(name: str) -> Pipeline:
