@@ -85,17 +85,43 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 #: Under pytest-xdist (`make test`), the files that take longest go out first: each worker
-#: takes whole files in collection order, so a long file collected last would run alone
-#: while the other worker idles. Then every other file with a `slow` test, then the rest.
+#: takes whole files in the order the collection gives them (`_FileScheduling` turns off
+#: xdist's reordering by test count, which sent the long files with few tests last). Then
+#: every other file with a `slow` test, then the rest.
 LONGEST_FIRST = (
-    "tests/test_benchmarks.py",
-    "tests/dag/test_replay.py",
     "tests/tracking/test_tracking.py",
     "tests/tracking/test_suggest_from_run.py",
+    "tests/dag/test_replay.py",
+    "tests/test_benchmarks.py",
+    "tests/pod/test_runner.py",
     "tests/pod/test_faults.py",
-    "tests/test_journey.py",
     "tests/ops/test_finalize.py",
+    "tests/dag/test_dag_generation.py",
+    "tests/test_journey.py",
 )
+#: Files that share a costly session fixture run on one worker, so that it is made once:
+#: file -> the work unit it joins.
+SAME_WORKER = {
+    # The session's tracked replay (tests/_tracked_replay.py, ~90 s).
+    "tests/tracking/test_suggest_from_run.py": "tests/tracking/test_tracking.py",
+    # The `kedro airflow create` jobs (create_runs, ~60 s).
+    "tests/test_hooks.py": "tests/dag/test_dag_generation.py",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` with `SAME_WORKER`'s units and the collection's order kept."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class _FileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return SAME_WORKER.get(path, path)
+
+    config.option.loadscopereorder = False
+    return _FileScheduling(config, log)
 
 
 @pytest.hookimpl(trylast=True)
@@ -108,6 +134,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     def rank(item: pytest.Item) -> tuple[int, int]:
         name = item.path.relative_to(root).as_posix()
+        name = SAME_WORKER.get(name, name)
         if name in LONGEST_FIRST:
             return (0, LONGEST_FIRST.index(name))
         return (1, 0) if item.path in slow_files else (2, 0)
