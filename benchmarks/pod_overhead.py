@@ -171,7 +171,7 @@ def main() -> None:
         def prefix() -> str:
             return (root / "runs" / f"r{time.perf_counter_ns()}").as_uri()
 
-        for variant in variants:  # warm-up: page cache, bytecode of the project
+        for variant in variants if not options.quick else ():  # warm-up: page cache, bytecode
             run_once(project, variant, prefix(), bytecode=bytecode)
         for i in range(runs):
             for variant in variants if i % 2 == 0 else variants[::-1]:

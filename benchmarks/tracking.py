@@ -6,7 +6,7 @@ tracking off (`MLFLOW_TRACKING_URI` unset) and on, against a real `mlflow server
 Every tracked run is a new DAG run (its own run prefix and run id), so each one does what the
 first pod of a DAG run does: looks the experiment up, creates the parent run, logs the
 parameters, creates its child run, logs the group's figures and ends it. Variants, interleaved,
-`--runs` each after one untimed warm-up each, compared by median:
+`--runs` each after one untimed warm-up each (none with `--quick`), compared by median:
 
 - `off`: no tracking.
 - `REST`: the bridge as shipped: MLflow's REST API through `requests`, no `import mlflow`.
@@ -82,7 +82,7 @@ def run_once(project: Path, variant: str, runs: Path, uri: str) -> float:
     return seconds
 
 
-def measure(runs: int) -> tuple[dict[str, list[float]], int]:
+def measure(runs: int, warm_up: bool = True) -> tuple[dict[str, list[float]], int]:
     """Seconds per variant, and how many runs the server recorded (parents and children)."""
     root = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -90,7 +90,7 @@ def measure(runs: int) -> tuple[dict[str, list[float]], int]:
         project = make_project(root, package="trackbench")
         (root / "server").mkdir()
         with mlflow_server(root / "server") as uri:
-            for variant in VARIANTS:  # warm-up: page cache, bytecode, the experiment
+            for variant in VARIANTS if warm_up else ():  # page cache, bytecode, the experiment
                 run_once(project, variant, root / "runs", uri)
             for i in range(runs):
                 for variant in VARIANTS if i % 2 == 0 else VARIANTS[::-1]:
@@ -124,7 +124,7 @@ def main() -> None:
     args.add_argument("--runs", type=int, default=None, help="timed runs each (default 7)")
     options = args.parse_args()
     runs = options.runs or (1 if options.quick else 7)
-    times, recorded = measure(runs)
+    times, recorded = measure(runs, warm_up=not options.quick)
     medians = {v: common.median(times[v]) for v in VARIANTS}
     extra = {v: medians[v] - medians[OFF] for v in VARIANTS}
     rows: list[dict[str, Any]] = [
@@ -147,7 +147,7 @@ def main() -> None:
         )
     )
     # Every tracked run is a new DAG run: one parent and one child each, warm-ups included.
-    expected = 2 * (len(VARIANTS) - 1) * (runs + 1)
+    expected = 2 * (len(VARIANTS) - 1) * (runs + (0 if options.quick else 1))
     print(f"\nruns recorded by the server: {recorded} (expected {expected})")
     targets = [
         common.Target(
