@@ -44,7 +44,11 @@ def running_mlflow_server(folder: Path, wait_seconds: float = 120) -> Iterator[s
         start_new_session=True,
         # MLflow 3's job runner (a huey consumer per job queue, each importing mlflow: ~8
         # processes, ~3 GB) serves no call a pod makes: off, as a tracking-only server runs it.
-        env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": "",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        },
     )
     uri = f"http://127.0.0.1:{port}"
     try:
