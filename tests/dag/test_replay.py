@@ -416,7 +416,7 @@ class TestModelAgainstReplay:
         """The ungrouped DAG (7 tasks) replayed with a pod start delay, its model, and the
         suggested groups pasted and replayed. The model's figures are bounded by configuration
         (the delay each task waits), not compared with the replay's clock: how close the model
-        comes is a measurement, printed for the README."""
+        comes is a measurement, printed for docs/benchmarks.md."""
         project = fresh_project(workdir, "model-check")
         name, dag_id = "spaceflights_ungrouped_dag.py", "spaceflights__default__local_ungrouped"
         ungrouped_dag = create_dag(project, base_env, "grouping=false", name=name)
@@ -458,7 +458,7 @@ class TestModelAgainstReplay:
         assert faster >= DELAY
         # The pasted groups replay to the same outputs.
         assert _evaluated_metrics(project / "kept-grouped") == reference_metrics
-        # The figures, for the README (`pytest -s`).
+        # The figures, for docs/benchmarks.md (`pytest -s`).
         print(f"\nungrouped: {measured} s measured, {estimate} s model")
         print(f"suggested: {faster} s measured, {model['current']['makespan_s']} s model")
 
