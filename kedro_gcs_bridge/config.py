@@ -7,8 +7,8 @@ pod spec knobs sit under `pod:`, tracking under `mlflow:`, other Airflow task ar
 `handoff:`. Every value is checked with the rules Airflow, Kubernetes and MLflow apply later;
 `parse_config` collects every problem, each naming its key path, into one `ConfigError`. The
 old flat spellings (`pod_labels`, `mlflow_tracking_uri`, ...) are read with a one-line
-deprecation warning naming the new one. The README's reference table and the init file are
-generated from the fields here (`python -m kedro_gcs_bridge.config` rewrites both).
+deprecation warning naming the new one. The config reference (docs/config.md) and the init file
+are generated from the fields here (`python -m kedro_gcs_bridge.config` rewrites both).
 """
 
 from __future__ import annotations
@@ -1058,7 +1058,7 @@ class BridgeConfig(BaseModel):
         return [key for key in (*needed, "gcs_bridge_root") if not getattr(self, key)]
 
 
-#: How the README and the init file show keys: the default as the README writes it, an
+#: How the reference and the init file show keys: the default as the reference writes it, an
 #: example (in the init file's comment), the value the init file writes.
 _SHOWN = {
     "pod.security_context": "non-root",
@@ -1360,12 +1360,13 @@ def unknown_keys(merged: Mapping[str, Any]) -> list[str]:
     return notes
 
 
-# --- the README's reference and the init file, generated from the fields above ----------------
+# --- the config reference and the init file, generated from the fields above ----------------
 
 REPO = Path(__file__).resolve().parents[1]
 INIT_FILE = Path(__file__).with_name("project_files") / "airflow.yml"
-README = REPO / "README.md"
-README_TITLE = "## Config reference (`conf/<env>/airflow.yml`)"
+#: The config reference, generated as a whole (the README links to it).
+REFERENCE = REPO / "docs" / "config.md"
+REFERENCE_TITLE = "# Config reference (`conf/<env>/airflow.yml`)"
 _INTRO = """\
 `default:` keys apply to every pipeline; a key named after a pipeline overrides them for that
 pipeline's DAG; `kedro airflow create --params k=v` overrides both (kedro-airflow's merge;
@@ -1452,7 +1453,7 @@ def _label(path: str) -> str:
 
 
 def reference_markdown() -> str:
-    """The README's "Config reference" section."""
+    """The config reference, docs/config.md."""
     rows = ["| key | default | meaning |", "| --- | --- | --- |"]
     for path, info in _fields():
         group = _GROUPS.get(path.split(".")[0]) if "." in path else None
@@ -1475,7 +1476,7 @@ def reference_markdown() -> str:
     fields = ", ".join(f"`{name}`" for name in CLASS_FIELDS)
     tasks = ", ".join(f"`{name}`" for name in CLASS_FIELDS[-4:])
     parts = [
-        README_TITLE,
+        REFERENCE_TITLE,
         _INTRO,
         "\n".join(rows),
         "Machine classes (built-in):",
@@ -1497,8 +1498,8 @@ _INIT_HEADER = """\
 # kedro-gcs-bridge: how `kedro airflow create -j templates/gcs_bridge.j2` builds the DAG.
 # `default:` applies to every pipeline; a key named after a pipeline overrides it for that
 # pipeline's DAG; `kedro airflow create --params key=value` overrides both.
-# A commented key shows its default: remove the `# ` to set it. README "Config reference"
-# says what each key does (generated: python -m kedro_gcs_bridge.config).
+# A commented key shows its default: remove the `# ` to set it. kedro-gcs-bridge's
+# docs/config.md says what each key does (generated: python -m kedro_gcs_bridge.config).
 default:"""
 
 
@@ -1534,13 +1535,6 @@ def init_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _readme_with(section: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    start = text.index(README_TITLE)
-    end = text.find("\n## ", start + 1)
-    return text[:start] + section + text[end if end != -1 else len(text) :]
-
-
 if __name__ == "__main__":  # python -m kedro_gcs_bridge.config: rewrite both
     INIT_FILE.write_text(init_yaml(), encoding="utf-8")
-    README.write_text(_readme_with(reference_markdown()), encoding="utf-8")
+    REFERENCE.write_text(reference_markdown(), encoding="utf-8")

@@ -146,7 +146,7 @@ def project_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f"--tag={PROJECT_IMAGE}",
         str(context),
     )
-    print(f"image built in {time.monotonic() - started:.0f} s")  # README's build time
+    print(f"image built in {time.monotonic() - started:.0f} s")  # docs/benchmarks.md
     assert built.returncode == 0, (built.stdout + built.stderr)[-6000:]
     yield PROJECT_IMAGE
 
@@ -167,7 +167,7 @@ def run_in_image(image: str, folder: Path, env: dict[str, str], script: str) -> 
         str(folder),
         timeout=600,
     )
-    print(f"pod run in the image in {time.monotonic() - started:.0f} s")  # README's run time
+    print(f"pod run in the image in {time.monotonic() - started:.0f} s")  # docs/benchmarks.md
     podman("rmi", "--force", "localhost/kedro-gcs-bridge-test/pod-run:latest")
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     return done.stdout + done.stderr

@@ -44,7 +44,7 @@ transport buffer. Before ranges were streamed into the load's buffer (`fs._cat_f
 range joined into `bytes`, then copied) the load was 1.08x / 1.11x.
 
 Speed (benchmarks/large.py, network model): see its "physical limit" (encode, upload,
-download and decode of the same bytes, each alone) and the README's figures.
+download and decode of the same bytes, each alone) and docs/benchmarks.md's figures.
 """
 
 from __future__ import annotations

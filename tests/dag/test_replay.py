@@ -391,7 +391,7 @@ class TestModelAgainstReplay:
         """The ungrouped DAG (7 tasks) replayed with a pod start delay, and its model. The
         model's figures are bounded by configuration
         (the delay each task waits), not compared with the replay's clock: how close the model
-        comes is a measurement, printed for the README."""
+        comes is a measurement, printed for docs/benchmarks.md."""
         project = fresh_project(workdir, "model-check")
         name, dag_id = "spaceflights_ungrouped_dag.py", "spaceflights__default__local_ungrouped"
         ungrouped_dag = create_dag(project, base_env, "grouping=false", name=name)
@@ -420,7 +420,7 @@ class TestModelAgainstReplay:
         assert suggested["tasks"] < 7
         # (Pasting suggested groups and replaying them to the same outputs, faster: the fan-out
         # project's test, tests/dag/test_replay_fanout.py, whose branches make the gain large.)
-        print(f"\nungrouped: {measured} s measured, {estimate} s model")  # for the README
+        print(f"\nungrouped: {measured} s measured, {estimate} s model")  # for docs/benchmarks.md
 
 
 class TestTiming:

@@ -202,7 +202,8 @@ CRITICAL_FLOOR = (2 + STEPS) * DELAY + 2 * END_SLEEP + STEPS * STEP_SLEEP
 @pytest.mark.skipif((os.cpu_count() or 1) < BRANCHES, reason="fewer CPUs than branches")
 def test_model_and_suggested_groups_replay_to_same_outputs(tmp_path: Path) -> None:
     """The model's figures are bounded by configuration (delays and sleeps), not compared with
-    the replay's clock: how close the model comes is a measurement, printed for the README."""
+    the replay's clock: how close the model comes is a measurement, printed for
+    docs/benchmarks.md."""
     project = write_fanout_project(tmp_path)
     env = kedro_env() | {"AIRFLOW_HOME": str(tmp_path / "airflow_home")}
     ungrouped_dag = _create(project, env, "grouping=false")
@@ -233,7 +234,7 @@ def test_model_and_suggested_groups_replay_to_same_outputs(tmp_path: Path) -> No
     # At least one pod start and every node's sleep on a branch, whatever the grouping.
     assert faster >= DELAY + 2 * END_SLEEP + STEPS * STEP_SLEEP
     assert _result_json(tmp_path / "kept-grouped") == expected_result()
-    # The figures, for the README (`pytest -s`).
+    # The figures, for docs/benchmarks.md (`pytest -s`).
     print(f"\nungrouped: {measured} s measured, {model['ungrouped']['makespan_s']} s model")
     print(
         f"suggested ({suggested['tasks']} tasks): {faster} s measured, "

@@ -1,8 +1,9 @@
-"""The config keys stay documented where users read them, generated from the model: the README's
-config reference and the file `kedro gcs-bridge init` writes are what `config.py` makes of its
-fields (a test fails when either drifts: run `python -m kedro_gcs_bridge.config`), every key is
-in both with its default, the init file parses as it is and uncommented, and the README's
-production checklist keeps the issue's order. Also the two large-data keys, read strictly."""
+"""The config keys stay documented where users read them, generated from the model: the config
+reference (docs/config.md) and the file `kedro gcs-bridge init` writes are what `config.py` makes
+of its fields (a test fails when either drifts: run `python -m kedro_gcs_bridge.config`), every
+key is in both with its default, the init file parses as it is and uncommented, the README links
+to the reference, and the README's production checklist keeps the issue's order. Also the two
+large-data keys, read strictly."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from kedro_gcs_bridge import config as model
 from kedro_gcs_bridge.config import (
     CLASS_FIELDS,
     INIT_FILE,
-    README,
-    README_TITLE,
+    REFERENCE,
+    REFERENCE_TITLE,
+    REPO,
     BridgeConfig,
     accepted_keys,
     merge_airflow_config,
@@ -31,6 +33,7 @@ _COMMENTED_YAML = re.compile(r"^(\s*)# (\s*)(?=[a-z_][\w.-]*:|- )")
 #: Every key path but the groups themselves.
 KEYS = [key for key in accepted_keys() if key not in model._GROUPS]
 REGENERATE = "out of date: run `python -m kedro_gcs_bridge.config`"
+README = REPO / "README.md"
 
 
 def uncomment(text: str) -> str:
@@ -45,9 +48,9 @@ def _section(text: str, title: str) -> str:
 
 
 def reference_rows() -> dict[str, str]:
-    """README config reference: key path -> its default cell."""
+    """Config reference (docs/config.md): key path -> its default cell."""
     rows: dict[str, str] = {}
-    for line in _section(README.read_text("utf-8"), "Config reference").splitlines():
+    for line in REFERENCE.read_text("utf-8").splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) >= 3 and cells[0].startswith("`"):
             for key in re.findall(r"`([a-z0-9_.]+)`", cells[0]):
@@ -59,10 +62,15 @@ class TestGenerated:
     def test_the_init_file_is_the_models(self) -> None:
         assert INIT_FILE.read_text("utf-8") == model.init_yaml(), REGENERATE
 
-    def test_the_readme_reference_is_the_models(self) -> None:
+    def test_the_reference_is_the_models(self) -> None:
+        text = REFERENCE.read_text("utf-8")
+        assert text.startswith(REFERENCE_TITLE)
+        assert text == model.reference_markdown(), REGENERATE
+
+    def test_the_readme_links_to_the_reference(self) -> None:
         section = _section(README.read_text("utf-8"), "Config reference")
-        assert section.startswith(README_TITLE)
-        assert section == model.reference_markdown() + "\n", REGENERATE
+        assert "(docs/config.md)" in section
+        assert REFERENCE == REPO / "docs" / "config.md"
 
 
 class TestInitFile:
@@ -100,12 +108,12 @@ class TestInitFile:
                 assert read(parsed, key) == value, key
 
 
-class TestReadmeReference:
+class TestReference:
     @pytest.mark.parametrize("key", KEYS)
     def test_lists_every_key_with_a_default(self, key: str) -> None:
         rows = reference_rows()
         assert key in rows, key
-        assert rows[key], f"{key} has no default in the README"
+        assert rows[key], f"{key} has no default in docs/config.md"
 
     def test_plain_defaults_are_the_models(self) -> None:
         rows, default = reference_rows(), BridgeConfig()
@@ -123,11 +131,11 @@ class TestReadmeReference:
         assert rows["handoff.parallel_threshold"] == "`128Mi`"
 
     def test_names_every_machine_class_field(self) -> None:
-        reference = _section(README.read_text("utf-8"), "Config reference")
+        reference = REFERENCE.read_text("utf-8")
         assert [f for f in CLASS_FIELDS if f"`{f}`" not in reference] == []
 
     def test_says_what_happens_to_old_spellings(self) -> None:
-        reference = " ".join(_section(README.read_text("utf-8"), "Config reference").split())
+        reference = " ".join(REFERENCE.read_text("utf-8").split())
         assert "old flat spellings" in reference and "deprecation warning" in reference
 
     def test_production_checklist_is_in_the_issues_order(self) -> None:

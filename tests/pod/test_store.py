@@ -250,7 +250,7 @@ def test_concurrent_attempts_and_tasks_on_one_prefix_never_mix(tmp_path: Path) -
     dataset names: every consumer sees exactly the newest attempt of each task, whole.
 
     file:// only: the check and rename run under a lock there; on GCS the same is done by
-    generation preconditions, which gcp-storage-emulator ignores (README, "Commit").
+    generation preconditions, which gcp-storage-emulator ignores (docs/runner.md, "Commit").
     """
     prefix = (tmp_path / "run").as_uri()
     tasks = [f"t{i}" for i in range(4)]

@@ -34,10 +34,10 @@ class CostModel:
         fixed_round_trips: Per task, whatever it moves (reach check, start, manifest): 5;
         save_round_trips: per dataset saved: 8; load_round_trips: per dataset loaded: 6
             (counted by benchmarks/runid_handoff.py).
-        bandwidth_bytes_s: One pod's GCS throughput: 200 MB/s (the "~200 MB/s" of the README's
-            benchmark notes; a single stream from one pod).
+        bandwidth_bytes_s: One pod's GCS throughput: 200 MB/s (the "~200 MB/s" of
+            docs/benchmarks.md; a single stream from one pod).
         encode_bytes_s, decode_bytes_s: Arrow IPC, uncompressed: 1 GB/s each (about pickle-5's
-            speed, README "frame format" row).
+            speed, docs/benchmarks.md "frame format" row).
     """
 
     pod_start_s: float = 60.0
