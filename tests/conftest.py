@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from filelock import FileLock
 
 # Airflow reads AIRFLOW_HOME when it is first imported: point it at a throwaway folder before
 # any test module can import it, so nothing touches a real Airflow installation.
@@ -193,10 +194,24 @@ def create_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KedroRun]
     return run_jobs(tmp_path_factory.mktemp("create"), CREATE_JOBS)
 
 
-@pytest.fixture(scope="session")
-def reference_metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
-    """metrics.json of one plain `kedro run` of the example: what every replay must give."""
-    project = make_project(tmp_path_factory.mktemp("reference"), "spaceflights", Job(()))
+def made_once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder `make` fills once per test run, shared by the pytest-xdist workers (under a file
+    lock in the run's common temp folder); a `make` that fails leaves it for the next to try."""
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/, above each worker's popen-gwK/
+    folder = root / f"once-{name}"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
+
+
+def _plain_run(folder: Path) -> None:
+    project = make_project(folder, "spaceflights", Job(()))
     done = subprocess.run(
         [str(KEDRO), "run"],
         cwd=project,
@@ -207,18 +222,20 @@ def reference_metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, flo
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    path = project / "data" / "08_reporting" / "metrics.json"
+
+
+@pytest.fixture(scope="session")
+def reference_metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
+    """metrics.json of one plain `kedro run` of the example: what every replay must give."""
+    folder = made_once(tmp_path_factory, "reference", _plain_run)
+    path = folder / "spaceflights" / "data" / "08_reporting" / "metrics.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 # --- Airflow: DAG bags and pod specs ---------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An Airflow metadata DB, `airflow db migrate`d once per session (~10 s each time): a test
-    that runs `airflow dags test` copies it into its own AIRFLOW_HOME (`with_airflow_db`)."""
-    home = tmp_path_factory.mktemp("airflow_db")
+def _migrate(home: Path) -> None:
     env = {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     migrated = subprocess.run(
         [str(KEDRO.parent / "airflow"), "db", "migrate"],
@@ -229,7 +246,13 @@ def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert migrated.returncode == 0, migrated.stderr[-3000:]
-    return home / "airflow.db"
+
+
+@pytest.fixture(scope="session")
+def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Airflow metadata DB, `airflow db migrate`d once per test run (~10 s each time): a test
+    that runs `airflow dags test` copies it into its own AIRFLOW_HOME (`with_airflow_db`)."""
+    return made_once(tmp_path_factory, "airflow_db", _migrate) / "airflow.db"
 
 
 def with_airflow_db(home: Path, airflow_db: Path) -> Path:

@@ -18,6 +18,7 @@ import pytest
 from _fault_proxy import fault_proxy
 from _processes import run
 from _runs import make_run
+from conftest import with_airflow_db
 from mlflow import MlflowClient
 
 from kedro_gcs_bridge.config import parse_config
@@ -214,9 +215,9 @@ class _FailParentUpdateOnce:
             return "pass"
 
 
-def _airflow_dags_test(tmp_path: Path, params: str, *options: str) -> Any:
+def _airflow_dags_test(tmp_path: Path, airflow_db: Path, params: str, *options: str) -> Any:
     """`airflow dags test` of the example's `_local` DAG made with `--params` (a copy of the
-    example in `tmp_path/spaceflights`, its own AIRFLOW_HOME)."""
+    example in `tmp_path/spaceflights`, its own AIRFLOW_HOME with a copy of the migrated DB)."""
     project = tmp_path / "spaceflights"
     if not project.exists():
         shutil.copytree(REPO / "examples" / "spaceflights", project)
@@ -224,21 +225,19 @@ def _airflow_dags_test(tmp_path: Path, params: str, *options: str) -> Any:
         "KEDRO_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
         "COLUMNS": "400",
-        "AIRFLOW_HOME": str(tmp_path / "airflow_home"),
+        "AIRFLOW_HOME": str(with_airflow_db(tmp_path / "airflow_home", airflow_db)),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
     }
     create = [str(BIN / "kedro"), "airflow", "create", "-j", str(REPO / "templates/gcs_bridge.j2")]
     created = run([*create, "-t", str(project / "dags"), "--params", params], project, env)
     assert created.returncode == 0, created.stderr[-3000:]
-    migrated = run([str(BIN / "airflow"), "db", "migrate"], project, env)
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
     # pod_backend: local makes the `_local` variant (its own dag_id and file).
     return run([str(BIN / "airflow"), "dags", "test", f"{DAG_ID}_local", *options], project, env)
 
 
 def test_finalize_in_airflow_follows_task_states_and_retries(
-    tmp_path: Path, mlflow_server: str, experiment: str
+    tmp_path: Path, mlflow_server: str, experiment: str, airflow_db: Path
 ) -> None:
     """A leaf task marked success by hand (no manifest, no child run): the parent ends
     FINISHED; finalize's first attempt fails on MLflow (mlflow_required) and is retried."""
@@ -249,7 +248,7 @@ def test_finalize_in_airflow_follows_task_states_and_retries(
             "mlflow_required=true"
         )
         result = _airflow_dags_test(
-            tmp_path, params, "--mark-success-pattern", "^evaluate_model_node$"
+            tmp_path, airflow_db, params, "--mark-success-pattern", "^evaluate_model_node$"
         )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
