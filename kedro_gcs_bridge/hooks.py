@@ -10,6 +10,7 @@ import `dag.create`, which plans the pipelines before kedro-airflow writes any f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kedro.framework.hooks import hook_impl
@@ -37,8 +38,9 @@ def _template_uses_bridge(params: Mapping[str, Any]) -> bool:
     binds the name itself).
 
     Only the parse tree is read (Jinja's `meta.find_undeclared_variables` compiles the whole
-    template, which this hook would pay on every create), and a template whose text never
-    names the variable is not parsed at all.
+    template, which this hook would pay on every create). A template whose text never names
+    the variable is not parsed at all, nor the one `kedro gcs-bridge init` copied, unchanged
+    (equal to the shipped template byte for byte).
     """
     jinja_file = params.get("jinja_file")
     if not jinja_file:
@@ -50,6 +52,8 @@ def _template_uses_bridge(params: Mapping[str, Any]) -> bool:
         return False  # kedro-airflow reports it when it renders the template
     if _VARIABLE not in text:
         return False
+    if text == _shipped_template():
+        return True
     import jinja2  # kedro-airflow's dependency: present under `kedro airflow create`
     from jinja2 import nodes
 
@@ -70,6 +74,17 @@ def _template_uses_bridge(params: Mapping[str, Any]) -> bool:
 #: The template variable the hook provides (`dag.create.CONFIG_KEY`, not imported: this
 #: module imports nothing of the DAG side).
 _VARIABLE = "gcs_bridge"
+
+
+def _shipped_template() -> str | None:
+    """The text of the template `init` copies: in the wheel, or at a source checkout's root."""
+    package = Path(__file__).parent
+    for path in (package / "_resources" / "templates", package.parent / "templates"):
+        try:
+            return (path / "gcs_bridge.j2").read_text(encoding="utf-8")
+        except OSError:
+            continue
+    return None
 
 
 def _imported_as(name: str | tuple[str, str]) -> str:

@@ -51,6 +51,29 @@ class TestTemplateCheck:
     def test_the_shipped_template_is_recognised(self) -> None:
         assert _template_uses_bridge({"jinja_file": str(TEMPLATE)})
 
+    def test_an_unchanged_copy_is_recognised_without_parsing_an_edited_one_parsed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The copy `init` made is the shipped template to the byte: recognised by equality
+        (Jinja's parse is ~25 ms of every create); an edited copy is parsed as any template."""
+        parsed: list[str] = []
+        parse = jinja2.Environment.parse
+
+        def counted(env: jinja2.Environment, source: str, *args: Any, **kwargs: Any) -> Any:
+            parsed.append(source)
+            return parse(env, source, *args, **kwargs)
+
+        monkeypatch.setattr(jinja2.Environment, "parse", counted)
+        copy = tmp_path / "gcs_bridge.j2"
+        copy.write_bytes(TEMPLATE.read_bytes())
+        assert _template_uses_bridge({"jinja_file": str(copy)})
+        assert parsed == []
+        copy.write_text(TEMPLATE.read_text("utf-8") + "{# edited #}\n", encoding="utf-8")
+        assert _template_uses_bridge({"jinja_file": str(copy)})
+        assert len(parsed) == 1
+        copy.write_text("{% set gcs_bridge = 1 %}" + TEMPLATE.read_text("utf-8"), "utf-8")
+        assert not _template_uses_bridge({"jinja_file": str(copy)})
+
     def test_kedro_airflows_stock_template_is_not(self) -> None:
         import kedro_airflow
 
