@@ -27,6 +27,7 @@ from kedro_gcs_bridge.dag.storage_check import (
     pipeline_facts,
     planning_catalog,
     read_image_filter,
+    storage_entries,
     storage_plan_for,
     with_assets,
 )
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
     from kedro.config import AbstractConfigLoader
     from kedro.framework.context import KedroContext
     from kedro.pipeline import Pipeline
+
+    from kedro_gcs_bridge.planning.storage import StorageEntry
 
 logger = logging.getLogger(__name__)
 
@@ -198,10 +201,13 @@ def parameter_problems(
 
 
 def _storage_problems(
-    dag: DagFile, pipeline: Pipeline, facts: PipelineFacts, project_path: Path
+    dag: DagFile,
+    pipeline: Pipeline,
+    entries: Sequence[StorageEntry] | None,
+    project_path: Path,
 ) -> list[str]:
     """The storage plan's errors (returned) and warnings (logged: what will be lost)."""
-    storage = storage_plan_for(dag, pipeline, {}, None, project_path, facts=facts)
+    storage = storage_plan_for(dag, pipeline, {}, None, project_path, entries=entries or ())
     if storage is None:
         return []
     for warning in storage.warnings:
@@ -219,6 +225,7 @@ def _dag_problems(
     dag: DagFile,
     pipeline: Pipeline,
     facts: PipelineFacts,
+    entries: Sequence[StorageEntry] | None,
     project_path: Path,
     pods: PodConfig,
     reads_parameters: bool = True,
@@ -231,7 +238,7 @@ def _dag_problems(
         return []
     for note in [*plan_notes(dag), *dag.asset_notes()]:
         logger.warning("%s: %s", dag.pipeline_name, note)
-    errors = _storage_problems(dag, pipeline, facts, project_path)
+    errors = _storage_problems(dag, pipeline, entries, project_path)
     lines = parameter_problems(dag, pipeline, pods, facts.nodes) if reads_parameters else []
     return errors + [f"Pipeline {dag.pipeline_name}: {line}" for line in lines]
 
@@ -356,9 +363,12 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
             registered = registered or registered_node_specs(pipelines.values())
             dag = plan_with(registered, nodes)
         facts = pipeline_facts(name, pipeline, pipelines, catalog, nodes)
-        dag = with_assets(dag, pipeline, pipelines, catalog, path, facts)
+        entries = storage_entries(dag, facts, path)  # once, for the assets and the checks
+        dag = with_assets(dag, pipeline, pipelines, catalog, path, facts, entries)
         dags.append(dag)
-        errors += _dag_problems(dag, pipeline, facts, context.project_path, pods, reads_parameters)
+        errors += _dag_problems(
+            dag, pipeline, facts, entries, context.project_path, pods, reads_parameters
+        )
     env_gap = pod_env_problem(pods, context.project_path, dags)
     errors = ([env_gap] if env_gap else []) + errors
     if errors:

@@ -8,7 +8,7 @@ docker ignore file, `planning/image.py`). `plan`, `validate` and `kedro airflow 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from kedro_gcs_bridge.planning.grouping import NodeSpec, base_name, is_parameter
 from kedro_gcs_bridge.planning.image import IMAGE_IGNORE_FILES, ImageFilter
 from kedro_gcs_bridge.planning.storage import (
     DatasetLocation,
+    StorageEntry,
     StoragePlan,
     Where,
     classify,
@@ -184,6 +185,32 @@ def _missing_from_image(
     return {name: gap for name, gap in gaps.items() if gap is not None}
 
 
+def storage_entries(
+    dag: DagFile, facts: PipelineFacts, project_path: str | Path
+) -> tuple[StorageEntry, ...] | None:
+    """Every dataset of a planned DAG in its storage class, classified once for both its
+    storage plan and its assets (the image is read for a GKE DAG only); None without a plan.
+
+    Args:
+        dag: The planned DAG file (its plan and config).
+        facts: `pipeline_facts` of the pipeline the DAG was planned from.
+        project_path: The project folder (for the docker ignore file).
+    """
+    if dag.plan is None:
+        return None
+    project = Path(project_path)
+    locations = {base: _relative(where, project) for base, where in facts.locations.items()}
+    missing = {} if dag.local else _missing_from_image(locations, project)
+    return classify(
+        dag.plan,
+        facts.nodes,
+        locations,
+        facts.made_elsewhere,
+        missing,
+        dag.config.handoff.local_handoff,
+    )
+
+
 def storage_plan_for(
     dag: DagFile,
     pipeline: Pipeline,
@@ -191,6 +218,7 @@ def storage_plan_for(
     catalog: Any,
     project_path: str | Path,
     facts: PipelineFacts | None = None,
+    entries: Sequence[StorageEntry] | None = None,
 ) -> StoragePlan | None:
     """The storage plan of a planned DAG, or None when it needs none (local backend, no plan).
 
@@ -201,20 +229,13 @@ def storage_plan_for(
         catalog: The Kedro catalog of the env the pods run with.
         project_path: The project folder (for the docker ignore file).
         facts: `pipeline_facts` of the pipeline, where the caller gathered them already.
+        entries: `storage_entries` of the DAG, where the caller classified them already.
     """
     if dag.plan is None or dag.local:
         return None
-    project = Path(project_path)
-    facts = facts or pipeline_facts(dag.pipeline_name, pipeline, pipelines, catalog)
-    locations = {base: _relative(where, project) for base, where in facts.locations.items()}
-    entries = classify(
-        dag.plan,
-        facts.nodes,
-        locations,
-        facts.made_elsewhere,
-        _missing_from_image(locations, project),
-        dag.config.handoff.local_handoff,
-    )
+    if entries is None:
+        facts = facts or pipeline_facts(dag.pipeline_name, pipeline, pipelines, catalog)
+        entries = storage_entries(dag, facts, project_path) or ()
     return grade(entries, dag.config.handoff.local_disk)
 
 
@@ -225,6 +246,7 @@ def with_assets(
     catalog: Any,
     project_path: str,
     facts: PipelineFacts | None = None,
+    entries: Sequence[StorageEntry] | None = None,
 ) -> DagFile:
     """The DAG file with its Airflow assets, read from the catalog (see planning/assets.py).
 
@@ -235,6 +257,7 @@ def with_assets(
         catalog: The Kedro catalog of the env the tasks run with.
         project_path: The project folder (relative local paths are under it).
         facts: `pipeline_facts` of the pipeline, where the caller gathered them already.
+        entries: `storage_entries` of the DAG, where the caller classified them already.
     """
     if dag.plan is None:
         return dag
@@ -247,5 +270,6 @@ def with_assets(
         dag.local,
         dag.config.handoff.local_handoff,
         project_path,
+        entries=entries,
     )
     return replace(dag, assets=assets)

@@ -118,6 +118,8 @@ def plan_assets(
     local_backend: bool,
     local_handoff: bool = True,
     project_path: str = "",
+    *,
+    entries: Sequence[StorageEntry] | None = None,
 ) -> AssetPlan:
     """The outlets of each task of a planned pipeline, and its inputs other DAGs make.
 
@@ -129,12 +131,15 @@ def plan_assets(
         local_backend: `pod_backend: local`.
         local_handoff: The `local_handoff` policy (a crossing local file is not written).
         project_path: The project folder (for relative local paths).
+        entries: The pipeline's datasets, classified already (`storage.classify` of the same
+            plan, nodes and locations; local paths may be relative to `project_path`).
 
     Returns:
         The DAG's asset plan; datasets that are no assets (in memory, local disk on GKE, other
         remote stores) are left out.
     """
-    entries = classify(plan, nodes, locations, made_elsewhere, {}, local_handoff)
+    if entries is None:
+        entries = classify(plan, nodes, locations, made_elsewhere, {}, local_handoff)
     outlets: dict[str, list[DatasetAsset]] = {task.task_id: [] for task in plan.tasks}
     inputs: list[DatasetAsset] = []
     made_by: dict[str, tuple[str, ...]] = {}

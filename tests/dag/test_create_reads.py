@@ -273,3 +273,29 @@ class TestParameters:
         with pytest.raises(click.ClickException) as raised:
             prepare_create(context, _create_params(local_disk="warn"))
         assert "reads params:alpha, which env 'local' does not define" in raised.value.message
+
+
+class TestStorage:
+    def test_each_pipeline_is_classified_once_for_its_assets_and_checks(
+        self,
+        tmp_path: Path,
+        session_of: Callable[[Path], Any],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Issue 28: the storage plan and the assets read one classification (it was made twice
+        per pipeline); the DAG keeps its assets and the checks their warnings."""
+        from kedro_gcs_bridge.dag import storage_check
+        from kedro_gcs_bridge.planning import assets
+
+        context = session_of(write_project(tmp_path)).load_context()
+        calls: list[str] = []
+        classify = storage_check.classify
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            calls.append("classify")
+            return classify(*args, **kwargs)
+
+        monkeypatch.setattr(storage_check, "classify", counted)
+        monkeypatch.setattr(assets, "classify", counted)
+        prepare_create(context, _create_params(local_disk="warn"))
+        assert calls == ["classify"]
