@@ -110,6 +110,7 @@ SAME_WORKER = {
 }
 
 
+@pytest.hookimpl(optionalhook=True)  # without xdist (`make test WORKERS=0`) no such hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadfile` with `SAME_WORKER`'s units and the collection's order kept."""
     if config.getoption("dist") != "loadfile":

@@ -8,6 +8,8 @@ that starts such a process; both are checked here.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,20 @@ def test_prefetched_work_is_recognised_by_its_thread_name() -> None:
     assert fixture_of(threading.Thread(name="prefetch|cli_runs|-jobs_0")) == "cli_runs"
     assert fixture_of(threading.Thread(name="MainThread")) is None
     assert fixture_of(threading.Thread(name="ThreadPoolExecutor-0_1")) is None
+
+
+def test_the_suite_runs_without_xdist() -> None:
+    """`make test WORKERS=0` (`-p no:xdist`): the conftest's scheduler hook is optional, not an
+    unknown hook that stops pytest before any test."""
+    one = "tests/test_markers.py::test_prefetched_work_is_recognised_by_its_thread_name"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q", one],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1 passed" in done.stdout
+
