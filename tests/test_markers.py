@@ -100,4 +100,3 @@ def test_the_suite_runs_without_xdist() -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "1 passed" in done.stdout
-
