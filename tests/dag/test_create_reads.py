@@ -276,15 +276,21 @@ class TestParameters:
 
 
 class TestStorage:
-    def test_each_pipeline_is_classified_once_for_its_assets_and_checks(
+    @pytest.mark.parametrize("backend", ["gke", "local"])
+    def test_each_pipeline_is_classified_once_and_its_assets_are_the_same(
         self,
         tmp_path: Path,
         session_of: Callable[[Path], Any],
         monkeypatch: pytest.MonkeyPatch,
+        backend: str,
     ) -> None:
-        """Issue 28: the storage plan and the assets read one classification (it was made twice
-        per pipeline); the DAG keeps its assets and the checks their warnings."""
+        """Issue 28: the storage checks and the assets read one classification (it was made
+        twice per pipeline), and the assets are those `plan_assets` finds on its own (the
+        shared entries hold project-relative local paths)."""
+        from kedro.framework.project import pipelines
+
         from kedro_gcs_bridge.dag import storage_check
+        from kedro_gcs_bridge.dag.create import CONFIG_KEY
         from kedro_gcs_bridge.planning import assets
 
         context = session_of(write_project(tmp_path)).load_context()
@@ -297,5 +303,14 @@ class TestStorage:
 
         monkeypatch.setattr(storage_check, "classify", counted)
         monkeypatch.setattr(assets, "classify", counted)
-        prepare_create(context, _create_params(local_disk="warn"))
+        prepare_create(context, _create_params(local_disk="warn", pod_backend=backend))
         assert calls == ["classify"]
+        monkeypatch.undo()
+
+        (dag,) = context.config_loader["airflow"]["default"][CONFIG_KEY].planned.values()
+        pipeline = pipelines["__default__"]
+        catalog = storage_check.planning_catalog(context)
+        path = str(context.project_path)
+        alone = storage_check.with_assets(dag, pipeline, pipelines, catalog, path)
+        assert dag.assets == alone.assets
+        assert dag.assets is not None and dag.assets.outlets  # something to compare
