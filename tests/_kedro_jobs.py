@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _processes import run_in, warm_server
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "spaceflights"
@@ -164,27 +164,22 @@ def run_jobs(
     thread (Click's CliRunner swaps sys.stdout while it runs)."""
     projects = {name: make_project(root, name, job) for name, job in jobs.items()}
     base = kedro_env(environ)
-
-    def run(name: str) -> KedroRun:
-        job, project = jobs[name], projects[name]
-        before = _snapshot(project / job.seed_dag_dir) if job.seed_dag_dir else {}
-        done = subprocess.run(
-            [str(KEDRO), *job.args],
-            cwd=project,
-            env={**base, **dict(job.env)},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        return KedroRun(job, project, done.returncode, done.stdout, done.stderr, before)
-
     names = [name for name, job in jobs.items() if not job.in_process]
-    workers = max(2, os.cpu_count() or 2)
-    # Named after the calling thread, so that prefetched work stays recognisable (_prefetch.py).
-    prefix = f"{threading.current_thread().name}-jobs"
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=prefix) as pool:
-        done = dict(zip(names, pool.map(run, names), strict=True))
+    warm_in = projects[names[0]] if names else root
+    with warm_server(warm_in, base, sum(not jobs[n].env for n in names)) as warm:
+
+        def run(name: str) -> KedroRun:
+            job, project = jobs[name], projects[name]
+            before = _snapshot(project / job.seed_dag_dir) if job.seed_dag_dir else {}
+            env = {**base, **dict(job.env)}
+            done = run_in(env, [str(KEDRO), *job.args], project, 600, warm)
+            return KedroRun(job, project, done.returncode, done.stdout, done.stderr, before)
+
+        workers = max(2, os.cpu_count() or 2)
+        # Named after the calling thread, so that prefetched work stays recognisable.
+        prefix = f"{threading.current_thread().name}-jobs"
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=prefix) as pool:
+            done = dict(zip(names, pool.map(run, names), strict=True))
     in_process = {name: job for name, job in jobs.items() if job.in_process}
     return done | {name: run_in_process(job, projects[name]) for name, job in in_process.items()}
 

@@ -161,6 +161,21 @@ class WarmStarter:
     def run(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str]:
         """Runs one task as a child of the server; its return code and log (stdout, then
         stderr, as `subprocess.run(capture_output=True)` gives them)."""
+        returncode, stdout, stderr = self.run_captured(argv, cwd, env)
+        return returncode, stdout + stderr
+
+    def run_captured(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float | None = None,
+    ) -> tuple[int, str, str]:
+        """Runs a command as a child of the server: its return code, stdout and stderr.
+
+        Raises:
+            subprocess.TimeoutExpired: It ran longer than `timeout` seconds (it is killed).
+        """
         task = next(self._ids)
         pending = _Pending()
         with self._lock:
@@ -176,19 +191,21 @@ class WarmStarter:
         }
         try:
             self._write(request)
-            pending.done.wait()
+            if not pending.done.wait(timeout):
+                raise subprocess.TimeoutExpired(list(argv), timeout or 0.0)
         except BaseException:
             self._write({"kill": task})
             raise
         finally:
             with self._lock:
                 self._pending.pop(task, None)
-        log = "".join(_read_text(path) for path in logs)
+        stdout, stderr = (_read_text(path) for path in logs)
         for path in logs:
             path.unlink(missing_ok=True)
         if pending.returncode is None:
-            return 1, log + f"\nthe warm start's server ended before this task did ({self.note})"
-        return pending.returncode, log
+            ended = f"\nthe warm start's server ended before this task did ({self.note})"
+            return 1, stdout, stderr + ended
+        return pending.returncode, stdout, stderr
 
     def _write(self, message: Mapping[str, Any]) -> None:
         data = (json.dumps(message) + "\n").encode()

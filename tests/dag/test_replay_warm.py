@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from kedro_gcs_bridge.dag.isolation import task_dirs
 from kedro_gcs_bridge.dag.replay import ReplayTask, TaskResult
 from kedro_gcs_bridge.dag.replay import replay as replay_tasks
-from kedro_gcs_bridge.dag.warm import is_warm_command, shared_env
+from kedro_gcs_bridge.dag.warm import WarmStarter, is_warm_command, shared_env
 from kedro_gcs_bridge.dag.warm_server import BASE_MODULES, preload_names
 
 PACKAGE = "warmprobe"
@@ -25,6 +27,8 @@ _NODES = '''
 
 import json
 import os
+import subprocess
+import time
 import signal
 import sys
 import tempfile
@@ -73,6 +77,15 @@ def exit_hard() -> str:
     return "never"
 
 
+def sleep_long() -> str:
+    with open(os.environ["PROBE_OUT"] + ".pid", "w", encoding="utf-8") as file:
+        file.write(str(os.getpid()))
+    import time
+
+    time.sleep(600)
+    return "never"
+
+
 def kill_self() -> str:
     print("about to be killed", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
@@ -87,7 +100,7 @@ from warmprobe import nodes
 
 def register_pipelines():
     made = [node(getattr(nodes, name), None, f"{name}_done", name=name)
-            for name in ("report", "fail", "exit_hard", "kill_self")]
+            for name in ("report", "fail", "exit_hard", "kill_self", "sleep_long")]
     return {"__default__": Pipeline(made)}
 """
 
@@ -301,3 +314,33 @@ def test_the_server_env_is_what_every_task_shares() -> None:
 )
 def test_only_kedro_commands_start_warm(command: tuple[str, ...], warm: bool) -> None:
     assert is_warm_command(command) is warm
+
+
+@pytest.mark.slow
+def test_a_command_run_captured_keeps_its_streams_apart_and_is_killed_at_its_timeout(
+    probe_project: Path, tmp_path: Path
+) -> None:
+    """`run_captured` (what the tests' own `kedro` commands use, tests/_processes.py): stdout
+    and stderr as `subprocess.run` gives them, and a command past its timeout is killed."""
+    out = tmp_path / "report"
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "PROBE_OUT": str(out)}
+    env["KEDRO_GCS_BRIDGE_TASK"] = "captured"
+    warm = WarmStarter(probe_project, env, own_dirs=False)
+    try:
+        assert warm.cold_reason(("kedro", "run"), env) == ""
+        code, stdout, stderr = warm.run_captured(("kedro", "nosuch"), probe_project, env)
+        assert code == 2 and "No such command" in stderr and "No such command" not in stdout
+        with pytest.raises(subprocess.TimeoutExpired):
+            warm.run_captured(("kedro", "run", "--nodes", "sleep_long"), probe_project, env, 20)
+        pid = int(Path(f"{out}.pid").read_text(encoding="utf-8"))
+        for _ in range(100):  # killed: gone (reaped by the server) within 10 s
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists()
+        code, stdout, _ = warm.run_captured(
+            ("kedro", "run", "--nodes", "report"), probe_project, env
+        )
+        assert code == 0 and "report ran in captured" in stdout  # the server still serves
+    finally:
+        warm.close()
