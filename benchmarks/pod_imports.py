@@ -148,9 +148,13 @@ def measure(before: str, now: str, runs: int) -> tuple[dict[str, list[Any]], dic
             trees = {"before": tree_of(before, work / "before"), **trees}
         except subprocess.CalledProcessError:
             print(f"commit {before} is not in this clone: measuring 'now' only")
-        # One untimed run each first: it writes the bytecode, as `pip install` does in an image.
-        loaded = {name: run_once(project, tree, work)[1] for name, tree in trees.items()}
+        # One untimed run each first: it writes the bytecode, as `pip install` does in an image
+        # (a smoke run, `runs=0` here, keeps its figures instead).
+        first = {name: run_once(project, tree, work) for name, tree in trees.items()}
+        loaded = {name: modules for name, (_, modules) in first.items()}
         samples: dict[str, list[Any]] = {name: [] for name in trees}
+        if not runs:
+            samples = {name: [figures_] for name, (figures_, _) in first.items()}
         for _ in range(runs):
             for name, tree in trees.items():
                 samples[name].append(run_once(project, tree, work)[0])
@@ -179,18 +183,24 @@ def compare(samples: dict[str, list[Any]]) -> tuple[list[common.Target], float |
 
 def main() -> None:
     args = common.parser(__doc__.splitlines()[0])
-    args.add_argument("--runs", type=int, default=5, help="runs per variant (--quick: 1)")
+    args.add_argument(
+        "--runs", type=int, default=5, help="runs per variant (--quick: none after the first)"
+    )
     args.add_argument("--before", default=BEFORE, help="commit or folder of the 'before' package")
     args.add_argument("--now", default="", help="commit or folder of 'now' (default: checkout)")
     options = args.parse_args()
-    runs = 1 if options.quick else options.runs
+    runs = 0 if options.quick else options.runs  # --quick: the first run's figures only
     samples, loaded = measure(options.before, options.now, runs)
     keys = list(samples["now"][0])
     rows = [
         [name, *(common.median(s[key] for s in figures_) for key in keys)]
         for name, figures_ in samples.items()
     ]
-    print(common.table(f"Pod imports, median of {runs} run(s), microseconds", ["", *keys], rows))
+    print(
+        common.table(
+            f"Pod imports, median of {max(runs, 1)} run(s), microseconds", ["", *keys], rows
+        )
+    )
     targets, ratio = compare(samples)
     print(common.targets_table(targets))
     common.write_result(
