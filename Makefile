@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: install bytecode demo test test-fast test-real test-image test-providers test-airflow lint clean
+.PHONY: install bytecode demo test test-fast test-real test-bench test-image test-providers test-airflow lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: install
 # The real parts (the image, a real Airflow deployment, the oldest provider set) are jobs of
 # their own: `make test-real`, which .ci/run runs after `make test`.
 REAL := image or airflow_real or providers
+# The benchmark scripts' smoke runs (tests/test_benchmarks.py): `make test-bench`, a CI job of
+# its own after `make test-real`.
+NOT_IN_TEST := $(REAL) or bench
 # Three pytest workers (pytest-xdist), each test file whole on one of them: slow tests wait on
 # processes (`kedro run`, replay, Airflow), pod start delays and backoffs, so on 2 CPUs two
 # workers left a third of a CPU idle (1.64 CPUs busy; three: 1.92, 14.7 -> 12.0 min).
@@ -41,10 +44,10 @@ WORKERS ?= 3
 XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadfile)
 
 test: lint bytecode
-	$(VENV)/bin/pytest $(XDIST) -m "not ($(REAL))"
+	$(VENV)/bin/pytest $(XDIST) -m "not ($(NOT_IN_TEST))"
 
 test-fast: lint bytecode
-	$(VENV)/bin/pytest $(XDIST) -m "not slow and not ($(REAL))"
+	$(VENV)/bin/pytest $(XDIST) -m "not slow and not ($(NOT_IN_TEST))"
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
@@ -56,6 +59,9 @@ clean:
 # (tests/test_providers.py).
 test-real: bytecode
 	$(VENV)/bin/pytest -m "$(REAL)"
+
+test-bench: bytecode
+	$(VENV)/bin/pytest -m bench
 
 test-image: install
 	$(VENV)/bin/pytest -m image

@@ -1,8 +1,10 @@
 """Smoke test of the benchmark scripts: each runs with its smallest settings and writes its JSON.
 
-No timing is asserted. The scripts run one after the other in one session fixture, started in
-the background once collection is done (tests/_prefetch.py), with their results redirected to a
-temporary folder so that full-size results in `benchmarks/results/` are left alone.
+No timing is asserted. Marked `bench`: `make test-bench` runs them, as a CI job of its own
+(they check the benchmark scripts, not the package, and take ~2 min of CPU). The scripts run
+one after the other in one session fixture, started in the background once collection is done
+(tests/_prefetch.py), with their results redirected to a temporary folder so that full-size
+results in `benchmarks/results/` are left alone.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ def smoke_runs() -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.bench
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_benchmark_runs_and_writes_its_json(name: str, smoke_runs: dict[str, Any]) -> None:
     done, results = smoke_runs[name]
@@ -119,6 +122,7 @@ def test_scripts_are_all_covered() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.bench
 def test_run_all_summarises_what_it_ran(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--only", "runid_handoff"],
@@ -137,6 +141,7 @@ def test_run_all_summarises_what_it_ran(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.bench
 def test_dag_scale_measures_ours_against_the_original_template(
     smoke_runs: dict[str, Any],
 ) -> None:
