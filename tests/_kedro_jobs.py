@@ -4,7 +4,9 @@ processes: every job in its own copy, several at a time (conftest.py's session f
 
 Real processes on purpose: each copy's edits may change the project's own code (pipelines,
 settings), which Kedro imports as the package `spaceflights`; one process per copy keeps one
-copy's modules from answering for another's.
+copy's modules from answering for another's. A batch of three or more starts warm: each
+process forked from one server that has imported Kedro and the example's third-party imports,
+never the project's own package (tests/_processes.py; `KEDRO_GCS_BRIDGE_TEST_COLD=1`: cold).
 """
 
 from __future__ import annotations
