@@ -152,9 +152,9 @@ def measure(before: str, now: str, runs: int) -> tuple[dict[str, list[Any]], dic
         # (a smoke run, `runs=0` here, keeps its figures instead).
         first = {name: run_once(project, tree, work) for name, tree in trees.items()}
         loaded = {name: modules for name, (_, modules) in first.items()}
-        samples: dict[str, list[Any]] = {name: [] for name in trees}
-        if not runs:
-            samples = {name: [figures_] for name, (figures_, _) in first.items()}
+        samples: dict[str, list[Any]] = {
+            name: [] if runs else [figures_] for name, (figures_, _) in first.items()
+        }
         for _ in range(runs):
             for name, tree in trees.items():
                 samples[name].append(run_once(project, tree, work)[0])

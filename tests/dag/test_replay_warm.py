@@ -27,11 +27,10 @@ _NODES = '''
 
 import json
 import os
-import subprocess
-import time
 import signal
 import sys
 import tempfile
+import time
 
 import email.mime.text  # a module only the project imports: preloaded by the server
 
@@ -80,8 +79,6 @@ def exit_hard() -> str:
 def sleep_long() -> str:
     with open(os.environ["PROBE_OUT"] + ".pid", "w", encoding="utf-8") as file:
         file.write(str(os.getpid()))
-    import time
-
     time.sleep(600)
     return "never"
 
