@@ -1,22 +1,19 @@
 """The task's start reaches its pod: a generated DAG, loaded by a real Airflow DagBag, renders
 `KEDRO_GCS_BRIDGE_TASK_START` from the task instance Airflow 3 hands templates, and replay sets
 it when a task starts. The runner measures the pod start from it
-(tests/pod/test_runner_pod_start.py).
+(tests/pod/test_runner_pod_start.py); tests/ops/test_finalize.py's real `airflow dags test`
+checks that each group's manifest measures it from the start Airflow rendered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from _processes import run
-from conftest import template_context, with_airflow_db
+from conftest import template_context
 from kedro.pipeline import Pipeline, node
 
 from kedro_gcs_bridge.dag.replay import ReplayTask, run_task
@@ -101,38 +98,3 @@ class TestReplay:
         assert result.started is not None
         assert abs(told.timestamp() - result.started) < 0.01
         assert told.tzinfo is not None
-
-
-@pytest.mark.slow
-def test_airflow_renders_the_start_and_each_group_measures_its_pod_start(
-    tmp_path: Path, airflow_db: Path
-) -> None:
-    """A real `airflow dags test` of the local variant: Airflow 3 renders `ti.start_date` into
-    each task's environment, and each group's manifest measures its start from it."""
-    project = tmp_path / "spaceflights"
-    shutil.copytree(REPO / "examples" / "spaceflights", project)
-    env = {
-        "KEDRO_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "1",
-        "AIRFLOW_HOME": str(with_airflow_db(tmp_path / "airflow_home", airflow_db)),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
-    }
-    template = str(REPO / "templates" / "gcs_bridge.j2")
-    create = ["airflow", "create", "-j", template, "-t", "dags", "--params", "pod_backend=local"]
-    created = run([str(BIN / "kedro"), *create], project, env)
-    assert created.returncode == 0, created.stderr[-3000:]
-    tested = run([str(BIN / "airflow"), "dags", "test", LOCAL_DAG_ID], project, env)
-    assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
-    (prefix,) = (project / ".gcs-bridge-runs" / LOCAL_DAG_ID).iterdir()
-    # The folder holds the run id percent-encoded: read the files, not a URL made from them.
-    manifests = [json.loads(path.read_text()) for path in (prefix / "manifests").iterdir()]
-    assert len(manifests) == 5
-    for manifest in manifests:
-        started = dt.datetime.fromisoformat(manifest["task_start_at"])
-        first = dt.datetime.fromisoformat(manifest["first_node_at"])
-        assert started.tzinfo is not None
-        assert manifest["pod_start_seconds"] == pytest.approx(
-            (first - started).total_seconds(), abs=1e-3
-        )
-        assert manifest["pod_start_seconds"] > 0, manifest["task"]

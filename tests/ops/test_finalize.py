@@ -1,11 +1,14 @@
 """Finalize: the verdict from Airflow's task states, the MLflow parent's status set once, retries.
 
 The end-to-end test runs the local variant of the example's DAG in a real `airflow dags test`,
-with one task marked success by hand and the MLflow parent's status update failing once.
+with one task marked success by hand and the MLflow parent's status update failing once; it
+also checks each group's measured pod start against the task start Airflow rendered.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import shutil
 import sys
 import threading
@@ -266,3 +269,21 @@ def test_finalize_in_airflow_follows_task_states_and_retries(
     }
     assert [p.info.status for p in parents] == ["FINISHED"]
     assert children == {"companies", "shuttles", "split", "train_model_node"}
+    _assert_pod_starts_measured(tmp_path / "spaceflights", len(children))
+
+
+def _assert_pod_starts_measured(project: Path, groups: int) -> None:
+    """Airflow 3 rendered `ti.start_date` into each task's environment, and each group that ran
+    measured its pod start from it (tests/dag/test_task_start.py has the rendering itself)."""
+    (prefix,) = (project / ".gcs-bridge-runs" / f"{DAG_ID}_local").iterdir()
+    # The folder holds the run id percent-encoded: read the files, not a URL made from them.
+    manifests = [json.loads(path.read_text()) for path in (prefix / "manifests").iterdir()]
+    assert len(manifests) == groups
+    for manifest in manifests:
+        started = dt.datetime.fromisoformat(manifest["task_start_at"])
+        first = dt.datetime.fromisoformat(manifest["first_node_at"])
+        assert started.tzinfo is not None
+        assert manifest["pod_start_seconds"] == pytest.approx(
+            (first - started).total_seconds(), abs=1e-3
+        )
+        assert manifest["pod_start_seconds"] > 0, manifest["task"]
