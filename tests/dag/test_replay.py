@@ -4,7 +4,6 @@ local-Airflow variant of the same DAG run by a real `airflow dags test`."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -161,8 +160,9 @@ class TestReplay:
     def test_replay_matches_one_process(
         self, grouped: Replayed, reference_metrics: dict[str, float]
     ) -> None:
-        """(The ungrouped DAG, 7 tasks, is replayed by TestModelAgainstReplay; `--shared-dir`
-        by TestIsolation and the tracking and fault tests.)"""
+        """(An ungrouped DAG and the cost model against its replay: test_replay_fanout.py and
+        the tracked replay's suggest tests; `--shared-dir`: TestIsolation and the tracking and
+        fault tests.)"""
         out = grouped.result.stdout
         assert "[5/5]" in out
         # Each task ran in its own copy: the metrics stayed on the evaluate task's disk.
@@ -354,73 +354,6 @@ class TestIsolation:
             store.fs.open(store.fs.find(store.layout.data_dir(self.CROSSING))[0], "rb")
         )
         pd.testing.assert_frame_equal(pd.read_parquet(project / written), reference)
-
-
-DELAY = 3.0
-
-
-def _figure(out: str, pattern: str) -> float:
-    found = re.search(pattern, out)
-    assert found, out[-3000:]
-    return float(found.group(1))
-
-
-def _model(project: Path, env: dict[str, str], prefix: str, out: str) -> dict[str, Any]:
-    """`suggest --format json` with the constants the replay measured (see its last line)."""
-    kedro_start = _figure(out, r"--kedro-start ([\d.]+)")
-    args = ["--pod-start", str(DELAY), "--kedro-start", str(kedro_start), "--round-trip-ms", "0"]
-    command = [str(BIN / "kedro"), "gcs-bridge", "suggest", "--from", prefix, "--format", "json"]
-    result = run([*command, *args], project, env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout[result.stdout.index("{") :])
-
-
-def _evaluated_metrics(kept: Path) -> dict[str, float]:
-    """metrics.json as whichever task ran evaluate_model_node left it in its own copy."""
-    (path,) = kept.glob("*/project/data/08_reporting/metrics.json")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-@pytest.mark.slow
-class TestModelAgainstReplay:
-    """Issue 16 item 4: the cost model's makespan against a replay with a pod start delay."""
-
-    def test_model_and_suggested_groups_replay_to_same_outputs(
-        self, workdir: Path, base_env: dict[str, str], reference_metrics: dict[str, float]
-    ) -> None:
-        """The ungrouped DAG (7 tasks) replayed with a pod start delay, and its model. The
-        model's figures are bounded by configuration
-        (the delay each task waits), not compared with the replay's clock: how close the model
-        comes is a measurement, printed for docs/benchmarks.md."""
-        project = fresh_project(workdir, "model-check")
-        name, dag_id = "spaceflights_ungrouped_dag.py", "spaceflights__default__local_ungrouped"
-        ungrouped_dag = create_dag(project, base_env, "grouping=false", name=name)
-        delay = ("--parallel", "2", "--pod-start-delay", str(DELAY))
-        keep = ("--keep-task-dirs", str(project / "kept-ungrouped"))
-        ungrouped = replay(project, ungrouped_dag, base_env, *delay, *keep)
-        assert ungrouped.returncode == 0, ungrouped.stdout[-3000:]
-        assert "[7/7]" in ungrouped.stdout
-        assert f"{DELAY:g} s of it pod start" in ungrouped.stdout
-        # Every ready task started at once, as on Autopilot: the model assumes nothing else.
-        assert "for a free --parallel slot" not in ungrouped.stdout
-        manifests = HandoffStore(run_prefix(project, dag_id), task="inspect").manifests()
-        assert len(manifests) == 7
-        assert all((m.pod_start_seconds or 0.0) >= DELAY for m in manifests)  # the delay was kept
-        table = ungrouped.stdout[ungrouped.stdout.index("task  ") :]
-        assert "split_data_node" in table and "bytes out" in table
-        measured = _figure(ungrouped.stdout, r"makespan: ([\d.]+) s")
-        model = _model(project, base_env, run_prefix(project, dag_id), ungrouped.stdout)
-        estimate = model["ungrouped"]["makespan_s"]
-        assert model["model"]["pod_start_s"] == DELAY
-        # Each task of the longest chain (companies, split, train, evaluate) waits the delay.
-        assert min(measured, estimate) >= 4 * DELAY
-        assert _evaluated_metrics(project / "kept-ungrouped") == reference_metrics
-        suggested = model["suggested"]
-        assert suggested["makespan_s"] < estimate  # the same measured inputs, fewer pod starts
-        assert suggested["tasks"] < 7
-        # (Pasting suggested groups and replaying them to the same outputs, faster: the fan-out
-        # project's test, tests/dag/test_replay_fanout.py, whose branches make the gain large.)
-        print(f"\nungrouped: {measured} s measured, {estimate} s model")  # for docs/benchmarks.md
 
 
 class TestTiming:
