@@ -364,6 +364,26 @@ def records(prefix: str, names: tuple[str, ...] = CROSSING) -> dict[str, dict[st
     return {name: store.read_record(name).to_json() for name in names}
 
 
+@pytest.fixture(scope="module")
+def upstream(project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Run prefixes (file://) made once for the fault tests, each copied before a test writes:
+    "raw" holds what the companies and shuttles groups committed, "split" that plus the split
+    group's. (Readers find objects by the layout and the recorded object name, not by the
+    recorded path, so a copied run prefix reads as the original.)"""
+    root = tmp_path_factory.mktemp("upstream")
+    for group in ("companies", "shuttles"):
+        assert run_example_group(project, group, (root / "raw").as_uri()).returncode == 0
+    shutil.copytree(root / "raw", root / "split")
+    assert run_example_group(project, "split", (root / "split").as_uri()).returncode == 0
+    return {"raw": root / "raw", "split": root / "split"}
+
+
+def copied(upstream: Path, target: Path) -> str:
+    """A run prefix holding a copy of `upstream`'s objects."""
+    shutil.copytree(upstream, target)
+    return target.as_uri()
+
+
 @pytest.fixture
 def example_prefix(gcs_emulator: str) -> str:
     """A run prefix on the emulator bucket. (Groups in separate processes over a file:// prefix
@@ -411,11 +431,9 @@ class TestExampleProject:
         assert "no manifest" in said(result)
 
     def test_truncated_handoff_object_fails_the_consumer(
-        self, project: Path, tmp_path: Path
+        self, project: Path, tmp_path: Path, upstream: dict[str, Path]
     ) -> None:
-        prefix = (tmp_path / "truncated").as_uri()
-        for group in ("companies", "shuttles", "split"):
-            assert run_example_group(project, group, prefix).returncode == 0
+        prefix = copied(upstream["split"], tmp_path / "truncated")
         (target,) = (tmp_path / "truncated" / "data" / "X_train").glob("a1-*.feather")
         target.write_bytes(target.read_bytes()[:100])
         result = run_example_group(project, "train_model_node", prefix)
@@ -424,10 +442,10 @@ class TestExampleProject:
             result
         )
 
-    def test_pickle_forbidden_fails_naming_the_dataset(self, project: Path, tmp_path: Path) -> None:
-        prefix = (tmp_path / "nopickle").as_uri()
-        for group in ("companies", "shuttles", "split"):
-            assert run_example_group(project, group, prefix).returncode == 0
+    def test_pickle_forbidden_fails_naming_the_dataset(
+        self, project: Path, tmp_path: Path, upstream: dict[str, Path]
+    ) -> None:
+        prefix = copied(upstream["split"], tmp_path / "nopickle")
         result = run_example_group(
             project, "train_model_node", prefix, KEDRO_GCS_BRIDGE_ALLOW_PICKLE="false"
         )
@@ -436,14 +454,10 @@ class TestExampleProject:
         assert not (tmp_path / "nopickle" / "data" / "regressor").exists()
 
     def test_group_killed_mid_save_and_rerun_gives_identical_outputs(
-        self, project: Path, tmp_path: Path
+        self, project: Path, tmp_path: Path, upstream: dict[str, Path]
     ) -> None:
-        clean = (tmp_path / "clean").as_uri()
-        killed = (tmp_path / "killed").as_uri()
-        for prefix in (clean, killed):
-            for group in ("companies", "shuttles"):
-                assert run_example_group(project, group, prefix).returncode == 0
-        assert run_example_group(project, "split", clean).returncode == 0
+        clean = upstream["split"].as_uri()  # read only: the split group's reference outputs
+        killed = copied(upstream["raw"], tmp_path / "killed")
 
         env = {
             **os.environ,
