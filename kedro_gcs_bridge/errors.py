@@ -91,3 +91,8 @@ class DeployError(GCSBridgeError):
 
 class AirflowApiError(GCSBridgeError):
     """Airflow's REST API refused a request or did not answer (`kedro gcs-bridge trigger`)."""
+
+
+class AirflowUnavailableError(AirflowApiError):
+    """Airflow's REST API did not answer, or answered busy or failing (HTTP 429, 5xx): the
+    same request may succeed when asked again."""

@@ -123,6 +123,14 @@ def trigger(
     if not wait:
         return
     max_polls = max(1, int(timeout / poll_seconds))
-    state = ops.watch(api, dag_id, run_id, show, poll_seconds, max_polls)
+    state = ops.watch(
+        api,
+        dag_id,
+        run_id,
+        show,
+        poll_seconds,
+        max_polls,
+        tell=lambda line: click.echo(line, err=True),
+    )
     click.echo(f"run {run_id} of {dag_id}: {state}")
     ctx.exit(ops.exit_code(state))

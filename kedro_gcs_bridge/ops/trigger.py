@@ -19,12 +19,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kedro_gcs_bridge.errors import AirflowApiError
+from kedro_gcs_bridge.errors import AirflowApiError, AirflowUnavailableError
 
 #: Exit code of each final state of a DAG run.
 EXIT_CODES: Mapping[str, int] = {"success": 0, "failed": 1}
 GOOGLE_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_PASSWORD_ENV = "AIRFLOW_PASSWORD"
+#: Polls in a row `watch` asks again after a transient error before it gives up.
+MISSES = 5
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class AirflowApi:
         """One JSON request; its decoded answer.
 
         Raises:
-            AirflowApiError: An error status (with Airflow's detail) or no answer.
+            AirflowUnavailableError: No answer, or a busy or failing server (HTTP 429, 5xx).
+            AirflowApiError: Any other error status (with Airflow's detail).
         """
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.token:
@@ -52,13 +55,18 @@ class AirflowApi:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", errors="replace")[:1000]
-            raise AirflowApiError(f"{method} {target}: HTTP {exc.code} {detail}") from exc
+            kind = AirflowUnavailableError if _transient(exc.code) else AirflowApiError
+            raise kind(f"{method} {target}: HTTP {exc.code} {detail}") from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise AirflowApiError(f"{method} {target}: no answer ({exc})") from exc
+            raise AirflowUnavailableError(f"{method} {target}: no answer ({exc})") from exc
         try:
             return json.loads(raw) if raw else None
         except ValueError as exc:
             raise AirflowApiError(f"{method} {target}: not JSON: {raw[:200]!r}") from exc
+
+
+def _transient(status: int) -> bool:
+    return status == 429 or status >= 500
 
 
 def login_token(url: str, username: str, password: str) -> str:
@@ -172,18 +180,35 @@ def watch(
     interval: float = 5,
     max_polls: int = 720,
     sleep: Callable[[float], None] = time.sleep,
+    tell: Callable[[str], None] = lambda line: None,
 ) -> str:
     """Polls the run until it ends, calling `show(task, state)` on each change; its state.
 
+    A poll that meets no answer or a busy server (`AirflowUnavailableError`) is told to `tell`
+    and asked again at the next poll, up to `MISSES` in a row: the run goes on in Airflow.
+
     Raises:
-        AirflowApiError: The run did not end within `max_polls` polls.
+        AirflowApiError: The run did not end within `max_polls` polls, `MISSES` polls in a row
+            failed, or Airflow refused a request.
     """
     states: dict[str, str] = {}
+    misses = 0
     for poll in range(max_polls):
         if poll:
             sleep(interval)
-        state = run_state(api, dag_id, run_id)
-        states, changed = task_changes(states, task_instances(api, dag_id, run_id))
+        try:
+            state = run_state(api, dag_id, run_id)
+            states, changed = task_changes(states, task_instances(api, dag_id, run_id))
+        except AirflowUnavailableError as exc:
+            misses += 1
+            if misses >= MISSES:
+                raise AirflowApiError(
+                    f"Airflow did not answer {MISSES} polls in a row ({exc}); run {run_id} of "
+                    f"{dag_id} goes on in Airflow."
+                ) from exc
+            tell(f"{exc}; asking again ({misses} of {MISSES})")
+            continue
+        misses = 0
         for task, task_state in changed:
             show(task, task_state)
         if state in EXIT_CODES:

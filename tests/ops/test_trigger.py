@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kedro_gcs_bridge.errors import AirflowApiError
+from kedro_gcs_bridge.errors import AirflowApiError, AirflowUnavailableError
 from kedro_gcs_bridge.ops.emulator import free_port
 from kedro_gcs_bridge.ops.trigger import (
     AirflowApi,
@@ -50,6 +50,26 @@ class ScriptedApi(AirflowApi):
         return {"dag_id": "d", "is_paused": self.paused}
 
 
+class FlakyApi(ScriptedApi):
+    """A `ScriptedApi` whose first `misses` reads of the run fail with `error`."""
+
+    def __init__(
+        self,
+        steps: list[tuple[str, dict[str, str]]],
+        misses: int,
+        error: AirflowApiError | None = None,
+    ) -> None:
+        super().__init__(steps)
+        object.__setattr__(self, "misses", misses)
+        object.__setattr__(self, "error", error or AirflowUnavailableError("GET x: HTTP 502 ..."))
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        if "/dagRuns/" in path and not path.endswith("1000") and self.misses:
+            object.__setattr__(self, "misses", self.misses - 1)
+            raise self.error
+        return super().call(method, path, body)
+
+
 class TestWatch:
     def test_each_change_is_shown_once_and_the_run_state_returned(self) -> None:
         api = ScriptedApi(
@@ -85,6 +105,28 @@ class TestWatch:
         with pytest.raises(AirflowApiError, match="did not end within 3 polls"):
             watch(api, "d", RUN, lambda *c: None, 1, 3, lambda s: None)
 
+    def test_transient_errors_are_asked_again_and_said(self) -> None:
+        """A 502 or a dropped answer from Composer's web server mid-run does not end `--wait`:
+        the run goes on in Airflow, so the poll asks again (said once per miss)."""
+        api = FlakyApi([("running", {"a": "running"}), ("success", {"a": "success"})], misses=2)
+        told: list[str] = []
+        sleeps: list[float] = []
+        state = watch(api, "d", RUN, lambda *c: None, 2, 10, sleeps.append, told.append)
+        assert state == "success"
+        assert len(told) == 2 and all("HTTP 502" in line for line in told)
+        assert "asking again (1 of 5)" in told[0] and "(2 of 5)" in told[1]
+        assert sleeps == [2, 2, 2]  # a miss costs a poll interval, like any poll
+
+    def test_too_many_misses_in_a_row_end_the_wait_naming_the_run(self) -> None:
+        api = FlakyApi([("running", {"a": "running"})], misses=6)
+        with pytest.raises(AirflowApiError, match=r"5 polls in a row .* goes on in Airflow"):
+            watch(api, "d", RUN, lambda *c: None, 1, 100, lambda s: None)
+
+    def test_a_refusal_is_not_asked_again(self) -> None:
+        api = FlakyApi([("running", {"a": "running"})], misses=1, error=AirflowApiError("404"))
+        with pytest.raises(AirflowApiError, match="404"):
+            watch(api, "d", RUN, lambda *c: None, 1, 100, lambda s: pytest.fail("slept"))
+
     @pytest.mark.parametrize(
         ("state", "code"), [("success", 0), ("failed", 1), ("queued", 1), ("running", 1)]
     )
@@ -111,7 +153,8 @@ class TestStartRun:
 
 @pytest.fixture
 def token_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A loopback `/auth/token` that accepts alice/pw; records the bodies it got."""
+    """A loopback `/auth/token` that accepts alice/pw (recording the bodies it got), and
+    `/status/N` that answers HTTP N."""
     bodies: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -122,6 +165,13 @@ def token_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
             answer = {"access_token": "jwt-1"} if good else {"detail": "Invalid credentials"}
             data = json.dumps(answer).encode()
             self.send_response(201 if good else 401)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # /status/N answers HTTP N
+            data = b'{"detail": "scripted"}'
+            self.send_response(int(self.path.rsplit("/", 1)[-1]))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -177,5 +227,17 @@ def test_no_google_credentials_say_what_to_do(
 
 def test_no_server_is_a_clear_error() -> None:
     api = AirflowApi(f"http://127.0.0.1:{free_port()}", "t", timeout=5)
-    with pytest.raises(AirflowApiError, match="no answer"):
+    with pytest.raises(AirflowUnavailableError, match="no answer"):
         api.call("GET", "/api/v2/dags/d")
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"), [(502, True), (503, True), (429, True), (404, False), (403, False)]
+)
+def test_only_busy_or_failing_servers_are_worth_asking_again(
+    token_server: tuple[str, list[dict[str, Any]]], status: int, transient: bool
+) -> None:
+    url, _ = token_server
+    with pytest.raises(AirflowApiError, match=f"HTTP {status}") as raised:
+        AirflowApi(url, "t").call("GET", f"/status/{status}")
+    assert isinstance(raised.value, AirflowUnavailableError) is transient
