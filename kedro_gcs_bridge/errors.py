@@ -93,6 +93,10 @@ class AirflowApiError(GCSBridgeError):
     """Airflow's REST API refused a request or did not answer (`kedro gcs-bridge trigger`)."""
 
 
+class AirflowAuthError(AirflowApiError):
+    """Airflow's REST API refused the token (HTTP 401): a new token may be let in."""
+
+
 class AirflowUnavailableError(AirflowApiError):
     """Airflow's REST API did not answer, or answered busy or failing (HTTP 429, 5xx): the
     same request may succeed when asked again."""

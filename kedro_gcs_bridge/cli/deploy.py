@@ -114,8 +114,11 @@ def trigger(
     def show(task: str, state: str) -> None:
         click.echo(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {task}: {state}")
 
-    token = ops.resolve_token(api_url, os.environ, token_env, username, password_env)
-    api = ops.AirflowApi(api_url, token)
+    def connect() -> ops.AirflowApi:
+        token = ops.resolve_token(api_url, os.environ, token_env, username, password_env)
+        return ops.AirflowApi(api_url, token)
+
+    api = connect()
     run_id, paused = ops.start_run(api, dag_id, conf, unpause)
     click.echo(f"started run {run_id} of {dag_id}")
     if paused:
@@ -131,6 +134,7 @@ def trigger(
         poll_seconds,
         max_polls,
         tell=lambda line: click.echo(line, err=True),
+        renew=connect,
     )
     click.echo(f"run {run_id} of {dag_id}: {state}")
     ctx.exit(ops.exit_code(state))

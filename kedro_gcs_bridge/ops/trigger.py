@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kedro_gcs_bridge.errors import AirflowApiError, AirflowUnavailableError
+from kedro_gcs_bridge.errors import AirflowApiError, AirflowAuthError, AirflowUnavailableError
 
 #: Exit code of each final state of a DAG run.
 EXIT_CODES: Mapping[str, int] = {"success": 0, "failed": 1}
@@ -27,6 +27,16 @@ GOOGLE_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_PASSWORD_ENV = "AIRFLOW_PASSWORD"
 #: Polls in a row `watch` asks again after a transient error before it gives up.
 MISSES = 5
+#: Error statuses worth asking again (any 5xx too), and how.
+_ERROR_KINDS: Mapping[int, type[AirflowApiError]] = {
+    401: AirflowAuthError,
+    429: AirflowUnavailableError,
+}
+
+
+def _error_kind(status: int) -> type[AirflowApiError]:
+    """What asking again needs after an error status: a 5xx server is failing."""
+    return AirflowUnavailableError if status >= 500 else _ERROR_KINDS.get(status, AirflowApiError)
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class AirflowApi:
 
         Raises:
             AirflowUnavailableError: No answer, or a busy or failing server (HTTP 429, 5xx).
+            AirflowAuthError: The token was refused (HTTP 401).
             AirflowApiError: Any other error status (with Airflow's detail).
         """
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -55,7 +66,7 @@ class AirflowApi:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", errors="replace")[:1000]
-            kind = AirflowUnavailableError if _transient(exc.code) else AirflowApiError
+            kind = _error_kind(exc.code)
             raise kind(f"{method} {target}: HTTP {exc.code} {detail}") from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise AirflowUnavailableError(f"{method} {target}: no answer ({exc})") from exc
@@ -63,10 +74,6 @@ class AirflowApi:
             return json.loads(raw) if raw else None
         except ValueError as exc:
             raise AirflowApiError(f"{method} {target}: not JSON: {raw[:200]!r}") from exc
-
-
-def _transient(status: int) -> bool:
-    return status == 429 or status >= 500
 
 
 def login_token(url: str, username: str, password: str) -> str:
@@ -181,24 +188,33 @@ def watch(
     max_polls: int = 720,
     sleep: Callable[[float], None] = time.sleep,
     tell: Callable[[str], None] = lambda line: None,
+    renew: Callable[[], AirflowApi] | None = None,
 ) -> str:
     """Polls the run until it ends, calling `show(task, state)` on each change; its state.
 
-    A poll that meets no answer or a busy server (`AirflowUnavailableError`) is told to `tell`
-    and asked again at the next poll, up to `MISSES` in a row: the run goes on in Airflow.
+    The run goes on in Airflow whatever happens here, so a poll that meets no answer or a busy
+    server (`AirflowUnavailableError`) is told to `tell` and asked again at the next poll, up
+    to `MISSES` in a row; a refused token (`AirflowAuthError`: Google's last an hour) is
+    renewed with `renew`, once until a poll succeeds again.
 
     Raises:
         AirflowApiError: The run did not end within `max_polls` polls, `MISSES` polls in a row
-            failed, or Airflow refused a request.
+            failed, a renewed token was refused, or Airflow refused a request.
     """
     states: dict[str, str] = {}
-    misses = 0
+    misses, renewed = 0, False
     for poll in range(max_polls):
         if poll:
             sleep(interval)
         try:
             state = run_state(api, dag_id, run_id)
             states, changed = task_changes(states, task_instances(api, dag_id, run_id))
+        except AirflowAuthError as exc:
+            if renew is None or renewed:
+                raise
+            api, renewed = renew(), True
+            tell(f"{exc}; asking again with a new token")
+            continue
         except AirflowUnavailableError as exc:
             misses += 1
             if misses >= MISSES:
@@ -208,7 +224,7 @@ def watch(
                 ) from exc
             tell(f"{exc}; asking again ({misses} of {MISSES})")
             continue
-        misses = 0
+        misses, renewed = 0, False
         for task, task_state in changed:
             show(task, task_state)
         if state in EXIT_CODES:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kedro_gcs_bridge.errors import AirflowApiError, AirflowUnavailableError
+from kedro_gcs_bridge.errors import AirflowApiError, AirflowAuthError, AirflowUnavailableError
 from kedro_gcs_bridge.ops.emulator import free_port
 from kedro_gcs_bridge.ops.trigger import (
     AirflowApi,
@@ -121,6 +121,28 @@ class TestWatch:
         api = FlakyApi([("running", {"a": "running"})], misses=6)
         with pytest.raises(AirflowApiError, match=r"5 polls in a row .* goes on in Airflow"):
             watch(api, "d", RUN, lambda *c: None, 1, 100, lambda s: None)
+
+    def test_a_token_that_expired_mid_wait_is_renewed_once(self) -> None:
+        """Google's tokens last an hour; a `--wait` may last longer (`--timeout`)."""
+        expired = AirflowAuthError("GET x: HTTP 401 token expired")
+        api = FlakyApi([("running", {"a": "running"}), ("success", {})], misses=1, error=expired)
+        renewed: list[ScriptedApi] = []
+
+        def renew() -> ScriptedApi:
+            renewed.append(ScriptedApi(api.steps))  # the same run, a new token
+            return renewed[-1]
+
+        told: list[str] = []
+        state = watch(api, "d", RUN, lambda *c: None, 1, 10, lambda s: None, told.append, renew)
+        assert state == "success" and len(renewed) == 1
+        assert told == ["GET x: HTTP 401 token expired; asking again with a new token"]
+        assert renewed[0].calls  # the polls after the renewal used the new token
+
+    def test_a_renewed_token_refused_again_ends_the_wait(self) -> None:
+        expired = AirflowAuthError("GET x: HTTP 401 token expired")
+        api = FlakyApi([("running", {"a": "running"})], misses=2, error=expired)
+        with pytest.raises(AirflowAuthError, match="401"):
+            watch(api, "d", RUN, lambda *c: None, 1, 10, lambda s: None, renew=lambda: api)
 
     def test_a_refusal_is_not_asked_again(self) -> None:
         api = FlakyApi([("running", {"a": "running"})], misses=1, error=AirflowApiError("404"))
@@ -232,12 +254,20 @@ def test_no_server_is_a_clear_error() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "transient"), [(502, True), (503, True), (429, True), (404, False), (403, False)]
+    ("status", "kind"),
+    [
+        (502, AirflowUnavailableError),
+        (503, AirflowUnavailableError),
+        (429, AirflowUnavailableError),
+        (401, AirflowAuthError),
+        (404, AirflowApiError),
+        (403, AirflowApiError),
+    ],
 )
-def test_only_busy_or_failing_servers_are_worth_asking_again(
-    token_server: tuple[str, list[dict[str, Any]]], status: int, transient: bool
+def test_each_error_status_says_what_asking_again_needs(
+    token_server: tuple[str, list[dict[str, Any]]], status: int, kind: type[Exception]
 ) -> None:
     url, _ = token_server
     with pytest.raises(AirflowApiError, match=f"HTTP {status}") as raised:
         AirflowApi(url, "t").call("GET", f"/status/{status}")
-    assert isinstance(raised.value, AirflowUnavailableError) is transient
+    assert type(raised.value) is kind
