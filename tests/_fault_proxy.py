@@ -1,6 +1,7 @@
-"""A fault-injecting HTTP proxy on 127.0.0.1 in front of the local GCS emulator.
+"""A fault-injecting HTTP proxy on 127.0.0.1 in front of a loopback server: the local GCS
+emulator, an `mlflow server` or an Airflow API server.
 
-It forwards requests to the emulator and, for a seeded random fraction of them, answers 503
+It forwards requests to it and, for a seeded random fraction of them, answers 503
 or 429 instead, or drops the connection without an answer. It is bounded: it stops after
 `max_requests` requests or `max_seconds`, whichever comes first, and never connects anywhere
 but the emulator's loopback address.

@@ -10,6 +10,7 @@ Where one DAG run in-process is enough, tests/ops/test_finalize.py keeps `airflo
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import time
@@ -29,6 +30,7 @@ from _airflow_server import (
     stop_groups,
     wait_ready,
 )
+from _fault_proxy import Policy, fault_proxy
 from conftest import KEDRO, TEMPLATE, Edit, Job, kedro_env, make_project
 
 from kedro_gcs_bridge.errors import AirflowUnavailableError
@@ -109,12 +111,15 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             yield Deployment(server, project, plain)
 
 
-def _trigger(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    """`kedro gcs-bridge trigger` against the deployment, as a user runs it."""
+def _trigger(
+    deployment: Deployment, *args: str, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`kedro gcs-bridge trigger` against the deployment (or `url` in front of it), as a user
+    runs it."""
     server = deployment.server
     env = {**kedro_env(), TOKEN_ENV: server.token(), PASSWORD_ENV: server.password}
     return subprocess.run(
-        [str(KEDRO), "gcs-bridge", "trigger", *args, "--api-url", server.url],
+        [str(KEDRO), "gcs-bridge", "trigger", *args, "--api-url", url or server.url],
         cwd=deployment.project,
         env=env,
         capture_output=True,
@@ -227,20 +232,42 @@ def test_a_cleared_task_reruns_from_the_same_run_prefix(
     assert "Loading data from regressor (HandoffDataset)" in log
 
 
+def _flaky_polls() -> Policy:
+    """Of the GETs of a run and its tasks (what `--wait` polls), every 3rd answers 503 and
+    every 5th is dropped: at most three polls in a row fail (a poll makes two GETs, or one
+    when its first fails; the pattern repeats every 15 GETs)."""
+    count = itertools.count(1)
+
+    def decide(method: str, path: str) -> str:
+        if method != "GET" or "/dagRuns/" not in path:
+            return "pass"
+        n = next(count)
+        return "503" if n % 3 == 0 else "drop" if n % 5 == 0 else "pass"
+
+    return decide
+
+
 def test_a_failed_group_fails_the_run_and_finalize_reports_it(deployment: Deployment) -> None:
-    done = _trigger(
-        deployment,
-        BROKEN_DAG_ID,
-        "--wait",
-        "--username",
-        USER,
-        "--password-env",
-        PASSWORD_ENV,
-        "--poll-seconds",
-        "2",
-    )
+    """Followed through a proxy that fails some of `--wait`'s polls, as a busy web server
+    does: each is said and asked again."""
+    with fault_proxy(deployment.server.url, _flaky_polls(), max_seconds=600) as proxy:
+        done = _trigger(
+            deployment,
+            BROKEN_DAG_ID,
+            "--wait",
+            "--username",
+            USER,
+            "--password-env",
+            PASSWORD_ENV,
+            "--poll-seconds",
+            "2",
+            url=proxy.url,
+        )
     out = done.stdout
     assert done.returncode == 1, out + done.stderr[-3000:]
+    assert proxy.counts["503"] and proxy.counts["drop"], proxy.counts
+    assert ": HTTP 503 " in done.stderr and "no answer" in done.stderr, done.stderr[-3000:]
+    assert "asking again (1 of 5)" in done.stderr and "(4 of 5)" not in done.stderr
     run_id = _run_id(out, BROKEN_DAG_ID)
     assert f"run {run_id} of {BROKEN_DAG_ID}: failed" in out
     assert " companies: failed" in out and f" {RUN_FAILED_TASK}: failed" in out
