@@ -147,6 +147,9 @@ def start_run(
     """Starts a run of `dag_id` now; its run id, and whether the DAG is paused.
 
     A paused DAG's run stays queued: `unpause` unpauses it first.
+
+    Raises:
+        AirflowApiError: Airflow refused, or did not answer the start (the run may exist).
     """
     dag = api.call("GET", f"/api/v2/dags/{_quote(dag_id)}")
     paused = bool(dag.get("is_paused"))
@@ -154,7 +157,13 @@ def start_run(
         api.call("PATCH", f"/api/v2/dags/{_quote(dag_id)}", {"is_paused": False})
         paused = False
     body = {"logical_date": None, "conf": dict(conf or {})}
-    run = api.call("POST", f"/api/v2/dags/{_quote(dag_id)}/dagRuns", body)
+    try:
+        run = api.call("POST", f"/api/v2/dags/{_quote(dag_id)}/dagRuns", body)
+    except AirflowUnavailableError as exc:  # never sent twice: that could start two runs
+        raise AirflowApiError(
+            f"{exc}. The run may have started anyway: look at {dag_id}'s runs in Airflow before "
+            "triggering it again."
+        ) from exc
     return str(run["dag_run_id"]), paused
 
 

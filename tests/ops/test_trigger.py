@@ -173,6 +173,21 @@ class TestStartRun:
         assert patched == ([("PATCH", "/api/v2/dags/d", {"is_paused": False})] if unpause else [])
 
 
+def test_a_start_without_an_answer_says_the_run_may_exist() -> None:
+    """A POST is never sent twice (that could start two runs): the error says to look first."""
+
+    class Silent(ScriptedApi):
+        def call(self, method: str, path: str, body: Any = None) -> Any:
+            if method == "POST":
+                raise AirflowUnavailableError("POST x: no answer (timed out)")
+            return super().call(method, path, body)
+
+    with pytest.raises(AirflowApiError, match=r"timed out\). The run may have started") as raised:
+        start_run(Silent([]), "d")
+    assert "look at d's runs in Airflow before triggering it again" in str(raised.value)
+    assert not isinstance(raised.value, AirflowUnavailableError)
+
+
 @pytest.fixture
 def token_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A loopback `/auth/token` that accepts alice/pw (recording the bodies it got), and
