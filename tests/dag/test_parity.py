@@ -60,6 +60,7 @@ def test_an_absolute_conf_source_is_refused(project: Path) -> None:
     assert not (project / "dags").exists()
 
 
+@pytest.mark.slow
 def test_tags_conf_source_and_env_reach_the_pods(project: Path) -> None:
     """`--tags`: the pods cut boundaries from the filtered pipeline, so `split` hands nothing
     to the excluded training nodes. `--conf-source conf_alt -e staging`: the pods read that

@@ -239,6 +239,7 @@ def _airflow_dags_test(tmp_path: Path, airflow_db: Path, params: str, *options: 
     return run([str(BIN / "airflow"), "dags", "test", f"{DAG_ID}_local", *options], project, env)
 
 
+@pytest.mark.slow
 def test_finalize_in_airflow_follows_task_states_and_retries(
     tmp_path: Path, mlflow_server: str, experiment: str, airflow_db: Path
 ) -> None:

@@ -202,6 +202,7 @@ class TestRootUrl:
             delete_runs(url, [])
 
 
+@pytest.mark.slow
 def test_unreachable_gcs_fails_fast_with_one_line(tmp_path: Path) -> None:
     """A gs:// root with no reachable GCS (an emulator host on a closed port): list and gc fail
     at the reach bound the command sets (REACH_SECONDS), not after gcsfs's minute of retries,
@@ -234,6 +235,7 @@ def test_unreachable_gcs_fails_fast_with_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_runs_cli_lists_and_collects(tmp_path: Path) -> None:
     project = tmp_path / "spaceflights"
     shutil.copytree(REPO / "examples" / "spaceflights", project)

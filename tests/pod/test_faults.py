@@ -34,6 +34,8 @@ from _gcs_emulator import BUCKET
 from kedro_gcs_bridge.errors import NotCommittedError
 from kedro_gcs_bridge.pod.store import HandoffStore
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 

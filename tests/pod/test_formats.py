@@ -332,6 +332,7 @@ def runner_param_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ked
     return run_jobs(root, jobs)
 
 
+@pytest.mark.slow
 class TestRunnerParams:
     def test_allow_pickle_false_stores_no_pickle(
         self, runner_param_runs: dict[str, KedroRun]

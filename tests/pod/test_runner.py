@@ -391,6 +391,7 @@ def example_prefix(gcs_emulator: str) -> str:
     return f"gs://{BUCKET}/kedro-gcs-bridge/spaceflights/{uuid.uuid4().hex}"
 
 
+@pytest.mark.slow
 class TestExampleProject:
     def test_groups_in_separate_processes_match_one_process(
         self, project: Path, in_process_metrics: dict[str, float], example_prefix: str

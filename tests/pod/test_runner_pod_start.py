@@ -22,6 +22,8 @@ from _processes import run
 from kedro_gcs_bridge.pod.context import REPLAY_PARALLEL_ENV, TASK_START_ENV
 from kedro_gcs_bridge.pod.store import HandoffStore
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 KEDRO = Path(sys.executable).parent / "kedro"
 GROUP = "preprocess_companies_node"  # the example's first group: it loads nothing crossing

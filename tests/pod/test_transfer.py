@@ -432,6 +432,7 @@ def dropping_part_reads() -> tuple[object, list[str]]:
     return _dropping("GET", "download")
 
 
+@pytest.mark.slow
 class TestFaults:
     def test_dropped_part_reads_are_retried_and_the_frame_is_identical(
         self, prefix: str, gcs_emulator: str, monkeypatch: pytest.MonkeyPatch
@@ -493,6 +494,7 @@ def slow_part_uploads(method: str, path: str) -> str:
     return "pass"
 
 
+@pytest.mark.slow
 def test_a_killed_save_commits_nothing_and_its_parts_go_with_runs_gc(
     prefix: str, gcs_emulator: str
 ) -> None:

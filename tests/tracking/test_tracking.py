@@ -135,6 +135,7 @@ def runs_of(uri: str, experiment: str) -> tuple[list[Any], list[Any]]:
     return parents, children
 
 
+@pytest.mark.slow
 class TestTrackedReplay:
     def test_one_parent_run_with_a_child_per_task(
         self, tracked_replay: TrackedReplay, mlflow_server: str
@@ -371,6 +372,7 @@ def replay_in_process(
     return {r.task_id: r for r in replay_tasks(tasks, project, parallel=2)}
 
 
+@pytest.mark.slow
 def test_a_dead_tracking_server_costs_seconds_not_the_run(
     tmp_path: Path,
     env: dict[str, str],
@@ -434,6 +436,7 @@ def last_error(result: subprocess.CompletedProcess[str]) -> str:
     return " ".join(result.stderr.rsplit("╯", 1)[-1].split())
 
 
+@pytest.mark.slow
 def test_the_node_error_wins_when_tracking_fails_mid_run(
     tmp_path: Path, mlflow_server: str
 ) -> None:
@@ -452,6 +455,7 @@ def test_the_node_error_wins_when_tracking_fails_mid_run(
     assert (result.stdout + result.stderr).count(UNAVAILABLE) == 1, result.stdout[-3000:]
 
 
+@pytest.mark.slow
 def test_required_tracking_fails_fast_before_any_node(tmp_path: Path) -> None:
     with dead_server("hung") as server:
         result, marker = run_group(
@@ -488,6 +492,7 @@ print(tracker._experiment_id())
 """
 
 
+@pytest.mark.slow
 def test_processes_opening_a_fresh_sqlite_store_together(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     code = OPEN_STORE.format(start=time.time() + 8, uri=uri, prefix=(tmp_path / "r").as_uri())
@@ -512,6 +517,7 @@ def assert_store_sound(path: Path, uri: str) -> None:
     MlflowClient(uri).search_experiments()
 
 
+@pytest.mark.slow
 def test_fresh_sqlite_store_replayed_three_at_a_time(tmp_path: Path, env: dict[str, str]) -> None:
     """Replay makes the store before tasks start; names, the experiment kind, metrics."""
     store = tmp_path / "mlflow.db"
