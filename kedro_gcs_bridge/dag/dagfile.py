@@ -404,6 +404,14 @@ class DagFile:
                 )
         return table
 
+    def placement_models(self) -> bool:
+        """Whether a machine class sets tolerations or affinity: the DAG file makes them
+        Kubernetes models once per class, or the operator converts the same dicts per task."""
+        return any(
+            "tolerations" in settings or "affinity" in settings
+            for settings in self.machine_table().values()
+        )
+
     def file_run_env(self) -> dict[str, Any]:
         """`run_env` as the DAG file writes it: the task list as the keys of its `TASKS`."""
         env: dict[str, Any] = self.run_env()

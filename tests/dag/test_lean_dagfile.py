@@ -108,6 +108,11 @@ _BOOKKEEPING_ARGS = {"dag", "task_group"}
 
 
 def _plain(value: Any) -> Any:
+    if hasattr(value, "openapi_types"):  # a Kubernetes model, as the API spells it: the lean
+        # file passes tolerations and affinity as models, made once per machine class
+        from kubernetes.client import ApiClient
+
+        value = ApiClient().sanitize_for_serialization(value)
     if hasattr(value, "to_dict"):
         return value.to_dict()
     if isinstance(value, list | tuple):
