@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -378,21 +377,17 @@ def _wide(n: int, rng: random.Random) -> list[NodeSpec]:
 
 class TestScale:
     @pytest.mark.parametrize("shape", [_fan_outs, _wide])
-    def test_2000_nodes_in_under_10_s_and_deterministic(
+    def test_2000_nodes_deterministic_and_never_worse(
         self, shape: Callable[[int, random.Random], list[NodeSpec]]
     ) -> None:
+        """(How long the search takes: benchmarks/suggest.py, target < 10 s at 2,000 nodes.)"""
         rng = random.Random(16)
         nodes = shape(2000, rng)
         seconds = {node.name: rng.uniform(1, 120) for node in nodes}
         sizes = {out: int(10 ** rng.uniform(3, 9)) for node in nodes for out in node.outputs}
         measured = Measurements(seconds, sizes)
-        results, timings = [], []
-        for _ in range(2):
-            started = time.perf_counter()
-            results.append(suggest_groups(nodes, measured, {}, alone(nodes)))
-            timings.append(time.perf_counter() - started)
+        results = [suggest_groups(nodes, measured, {}, alone(nodes)) for _ in range(2)]
         assert len(nodes) >= 2000
-        assert max(timings) < 10.0
         assert results[0] == results[1]
         assert results[0].suggested.makespan_s <= results[0].ungrouped.makespan_s
 
