@@ -22,9 +22,11 @@ import itertools
 import json
 import keyword
 import math
+import os
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -38,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.dataclasses import rebuild_dataclass
 
 from kedro_gcs_bridge.errors import ConfigError, DeprecatedKeyWarning
 from kedro_gcs_bridge.values import (
@@ -650,10 +653,11 @@ Affinity = Annotated[dict[str, Any], _check(_affinity)]
 # --- the model ---------------------------------------------------------------------------------
 
 
-_STRICT = ConfigDict(frozen=True, extra="forbid")
+#: Each model is built once, at import, by `_build_models` (below), not as its class is made.
+_STRICT = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
-@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid", defer_build=True))
 class MachineClass:
     """A named pod size (`machine.<name>` tag): resource requests plus the node selectors that
     pick the hardware, and pod settings of its tasks over the DAG-wide keys."""
@@ -713,24 +717,6 @@ class MachineClass:
 
 
 DEFAULT_CLASS = "default"
-BUILTIN_CLASSES: Mapping[str, MachineClass] = {
-    # Autopilot's own default for a pod that requests nothing.
-    DEFAULT_CLASS: MachineClass(DEFAULT_CLASS, cpu="500m", memory="2Gi", ephemeral_storage="1Gi"),
-    "small": MachineClass("small", cpu="250m", memory="1Gi", ephemeral_storage="1Gi"),
-    "medium": MachineClass("medium", cpu="1", memory="4Gi", ephemeral_storage="2Gi"),
-    "large": MachineClass("large", cpu="4", memory="16Gi", ephemeral_storage="5Gi"),
-    "xlarge": MachineClass(
-        "xlarge", cpu="8", memory="32Gi", ephemeral_storage="10Gi", compute_class="Balanced"
-    ),
-    "gpu": MachineClass(
-        "gpu",
-        cpu="4",
-        memory="16Gi",
-        ephemeral_storage="10Gi",
-        accelerator="nvidia-l4",
-        gpu_count=1,
-    ),
-}
 CLASS_FIELDS = tuple(f.name for f in dataclasses.fields(MachineClass) if f.name != "name")
 
 
@@ -865,7 +851,7 @@ _TOP_TASK_ARGS += ("retry_delay",)
 class _AsIs(_Group):
     """A group that also passes other Airflow arguments as they are (`_as_is` names them)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
     _as_is: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
@@ -983,7 +969,7 @@ _GROUPS: dict[str, type[_Group]] = {
 class BridgeConfig(BaseModel):
     """Everything the planner and the template need from the merged airflow config."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     gcp_project_id: Text | None = None
     """GCP project of the GKE cluster"""
@@ -1057,6 +1043,58 @@ class BridgeConfig(BaseModel):
         needed = ("gcp_project_id", "gcp_region", "gcp_gke_cluster_name", "docker_image")
         return [key for key in (*needed, "gcs_bridge_root") if not getattr(self, key)]
 
+
+_NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
+
+
+@contextmanager
+def _plugin_scan_skipped() -> Iterator[None]:
+    """pydantic, the first time a process builds a model, reads the entry points of every
+    installed distribution for its plugins (~20-50 ms of each `kedro airflow create`, as long as
+    the rest of the config's import). Setting its variable while the config's models build skips
+    that for them alone: the variable is restored after, so a project's own models still get
+    its plugins. The config's validation is not a plugin's business (tracing, logging)."""
+    before = os.environ.get(_NO_PLUGINS)
+    os.environ[_NO_PLUGINS] = "__all__"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(_NO_PLUGINS, None)
+        else:
+            os.environ[_NO_PLUGINS] = before
+
+
+def _build_models() -> None:
+    """Builds every model's validator now, inner models first, as pydantic does for a class
+    without `defer_build`, but with no plugin scan."""
+    with _plugin_scan_skipped():
+        rebuild_dataclass(MachineClass, force=True)
+        for model in (Deadline, *_GROUPS.values(), BridgeConfig):
+            model.model_rebuild(force=True)
+
+
+_build_models()
+
+#: The machine classes every project has (made once the models are built).
+BUILTIN_CLASSES: Mapping[str, MachineClass] = {
+    # Autopilot's own default for a pod that requests nothing.
+    DEFAULT_CLASS: MachineClass(DEFAULT_CLASS, cpu="500m", memory="2Gi", ephemeral_storage="1Gi"),
+    "small": MachineClass("small", cpu="250m", memory="1Gi", ephemeral_storage="1Gi"),
+    "medium": MachineClass("medium", cpu="1", memory="4Gi", ephemeral_storage="2Gi"),
+    "large": MachineClass("large", cpu="4", memory="16Gi", ephemeral_storage="5Gi"),
+    "xlarge": MachineClass(
+        "xlarge", cpu="8", memory="32Gi", ephemeral_storage="10Gi", compute_class="Balanced"
+    ),
+    "gpu": MachineClass(
+        "gpu",
+        cpu="4",
+        memory="16Gi",
+        ephemeral_storage="10Gi",
+        accelerator="nvidia-l4",
+        gpu_count=1,
+    ),
+}
 
 #: How the reference and the init file show keys: the default as the reference writes it, an
 #: example (in the init file's comment), the value the init file writes.

@@ -4,6 +4,10 @@ messages for values of the wrong type or form."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -519,3 +523,41 @@ def test_create_with_a_bad_config_writes_no_dag_file(tmp_path: Path) -> None:
         assert f"'{key}" in run.output, run.describe()
     files = {path.name: path.read_bytes() for path in run.dag_dir().iterdir()}
     assert files == run.files_before
+
+
+_PLUGIN_PROBE = """
+import json, os, sys
+from pydantic.plugin import _loader
+import kedro_gcs_bridge.config as config
+scanned = _loader._plugins is not None
+config.parse_config({"gcp_project_id": "p", "pod": {"labels": {"team": "ml"}}})
+after_parse = _loader._plugins is not None
+env = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+from pydantic import BaseModel
+class Users(BaseModel):
+    x: int = 1
+print(json.dumps([scanned, after_parse, env, _loader._plugins is not None]))
+"""
+
+
+@pytest.mark.parametrize("given", [None, "my_plugin"])
+def test_the_config_models_build_without_pydantics_plugin_scan(given: str | None) -> None:
+    """pydantic looks for plugins in every installed distribution's entry points (~20-50 ms of a
+    `kedro airflow create`) the first time a model is built. The config's models skip that
+    scan: the variable that skips it is set while they build and restored after, so a
+    project's own pydantic models still get its plugins (the scan then runs for them)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if given is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = given
+    done = subprocess.run(
+        [sys.executable, "-c", _PLUGIN_PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    scanned, after_parse, seen, user_scanned = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (scanned, after_parse) == (False, False)
+    assert seen == given
+    assert user_scanned is True
