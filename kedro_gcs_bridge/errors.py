@@ -34,7 +34,7 @@ class ReplayError(GCSBridgeError):
 
 
 class TrackingError(GCSBridgeError):
-    """The MLflow tracking server failed while `mlflow_required: true` (else only a warning)."""
+    """The MLflow tracking server failed while `mlflow.required: true` (else only a warning)."""
 
 
 class HandoffError(GCSBridgeError):

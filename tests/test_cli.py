@@ -270,7 +270,7 @@ class TestValidate:
             "will not find it."
         )
         remedy = (
-            "errors above: set `local_handoff: true` so the run prefix carries it, "
+            "errors above: set `handoff.local_handoff: true` so the run prefix carries it, "
             "or move it to GCS: `kedro gcs-bridge catalog --root gs://<bucket>/<path>`"
         )
         # Said once, with every pipeline it affects (issue 23).
@@ -279,7 +279,7 @@ class TestValidate:
         # A remedy several errors share is said once, after them.
         assert output.count("remedy for the ") >= 1
         assert remedy in output
-        assert "Remedy: set `local_handoff: true`" not in output
+        assert "Remedy: set `handoff.local_handoff: true`" not in output
         assert "__default__: ok" not in output
         assert "__default__: ERROR (" in output
         # data_science does not hold the node that makes it, but crosses with its model.

@@ -90,7 +90,7 @@ def verdict(
 
 
 def _finish_parent(store: HandoffStore, succeeded: bool, context: TaskContext) -> str | None:
-    """Sets the MLflow parent's status; a failure raises only with `mlflow_required: true`."""
+    """Sets the MLflow parent's status; a failure raises only with `mlflow.required: true`."""
     uri = context.tracking_uri
     if not uri:
         return None
@@ -142,7 +142,7 @@ def finish_run(
             `TaskContext.from_env()`.
 
     Raises:
-        TrackingError: MLflow failed and `mlflow_required: true` (Airflow retries finalize).
+        TrackingError: MLflow failed and `mlflow.required: true` (Airflow retries finalize).
         ConfigError: The task states are not valid JSON.
     """
     context = context or TaskContext.from_env()

@@ -89,7 +89,7 @@ class StorageClass(Enum):
 
     HANDOFF = "handoff: in memory, crosses pods through the run prefix"
     REMOTE = "catalog on GCS (or another remote store)"
-    LOCAL_HANDOFF = "local disk, crosses pods through the run prefix (local_handoff: true)"
+    LOCAL_HANDOFF = "local disk, crosses pods through the run prefix (handoff.local_handoff: true)"
     LOCAL_CROSSING = "local disk, crosses pods"
     IN_POD = "local disk, read and written inside one pod"
     RAW_IN_IMAGE = "raw input on local disk, in the image"
@@ -287,13 +287,13 @@ def _problem(entry: StorageEntry) -> str:
     )
 
 
-_LOCAL_DISK_REMEDY = f"{CATALOG_REMEDY}; or set `local_disk: warn` to write the DAG anyway"
+_LOCAL_DISK_REMEDY = f"{CATALOG_REMEDY}; or set `handoff.local_disk: warn` to write the DAG anyway"
 
 #: Class -> (the policy that grades it, the remedy named in the error).
 _RULES: dict[StorageClass, tuple[str, str]] = {
     StorageClass.LOCAL_CROSSING: (
         "error",
-        "set `local_handoff: true` so the run prefix carries it, or " + CATALOG_REMEDY,
+        "set `handoff.local_handoff: true` so the run prefix carries it, or " + CATALOG_REMEDY,
     ),
     StorageClass.RAW_MISSING: ("local_disk", _LOCAL_DISK_REMEDY),
     StorageClass.OTHER_DAG: ("local_disk", _LOCAL_DISK_REMEDY),
@@ -341,10 +341,10 @@ def grade(entries: Sequence[StorageEntry], local_disk: str = "error") -> Storage
         if entry.storage_class is StorageClass.LOCAL_CROSSING and entry.detail:
             remedy = CATALOG_REMEDY  # read under another name: the run prefix cannot carry it
         if entry.storage_class is StorageClass.OTHER_DAG and entry.location.where is Where.MEMORY:
-            remedy = f"{_IN_MEMORY_ELSEWHERE_REMEDY}; or set `local_disk: warn`"
+            remedy = f"{_IN_MEMORY_ELSEWHERE_REMEDY}; or set `handoff.local_disk: warn`"
         severity = local_disk if policy == "local_disk" else policy
         if severity == "warn":
-            warnings.append(f"{_problem(entry)} (local_disk: warn).")
+            warnings.append(f"{_problem(entry)} (handoff.local_disk: warn).")
         else:
             errors.append(f"{_problem(entry)}. Remedy: {remedy}.")
     return StoragePlan(tuple(entries), tuple(errors), tuple(warnings))

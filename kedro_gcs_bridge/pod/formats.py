@@ -392,9 +392,9 @@ def choose_encoding(dataset: str, value: Any, allow_pickle: bool) -> list[Encodi
     if not candidates:
         raise ForbiddenFormatError(
             f"dataset '{dataset}' holds a {_type_name(value)} that only pickle gives back "
-            f"unchanged: {problem}. Pickle is forbidden (allow_pickle: false): return a pandas "
-            "DataFrame/Series Arrow can carry or plain JSON builtins (dict with str keys, list, "
-            "str, int, finite float, bool, None) from the node, declare the dataset in the "
+            f"unchanged: {problem}. Pickle is forbidden (handoff.allow_pickle: false): return a "
+            "pandas DataFrame/Series Arrow can carry or plain JSON builtins (dict with str keys, "
+            "list, str, int, finite float, bool, None) from the node, declare the dataset in the "
             "catalog, or allow pickle."
         )
     return candidates

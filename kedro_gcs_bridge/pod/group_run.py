@@ -9,7 +9,7 @@ Tracking is best effort: a tracking server that cannot be reached or fails costs
 warning naming the URI, and all of the pod's tracking calls together take at most the tracking
 budget (`mlflow.budget_seconds`, `KEDRO_GCS_BRIDGE_MLFLOW_BUDGET`, whatever MLflow's own retry
 variables say); once it is spent tracking is off for the rest of the pod. The data, the
-manifest and the task's outcome do not depend on it. With `mlflow_required: true` the pod
+manifest and the task's outcome do not depend on it. With `mlflow.required: true` the pod
 stops before its nodes run instead (`TrackingError`). Once the nodes ran, recording is best
 effort whatever the setting: the manifest is already committed, and a node's own error is
 never hidden behind a tracking error.
@@ -56,7 +56,7 @@ def best_effort(
     unavailable: str,
     context: TaskContext | None = None,
 ) -> T | None:
-    """Runs an MLflow action; on failure raises with `mlflow_required: true`, else warns once.
+    """Runs an MLflow action; on failure raises with `mlflow.required: true`, else warns once.
 
     Args:
         uri: The tracking URI, for the messages.
@@ -66,7 +66,7 @@ def best_effort(
         context: The pod's context (`mlflow_required`); default `TaskContext.from_env()`.
 
     Raises:
-        TrackingError: The server failed and `mlflow_required: true`.
+        TrackingError: The server failed and `mlflow.required: true`.
     """
     try:
         return action()
@@ -74,7 +74,7 @@ def best_effort(
         if (context or TaskContext.from_env()).mlflow_required:
             raise TrackingError(
                 f"MLflow tracking server {uri} failed {required} ({brief(exc)}), and "
-                "mlflow_required is true. Check the server, or set mlflow_required: false "
+                "mlflow.required is true. Check the server, or set mlflow.required: false "
                 "to run the pipeline without tracking when it is down."
             ) from exc
         logger.warning("%s at %s: %s (%s).", UNAVAILABLE, uri, unavailable, brief(exc))
@@ -236,7 +236,7 @@ def start_group_tracking(
     """Opens the group's child run; None (after one warning) when tracking is unavailable.
 
     Raises:
-        TrackingError: The server failed and `mlflow_required: true`.
+        TrackingError: The server failed and `mlflow.required: true`.
         ConfigError: The tracking budget is not a number of seconds above 0.
     """
     context = context or TaskContext.from_env()
@@ -245,6 +245,6 @@ def start_group_tracking(
         lambda: GroupTracking.start(uri, store, catalog, pipeline, context),
         "before the group's nodes ran",
         f"task {store.task} runs without tracking. The data and the task's outcome are not "
-        "affected; set mlflow_required: true to fail instead",
+        "affected; set mlflow.required: true to fail instead",
         context,
     )

@@ -63,9 +63,9 @@ class VerifiedReader:
         if unpickles(fmt) and not self.allow_pickle:
             raise ForbiddenFormatError(
                 f"dataset '{record.dataset}' was stored as {label(fmt)} by task "
-                f"'{record.producer_task}', and pickle is forbidden here (allow_pickle: false): "
-                "nothing was read. Allow pickle, or make the producer return a frame or "
-                "JSON-safe builtins."
+                f"'{record.producer_task}', and pickle is forbidden here "
+                "(handoff.allow_pickle: false): nothing was read. Allow pickle, or make the "
+                "producer return a frame or JSON-safe builtins."
             )
         return fmt
 

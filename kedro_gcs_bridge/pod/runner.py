@@ -176,7 +176,7 @@ def _check_local_inputs(
         raise HandoffError(
             f"dataset '{name}' is made by node {made_by.get(base_name(name), '?')} in another "
             f"task and saved on that task's local disk ({path}); this pod has its own disk and "
-            "does not have it. Set `local_handoff: true` in airflow.yml so the run prefix "
+            "does not have it. Set `handoff.local_handoff: true` in airflow.yml so the run prefix "
             "carries it, or put it on GCS (`kedro gcs-bridge catalog --root gs://<bucket>/<path>`)."
         )
 
@@ -359,7 +359,7 @@ class GCSRunner(SequentialRunner):
             logger.warning(
                 "Dataset '%s' crosses between groups but is saved on local disk (%s): the "
                 "next pod will not find it. Put it on gs://, remove it from the catalog, or "
-                "set local_handoff: true in airflow.yml (handoff_local_datasets here).",
+                "set handoff.local_handoff: true in airflow.yml (handoff_local_datasets here).",
                 name,
                 path,
             )

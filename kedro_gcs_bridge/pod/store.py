@@ -232,8 +232,8 @@ class HandoffStore:
         if unpickles(fmt) and not self.allow_pickle:
             raise ForbiddenFormatError(
                 f"dataset '{dataset}' is a {fmt.dataset_type} in the catalog, which stores "
-                "pickle, and pickle is forbidden (allow_pickle: false): nothing was written. "
-                "Allow pickle, or give the dataset a catalog type without pickle."
+                "pickle, and pickle is forbidden (handoff.allow_pickle: false): nothing was "
+                "written. Allow pickle, or give the dataset a catalog type without pickle."
             )
 
     def _save_in_catalog_type(self, dataset: str, value: Any, fmt: Format) -> Record | None:

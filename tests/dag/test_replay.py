@@ -326,7 +326,7 @@ class TestIsolation:
         # The producer's warning is shown although it succeeded; the consumer names the dataset.
         assert f"warning: Dataset '{self.CROSSING}' crosses between groups" in out
         assert f"first exception: HandoffError: dataset '{self.CROSSING}' is made by node" in out
-        assert "Set `local_handoff: true` in airflow.yml" in out
+        assert "Set `handoff.local_handoff: true` in airflow.yml" in out
 
         shared = replay(project, dag, base_env, "--shared-dir", "--run-id", "manual__shared")
         assert shared.returncode == 0, shared.stdout[-3000:]

@@ -561,3 +561,30 @@ def test_the_config_models_build_without_pydantics_plugin_scan(given: str | None
     assert (scanned, after_parse) == (False, False)
     assert seen == given
     assert user_scanned is True
+
+
+def _package_strings() -> list[tuple[str, str]]:
+    """(module, text) of every string constant in the package's modules."""
+    import ast
+
+    package = Path(__file__).resolve().parents[2] / "kedro_gcs_bridge"
+    found = []
+    for module in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.append((module.name, node.value))
+    return found
+
+
+def test_no_message_tells_a_user_to_set_a_key_by_its_old_spelling() -> None:
+    """A remedy that says `local_disk: warn` sends the user into a deprecation warning: every
+    message that names a key to set names it where it lives now (`handoff.local_disk: warn`)."""
+    import re
+
+    old = re.compile(r"(?:`|set |\()(" + "|".join(map(re.escape, MOVED)) + r"): ")
+    stale = [
+        f"{module}: {match.group(0)!r} in {text[:80]!r}"
+        for module, text in _package_strings()
+        for match in old.finditer(text)
+    ]
+    assert not stale

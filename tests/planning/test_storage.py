@@ -33,7 +33,7 @@ NODES = [
     NodeSpec("keep", ("side",), ("kept",), frozenset({"airflow.a"})),
     NodeSpec("use", ("mid",), ("out",), frozenset({"airflow.b"})),
 ]
-LOCAL_DISK_REMEDY = f"{CATALOG_REMEDY}; or set `local_disk: warn` to write the DAG anyway"
+LOCAL_DISK_REMEDY = f"{CATALOG_REMEDY}; or set `handoff.local_disk: warn` to write the DAG anyway"
 
 
 def local(path: str) -> DatasetLocation:
@@ -105,7 +105,7 @@ class TestClasses:
         assert classes(plan)["mid"] is StorageClass.LOCAL_CROSSING
         assert plan.errors == (
             "dataset 'mid' is saved on local disk (data/mid.parquet) by task a and read by "
-            "task(s) b in other pods, which will not find it. Remedy: set `local_handoff: "
+            "task(s) b in other pods, which will not find it. Remedy: set `handoff.local_handoff: "
             f"true` so the run prefix carries it, or {CATALOG_REMEDY}.",
         )
         assert plan.local_disk_edges() == {"mid": "data/mid.parquet: lost between pods"}
@@ -144,7 +144,7 @@ class TestClasses:
             "input 'raw' is made by pipeline(s) prep, __default__ but not in the catalog (kept "
             "in memory there): no pod of this DAG can load it for task(s) a. Remedy: declare "
             "it in the catalog with a gs:// filepath, so the other DAG saves it where this one "
-            "loads it; or set `local_disk: warn`.",
+            "loads it; or set `handoff.local_disk: warn`.",
         )
 
     def test_input_another_dag_writes_to_gcs_is_fine(self) -> None:
@@ -169,9 +169,9 @@ class TestClasses:
         assert plan.errors == ()
         assert plan.warnings == (
             "raw input 'raw' is read from local disk (r.csv) by task(s) a, but the image does "
-            "not hold it (r.csv does not exist in the project folder) (local_disk: warn).",
+            "not hold it (r.csv does not exist in the project folder) (handoff.local_disk: warn).",
             "output 'out' is saved on local disk (o.json) by task b and lost when its pod "
-            "ends (local_disk: warn).",
+            "ends (handoff.local_disk: warn).",
         )
 
     def test_every_offending_dataset_is_named(self) -> None:
@@ -268,7 +268,7 @@ class TestText:
             "  output left on a pod's disk:",
             "    out (o.json)",
             "warning: output 'out' is saved on local disk (o.json) by task b and lost when its "
-            "pod ends (local_disk: warn).",
+            "pod ends (handoff.local_disk: warn).",
         ]
 
 

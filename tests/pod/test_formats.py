@@ -342,7 +342,7 @@ class TestRunnerParams:
         # The example keeps the model in a versioned pickle.PickleDataset on local disk: it
         # crosses in that catalog type, refused before the node trains it.
         assert "dataset 'regressor' is a pickle.PickleDataset" in run.output, run.describe()
-        assert "pickle is forbidden (allow_pickle: false)" in run.output
+        assert "pickle is forbidden (handoff.allow_pickle: false)" in run.output
         assert "Running node: train_model_node" not in run.output
         prefix = run.project.parent / "runs" / "false"
         assert [p for p in prefix.rglob("*") if "regressor" in str(p)] == [], run.describe()

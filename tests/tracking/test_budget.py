@@ -148,7 +148,7 @@ def test_required_tracking_fails_before_any_node_within_the_budget(project: Path
     assert server.connections == 1
     error = " ".join(result.stderr.rsplit("╯", 1)[-1].split())
     assert error.startswith("TrackingError: MLflow tracking server"), error
-    assert f"tracking budget of {BUDGET} s" in error and "mlflow_required" in error
+    assert f"tracking budget of {BUDGET} s" in error and "mlflow.required: false" in error
 
 
 def test_once_expired_the_budget_makes_no_more_calls() -> None:

@@ -468,7 +468,7 @@ def test_required_tracking_fails_fast_before_any_node(tmp_path: Path) -> None:
     assert result.returncode != 0
     error = last_error(result)
     assert error.startswith("TrackingError: MLflow tracking server")
-    assert server.url in error and "mlflow_required" in error
+    assert server.url in error and "mlflow.required: false" in error
     assert "tracking budget of 3 s" in error
     assert not marker.exists()
     assert server.connections == 1  # one call waited out the budget; nothing after it
