@@ -10,6 +10,7 @@ the plan.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -308,6 +309,23 @@ def plan_notes(dag: DagFile) -> list[str]:
     return [*plan.warnings, *renamed]
 
 
+def _unknown_pipelines(names: Sequence[str], registered: Sequence[str]) -> list[str]:
+    """A problem for each `-p` name no pipeline is registered under. kedro-airflow would stop
+    on it too, but click 8.2+ loses its message (it prints "NoneType: None")."""
+    known = sorted(registered)
+    problems = []
+    for name in names:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problems.append(
+            f"pipeline '{name}' is not registered{hint}; registered: {', '.join(known)}. "
+            "Pass one of them to -p/--pipelines, or --all."
+        )
+    return problems
+
+
 def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     """Plans the pipelines `kedro airflow create` asked for; stops it on any problem.
 
@@ -332,6 +350,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     reads_parameters = _reads_parameters(requested)
     pods = pod_config(context, env, params.get("conf_source") or "", reads_parameters)
     errors = [conf_problem] if conf_problem else []
+    errors += _unknown_pipelines(names, list(pipelines))
     for warning in dockerfile_warnings(context.project_path, env):
         logger.warning("kedro-gcs-bridge: %s", warning)
     dags: list[DagFile] = []
@@ -341,7 +360,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     for name in names:
         pipeline = pipelines.get(name)
         if pipeline is None:
-            continue  # kedro-airflow reports unknown pipelines itself
+            continue  # said by _unknown_pipelines
         if tags:
             pipeline = pipeline.only_nodes_with_tags(*tags)
         merged = merge_airflow_config(raw, name, params.get("params"))

@@ -28,7 +28,7 @@ def create_in(tmp_path: Path) -> Iterator[Callable[..., None]]:
 
     added: list[str] = []
 
-    def create(files: dict[str, str | None], env: str) -> None:
+    def create(files: dict[str, str | None], env: str, names: list[str] | None = None) -> None:
         path = make_project(tmp_path / str(len(added)), "spaceflights", Job(()))
         (path / IGNORE).parent.mkdir(parents=True)
         (path / IGNORE).write_bytes((REPO / IGNORE).read_bytes())
@@ -42,8 +42,8 @@ def create_in(tmp_path: Path) -> Iterator[Callable[..., None]]:
         bootstrap_project(path)
         params: dict[str, Any] = {
             "env": env,
-            "pipeline_names": ["__default__"],
-            "params": {"local_disk": "warn"},
+            "pipeline_names": names or ["__default__"],
+            "params": {"handoff.local_disk": "warn"},
         }
         with KedroSession.create(project_path=path, env=env) as session:
             prepare_create(session.load_context(), params)
@@ -69,6 +69,18 @@ class TestThePodsWorld:
             "Pipeline __default__: task 'split' reads params:model_options, which env 'gcs' "
             "does not define"
         ) in message, message
+
+    def test_an_unknown_pipeline_stops_create_naming_the_registered_ones(
+        self, create_in: Callable
+    ) -> None:
+        """kedro-airflow's own message for it is lost (click 8.2+ prints "NoneType: None")."""
+        with pytest.raises(click.ClickException) as raised:
+            create_in({}, "local", ["data_processing", "data_sciense"])
+        message = raised.value.message
+        assert "no DAG file written" in message
+        assert "pipeline 'data_sciense' is not registered" in message, message
+        assert "(did you mean 'data_science'?)" in message, message
+        assert "registered: __default__, data_processing, data_science" in message, message
 
     def test_the_example_as_it_is_passes(self, create_in: Callable) -> None:
         create_in({}, "local")
