@@ -25,7 +25,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -1003,7 +1003,7 @@ class BridgeConfig(BaseModel):
     spot_retries: Count = 3
     """extra retries for tasks on a Spot class"""
     strict: Bool = False
-    """warnings (mixed machine tags, raised requests) become errors"""
+    """warnings (mixed machine tags, raised requests, keys nothing reads) become errors"""
     dag_id: Annotated[str, _check(_dag_id)] | None = None
     """DAG id; letters, digits, `_`, `.`, `-`, <= 250 characters"""
     start_date: Annotated[tuple[int, ...], _check(_start_date)] = (2023, 1, 1)
@@ -1354,14 +1354,18 @@ def _cross_checks(config: BridgeConfig, path: Callable[..., str]) -> list[str]:
 def parse_config(merged: Mapping[str, Any]) -> BridgeConfig:
     """Reads a merged airflow config into a `BridgeConfig`.
 
-    Unknown top-level keys are ignored here (see `unknown_keys`): the template context holds
-    more than config, and teams keep their own keys in the file. Old flat spellings warn.
+    An unknown top-level key close to a known one is a problem (a typo would leave the
+    default in place); other unknown keys are kept (see `unknown_keys`: the template context
+    holds more than config, and teams keep their own keys in the file) unless `strict: true`.
+    Old flat spellings warn.
 
     Raises:
         ConfigError: Every value of the wrong type or form and every clash, each naming its
             key path and what to write instead.
     """
     data, spelled, problems = _normalize(merged)
+    unknown = _unknown(merged)
+    problems += [_misspelled(key, close) for key, close, typo in unknown if close and typo]
     try:
         config = BridgeConfig.model_validate(data)
     except ValidationError as exc:
@@ -1370,6 +1374,8 @@ def parse_config(merged: Mapping[str, Any]) -> BridgeConfig:
             problems.append(f"'{_path((*error['loc'], *below), spelled)}' {problem}")
     else:
         problems += _cross_checks(config, lambda *loc: _path(loc, spelled))
+        if config.strict:
+            problems += [_unread_when_strict(key) for key, _, typo in unknown if not typo]
     if len(problems) == 1:
         raise ConfigError(problems[0])
     if problems:
@@ -1385,17 +1391,82 @@ def accepted_keys() -> list[str]:
     return sorted([*top, _SCHEDULE_ALIAS, *_GROUPS, *nested])
 
 
-def unknown_keys(merged: Mapping[str, Any]) -> list[str]:
-    """Top-level config keys nobody reads, each with the closest known key when there is one."""
-    known = {*BridgeConfig.model_fields, _SCHEDULE_ALIAS, *MOVED}
-    notes = []
-    for key in merged:
-        if key in known or key in TEMPLATE_VARIABLES or key in _PASS_THROUGH:
+#: How alike an unknown key and a known one must be to call it a typo (`k8s_namspace`: 0.96,
+#: `retires`: 0.86) rather than a team's own key (`team_owner` / `owner`: 0.67, a hint only).
+_TYPO = 0.8
+
+
+def _unknown(merged: Mapping[str, Any]) -> list[tuple[str, str | None, bool]]:
+    """Top-level keys nobody reads: each with the closest known key (None: none is close) and
+    whether it is that close a typo."""
+    known = sorted({*BridgeConfig.model_fields, _SCHEDULE_ALIAS, *MOVED})
+    skip = {*known, *TEMPLATE_VARIABLES, *_PASS_THROUGH}
+    found = []
+    for key in map(str, merged):
+        if key in skip:
             continue
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        notes.append(f"airflow config key '{key}' is not used by kedro-gcs-bridge{hint}")
-    return notes
+        close = next(iter(difflib.get_close_matches(key, known, n=1)), None)
+        typo = close is not None and difflib.SequenceMatcher(None, key, close).ratio() >= _TYPO
+        found.append((key, close, typo))
+    return found
+
+
+def _misspelled(key: str, close: str) -> str:
+    return (
+        f"'{key}' is not a key of the airflow config (did you mean '{close}'?): as written, "
+        "the default stays in place. Rename it."
+    )
+
+
+def _unread_when_strict(key: str) -> str:
+    return (
+        f"'{key}' is not a key of the airflow config, and `strict: true` refuses keys nothing "
+        "reads: remove it, or keep it with `strict: false`."
+    )
+
+
+def unknown_keys(merged: Mapping[str, Any]) -> list[str]:
+    """Top-level config keys nobody reads that are not typos of a known key (a team's own
+    keys), each with the closest known key when there is one: said as warnings. Typos are
+    `parse_config`'s problems."""
+    return [
+        f"airflow config key '{key}' is not used by kedro-gcs-bridge"
+        + (f" (did you mean '{close}'?)" if close else "")
+        for key, close, typo in _unknown(merged)
+        if not typo
+    ]
+
+
+def section_problems(
+    raw: Mapping[str, Any], registered: Collection[str]
+) -> tuple[list[str], list[str]]:
+    """(problems, notes) about the airflow config file's top-level sections, which
+    kedro-airflow reads as `default:` and pipeline names only. A config key there, or a name
+    close to a registered pipeline's, is a problem; any other name is a note."""
+    known = {*BridgeConfig.model_fields, _SCHEDULE_ALIAS, *MOVED}
+    problems, notes = [], []
+    for name in map(str, raw):
+        if name == "default" or name in registered:
+            continue
+        close = next(iter(difflib.get_close_matches(name, sorted(registered), n=1)), None)
+        if name in known:
+            problems.append(
+                f"airflow config: '{name}' is a config key at the file's top level, where "
+                "kedro-airflow reads only `default:` and pipeline names: indent it under "
+                "`default:` (every pipeline) or under a pipeline's name."
+            )
+        elif close and difflib.SequenceMatcher(None, name, close).ratio() >= _TYPO:
+            problems.append(
+                f"airflow config: section '{name}' names no registered pipeline (did you mean "
+                f"'{close}'?); its keys are read by nobody. Rename it."
+            )
+        else:
+            hint = f" (did you mean '{close}'?)" if close else ""
+            notes.append(
+                f"airflow config: section '{name}' names no registered pipeline{hint}; nothing "
+                "reads it."
+            )
+    return problems, notes
 
 
 # --- the config reference and the init file, generated from the fields above ----------------

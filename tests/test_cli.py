@@ -463,7 +463,8 @@ class TestSuggest:
             "kedro-airflow",
         ]
         assert {len(row) for row in rows} == {width}  # one column width for every row
-        assert "Paste into airflow.yml:" in lines
+        where = "Paste into airflow.yml, indented under `default:` (or under the pipeline's name):"
+        assert where in lines
 
     @pytest.mark.parametrize(
         "options",

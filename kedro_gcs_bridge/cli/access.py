@@ -105,10 +105,22 @@ def bridge_config(raw: dict[str, Any], name: str, params: dict[str, Any]) -> Bri
 
 
 def config_warnings(raw: dict[str, Any], name: str, params: dict[str, Any]) -> list[str]:
-    """What the config of one pipeline holds that nothing reads (likely typos)."""
+    """What the config of one pipeline holds that nothing reads (a team's own keys)."""
     from kedro_gcs_bridge.config import unknown_keys
 
     return unknown_keys(merged_config(raw, name, params))
+
+
+def _check_sections(raw: dict[str, Any], registered: list[str]) -> None:
+    """Says the airflow config's top-level sections nothing reads (stderr); stops on a config
+    key or a misspelled pipeline name there, as `kedro airflow create` does."""
+    from kedro_gcs_bridge.config import section_problems
+
+    problems, notes = section_problems(raw, registered)
+    for note in notes:
+        click.secho(f"warning: {note}", fg="yellow", err=True)
+    if problems:
+        raise click.ClickException("\n".join(problems))
 
 
 def require_dag_extra() -> None:
@@ -133,6 +145,7 @@ def dag_files(
     from kedro_gcs_bridge.planning.grouping import registered_node_specs
 
     raw, catalog, pods = load_project_for_pods(metadata, env)
+    _check_sections(raw, list(pipelines))
     registered = registered_node_specs(pipelines.values())
     files = []
     for name in names:

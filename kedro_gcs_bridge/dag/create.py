@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kedro_gcs_bridge.config import merge_airflow_config, unknown_keys
+from kedro_gcs_bridge.config import merge_airflow_config, section_problems, unknown_keys
 from kedro_gcs_bridge.dag.dagfile import DagFile, DagFileFactory, build_dag_file
 from kedro_gcs_bridge.dag.dockerfile_check import dockerfile_warnings
 from kedro_gcs_bridge.dag.storage_check import (
@@ -309,6 +309,17 @@ def plan_notes(dag: DagFile) -> list[str]:
     return [*plan.warnings, *renamed]
 
 
+def _request_problems(
+    names: Sequence[str], raw: Mapping[str, Any], registered: Sequence[str]
+) -> list[str]:
+    """The problems of the pipelines asked for and of the airflow config file's sections; its
+    sections nothing reads are logged."""
+    sections, notes = section_problems(raw, registered)
+    for note in notes:
+        logger.warning("kedro-gcs-bridge: %s", note)
+    return _unknown_pipelines(names, registered) + sections
+
+
 def _unknown_pipelines(names: Sequence[str], registered: Sequence[str]) -> list[str]:
     """A problem for each `-p` name no pipeline is registered under. kedro-airflow would stop
     on it too, but click 8.2+ loses its message (it prints "NoneType: None")."""
@@ -350,7 +361,7 @@ def prepare_create(context: KedroContext, params: Mapping[str, Any]) -> None:
     reads_parameters = _reads_parameters(requested)
     pods = pod_config(context, env, params.get("conf_source") or "", reads_parameters)
     errors = [conf_problem] if conf_problem else []
-    errors += _unknown_pipelines(names, list(pipelines))
+    errors += _request_problems(names, raw, list(pipelines))
     for warning in dockerfile_warnings(context.project_path, env):
         logger.warning("kedro-gcs-bridge: %s", warning)
     dags: list[DagFile] = []

@@ -82,6 +82,18 @@ class TestThePodsWorld:
         assert "(did you mean 'data_science'?)" in message, message
         assert "registered: __default__, data_processing, data_science" in message, message
 
+    def test_a_groups_block_pasted_at_the_files_top_level_stops_create(
+        self, create_in: Callable
+    ) -> None:
+        """suggest's `groups:` block pasted unindented would be read by nobody."""
+        airflow = (EXAMPLE / "conf/base/airflow.yml").read_text(encoding="utf-8")
+        pasted = airflow + "groups:\n  prep: [preprocess_companies_node]\n"
+        with pytest.raises(click.ClickException) as raised:
+            create_in({"conf/base/airflow.yml": pasted}, "local")
+        message = raised.value.message
+        assert "no DAG file written" in message
+        assert "'groups' is a config key at the file's top level" in message, message
+
     def test_the_example_as_it_is_passes(self, create_in: Callable) -> None:
         create_in({}, "local")
 

@@ -19,6 +19,7 @@ from kedro_gcs_bridge.config import (
     BridgeConfig,
     merge_airflow_config,
     parse_config,
+    section_problems,
     unknown_keys,
 )
 from kedro_gcs_bridge.dag.dagfile import build_dag_file
@@ -351,10 +352,45 @@ class TestHelpers:
                 "gcs_bridge": None,
             }
         )
+        # 'grouping_prefx' is a problem (parse_config refuses it), not a note.
+        assert notes == ["airflow config key 'team' is not used by kedro-gcs-bridge"]
+
+    def test_a_misspelled_key_stops_the_config_instead_of_leaving_the_default(self) -> None:
+        """`k8s_namspace: ml` would put every pod in namespace `default` with a warning only."""
+        with pytest.raises(ConfigError) as caught:
+            parse_config({"k8s_namspace": "ml", "gcp_project_id": "p"})
+        assert str(caught.value) == (
+            "'k8s_namspace' is not a key of the airflow config (did you mean "
+            "'k8s_namespace'?): as written, the default stays in place. Rename it."
+        )
+
+    def test_a_teams_own_key_is_kept_unless_strict(self) -> None:
+        assert parse_config({"team": "data"}).strict is False
+        with pytest.raises(ConfigError) as caught:
+            parse_config({"team": "data", "strict": True})
+        assert "'team' is not a key of the airflow config" in str(caught.value)
+        assert "strict: true" in str(caught.value)
+
+    def test_the_files_sections_are_default_and_pipeline_names(self) -> None:
+        """A `groups:` block pasted at the file's top level, or a section named after a
+        misspelled pipeline, would be read by nobody."""
+        raw = {
+            "default": {"grouping": True},
+            "groups": {"g": ["a"]},
+            "data_sciense": {"retries": 4},
+            "data_science": {"retries": 2},
+            "reports": {"retries": 1},
+        }
+        problems, notes = section_problems(raw, ["__default__", "data_science"])
+        assert problems == [
+            "airflow config: 'groups' is a config key at the file's top level, where "
+            "kedro-airflow reads only `default:` and pipeline names: indent it under "
+            "`default:` (every pipeline) or under a pipeline's name.",
+            "airflow config: section 'data_sciense' names no registered pipeline (did you mean "
+            "'data_science'?); its keys are read by nobody. Rename it.",
+        ]
         assert notes == [
-            "airflow config key 'grouping_prefx' is not used by kedro-gcs-bridge "
-            "(did you mean 'grouping_prefix'?)",
-            "airflow config key 'team' is not used by kedro-gcs-bridge",
+            "airflow config: section 'reports' names no registered pipeline; nothing reads it."
         ]
 
     def test_missing_deployment_keys(self) -> None:

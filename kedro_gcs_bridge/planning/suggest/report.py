@@ -47,4 +47,5 @@ def suggestion_text(suggestion: Suggestion, model: CostModel) -> str:
     )
     notes = "".join(f"note: {note}\n" for note in suggestion.notes)
     block = groups_yaml(suggestion.suggested.groups)
-    return table + f"\n\n{assumptions}\n{notes}\nPaste into airflow.yml:\n\n{block}"
+    where = "Paste into airflow.yml, indented under `default:` (or under the pipeline's name):"
+    return table + f"\n\n{assumptions}\n{notes}\n{where}\n\n{block}"
