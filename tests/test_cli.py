@@ -770,3 +770,40 @@ class TestOneSource:
             and "startswith(prefix)" in path.read_text(encoding="utf-8")
         ]
         assert found == ["planning/plan.py"]
+
+
+class TestSuggestFromAReplayOnItsOwnEmulator:
+    """`replay --emulator` stops its emulator at the end; MLflow recorded the run prefix there.
+    `suggest --from mlflow:<id>` then reads the copy replay kept, never real GCS."""
+
+    PREFIX = "gs://kedro-gcs-bridge-replay/runs/spaceflights/manual__1"
+
+    @pytest.fixture(autouse=True)
+    def _no_emulator(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+
+    def test_the_copy_replay_kept_is_read(self, tmp_path: Path) -> None:
+        from kedro_gcs_bridge.cli.suggest import _replay_copy
+
+        (tmp_path / "spaceflights" / "manual__1" / "manifests").mkdir(parents=True)
+        said: list[str] = []
+        url = _replay_copy(self.PREFIX, tmp_path.as_uri(), said)
+        assert url == f"{tmp_path.as_uri()}/spaceflights/manual__1"
+        assert said == [f"read from replay's copy of it (its emulator is gone): {url}"]
+
+    def test_no_copy_is_an_error_before_any_gcs_call(self, tmp_path: Path) -> None:
+        from kedro_gcs_bridge.cli.suggest import _replay_copy
+
+        with pytest.raises(click.ClickException) as raised:
+            _replay_copy(self.PREFIX, tmp_path.as_uri(), [])
+        assert "replay kept no copy of it" in raised.value.message
+        assert "replay again from this project" in raised.value.message
+
+    def test_a_live_emulator_or_another_prefix_is_read_as_it_is(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from kedro_gcs_bridge.cli.suggest import _replay_copy
+
+        assert _replay_copy("gs://mine/runs/d/r", tmp_path.as_uri(), []) == "gs://mine/runs/d/r"
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9023")
+        assert _replay_copy(self.PREFIX, tmp_path.as_uri(), []) == self.PREFIX

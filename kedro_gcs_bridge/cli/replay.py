@@ -26,8 +26,17 @@ if TYPE_CHECKING:
     from kedro_gcs_bridge.dag.warm import WarmStarter
     from kedro_gcs_bridge.pod.protocol import Manifest
 
-#: The bucket `--emulator` makes in its in-memory GCS.
-_EMULATOR_BUCKET = "kedro-gcs-bridge-replay"
+
+def _emulator_root() -> str:
+    """Where `--emulator` puts run prefixes (naming.py: suggest finds replay's copies by it)."""
+    from kedro_gcs_bridge.planning.naming import REPLAY_EMULATOR_ROOT
+
+    return REPLAY_EMULATOR_ROOT
+
+
+def _emulator_bucket() -> str:
+    """The bucket `--emulator` makes in its in-memory GCS (or on the user's emulator)."""
+    return _emulator_root().removeprefix("gs://").split("/")[0]
 
 
 @click.command()
@@ -129,7 +138,7 @@ def replay(
                 env = {EMULATOR_HOST_ENV: url, GCSFS_HNS_ENV: "false"}
                 os.environ.update(env)
                 env |= tracking
-                root = root or f"gs://{_EMULATOR_BUCKET}/runs"
+                root = root or _emulator_root()
                 use = _EmulatorUse(url, own, seed)
                 _replay(
                     metadata, dag_file, root, parallel, run_id, only, env, emulator=use, **isolation
@@ -178,12 +187,12 @@ def _emulator() -> Iterator[tuple[str, bool]]:
     given = os.environ.get(EMULATOR_HOST_ENV)
     if given:
         click.echo(f"GCS emulator: {given} (yours, from {EMULATOR_HOST_ENV}; left running)")
-        _make_bucket(given, _EMULATOR_BUCKET)
+        _make_bucket(given, _emulator_bucket())
         yield given, False
         return
-    with gcs_emulator(_EMULATOR_BUCKET) as url:
+    with gcs_emulator(_emulator_bucket()) as url:
         click.echo(
-            f"GCS emulator: {url} (bucket {_EMULATOR_BUCKET}, in memory, stopped at the end)"
+            f"GCS emulator: {url} (bucket {_emulator_bucket()}, in memory, stopped at the end)"
         )
         yield url, True
 
@@ -269,7 +278,7 @@ def _replay(
         finally:
             if sandbox is not None and keep_task_dirs is None:
                 shutil.rmtree(sandbox.root, ignore_errors=True)
-        model_from = _model_source(metadata, prefix, dag_id, run_id, emulator)
+        model_from = _model_source(metadata, prefix, emulator)
         click.echo(_summary(results, prefix, pod_start_delay, model_from))
         for line in _after(results, run_id, kept_prefix=emulator is None or not emulator.own):
             click.echo(line)
@@ -437,13 +446,7 @@ def _dag_env(tasks: Sequence[Any]) -> tuple[str | None, str]:
     return env, name
 
 
-def _model_source(
-    metadata: ProjectMetadata,
-    prefix: str,
-    dag_id: str,
-    run_id: str,
-    emulator: _EmulatorUse | None,
-) -> str:
+def _model_source(metadata: ProjectMetadata, prefix: str, emulator: _EmulatorUse | None) -> str:
     """What `suggest --from` reads to model this replay, as a command line's start.
 
     The run prefix itself; a gs:// one on the user's emulator (`--emulator`, or `--prefix
@@ -454,7 +457,7 @@ def _model_source(
     from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV
 
     if emulator is not None and emulator.own:
-        kept = _keep_manifests(prefix, access.local_runs_root(metadata), dag_id, run_id)
+        kept = _keep_manifests(prefix, access.local_runs_root(metadata))
         return f"kedro gcs-bridge suggest --from {kept}" if kept else ""
     host = os.environ.get(EMULATOR_HOST_ENV)
     if host and prefix.startswith(("gs://", "gcs://")):
@@ -462,14 +465,18 @@ def _model_source(
     return f"kedro gcs-bridge suggest --from {prefix}"
 
 
-def _keep_manifests(prefix: str, local_root: str, dag_id: str, run_id: str) -> str | None:
+def _keep_manifests(prefix: str, local_root: str) -> str | None:
     """Copies the run marker and manifests of an emulator's run prefix to the local runs
-    folder (what `suggest --from` and `runs list` read); their URL, or None without any."""
-    from kedro_gcs_bridge.planning.naming import run_segment
+    folder (what `suggest --from` and `runs list` read, and `suggest --from mlflow:<id>` finds
+    by `replay_emulator_copy`); their URL, or None without any."""
+    from kedro_gcs_bridge.planning.naming import replay_emulator_copy
     from kedro_gcs_bridge.pod.store import HandoffStore
 
+    copy = replay_emulator_copy(prefix, local_root)
+    if copy is None:
+        return None
     source = HandoffStore(prefix, task="replay")
-    target = HandoffStore(f"{local_root.rstrip('/')}/{dag_id}/{run_segment(run_id)}", task="replay")
+    target = HandoffStore(copy, task="replay")
     try:
         paths = source.fs.find(source.layout.manifests_dir)
         if not paths:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import click
 
@@ -88,6 +90,7 @@ def suggest(
     said: list[str] = []
     tracking_uri = mlflow_tracking_uri or access.tracking_uri_from_env()
     url = _run_prefix(source, tracking_uri or config.mlflow.tracking_uri, said)
+    url = _replay_copy(url, access.local_runs_root(metadata), said)
     read_from = len(said)  # where the text format says how many manifests it read
     manifests = _manifests(url)
     figures = model.figures_from_manifests(manifests, persisted, [n.name for n in nodes])
@@ -194,6 +197,30 @@ def _run_prefix(source: str, tracking_uri: str | None, said: list[str]) -> str:
     prefix = parent_run_prefix(tracking_uri, run_id)
     said.append(f"run prefix of MLflow run {run_id}: {prefix}")
     return prefix
+
+
+def _replay_copy(url: str, local_root: str, said: list[str]) -> str:
+    """The run prefix to read: a run on the emulator `replay --emulator` started (and stopped
+    at its end) is read from the copy replay kept in the project's runs folder, unless
+    `STORAGE_EMULATOR_HOST` names a live emulator; gcsfs would otherwise look for it on GCS.
+
+    Raises:
+        click.ClickException: Replay kept no copy of that run here.
+    """
+    from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV
+    from kedro_gcs_bridge.planning.naming import replay_emulator_copy
+
+    copy = replay_emulator_copy(url, local_root)
+    if copy is None or os.environ.get(EMULATOR_HOST_ENV):
+        return url
+    if not Path(unquote(urlsplit(copy).path)).is_dir():
+        raise click.ClickException(
+            f"run prefix {url} was on the GCS emulator `replay --emulator` started, stopped "
+            f"since, and replay kept no copy of it at {copy}: replay again from this project, "
+            f"or set {EMULATOR_HOST_ENV} to the emulator that holds it."
+        )
+    said.append(f"read from replay's copy of it (its emulator is gone): {copy}")
+    return copy
 
 
 def _manifests(url: str) -> list[Manifest]:

@@ -49,6 +49,19 @@ def local_runs_root(project_path: str | Path) -> str:
     return (Path(project_path) / LOCAL_RUNS_DIR).as_uri()
 
 
+#: Where `replay --emulator` puts run prefixes: a bucket of the in-memory GCS it starts.
+REPLAY_EMULATOR_ROOT = "gs://kedro-gcs-bridge-replay/runs"
+
+
+def replay_emulator_copy(prefix: str, local_root: str) -> str | None:
+    """Where replay kept a copy of a run prefix on the emulator it started and stopped (its
+    manifests, under the project's runs folder); None for a prefix elsewhere."""
+    head = REPLAY_EMULATOR_ROOT + "/"
+    if not prefix.startswith(head):
+        return None
+    return f"{local_root.rstrip('/')}/{prefix[len(head) :].strip('/')}"
+
+
 def _short_hash(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:_HASH_LEN]
 

@@ -435,13 +435,13 @@ class TestModelCommand:
         from kedro_gcs_bridge.cli.replay import _model_source
 
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9023")
-        command = _model_source(None, "gs://b/runs/d/r", "d", "r", None)  # type: ignore[arg-type]
+        command = _model_source(None, "gs://b/runs/d/r", None)  # type: ignore[arg-type]
         assert command == (
             "STORAGE_EMULATOR_HOST=http://127.0.0.1:9023 kedro gcs-bridge suggest --from "
             "gs://b/runs/d/r"
         )
-        local = _model_source(None, "file:///p/runs/d/r", "d", "r", None)  # type: ignore[arg-type]
+        local = _model_source(None, "file:///p/runs/d/r", None)  # type: ignore[arg-type]
         assert local == "kedro gcs-bridge suggest --from file:///p/runs/d/r"
         monkeypatch.delenv("STORAGE_EMULATOR_HOST")
-        plain = _model_source(None, "gs://b/runs/d/r", "d", "r", None)  # type: ignore[arg-type]
+        plain = _model_source(None, "gs://b/runs/d/r", None)  # type: ignore[arg-type]
         assert plain == "kedro gcs-bridge suggest --from gs://b/runs/d/r"

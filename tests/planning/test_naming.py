@@ -13,14 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kedro_gcs_bridge.planning.naming import (
+    REPLAY_EMULATOR_ROOT,
     POD_NAME_MAX,
     RUN_SEGMENT_TEMPLATE,
     TASK_ID_MAX,
     dag_id,
+    local_runs_root,
     nameless,
     pod_names,
     python_names,
     run_prefix_template,
+    replay_emulator_copy,
     run_segment,
     task_ids,
 )
@@ -333,3 +336,15 @@ class TestSlugFastPath:
                 name, separator="_", lowercase=False, regex_pattern=r"[^\w.-]+"
             ), name
             assert pod_name_slug(name) == slugify(name, separator="-"), name
+
+
+def test_a_run_on_replays_own_emulator_is_read_from_the_copy_replay_kept() -> None:
+    """replay --emulator stops its emulator at the end and copies the run's manifests to the
+    project's runs folder: a run prefix MLflow recorded there is read from that copy."""
+    root = local_runs_root("/p")
+    prefix = f"{REPLAY_EMULATOR_ROOT}/spaceflights/manual__2026-01-01"
+    assert (
+        replay_emulator_copy(prefix, root)
+        == "file:///p/.gcs-bridge-runs/spaceflights/manual__2026-01-01"
+    )
+    assert replay_emulator_copy("gs://my-bucket/runs/d/r", root) is None
