@@ -280,7 +280,8 @@ def _replay(
                 shutil.rmtree(sandbox.root, ignore_errors=True)
         model_from = _model_source(metadata, prefix, emulator)
         click.echo(_summary(results, prefix, pod_start_delay, model_from))
-        for line in _after(results, run_id, kept_prefix=emulator is None or not emulator.own):
+        kept = emulator is None or not emulator.own
+        for line in _after(results, dag_file, run_id, kept_prefix=kept):
             click.echo(line)
         if any(result.state != "success" for result in results):
             raise click.exceptions.Exit(1)
@@ -319,19 +320,21 @@ def _with_image_env(project: Path, tasks: list[ReplayTask]) -> list[ReplayTask]:
     return [replace(task, env={**settings, **task.env}) for task in tasks]
 
 
-def _after(results: Sequence[Any], run_id: str, kept_prefix: bool) -> list[str]:
+def _after(results: Sequence[Any], dag_file: Path, run_id: str, kept_prefix: bool) -> list[str]:
     """What replay says once after its table: the files tasks left on their own disks, and
-    the `--task` call that re-runs the failed tasks (instead of Kedro's "Repeat the previous
-    command" advice, left out of each task's gist) when the run prefix outlives the replay
-    (`kept_prefix`: not on an emulator replay started and stopped)."""
+    the command that re-runs the failed tasks and the ones they held back (instead of Kedro's
+    "Repeat the previous command" advice, left out of each task's gist) when the run prefix
+    outlives the replay (`kept_prefix`: not on an emulator replay started and stopped)."""
     from kedro_gcs_bridge.dag.replay import left_on_disk_summary
 
     lines = [left] if (left := left_on_disk_summary(results)) else []
-    failed = [result.task_id for result in results if result.state == "failed"]
-    if failed and kept_prefix:
-        again = " ".join(f"--task {task}" for task in failed)
+    again = [r.task_id for r in results if r.state in ("failed", "upstream_failed")]
+    if kept_prefix and any(r.state == "failed" for r in results):
+        tasks = " ".join(f"--task {task}" for task in again)
         lines.append(
-            f"re-run the failed task(s) after a fix: replay with --run-id {run_id} {again}"
+            "re-run the failed task(s) and the ones they held back, after a fix (with this "
+            f"replay's other options): kedro gcs-bridge replay {dag_file} --run-id {run_id} "
+            f"{tasks}"
         )
     return lines
 

@@ -175,7 +175,12 @@ def load_dag_tasks(
         if not hasattr(task, "build_pod_request_obj"):
             if task.task_id.startswith(RUN_FAILED_TASK):
                 continue  # Airflow's verdict on the run: replay reports each task's own
-            raise ReplayError(f"task {task.task_id} is a {type(task).__name__}, not a pod task.")
+            raise ReplayError(
+                f"task {task.task_id} is a {type(task).__name__}, not a pod task: replay runs "
+                "the GKE DAG's pods. Replay the file `kedro airflow create -j "
+                "templates/gcs_bridge.j2` writes without `pod_backend: local`; run a local DAG "
+                "with `airflow dags test <dag_id>`."
+            )
         task.render_template_fields(context)
         pod = task.build_pod_request_obj(dry_run=True)
         container = pod.spec.containers[0]

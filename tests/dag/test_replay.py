@@ -22,10 +22,12 @@ from kedro_gcs_bridge.dag.replay import (
     TaskResult,
     kedro_start_seconds,
     left_on_disk_summary,
+    load_dag_tasks,
     makespan,
     slot_waits,
 )
 from kedro_gcs_bridge.dag.replay import replay as replay_tasks
+from kedro_gcs_bridge.errors import ReplayError
 from kedro_gcs_bridge.planning.naming import run_segment
 from kedro_gcs_bridge.pod.protocol import Manifest
 from kedro_gcs_bridge.pod.store import HandoffStore
@@ -417,13 +419,15 @@ class TestLeftOnDisk:
             TaskResult("b", "failed", left_on_disk=("info.log",)),
             TaskResult("c", "upstream_failed"),
         ]
-        lines = _after(results, "manual__1", kept_prefix=True)
+        lines = _after(results, Path("dags/d.py"), "manual__1", kept_prefix=True)
         assert lines == [
             "left on the tasks' own disks (lost with a pod on GKE): info.log (all 2 tasks)",
-            "re-run the failed task(s) after a fix: replay with --run-id manual__1 --task b",
+            "re-run the failed task(s) and the ones they held back, after a fix (with this "
+            "replay's other options): kedro gcs-bridge replay dags/d.py --run-id manual__1 "
+            "--task b --task c",
         ]
         # An emulator replay started is gone with its run prefix: no re-run of one task.
-        assert _after(results, "manual__1", kept_prefix=False) == lines[:1]
+        assert _after(results, Path("dags/d.py"), "manual__1", kept_prefix=False) == lines[:1]
 
 
 class TestModelCommand:
@@ -445,3 +449,22 @@ class TestModelCommand:
         monkeypatch.delenv("STORAGE_EMULATOR_HOST")
         plain = _model_source(None, "gs://b/runs/d/r", None)  # type: ignore[arg-type]
         assert plain == "kedro gcs-bridge suggest --from gs://b/runs/d/r"
+
+
+def test_a_local_backend_dag_is_refused_with_what_to_replay_instead(tmp_path: Path) -> None:
+    """`pod_backend: local` writes BashOperators: replay names the file to replay and how to
+    run that one."""
+    dag_file = tmp_path / "local_dag.py"
+    dag_file.write_text(
+        "from datetime import datetime\n"
+        "from airflow.providers.standard.operators.bash import BashOperator\n"
+        "from airflow.sdk import DAG\n"
+        "with DAG(dag_id='d', start_date=datetime(2023, 1, 1), schedule=None):\n"
+        "    BashOperator(task_id='companies', bash_command='true')\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ReplayError) as raised:
+        load_dag_tasks(dag_file, "manual__1", (tmp_path / "runs").as_uri())
+    message = str(raised.value)
+    assert "task companies is a BashOperator, not a pod task" in message
+    assert "without `pod_backend: local`" in message and "airflow dags test" in message

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kedro_gcs_bridge.planning.naming import (
-    REPLAY_EMULATOR_ROOT,
     POD_NAME_MAX,
+    REPLAY_EMULATOR_ROOT,
     RUN_SEGMENT_TEMPLATE,
     TASK_ID_MAX,
     dag_id,
@@ -22,8 +22,8 @@ from kedro_gcs_bridge.planning.naming import (
     nameless,
     pod_names,
     python_names,
-    run_prefix_template,
     replay_emulator_copy,
+    run_prefix_template,
     run_segment,
     task_ids,
 )
