@@ -84,11 +84,16 @@ _DECIMAL_SUFFIXES = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**1
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*$")
 
 
+#: Examples of each kind of quantity, for messages.
+_QUANTITY_EXAMPLES = {"cpu": "'500m', '2'", "memory": "'512Mi', '4Gi'"}
+
+
 def _quantity(text: str | int | float, what: str) -> Decimal:
     match = _QUANTITY.match(str(text))
     if match is None:
+        examples = _QUANTITY_EXAMPLES.get(what, "'500m', '2', '4Gi'")
         raise ConfigError(
-            f"{what} {text!r} is not a Kubernetes quantity; write it like '500m', '2', '4Gi'."
+            f"{what} {text!r} is not a Kubernetes quantity; write it like {examples}."
         )
     number, suffix = match.groups()
     scale = _BINARY_SUFFIXES.get(suffix) or _DECIMAL_SUFFIXES.get(suffix)
@@ -170,8 +175,8 @@ def root_url_value(value: Any, schemes: Collection[str] | None = None) -> str:
     if match is None:
         hint = f" (write file://{text})" if text.startswith("/") and text.strip("/") else ""
         raise ValueError(
-            f"must be an absolute URL like gs://bucket/path or file:///absolute/path, got "
-            f"{value!r}{hint}."
+            f"must be an absolute URL like gs://bucket/path (or, for local runs, "
+            f"file:///absolute/path), got {value!r}{hint}."
         )
     scheme, rest = match[1], match[2]
     if schemes is not None and scheme not in schemes:

@@ -807,3 +807,16 @@ class TestSuggestFromAReplayOnItsOwnEmulator:
         assert _replay_copy("gs://mine/runs/d/r", tmp_path.as_uri(), []) == "gs://mine/runs/d/r"
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9023")
         assert _replay_copy(self.PREFIX, tmp_path.as_uri(), []) == self.PREFIX
+
+
+def test_suggest_names_a_bad_max_memory_option() -> None:
+    from kedro_gcs_bridge.cli.suggest import _max_memory
+
+    assert _max_memory("16Gi") == 16 * 1024**3
+    assert _max_memory(None) is None
+    with pytest.raises(click.BadParameter) as raised:
+        _max_memory("lots")
+    assert raised.value.param_hint == "'--max-memory'"
+    assert "memory 'lots' is not a Kubernetes quantity; write it like '512Mi', '4Gi'." in str(
+        raised.value
+    )

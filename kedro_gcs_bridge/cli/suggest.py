@@ -18,6 +18,7 @@ from kedro_gcs_bridge.cli.options import (
     params_option,
     pipeline_option,
 )
+from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.planning import suggest as model
 from kedro_gcs_bridge.planning.grouping import NodeSpec, group_pipeline, group_tags, node_specs
 from kedro_gcs_bridge.planning.machines import memory_bytes
@@ -83,7 +84,7 @@ def suggest(
     output: Path | None,
 ) -> None:
     """Suggest `groups:` from a measured run: fewer pods where they cost more than they give."""
-    bound = memory_bytes(max_memory) if max_memory else None
+    bound = _max_memory(max_memory)
     nodes, config, group_of, persisted = _suggest_inputs(metadata, pipeline_name, env, params)
     tagged = _tag_groups(nodes, config)
     # What is said about the inputs goes to stderr for the machine-readable formats.
@@ -177,6 +178,20 @@ def _tag_groups(nodes: list[NodeSpec], config: BridgeConfig) -> dict[str, str]:
         return {}
     found = {node.name: group_tags(node, config.grouping_prefix) for node in nodes}
     return {name: tags[0] for name, tags in found.items() if len(tags) == 1 and tags[0]}
+
+
+def _max_memory(given: str | None) -> float | None:
+    """`--max-memory` in bytes (None: no bound).
+
+    Raises:
+        click.BadParameter: Not a memory quantity.
+    """
+    if not given:
+        return None
+    try:
+        return memory_bytes(given)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--max-memory'") from exc
 
 
 def _run_prefix(source: str, tracking_uri: str | None, said: list[str]) -> str:

@@ -29,9 +29,9 @@ import yaml
 from kedro_gcs_bridge.errors import CatalogEnvError
 from kedro_gcs_bridge.planning.storage import Where
 from kedro_gcs_bridge.pod.catalog import location_of_config
+from kedro_gcs_bridge.values import root_url_value
 
 #: `gs://bucket` or `gs://bucket/path`, bucket named as GCS allows.
-_ROOT = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])(/[^\s]*)?$")
 
 #: Envs the command never writes: base holds the catalog it overrides; local is left out of
 #: the image and is where local runs read their credentials.
@@ -60,16 +60,20 @@ def parse_root(root: str) -> str:
     """The root as `gs://bucket[/path]`, without a trailing slash.
 
     Raises:
-        CatalogEnvError: It is not a gs:// URL of a bucket (and an optional path).
+        CatalogEnvError: It is not a gs:// URL of a bucket (and an optional path), saying why.
     """
-    match = _ROOT.match(root.rstrip("/"))
-    if match is None or "//" in (match[2] or ""):
+    url = root.rstrip("/")
+    try:
+        root_url_value(url, schemes=("gs",))
+        if any(char.isspace() for char in url):
+            raise ValueError(f"{url!r} holds a space.")
+    except ValueError as exc:
         raise CatalogEnvError(
-            f"--root {root!r} is not a GCS location: write gs://<bucket>[/<path>], e.g. "
+            f"--root {root!r} is not a GCS location ({exc}); write gs://<bucket>[/<path>], e.g. "
             "gs://acme-ml/spaceflights (the bucket must exist; the pods' service account "
             "needs read and write access to it)."
-        )
-    return root.rstrip("/")
+        ) from exc
+    return url
 
 
 def check_env(env: str) -> str:

@@ -40,6 +40,19 @@ class TestRoot:
         with pytest.raises(CatalogEnvError, match=r"write gs://<bucket>\[/<path>\]"):
             parse_root(given)
 
+    @pytest.mark.parametrize(
+        ("given", "why"),
+        [
+            ("gs://Bad_Bucket/x", "'Bad_Bucket' is not a bucket name (lowercase letters"),
+            ("gs://b/x y", "holds a space"),
+            ("s3://bucket/x", "must be gs://bucket[/path]"),
+        ],
+    )
+    def test_the_refusal_says_what_is_wrong(self, given: str, why: str) -> None:
+        with pytest.raises(CatalogEnvError) as raised:
+            parse_root(given)
+        assert why in str(raised.value), raised.value
+
     @pytest.mark.parametrize("env", ["base", "local", "../x", ".hidden"])
     def test_env_that_would_clobber_or_escape_is_refused(self, env: str) -> None:
         with pytest.raises(CatalogEnvError, match="use a new env such as --env gcs"):
