@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from kedro_gcs_bridge.pod.protocol import Manifest
 
 
+#: Airflow's log level, read when Airflow is imported (the DagBag, the operators).
+AIRFLOW_LOG_LEVEL_ENV = "AIRFLOW__LOGGING__LOGGING_LEVEL"
+
+
 def _emulator_root() -> str:
     """Where `--emulator` puts run prefixes (naming.py: suggest finds replay's copies by it)."""
     from kedro_gcs_bridge.planning.naming import REPLAY_EMULATOR_ROOT
@@ -118,6 +122,9 @@ def replay(
     Each `kedro run` task is forked from a server that has imported Kedro and the project's
     imports (its own process, folder and environment still); --cold-start starts each anew.
     """
+    # Airflow reads the DAG file here, and says each file it fills its DagBag from and each
+    # pod it builds at INFO: not what a replay is about (your own level wins).
+    os.environ.setdefault(AIRFLOW_LOG_LEVEL_ENV, "WARNING")
     tracking = _replay_tracking(tracking_uri)
     isolation = {
         "shared_dir": shared_dir,

@@ -66,7 +66,15 @@ def _warnings(lines: list[str]) -> list[str]:
             continue
         if current is not None:
             found[-1] = " ".join(part for part in current if part)
-    return list(dict.fromkeys(text[:_MAX_CHARS] for text in found if text))
+    return list(dict.fromkeys(_gist(text)[:_MAX_CHARS] for text in found if text))
+
+
+def _gist(warning: str) -> str:
+    """A warning's first line (a one-line record escapes its newlines), without the file and
+    line that raised it: one warning raised from two lines is said once."""
+    first = warning.split("\\n", 1)[0].strip()
+    located = _PY_WARNING.match(first)
+    return located.group(1) if located else first
 
 
 def _exception_blocks(lines: list[str]) -> list[str]:

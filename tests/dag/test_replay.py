@@ -289,6 +289,7 @@ class TestReplay:
         out = seeded.stdout
         assert seeded.returncode == 0, out[-3000:] + seeded.stderr[-3000:]
         assert "seeded companies: " in out and "-> gs://example-bucket/sf/" in out
+        assert "Filling up the DagBag" not in out and "Building pod" not in out  # Airflow's INFO
         assert "[1/1] companies: success" in out
         kept = f"{(project / '.gcs-bridge-runs').as_uri()}/spaceflights__default__gcs/"
         assert f"model of this replay: kedro gcs-bridge suggest --from {kept}" in out

@@ -75,3 +75,19 @@ def test_kedros_resume_advice_is_not_repeated(log: str) -> None:
     details = result_details(log, True, set())
     shown = [line for line in details.splitlines() if not line.strip().startswith("|")]
     assert not any("previous command" in line for line in shown), details
+
+
+def test_a_python_warning_is_its_first_line_once_whatever_the_line_that_raised_it() -> None:
+    """Kedro registers OmegaConf resolvers from two lines: the same deprecation twice, each a
+    one-line record with its newlines escaped. Replay shows it once, on one line."""
+    text = (
+        "UserWarning: register_new_resolver() is deprecated and will be removed in a future "
+        "release."
+    )
+    rest = "\\nUse register_resolver() instead.\\n\\n  OmegaConf.register_new_resolver(\\n"
+    log = "\n".join(
+        f"2026-12-08 04:07:21,000 - py.warnings - WARNING - /venv/kedro/config/"
+        f"omegaconf_config.py:{line}: {text}{rest}"
+        for line in (637, 644)
+    )
+    assert read_task_log(log).warnings == (text,)
