@@ -18,8 +18,8 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Mapping
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from kedro.framework.hooks import hook_impl
@@ -121,6 +121,26 @@ def _setting(key: str, value: Any, from_env: bool | None, default: bool) -> bool
     if value is None:
         value = from_env
     return default if value is None else as_bool(key, value)
+
+
+class _NoReplacingNote(logging.Filter):
+    """Drops Kedro's "Replacing dataset" warning: a dataset the catalog declares that crosses
+    pods is replaced on purpose (the INFO line after says what crosses)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Replacing dataset '%s'"
+
+
+@contextmanager
+def _replacing_quietly() -> Iterator[None]:
+    """Kedro's catalog logger without its "Replacing dataset" warning, for one replacement."""
+    catalog_logger = logging.getLogger("kedro.io.data_catalog")
+    quiet = _NoReplacingNote()
+    catalog_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        catalog_logger.removeFilter(quiet)
 
 
 def _catalog_format_of(catalog: Any, name: str) -> Format | None:
@@ -393,7 +413,8 @@ class GCSRunner(SequentialRunner):
                 if fmt is not None and not inputs:  # before a node runs, not after it
                     store.check_catalog_format(base, fmt)
                 persist = None if inputs else _persisted(catalog, name)
-                catalog[name] = HandoffDataset(store, base, made_by.get(base), fmt, persist)
+                with _replacing_quietly():
+                    catalog[name] = HandoffDataset(store, base, made_by.get(base), fmt, persist)
         _check_local_inputs(pipeline, catalog, loaded, made_by)
         logger.info(
             "GCSRunner: task %s, %d node(s), loads %s, saves %s, run prefix %s",

@@ -503,3 +503,21 @@ class TestExampleProject:
         # The killed attempt's objects are never what the commit names.
         named = {record["object"] for record in after_retry.values()}
         assert named.isdisjoint(p.name for p in killed_objects)
+
+
+def test_a_declared_dataset_replaced_for_the_handoff_is_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Kedro warns "Replacing dataset" for each catalog entry that crosses pods; the runner
+    replaces them on purpose, so that warning is dropped there, and only there."""
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from kedro_gcs_bridge.pod.runner import _replacing_quietly
+
+    catalog = DataCatalog({"a": MemoryDataset(1), "b": MemoryDataset(2)})
+    with caplog.at_level("WARNING", logger="kedro.io.data_catalog"):
+        with _replacing_quietly():
+            catalog["a"] = MemoryDataset(3)
+        catalog["b"] = MemoryDataset(4)
+    said = [record.getMessage() for record in caplog.records]
+    assert said == ["Replacing dataset 'b'"]
