@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -27,6 +28,7 @@ from kedro_gcs_bridge.errors import (
     ProtocolVersionError,
     StorageUnreachableError,
 )
+from kedro_gcs_bridge.ops.emulator import EMULATOR_HOST_ENV
 from kedro_gcs_bridge.pod.backend import Backend, open_backend
 from kedro_gcs_bridge.pod.protocol import Manifest, OutcomeRecord, RunLayout, RunMarker
 from kedro_gcs_bridge.values import as_root_url
@@ -153,6 +155,7 @@ def open_reachable(
             backend.fs.ls(backend.root, detail=False)
         return backend
 
+    hint += _emulator_note(url)
     try:
         return within(reach_seconds, url, reach)
     except StorageUnreachableError as exc:
@@ -163,6 +166,14 @@ def open_reachable(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         cause = f"{type(exc).__name__}: {first}"[:200]
         raise StorageUnreachableError(f"cannot list {url} ({cause}); {hint}.") from exc
+
+
+def _emulator_note(url: str) -> str:
+    """Where gs:// goes when `STORAGE_EMULATOR_HOST` is set: that emulator, not GCS."""
+    host = os.environ.get(EMULATOR_HOST_ENV)
+    if not host or not url.startswith(("gs://", "gcs://")):
+        return ""
+    return f" ({EMULATOR_HOST_ENV} sends gs:// to {host}: is that emulator running?)"
 
 
 def _folders(fs: Any, path: str) -> list[str]:

@@ -286,12 +286,13 @@ def test_reading_a_run_prefix_on_a_stopped_emulator_fails_in_seconds_with_one_li
     from kedro_gcs_bridge.cli.access import read_manifests
     from kedro_gcs_bridge.errors import StorageUnreachableError
 
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
+    host = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
     gcsfs.GCSFileSystem.clear_instance_cache()
     prefix = "gs://kedro-gcs-bridge-replay/runs/dag/manual__1"
     with pytest.raises(StorageUnreachableError) as raised:
         read_manifests(prefix, "suggest")
     message = str(raised.value)
     assert message.startswith("cannot reach the run prefix: ") and "\n" not in message
-    assert "STORAGE_EMULATOR_HOST" in message
+    assert f"(STORAGE_EMULATOR_HOST sends gs:// to {host}: is that emulator running?)" in message
     gcsfs.GCSFileSystem.clear_instance_cache()
