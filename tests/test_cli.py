@@ -562,11 +562,13 @@ class TestSuggest:
         assert found["ungrouped"]["tasks"] == 7
         assert found["model"]["pod_start_s"] == 30.0
 
-    def test_a_package_error_is_one_line_and_exit_1(self, project: Any, measured_run: str) -> None:
+    def test_a_bad_max_memory_is_a_usage_error_naming_it(
+        self, project: Any, measured_run: str
+    ) -> None:
         result = cli(project, "suggest", "--from", measured_run, "--max-memory", "lots")
-        assert result.exit_code == 1, said(result)
-        (line,) = result.stderr.splitlines()
-        assert line.startswith("Error: ") and "lots" in line
+        assert result.exit_code == 2, said(result)
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("Error: ")]
+        assert line.startswith("Error: Invalid value for '--max-memory': memory 'lots'"), line
 
     def test_the_real_cli_writes_valid_json_to_the_file(
         self, real_runs: dict[str, KedroRun]
