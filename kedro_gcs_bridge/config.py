@@ -1050,10 +1050,11 @@ _NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
 @contextmanager
 def _plugin_scan_skipped() -> Iterator[None]:
     """pydantic, the first time a process builds a model, reads the entry points of every
-    installed distribution for its plugins (~20-50 ms of each `kedro airflow create`, as long as
-    the rest of the config's import). Setting its variable while the config's models build skips
-    that for them alone: the variable is restored after, so a project's own models still get
-    its plugins. The config's validation is not a plugin's business (tracing, logging)."""
+    installed distribution for its plugins (~17 ms of each `kedro airflow create` with
+    Airflow's and MLflow's ~330 distributions installed). Setting its variable while the
+    config's models build skips that for them alone: the variable is restored after, so a
+    project's own models still get its plugins. The config's validation is not a plugin's
+    business (tracing, logging)."""
     before = os.environ.get(_NO_PLUGINS)
     os.environ[_NO_PLUGINS] = "__all__"
     try:
