@@ -276,7 +276,7 @@ def _replay(
                 project,
                 parallel,
                 extra_env=extra_env,
-                on_result=_progress(len(only) or len(tasks)),
+                on_result=_progress(len(only) or len(tasks), sandbox),
                 only=set(only) or None,
                 sandbox=sandbox,
                 pod_start_delay=pod_start_delay,
@@ -346,9 +346,10 @@ def _after(results: Sequence[Any], dag_file: Path, run_id: str, kept_prefix: boo
     return lines
 
 
-def _progress(count: int) -> Any:
+def _progress(count: int, sandbox: TaskDirs | None = None) -> Any:
     """What replay says as each task ends: `[n/count] task: state (seconds)`, and its log's
-    gist (its new warnings; on failure its exception and the log's tail)."""
+    gist (its new warnings; on failure its exception, the log's tail and, when the log names
+    files the image leaves out, what to do)."""
     from kedro_gcs_bridge.dag.task_log import result_details
 
     done = itertools.count(1)
@@ -363,6 +364,9 @@ def _progress(count: int) -> Any:
             fg=colour,
         )
         details = result_details(result.log, result.state == "failed", seen)
+        remedy = sandbox.contents.remedy(result.log) if sandbox is not None else None
+        if remedy and result.state == "failed":
+            details += f"\n    remedy: {remedy}"
         cold = f"cold start: {result.cold_reason}"
         if result.cold_reason and cold not in seen:
             seen.add(cold)

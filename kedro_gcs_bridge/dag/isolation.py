@@ -65,6 +65,21 @@ class ImageContents:
             f"({self.source}: {len(self.files)} files{lacks})"
         )
 
+    def lacked_in(self, log: str) -> list[str]:
+        """The files the image leaves out that a task's log names (what it failed to read)."""
+        return [path for path in self.left_out if path in log]
+
+    def remedy(self, log: str) -> str | None:
+        """What to do when a failed task's log names files the image leaves out; None if none."""
+        lacked = self.lacked_in(log)
+        if not lacked:
+            return None
+        return (
+            f"the image leaves out {', '.join(lacked[:3])} ({self.source}), as this task's "
+            f"copy does: keep it in the image (edit {self.source}), or put the dataset on GCS "
+            "(`kedro gcs-bridge catalog --root gs://<bucket>/<path>`)"
+        )
+
 
 #: Empty files that only keep a folder in version control: no content of the image.
 _PLACEHOLDERS = frozenset({".gitkeep", ".keep"})

@@ -40,3 +40,15 @@ def test_the_header_names_what_is_left_out(
 ) -> None:
     contents = ImageContents(Path("p"), kept, left_out, "docker/Dockerfile.dockerignore")
     assert said in contents.describe()
+
+
+def test_a_failed_tasks_log_naming_a_left_out_file_gets_the_remedy() -> None:
+    left_out = ("data/01_raw/a.csv", "conf/local/credentials.yml")
+    contents = ImageContents(Path("p"), KEPT, left_out, "docker/Dockerfile.dockerignore")
+    log = "DatasetError: Failed while loading data from /tmp/t/project/data/01_raw/a.csv"
+    assert contents.lacked_in(log) == ["data/01_raw/a.csv"]
+    remedy = contents.remedy(log)
+    assert remedy is not None and remedy.startswith(
+        "the image leaves out data/01_raw/a.csv (docker/Dockerfile.dockerignore)"
+    )
+    assert contents.remedy("ZeroDivisionError: division by zero") is None

@@ -197,6 +197,11 @@ class TestReplay:
         assert "companies: failed" in out
         assert "    first exception: FileNotFoundError: [Errno 2] No such file" in out
         assert "    error: DatasetError: companies: Failed while loading data" in out
+        remedy = (
+            "    remedy: the image leaves out data/01_raw/companies.csv "
+            "(docker/Dockerfile.dockerignore), as this task's copy does: keep it in the image"
+        )
+        assert remedy in out, out[-3000:]
         assert "companies.csv" in out  # the task's own log, shown on failure
         assert (project / "data" / "01_raw" / "companies.csv").exists()  # the project's own
         assert "shuttles: success" in out  # independent of the failure
