@@ -1483,7 +1483,10 @@ pipeline's DAG; `kedro airflow create --params k=v` overrides both (kedro-airflo
 the groups `pod:`, `mlflow:`, `default_args:`, `dag:` and `handoff:` merge key by key, and
 `--params mlflow.required=true` sets one key of a group). Every key is checked when the DAG is
 created, with the rules Airflow, Kubernetes and MLflow apply later: a bad value stops `kedro
-airflow create` with an error naming each key path, and no DAG file is written. Booleans are
+airflow create` with an error naming each key path, and no DAG file is written; so does a
+misspelled key (close to a known one), a config key at the file's top level instead of under
+`default:`, and a section named close to a registered pipeline. Other keys nothing reads (a
+team's own) warn, and stop it under `strict: true`. Booleans are
 `true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0` (any case) on every route. The old flat
 spellings of grouped keys (`pod_labels`, `mlflow_tracking_uri`, `cleanup`, ...) are still read,
 each with a one-line deprecation warning naming its new path. This table and the file `kedro
