@@ -418,6 +418,22 @@ class TestValidateThePodsWorld:
         assert "env 'gcs' does not define (conf/local/parameters.yml does, which env" in line
         assert "conf/base/parameters*.yml" in line and "conf/gcs/parameters*.yml" in line
 
+    def test_a_groups_block_at_the_files_top_level_stops_validate(
+        self, pods_project: Callable
+    ) -> None:
+        """suggest's block pasted unindented, and a section for a misspelled pipeline, are
+        read by nobody: validate stops on them as create does; another section only warns."""
+        airflow = (EXAMPLE / "conf/base/airflow.yml").read_text(encoding="utf-8")
+        pasted = airflow + "groups:\n  prep: [preprocess_companies_node]\n"
+        pasted += "data_sciense:\n  retries: 4\nnightly_extra:\n  retries: 1\n"
+        result = cli(pods_project({"conf/base/airflow.yml": pasted}), "validate", *WARN)
+        assert result.exit_code == 1, said(result)
+        assert "'groups' is a config key at the file's top level" in result.stderr
+        assert "section 'data_sciense' names no registered pipeline (did you mean " in (
+            result.stderr
+        )
+        assert "warning: airflow config: section 'nightly_extra'" in result.stderr
+
     def test_a_dockerfile_the_dag_does_not_know_is_a_warning(self, pods_project: Callable) -> None:
         dockerfile = "FROM python:3.11\nENV KEDRO_ENV=prod\nCOPY . .\n"
         result = cli(pods_project({"docker/Dockerfile": dockerfile}), "validate", *WARN)
