@@ -260,9 +260,11 @@ def _replay(
             raise click.ClickException(
                 f"no task {sorted(unknown)} in {dag_id}; tasks: {[t.task_id for t in tasks]}"
             )
+        chosen = [task for task in tasks if not only or task.task_id in only]
         if emulator is not None:
-            chosen = [task for task in tasks if not only or task.task_id in only]
             _emulator_inputs(metadata, tasks, chosen, emulator)
+        else:
+            _gcs_inputs_reachable(metadata, tasks, chosen)
         click.echo(f"Replaying {dag_id} ({len(tasks)} tasks), run {run_id}\nrun prefix: {prefix}")
         sandbox = _replay_sandbox(project, root, shared_dir, keep_task_dirs)
         if warm is not None:
@@ -409,6 +411,27 @@ def _emulator_inputs(
     absent = missing(inputs)
     if absent:
         raise missing_error(absent, use.url, use.seed)
+
+
+def _gcs_inputs_reachable(
+    metadata: ProjectMetadata, tasks: Sequence[Any], chosen: Sequence[Any]
+) -> None:
+    """Without --emulator, the chosen tasks' raw gs:// inputs are read from GCS itself (or the
+    emulator `STORAGE_EMULATOR_HOST` names): one listing of the first one's bucket must
+    answer within seconds, before any task starts (gcsfs would retry each for a minute)."""
+    from kedro_gcs_bridge.dag.seed import remote_inputs
+    from kedro_gcs_bridge.ops.runs import open_reachable
+
+    remote, local = _input_locations(metadata, tasks, chosen)
+    urls = [item.url for item in remote_inputs(remote, local, Path(metadata.project_path))]
+    if not urls:
+        return
+    bucket = "/".join(urls[0].split("/")[:3])
+    hint = (
+        "replay against a local emulator instead: --emulator --seed (it uploads the project's "
+        "own copies of the raw inputs first)"
+    )
+    open_reachable(bucket, hint, f"{len(urls)} raw input(s) on GCS ({urls[0]}, ...)")
 
 
 def _input_locations(

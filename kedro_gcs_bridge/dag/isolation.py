@@ -13,6 +13,7 @@ changed) are listed: on GKE they are lost with the pod.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -66,8 +67,9 @@ class ImageContents:
         )
 
     def lacked_in(self, log: str) -> list[str]:
-        """The files the image leaves out that a task's log names (what it failed to read)."""
-        return [path for path in self.left_out if path in log]
+        """The files the image leaves out that a task's log names as local files (what it
+        failed to read); the same path inside a URL (`gs://b/data/...`) is not one of them."""
+        return [path for path in self.left_out if _named_locally(path, log)]
 
     def remedy(self, log: str) -> str | None:
         """What to do when a failed task's log names files the image leaves out; None if none."""
@@ -79,6 +81,12 @@ class ImageContents:
             f"copy does: keep it in the image (edit {self.source}), or put the dataset on GCS "
             "(`kedro gcs-bridge catalog --root gs://<bucket>/<path>`)"
         )
+
+
+def _named_locally(path: str, log: str) -> bool:
+    """Whether `log` names `path` in a local path: a word holding it with no `://`."""
+    words = re.finditer(r"[^\s'\"()\[\]]*" + re.escape(path), log)
+    return any("://" not in word.group(0) for word in words)
 
 
 #: Empty files that only keep a folder in version control: no content of the image.

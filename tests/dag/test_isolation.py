@@ -52,3 +52,6 @@ def test_a_failed_tasks_log_naming_a_left_out_file_gets_the_remedy() -> None:
         "the image leaves out data/01_raw/a.csv (docker/Dockerfile.dockerignore)"
     )
     assert contents.remedy("ZeroDivisionError: division by zero") is None
+    # The same relative path inside a gs:// URL is a dataset already on GCS, not the image's.
+    on_gcs = "DatasetError: Failed while loading data from gs://b/sf/data/01_raw/a.csv"
+    assert contents.lacked_in(on_gcs) == []

@@ -292,6 +292,18 @@ class TestReplay:
         assert len(errors) == 1 and "1 input(s)" in errors[0], refused.stderr[-3000:]
         assert "'reviews' (bucket example-bucket" in errors[0] and "preprocessed" not in errors[0]
 
+        # Without --emulator the raw inputs are read where the catalog says (here a dead
+        # emulator on loopback, never real GCS): one error within seconds, no task started.
+        from _gcs_emulator import free_port
+
+        dead = {**base_env, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}"}
+        direct = [str(BIN / "kedro"), "gcs-bridge", "replay", str(dag), "--run-id", RUN_ID]
+        unreached = run(direct, project, dead)
+        errors = [line for line in unreached.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1, unreached.stderr[-3000:]
+        assert "cannot reach 3 raw input(s) on GCS (gs://example-bucket/sf/" in errors[0]
+        assert "--emulator --seed" in errors[0] and "[1/" not in unreached.stdout
+
         seeded = run([*command, "--seed"], project, base_env)
         out = seeded.stdout
         assert seeded.returncode == 0, out[-3000:] + seeded.stderr[-3000:]
