@@ -814,7 +814,8 @@ class TestSuggestFromAReplayOnItsOwnEmulator:
 
         with pytest.raises(click.ClickException) as raised:
             _replay_copy(self.PREFIX, tmp_path.as_uri(), [])
-        assert "replay kept no copy of it" in raised.value.message
+        assert "STORAGE_EMULATOR_HOST is not set" in raised.value.message
+        assert "Set STORAGE_EMULATOR_HOST to the emulator" in raised.value.message
         assert "replay again from this project" in raised.value.message
 
     def test_a_live_emulator_or_another_prefix_is_read_as_it_is(

@@ -338,13 +338,20 @@ def _after(results: Sequence[Any], dag_file: Path, run_id: str, kept_prefix: boo
 
     lines = [left] if (left := left_on_disk_summary(results)) else []
     again = [r.task_id for r in results if r.state in ("failed", "upstream_failed")]
-    if kept_prefix and any(r.state == "failed" for r in results):
-        tasks = " ".join(f"--task {task}" for task in again)
+    if not any(r.state == "failed" for r in results):
+        return lines
+    if not kept_prefix:
         lines.append(
-            "re-run the failed task(s) and the ones they held back, after a fix (with this "
-            f"replay's other options): kedro gcs-bridge replay {dag_file} --run-id {run_id} "
-            f"{tasks}"
+            "the run prefix was on the emulator this replay started, gone with it: after a "
+            "fix, replay the whole DAG again, or keep an emulator of your own running "
+            "(STORAGE_EMULATOR_HOST) to re-run single tasks with --task"
         )
+        return lines
+    tasks = " ".join(f"--task {task}" for task in again)
+    lines.append(
+        "re-run the failed task(s) and the ones they held back, after a fix (with this "
+        f"replay's other options): kedro gcs-bridge replay {dag_file} --run-id {run_id} {tasks}"
+    )
     return lines
 
 

@@ -230,9 +230,10 @@ def _replay_copy(url: str, local_root: str, said: list[str]) -> str:
         return url
     if not Path(unquote(urlsplit(copy).path)).is_dir():
         raise click.ClickException(
-            f"run prefix {url} was on the GCS emulator `replay --emulator` started, stopped "
-            f"since, and replay kept no copy of it at {copy}: replay again from this project, "
-            f"or set {EMULATOR_HOST_ENV} to the emulator that holds it."
+            f"run prefix {url} is on replay's emulator bucket and {EMULATOR_HOST_ENV} is not "
+            f"set, so no emulator is named to read it from; replay keeps a copy ({copy}) only "
+            f"of runs on an emulator it started and stopped. Set {EMULATOR_HOST_ENV} to the "
+            "emulator that holds the run, or replay again from this project."
         )
     said.append(f"read from replay's copy of it (its emulator is gone): {copy}")
     return copy
