@@ -100,9 +100,15 @@ class AirflowCreateHook:
         if params is None or not _template_uses_bridge(params):
             return
         _pause_collection()
-        from kedro_gcs_bridge.dag.create import prepare_create
+        import click
 
-        prepare_create(context, params)
+        from kedro_gcs_bridge.dag.create import prepare_create
+        from kedro_gcs_bridge.errors import GCSBridgeError
+
+        try:
+            prepare_create(context, params)
+        except GCSBridgeError as exc:  # one error, not a traceback (as validate says it)
+            raise click.ClickException(f"kedro-gcs-bridge: no DAG file written.\n{exc}") from exc
 
 
 def _pause_collection() -> None:

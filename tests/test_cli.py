@@ -418,6 +418,25 @@ class TestValidateThePodsWorld:
         assert "env 'gcs' does not define (conf/local/parameters.yml does, which env" in line
         assert "conf/base/parameters*.yml" in line and "conf/gcs/parameters*.yml" in line
 
+    def test_credentials_the_pods_env_lacks_are_one_error_not_a_traceback(
+        self, pods_project: Callable
+    ) -> None:
+        catalog = (EXAMPLE / "conf/base/catalog.yml").read_text(encoding="utf-8")
+        vendor = "vendor_prices:\n  type: pandas.CSVDataset\n  filepath: gs://v/p.csv\n"
+        metadata = pods_project(
+            {
+                "conf/base/catalog.yml": catalog + vendor + "  credentials: dev_gcs\n",
+                "conf/local/credentials.yml": "dev_gcs:\n  token: anon\n",
+                "conf/gcs/catalog.yml": "{}\n",
+            }
+        )
+        result = cli(metadata, "validate", "-e", "gcs", *WARN)
+        assert result.exit_code == 1, said(result)
+        assert "Traceback" not in result.stdout + result.stderr
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("Error: ")]
+        assert "env 'gcs' does not define: 'vendor_prices' uses 'dev_gcs'" in line, line
+        assert "Workload Identity" in result.stderr
+
     def test_a_groups_block_at_the_files_top_level_stops_validate(
         self, pods_project: Callable
     ) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from kedro_gcs_bridge.errors import ConfigError
 from kedro_gcs_bridge.planning.assets import plan_assets
 from kedro_gcs_bridge.planning.grouping import NodeSpec, base_name, is_parameter, node_specs
 from kedro_gcs_bridge.planning.image import IMAGE_IGNORE_FILES, ImageFilter
@@ -59,9 +60,37 @@ def planning_catalog(context: KedroContext) -> Any:
         credentials = loader["credentials"]
     except MissingConfigException:
         credentials = {}
+    unknown = unresolved_credentials(config, credentials)
+    if unknown:
+        raise ConfigError(_credentials_problem(unknown, str(context.env or "local")))
     catalog = settings.DATA_CATALOG_CLASS.from_config(catalog=config, credentials=credentials)
     _validate_transcoded_datasets(catalog)
     return catalog
+
+
+def unresolved_credentials(
+    catalog: Mapping[str, Any], credentials: Mapping[str, Any]
+) -> dict[str, str]:
+    """Catalog entry (or factory pattern) -> the credentials name it uses that `credentials`
+    does not define (Kedro would stop on it with a traceback)."""
+    return {
+        name: entry["credentials"]
+        for name, entry in catalog.items()
+        if isinstance(entry, Mapping)
+        and isinstance(entry.get("credentials"), str)
+        and entry["credentials"] not in credentials
+    }
+
+
+def _credentials_problem(unknown: Mapping[str, str], env: str) -> str:
+    used = ", ".join(f"'{name}' uses '{creds}'" for name, creds in sorted(unknown.items()))
+    return (
+        f"catalog credentials that env '{env}' does not define: {used}. A pod's `kedro run "
+        f"--env {env}` reads conf/base and conf/{env} only (conf/local stays on this machine). "
+        "On GKE drop `credentials:` from gs:// entries and grant the pods' service account "
+        "access (Workload Identity), or define them in conf/<env>/credentials.yml from a "
+        "Kubernetes Secret (`pod.secret_env` and `${oc.env:VAR}`)."
+    )
 
 
 @dataclass(frozen=True)
