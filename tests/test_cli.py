@@ -681,6 +681,16 @@ class TestInit:
         assert "wrote   templates/gcs_bridge.j2" in result.stdout
         assert "skipped conf/base/airflow.yml (exists; --force overwrites it)" in result.stdout
 
+    def test_the_local_runs_folder_is_git_ignored_once(self, folder: Path) -> None:
+        """Kedro's templates have a .gitignore: replay's run prefixes stay out of git."""
+        (folder / ".gitignore").write_text("data/\n*.log", encoding="utf-8")
+        result = self.init(folder)
+        assert "added   .gcs-bridge-runs/ to .gitignore" in result.stdout, said(result)
+        again = self.init(folder)
+        assert "to .gitignore" not in again.stdout
+        text = (folder / ".gitignore").read_text(encoding="utf-8")
+        assert text == "data/\n*.log\n.gcs-bridge-runs/\n"
+
     def test_force_replaces_the_config(self, folder: Path) -> None:
         result = self.init(folder, "--force")
         assert result.exit_code == 0, said(result)

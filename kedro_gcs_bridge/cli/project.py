@@ -84,10 +84,30 @@ def init(metadata: ProjectMetadata, force: bool) -> None:
     if "docker/Dockerfile" in skipped:
         for problem in dockerfile_warnings(project_path):
             click.secho(f"warning: {problem}", fg="yellow")
+    added = ignore_local_runs(project_path)
+    if added:
+        click.secho(f"added   {added} to .gitignore (replay's local run prefixes)")
     click.echo(
         "Next: tag nodes airflow.<group> / machine.<class>, fill conf/base/airflow.yml, then "
-        "`kedro gcs-bridge plan` and `kedro airflow create -j templates/gcs_bridge.j2`."
+        "`kedro gcs-bridge validate`, `kedro gcs-bridge plan` and `kedro airflow create -j "
+        "templates/gcs_bridge.j2`."
     )
+
+
+def ignore_local_runs(project_path: Path) -> str | None:
+    """Adds the local runs folder to the project's .gitignore (Kedro's templates have one);
+    the line added, or None (no .gitignore, or it names the folder already)."""
+    from kedro_gcs_bridge.planning.naming import LOCAL_RUNS_DIR
+
+    gitignore = project_path / ".gitignore"
+    if not gitignore.is_file():
+        return None
+    text = gitignore.read_text(encoding="utf-8")
+    if LOCAL_RUNS_DIR in {line.strip().strip("/") for line in text.splitlines()}:
+        return None
+    end = "" if not text or text.endswith("\n") else "\n"
+    gitignore.write_text(f"{text}{end}{LOCAL_RUNS_DIR}/\n", encoding="utf-8")
+    return f"{LOCAL_RUNS_DIR}/"
 
 
 def _usage(check: Callable[[str], str]) -> Callable[..., str]:
