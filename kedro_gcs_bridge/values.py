@@ -173,6 +173,9 @@ def root_url_value(value: Any, schemes: Collection[str] | None = None) -> str:
     text = value if isinstance(value, str) else ""
     match = _SCHEME.match(text)
     if match is None:
+        if schemes is not None:
+            shown = " or ".join(f"{name}://bucket[/path]" for name in schemes)
+            raise ValueError(f"must be {shown}, got {value!r}.")
         hint = f" (write file://{text})" if text.startswith("/") and text.strip("/") else ""
         raise ValueError(
             f"must be an absolute URL like gs://bucket/path (or, for local runs, "

@@ -62,18 +62,17 @@ def parse_root(root: str) -> str:
     Raises:
         CatalogEnvError: It is not a gs:// URL of a bucket (and an optional path), saying why.
     """
-    url = root.rstrip("/")
     try:
-        root_url_value(url, schemes=("gs",))
-        if any(char.isspace() for char in url):
-            raise ValueError(f"{url!r} holds a space.")
+        root_url_value(root, schemes=("gs",))
+        if any(char.isspace() for char in root):
+            raise ValueError(f"{root!r} holds a space.")
     except ValueError as exc:
         raise CatalogEnvError(
-            f"--root {root!r} is not a GCS location ({exc}); write gs://<bucket>[/<path>], e.g. "
-            "gs://acme-ml/spaceflights (the bucket must exist; the pods' service account "
-            "needs read and write access to it)."
+            f"--root {root!r} is not a GCS location: {str(exc).rstrip('.')}; write "
+            "gs://<bucket>[/<path>], e.g. gs://acme-ml/spaceflights (the bucket must exist; "
+            "the pods' service account needs read and write access to it)."
         ) from exc
-    return url
+    return root.rstrip("/")
 
 
 def check_env(env: str) -> str:
