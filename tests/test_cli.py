@@ -868,3 +868,11 @@ def test_suggest_names_a_bad_max_memory_option() -> None:
     assert "memory 'lots' is not a Kubernetes quantity; write it like '512Mi', '4Gi'." in str(
         raised.value
     )
+
+
+def test_an_env_with_no_conf_folder_is_one_error(project: Any) -> None:
+    result = cli(project, "validate", "-e", "nope")
+    assert result.exit_code == 1, said(result)
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("Error: ")]
+    assert "conf/nope" in line and "(check -e/--env: it names a folder of conf/)" in line
+    assert "Traceback" not in result.stderr

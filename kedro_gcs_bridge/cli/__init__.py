@@ -49,10 +49,16 @@ class BridgeGroup(click.Group):
         return command
 
     def invoke(self, ctx: click.Context) -> object:
+        from kedro.config import MissingConfigException
+
         try:
             return super().invoke(ctx)
         except GCSBridgeError as exc:
             raise click.ClickException(str(exc)) from exc
+        except MissingConfigException as exc:  # e.g. `-e` names no folder under conf/
+            raise click.ClickException(
+                f"{exc} (check -e/--env: it names a folder of conf/)"
+            ) from exc
 
 
 @click.group(name="kedro-gcs-bridge")
