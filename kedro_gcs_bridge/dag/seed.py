@@ -114,9 +114,9 @@ def missing_error(absent: Sequence[RemoteInput], emulator: str, seeded: bool) ->
     else:
         without = ", ".join(unseedable)
         remedy = (
-            f"no local file of {without} in the project's default env to seed from: upload "
-            f"them to the emulator ({emulator}) yourself and replay with STORAGE_EMULATOR_HOST "
-            "set to it"
+            f"no local file of {without} in the project's default env to seed from: replay "
+            "first the DAG of the pipeline that makes them, on an emulator you keep running "
+            f"(STORAGE_EMULATOR_HOST), or upload them to the emulator ({emulator}) yourself"
         )
     return ReplayError(
         f"{len(absent)} input(s) of the DAG are not on the GCS emulator {emulator}: {named}. "

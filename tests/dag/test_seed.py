@@ -77,3 +77,12 @@ def test_a_missing_input_is_named_with_its_bucket_and_object(project: Path) -> N
     assert "pass --seed" in message and "\n" not in message
     message = str(missing_error(absent, "http://127.0.0.1:1", seeded=True))
     assert "no local file of reviews" in message and "STORAGE_EMULATOR_HOST" in message
+
+
+def test_an_input_with_no_local_file_points_to_the_dag_that_makes_it() -> None:
+    from kedro_gcs_bridge.dag.seed import RemoteInput, missing_error
+
+    absent = [RemoteInput("model_input_table", "gs://b/primary/t.parquet", None)]
+    message = str(missing_error(absent, "http://127.0.0.1:9023", seeded=True))
+    assert "'model_input_table' (bucket b, object primary/t.parquet)" in message
+    assert "replay first the DAG of the pipeline that makes them" in message
