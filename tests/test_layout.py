@@ -126,7 +126,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "pod": frozenset({"pod", "tracking", "planning", "config", "values", "errors"}),
     "dag": frozenset({"dag", "pod", "tracking", "planning", "config", "values", "errors"}),
     "ops": frozenset({"ops", "pod", "tracking", "planning", "config", "values", "errors"}),
-    "hooks": frozenset({"dag"}),  # lazily, under `kedro airflow create` only
+    "hooks": frozenset({"dag", "errors"}),  # lazily, under `kedro airflow create` only
     "cli": frozenset(
         {"cli", "ops", "dag", "pod", "tracking", "planning", "config", "values", "errors"}
     ),
