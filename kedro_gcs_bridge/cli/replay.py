@@ -425,11 +425,18 @@ def _gcs_inputs_reachable(
 ) -> None:
     """Without --emulator, the chosen tasks' raw gs:// inputs are read from GCS itself (or the
     emulator `STORAGE_EMULATOR_HOST` names): one listing of the first one's bucket must
-    answer within seconds, before any task starts (gcsfs would retry each for a minute)."""
+    answer within seconds, before any task starts (gcsfs would retry each for a minute).
+    Skipped when the project's own conf cannot be read here (a DAG made with
+    `--conf-source`): the tasks then say what they lack."""
+    from kedro.config import MissingConfigException
+
     from kedro_gcs_bridge.dag.seed import remote_inputs
     from kedro_gcs_bridge.ops.runs import open_reachable
 
-    remote, local = _input_locations(metadata, tasks, chosen)
+    try:
+        remote, local = _input_locations(metadata, tasks, chosen)
+    except MissingConfigException:  # the pods read another conf source (--conf-source)
+        return
     urls = [item.url for item in remote_inputs(remote, local, Path(metadata.project_path))]
     if not urls:
         return
