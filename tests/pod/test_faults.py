@@ -240,11 +240,17 @@ def test_zombie_attempt_paused_mid_save_never_mixes_with_the_newer_one(
         time.sleep(rng.uniform(0.0, attempt_seconds * 1.2))
         os.kill(zombie.pid, signal.SIGSTOP)
         stopped_mid_save += _uncommitted_objects(root)
+        newer = fork.Process(target=_attempt, args=(root.as_uri(), 2))
         try:
-            _attempt(root.as_uri(), 2)
+            newer.start()
+            # A pause can land while the zombie holds the folder's lock (local disk's `update`):
+            # the newer attempt then waits for it, as it would for a live one. Resume it then.
+            newer.join(timeout=max(30.0, attempt_seconds * 5))
         finally:
             os.kill(zombie.pid, signal.SIGCONT)
+            newer.join(timeout=60)
             zombie.join(timeout=60)
+        assert newer.exitcode == 0, f"trial {trial}: attempt 2 exited {newer.exitcode}"
         assert _attempts_seen(_loaded(root.as_uri())) == {2}, f"trial {trial}"
     assert stopped_mid_save >= TRIALS // 4, stopped_mid_save  # the pauses hit saves
 
